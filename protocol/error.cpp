@@ -1,0 +1,35 @@
+#include "protocol/error.hpp"
+#include "protocol/types.hpp"
+
+namespace actorrent {
+
+const char* to_string(errc code) {
+  switch (code) {
+    case errc::bencode_syntax: return "bencode_syntax";
+    case errc::bencode_limit: return "bencode_limit";
+    case errc::bencode_noncanonical: return "bencode_noncanonical";
+    case errc::metainfo_invalid: return "metainfo_invalid";
+    case errc::unsafe_path: return "unsafe_path";
+    case errc::wire_protocol: return "wire_protocol";
+    case errc::tracker_response: return "tracker_response";
+    case errc::tracker_failure: return "tracker_failure";
+    case errc::io_error: return "io_error";
+    case errc::hash_mismatch: return "hash_mismatch";
+    case errc::timeout: return "timeout";
+    case errc::invalid_argument: return "invalid_argument";
+  }
+  return "unknown";
+}
+
+std::string to_hex(const sha1_digest& d) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(d.size() * 2);
+  for (auto b : d) {
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 0xf]);
+  }
+  return out;
+}
+
+} // namespace actorrent

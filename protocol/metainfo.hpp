@@ -1,0 +1,67 @@
+// Metainfo (.torrent) files, BEP 3 v1: single- and multi-file, with BEP 12 announce-list.
+// Parsing validates everything later layers rely on, so a metainfo that parses is safe to use.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/bencode.hpp"
+#include "protocol/error.hpp"
+#include "protocol/types.hpp"
+
+namespace actorrent {
+
+struct file_entry {
+  /// Path components as written in the torrent (for a single-file torrent: {name}).
+  /// Not yet sanitised: storage/file_layout checks them before anything touches the disk.
+  std::vector<std::string> path;
+  std::uint64_t length = 0;
+  bool pad = false; // BEP 47 padding file (attr contains 'p')
+};
+
+struct metainfo {
+  std::string name;
+  std::uint32_t piece_length = 0;
+  std::vector<sha1_digest> piece_hashes;
+  std::vector<file_entry> files;  // single-file torrents have exactly one entry
+  bool multi_file = false;        // true when the info dictionary had a "files" list
+  std::uint64_t total_size = 0;
+  bool is_private = false;
+  info_hash hash{};               // SHA-1 of the exact bencoded info dictionary bytes
+  std::string announce;
+  std::vector<std::vector<std::string>> announce_list; // tiers (BEP 12)
+  std::string comment;
+  std::string created_by;
+  std::int64_t creation_date = 0;
+
+  std::uint32_t piece_count() const noexcept {
+    return static_cast<std::uint32_t>(piece_hashes.size());
+  }
+  /// Length of piece i (the last one may be short).
+  std::uint32_t piece_size(piece_index i) const noexcept;
+  /// Trackers in tier order: announce-list when present, otherwise announce.
+  std::vector<std::vector<std::string>> tracker_tiers() const;
+};
+
+struct metainfo_limits {
+  std::uint64_t max_file_size = 64u << 20;       // bytes of .torrent accepted
+  std::uint32_t max_piece_length = 256u << 20;
+  std::uint32_t max_files = 1u << 20;
+  std::uint64_t max_total_size = 1ull << 50;
+};
+
+/// Parses a .torrent's bytes. Errors are errc::bencode_* (with byte offset) or
+/// errc::metainfo_invalid naming the offending key (and its byte offset when known), e.g.
+/// "info.pieces length 41 is not a multiple of 20 (byte 123)". Checks: piece length > 0,
+/// pieces count == ceil(total_size / piece_length) (total_size > 0 unless no pieces),
+/// file lengths >= 0 and summing without overflow, path components non-empty strings,
+/// name present. Unknown keys are ignored. Non-canonical bencoding is accepted outside `info`
+/// (the info-hash is always taken over the exact bytes as they appear in the file).
+result<metainfo> parse_metainfo(std::string_view bytes, const metainfo_limits& lim = {});
+
+/// Reads and parses a file; an unreadable file is errc::io_error with the path and reason.
+result<metainfo> load_metainfo(const std::string& path, const metainfo_limits& lim = {});
+
+} // namespace actorrent

@@ -1,0 +1,62 @@
+// HTTP tracker protocol (BEP 3 announce, BEP 23 compact peers, BEP 7 peers6): building the
+// announce URL and parsing the reply. Transport (libcurl) lives in actors/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/error.hpp"
+#include "protocol/types.hpp"
+
+namespace actorrent::tracker {
+
+enum class event : std::uint8_t { none, started, completed, stopped };
+
+struct announce_request {
+  std::string url;          // the tracker's announce URL; may already contain a query string
+  info_hash hash{};
+  peer_id id{};
+  std::uint16_t port = 0;
+  std::uint64_t uploaded = 0;
+  std::uint64_t downloaded = 0;
+  std::uint64_t left = 0;
+  event ev = event::none;
+  std::uint32_t numwant = 50;
+  std::string key;          // optional
+  std::string tracker_id;   // optional, echoed from a previous reply
+};
+
+/// Percent-encodes every byte except unreserved characters (RFC 3986: A-Z a-z 0-9 - . _ ~).
+std::string url_encode(std::string_view bytes);
+
+/// The full announce URL: url + ('?' or '&') + info_hash, peer_id, port, uploaded, downloaded,
+/// left, compact=1, numwant, event (omitted for none), key, trackerid (when set).
+std::string build_announce_url(const announce_request& req);
+
+struct peer_endpoint {
+  std::string ip;           // dotted IPv4 or IPv6 text
+  std::uint16_t port = 0;
+  friend bool operator==(const peer_endpoint& a, const peer_endpoint& b) {
+    return a.ip == b.ip && a.port == b.port;
+  }
+};
+
+struct announce_response {
+  std::uint32_t interval = 1800;
+  std::uint32_t min_interval = 0;  // 0 when absent
+  std::uint32_t complete = 0;
+  std::uint32_t incomplete = 0;
+  std::string warning;
+  std::string tracker_id;
+  std::vector<peer_endpoint> peers;
+};
+
+/// Parses an announce reply body. "failure reason" becomes errc::tracker_failure with the
+/// tracker's text; malformed bencoding or fields errc::tracker_response / bencode_* with the
+/// byte offset. Peers may be compact (6 bytes each, BEP 23) or a list of dictionaries; "peers6"
+/// (18 bytes each) is appended. Entries with port 0 are dropped. Limits: body <= 4 MiB.
+result<announce_response> parse_announce_response(std::string_view body);
+
+} // namespace actorrent::tracker

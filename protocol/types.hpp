@@ -1,0 +1,49 @@
+// Strong index and id types shared by every layer, so a piece index can never be passed where a
+// file index or a byte offset is expected (the idea of libtorrent's units.hpp).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace actorrent {
+
+template <class Tag, class T>
+struct strong_index {
+  T value = 0;
+
+  constexpr strong_index() = default;
+  constexpr explicit strong_index(T v) : value(v) {}
+
+  friend constexpr bool operator==(strong_index a, strong_index b) { return a.value == b.value; }
+  friend constexpr bool operator!=(strong_index a, strong_index b) { return a.value != b.value; }
+  friend constexpr bool operator<(strong_index a, strong_index b) { return a.value < b.value; }
+  friend constexpr bool operator<=(strong_index a, strong_index b) { return a.value <= b.value; }
+  friend constexpr bool operator>(strong_index a, strong_index b) { return a.value > b.value; }
+  friend constexpr bool operator>=(strong_index a, strong_index b) { return a.value >= b.value; }
+};
+
+using piece_index = strong_index<struct piece_index_tag, std::uint32_t>;
+using file_index = strong_index<struct file_index_tag, std::uint32_t>;
+
+/// 20-byte SHA-1 digest: info-hashes, piece hashes and peer ids.
+using sha1_digest = std::array<std::uint8_t, 20>;
+using info_hash = sha1_digest;
+using peer_id = std::array<std::uint8_t, 20>;
+
+/// Lower-case hex of a digest.
+std::string to_hex(const sha1_digest& d);
+
+/// The standard block size requested from peers (BEP 3 recommends 16 KiB).
+inline constexpr std::uint32_t block_size = 16 * 1024;
+
+} // namespace actorrent
+
+template <class Tag, class T>
+struct std::hash<actorrent::strong_index<Tag, T>> {
+  std::size_t operator()(actorrent::strong_index<Tag, T> i) const noexcept {
+    return std::hash<T>{}(i.value);
+  }
+};

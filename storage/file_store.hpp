@@ -1,0 +1,52 @@
+// The files of one torrent under one output directory: created (sparse) on open, written with
+// pwrite and read with pread, never outside the directory. Blocking: only the storage actor's
+// own thread calls it. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/error.hpp"
+#include "storage/file_layout.hpp"
+
+namespace actorrent {
+
+class file_store {
+public:
+  /// Creates `root` if needed, then every directory and file of `layout` below it (0-byte files
+  /// included, padding files skipped). Existing files are kept (their bytes may be valid data);
+  /// shorter ones are extended (sparse) to their length, longer ones truncated. Refuses
+  /// (errc::unsafe_path) if any path would resolve outside `root`, e.g. through a symbolic link
+  /// already present; files are opened with O_NOFOLLOW. I/O failures are errc::io_error naming
+  /// the file and strerror.
+  static result<std::unique_ptr<file_store>> open(std::shared_ptr<const file_layout> layout,
+                                                  const std::string& root);
+
+  ~file_store();
+  file_store(const file_store&) = delete;
+  file_store& operator=(const file_store&) = delete;
+
+  /// Writes `data` at [offset, offset + data.size()) of piece `p` (may span files).
+  status write(piece_index p, std::uint32_t offset, std::string_view data);
+  /// Reads `length` bytes at `offset` of piece `p` into `out` (padding files read as zeros;
+  /// short reads of a file that is too small are errc::io_error).
+  status read(piece_index p, std::uint32_t offset, std::uint32_t length, char* out);
+  /// fdatasync every file (used before resume data is saved).
+  status sync();
+
+  const file_layout& layout() const noexcept { return *layout_; }
+  const std::string& root() const noexcept { return root_; }
+
+private:
+  file_store(std::shared_ptr<const file_layout> layout, std::string root);
+
+  std::shared_ptr<const file_layout> layout_;
+  std::string root_;
+  std::vector<int> fds_;           // -1 for padding and 0-byte files
+  std::vector<file_slice> scratch_;
+};
+
+} // namespace actorrent
