@@ -42,7 +42,7 @@ template <class T>
 class result {
 public:
   result(T value) : v_(std::move(value)) {}
-  result(error err) : v_(std::move(err)) {}
+  result(actorrent::error err) : v_(std::move(err)) {}
 
   bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
@@ -65,7 +65,7 @@ private:
 class status {
 public:
   status() = default;
-  status(error err) : err_(std::move(err)), failed_(true) {}
+  status(actorrent::error err) : err_(std::move(err)), failed_(true) {}
 
   bool ok() const noexcept { return !failed_; }
   explicit operator bool() const noexcept { return ok(); }
