@@ -1,0 +1,265 @@
+#include "storage/file_store.hpp"
+
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace actorrent {
+
+namespace {
+
+// Closes a descriptor on every return path of open(), which has many.
+class unique_fd {
+public:
+  explicit unique_fd(int fd = -1) noexcept : fd_(fd) {}
+  ~unique_fd() { reset(); }
+  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  unique_fd& operator=(unique_fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+
+  int get() const noexcept { return fd_; }
+  int release() noexcept { return std::exchange(fd_, -1); }
+  void reset() noexcept {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = -1;
+  }
+
+private:
+  int fd_;
+};
+
+error io_failure(const std::string& what, const std::string& path, int err) {
+  return error{errc::io_error, what + " " + path + ": " + std::strerror(err)};
+}
+
+std::vector<std::string> split(const std::string& path) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    auto slash = path.find('/', start);
+    if (slash == std::string::npos)
+      slash = path.size();
+    if (slash > start)
+      out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
+// mkdir -p for the user-chosen output directory. Symbolic links are followed here on purpose:
+// the root is trusted configuration, only what the torrent names below it is not.
+status make_root(const std::string& root) {
+  if (root.empty())
+    return error{errc::invalid_argument, "empty output directory"};
+  std::string prefix = root[0] == '/' ? "/" : "";
+  for (const auto& part : split(root)) {
+    prefix += part;
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
+      return io_failure("cannot create directory", prefix, errno);
+    prefix += '/';
+  }
+  return {};
+}
+
+// Explains why openat(dir, name, ...O_NOFOLLOW...) failed: a symbolic link is a refusal
+// (it could lead anywhere), anything else an ordinary I/O error.
+error open_failure(int dir, const std::string& name, const std::string& rel_path,
+                   const std::string& full_path, int err) {
+  struct stat st;
+  if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+    return error{errc::unsafe_path,
+                 "path " + rel_path + ": component " + name + " is a symbolic link"};
+  return io_failure("cannot open", full_path, err);
+}
+
+int open_retry(int dir, const char* name, int flags, mode_t mode = 0) {
+  int fd;
+  do
+    fd = ::openat(dir, name, flags, mode);
+  while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+} // namespace
+
+file_store::file_store(std::shared_ptr<const file_layout> layout, std::string root)
+    : layout_(std::move(layout)), root_(std::move(root)), fds_(layout_->files().size(), -1) {}
+
+file_store::~file_store() {
+  for (int fd : fds_)
+    if (fd >= 0)
+      ::close(fd);
+}
+
+result<std::unique_ptr<file_store>> file_store::open(std::shared_ptr<const file_layout> layout,
+                                                     const std::string& root) {
+  if (!layout)
+    return error{errc::invalid_argument, "no file layout"};
+  if (auto s = make_root(root); !s)
+    return s.error();
+  unique_fd root_fd{open_retry(AT_FDCWD, root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (root_fd.get() < 0)
+    return io_failure("cannot open directory", root, errno);
+
+  // Owned from here on so that the destructor closes whatever was opened before a failure.
+  std::unique_ptr<file_store> store{new file_store(std::move(layout), root)};
+  const auto& files = store->layout_->files();
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const auto& f = files[i];
+    if (f.pad)
+      continue;
+    const auto parts = split(f.path);
+    assert(!parts.empty());
+    std::string full = root;
+    // Walk down one directory at a time relative to an already-open directory. O_NOFOLLOW on
+    // each step means a symbolic link planted anywhere in the path (by an earlier torrent, a
+    // local user, ...) is refused instead of followed outside the root.
+    unique_fd dir;
+    int cur = root_fd.get();
+    for (std::size_t k = 0; k + 1 < parts.size(); ++k) {
+      const auto& name = parts[k];
+      full += "/" + name;
+      if (::mkdirat(cur, name.c_str(), 0755) != 0 && errno != EEXIST)
+        return io_failure("cannot create directory", full, errno);
+      unique_fd next{
+          open_retry(cur, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+      if (next.get() < 0)
+        return open_failure(cur, name, f.path, full, errno);
+      dir = std::move(next);
+      cur = dir.get();
+    }
+    const auto& name = parts.back();
+    full += "/" + name;
+    unique_fd fd{open_retry(cur, name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644)};
+    if (fd.get() < 0)
+      return open_failure(cur, name, f.path, full, errno);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0)
+      return io_failure("cannot stat", full, errno);
+    // A FIFO or device planted under the root could block or reach hardware; only plain files
+    // hold torrent data.
+    if (!S_ISREG(st.st_mode))
+      return error{errc::io_error, "cannot use " + full + ": not a regular file"};
+    // Existing bytes are kept (they may be resumable data); only the length is corrected.
+    if (static_cast<std::uint64_t>(st.st_size) != f.length) {
+      int rc;
+      do
+        rc = ::ftruncate(fd.get(), static_cast<off_t>(f.length));
+      while (rc != 0 && errno == EINTR);
+      if (rc != 0)
+        return io_failure("cannot resize", full, errno);
+    }
+    // 0-byte files only need to exist; keeping them open would waste descriptors.
+    if (f.length > 0)
+      store->fds_[i] = fd.release();
+  }
+  return store;
+}
+
+status file_store::write(piece_index p, std::uint32_t offset, std::string_view data) {
+  const auto& l = *layout_;
+  if (p.value >= l.piece_count() || offset > l.piece_size(p) ||
+      data.size() > l.piece_size(p) - offset)
+    return error{errc::invalid_argument, "write of " + std::to_string(data.size()) +
+                                             " bytes at offset " + std::to_string(offset) +
+                                             " is outside piece " + std::to_string(p.value)};
+  scratch_.clear();
+  l.map_block(p, offset, static_cast<std::uint32_t>(data.size()), scratch_);
+  const char* src = data.data();
+  for (const auto& s : scratch_) {
+    const auto& f = l.files()[s.file.value];
+    // Padding is never stored; what a peer sends for it is checked by the piece hash anyway.
+    if (f.pad) {
+      src += s.length;
+      continue;
+    }
+    int fd = fds_[s.file.value];
+    assert(fd >= 0);
+    std::uint64_t done = 0;
+    while (done < s.length) {
+      ssize_t n =
+          ::pwrite(fd, src + done, s.length - done, static_cast<off_t>(s.file_offset + done));
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        return io_failure("cannot write", root_ + "/" + f.path, errno);
+      }
+      if (n == 0)
+        return error{errc::io_error, "cannot write " + root_ + "/" + f.path + ": no progress"};
+      done += static_cast<std::uint64_t>(n);
+    }
+    src += s.length;
+  }
+  return {};
+}
+
+status file_store::read(piece_index p, std::uint32_t offset, std::uint32_t length, char* out) {
+  const auto& l = *layout_;
+  if (p.value >= l.piece_count() || offset > l.piece_size(p) || length > l.piece_size(p) - offset)
+    return error{errc::invalid_argument, "read of " + std::to_string(length) + " bytes at offset " +
+                                             std::to_string(offset) + " is outside piece " +
+                                             std::to_string(p.value)};
+  scratch_.clear();
+  l.map_block(p, offset, length, scratch_);
+  for (const auto& s : scratch_) {
+    const auto& f = l.files()[s.file.value];
+    if (f.pad) {
+      std::memset(out, 0, s.length);
+      out += s.length;
+      continue;
+    }
+    int fd = fds_[s.file.value];
+    assert(fd >= 0);
+    std::uint64_t done = 0;
+    while (done < s.length) {
+      ssize_t n =
+          ::pread(fd, out + done, s.length - done, static_cast<off_t>(s.file_offset + done));
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        return io_failure("cannot read", root_ + "/" + f.path, errno);
+      }
+      // The file was truncated behind our back (open() sized it): its data is gone.
+      if (n == 0)
+        return error{errc::io_error, "cannot read " + root_ + "/" + f.path +
+                                         ": unexpected end of file at offset " +
+                                         std::to_string(s.file_offset + done)};
+      done += static_cast<std::uint64_t>(n);
+    }
+    out += s.length;
+  }
+  return {};
+}
+
+status file_store::sync() {
+  // Every file is synced even after a failure, so one bad file does not leave the others
+  // unflushed; the first error is reported.
+  status first;
+  for (std::size_t i = 0; i < fds_.size(); ++i) {
+    if (fds_[i] < 0)
+      continue;
+    int rc;
+    do
+      rc = ::fdatasync(fds_[i]);
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0 && first.ok())
+      first = io_failure("cannot sync", root_ + "/" + layout_->files()[i].path, errno);
+  }
+  return first;
+}
+
+} // namespace actorrent
