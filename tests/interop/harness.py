@@ -847,7 +847,7 @@ class HostileSeeder(Seeder):
     def stats(self):
         """(blocks sent, corrupt blocks sent) from its log."""
         sent = corrupt = 0
-        for m in re.finditer(r"^STATS blocks=(\d+) corrupt_blocks=(\d+)", self.proc.output(), re.M):
+        for m in re.finditer(r"STATS blocks=(\d+) corrupt_blocks=(\d+)", self.proc.output()):
             sent, corrupt = int(m.group(1)), int(m.group(2))
         return sent, corrupt
 

@@ -20,6 +20,7 @@ import random
 import signal
 import struct
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import LOOPBACK, load_torrent  # noqa: E402
@@ -32,7 +33,8 @@ XOR_5A = bytes(i ^ 0x5A for i in range(256))
 
 
 def say(*m):
-    print(*m, flush=True)
+    t = time.time()
+    print("%s.%03d" % (time.strftime("%H:%M:%S", time.localtime(t)), int(t * 1000) % 1000), *m, flush=True)
 
 
 class Store:

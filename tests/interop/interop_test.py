@@ -102,7 +102,7 @@ class Case:
             argv.append("--no-tracker")
         return argv + ["--timeout", str(ACTORRENT_TIMEOUT)]
 
-    def download(self, sess, torrent, peers, no_tracker):
+    def download(self, sess, torrent, payload, peers, no_tracker):
         out = sess.mkdir("download")
         argv = self.downloader_argv(torrent, out, peers, no_tracker)
         H.log("run: " + " ".join(argv))
@@ -114,17 +114,33 @@ class Case:
         t0 = time.monotonic()
         rc = self.dl.wait(ACTORRENT_TIMEOUT + DOWNLOAD_GRACE)
         elapsed = time.monotonic() - t0
+        completed = any(ln.startswith("complete:") for ln in self.dl.output().splitlines())
         if rc is None:
             self.dl.stop(grace=3)
-            raise CaseFailed("%s did not exit within %ds (passed --timeout %d); killed"
-                             % (self.args.downloader, ACTORRENT_TIMEOUT + DOWNLOAD_GRACE, ACTORRENT_TIMEOUT))
+            raise CaseFailed("%s did not exit within %ds (passed --timeout %d); killed. %s; %s"
+                             % (self.args.downloader, ACTORRENT_TIMEOUT + DOWNLOAD_GRACE, ACTORRENT_TIMEOUT,
+                                "it had printed 'complete:'" if completed else "no 'complete:' line",
+                                self.data_state(payload, out)))
         H.log("%s exited %d after %.2fs" % (self.args.downloader, rc, elapsed))
         if rc != 0:
             reason = H.tail(self.dl.stderr_text(), 1)
-            raise CaseFailed("%s exited with status %d (last stderr line: %s)" % (self.args.downloader, rc, reason))
-        if not any(ln.startswith("complete:") for ln in self.dl.output().splitlines()):
-            raise CaseFailed("%s exited 0 but printed no stdout line starting with 'complete:'" % self.args.downloader)
+            raise CaseFailed("%s exited with status %d (last stderr line: %s); %s"
+                             % (self.args.downloader, rc, reason or "(none)", self.data_state(payload, out)))
+        if not completed:
+            raise CaseFailed("%s exited 0 but printed no stdout line starting with 'complete:'; %s"
+                             % (self.args.downloader, self.data_state(payload, out)))
         return out, elapsed
+
+    @staticmethod
+    def data_state(payload, out):
+        """One phrase about the data on disk, for failure messages."""
+        try:
+            problems = H.verify_download(payload, out)
+        except Exception as e:
+            return "data on disk not checkable (%s)" % e
+        if not problems:
+            return "the data on disk is byte-exact"
+        return "data on disk: %d file problem(s), e.g. %s" % (len(problems), problems[0])
 
     def verify(self, payload, out, elapsed):
         problems = H.verify_download(payload, out)
@@ -170,9 +186,9 @@ class Case:
             if seeder_name == "transmission":
                 H.log("note: transmission waits ~10 s before its first unchoke")
             if tracker:
-                out, el = self.download(sess, torrent, [], no_tracker=False)
+                out, el = self.download(sess, torrent, payload, [], no_tracker=False)
             else:
-                out, el = self.download(sess, torrent, [seeder.endpoint], no_tracker=True)
+                out, el = self.download(sess, torrent, payload, [seeder.endpoint], no_tracker=True)
             self.verify(payload, out, el)
 
     def run_hostile(self):
@@ -193,7 +209,7 @@ class Case:
             self.diag.append(("libtorrent seeder log (tail)", lambda: honest.log_tail(20)))
             hostile.start(timeout=20)
             honest.start(timeout=40)
-            out, el = self.download(sess, torrent, [hostile.endpoint, honest.endpoint], no_tracker=True)
+            out, el = self.download(sess, torrent, payload, [hostile.endpoint, honest.endpoint], no_tracker=True)
             self.verify(payload, out, el)
             hostile.stop()
             sent, bad = hostile.stats()
