@@ -41,6 +41,7 @@ MODES = ["tracker", "direct"]
 PAYLOADS = ["single", "multi"]
 ACTORRENT_TIMEOUT = 60        # passed as --timeout
 DOWNLOAD_GRACE = 15           # outer kill = ACTORRENT_TIMEOUT + grace
+EXIT_GRACE = 10               # after printing "complete:" the process must exit within this
 CASE_BUDGET = 112             # whole case incl. cleanup; ctest's TIMEOUT is 120
 
 
@@ -112,14 +113,23 @@ class Case:
         self.diag.insert(0, ("%s stderr (tail)" % self.args.downloader, lambda: H.tail(self.dl.stderr_text(), 40)))
         self.diag.insert(1, ("%s stdout (tail)" % self.args.downloader, lambda: H.tail(self.dl.output(), 10)))
         t0 = time.monotonic()
-        rc = self.dl.wait(ACTORRENT_TIMEOUT + DOWNLOAD_GRACE)
+        deadline = t0 + ACTORRENT_TIMEOUT + DOWNLOAD_GRACE
+        t_complete = None
+        rc = None
+        while rc is None and time.monotonic() < deadline:
+            rc = self.dl.wait(0.2)
+            if t_complete is None and self._completed():
+                t_complete = time.monotonic()
+                deadline = min(deadline, t_complete + EXIT_GRACE)
         elapsed = time.monotonic() - t0
-        completed = any(ln.startswith("complete:") for ln in self.dl.output().splitlines())
+        completed = self._completed()
         if rc is None:
             self.dl.stop(grace=3)
-            raise CaseFailed("%s did not exit within %ds (passed --timeout %d); killed. %s; %s"
+            if t_complete is not None:
+                raise CaseFailed("%s printed 'complete:' after %.1fs but did not exit within %ds; killed; %s"
+                                 % (self.args.downloader, t_complete - t0, EXIT_GRACE, self.data_state(payload, out)))
+            raise CaseFailed("%s did not exit within %ds (passed --timeout %d); killed; no 'complete:' line; %s"
                              % (self.args.downloader, ACTORRENT_TIMEOUT + DOWNLOAD_GRACE, ACTORRENT_TIMEOUT,
-                                "it had printed 'complete:'" if completed else "no 'complete:' line",
                                 self.data_state(payload, out)))
         H.log("%s exited %d after %.2fs" % (self.args.downloader, rc, elapsed))
         if rc != 0:
@@ -130,6 +140,9 @@ class Case:
             raise CaseFailed("%s exited 0 but printed no stdout line starting with 'complete:'; %s"
                              % (self.args.downloader, self.data_state(payload, out)))
         return out, elapsed
+
+    def _completed(self):
+        return any(ln.startswith("complete:") for ln in self.dl.output().splitlines())
 
     @staticmethod
     def data_state(payload, out):
