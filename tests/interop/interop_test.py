@@ -185,9 +185,12 @@ class Case:
             if tracker:
                 announce = tracker.announce_url
                 self.diag.append(("opentracker log (tail)", lambda: H.tail(tracker.proc.output(), 10) if tracker.proc else ""))
+                canary = None
             else:
-                # a tracker URL where nothing listens: with --no-tracker it must not matter
-                announce = "http://%s:%d/announce" % (H.LOOPBACK, H.free_port())
+                # the torrent names a tracker, but with --no-tracker actorrent must not contact it
+                canary = H.CanaryTracker()
+                sess.at_close(canary.close)
+                announce = canary.announce_url
             torrent = H.make_torrent(payload, P, sess.path("case.torrent"), announce=announce)
             H.log("torrent: %d bytes in %d file(s), %d pieces, info-hash %s"
                   % (torrent.total_size, len(torrent.files), torrent.num_pieces, torrent.info_hash_hex))
@@ -203,6 +206,13 @@ class Case:
             else:
                 out, el = self.download(sess, torrent, payload, [seeder.endpoint], no_tracker=True)
             self.verify(payload, out, el)
+            if canary:
+                mine = canary.requests_by(self.dl.pid)
+                if mine:
+                    raise CaseFailed("%s contacted the torrent's tracker despite --no-tracker: %s"
+                                     % (self.args.downloader, mine[0][2]))
+                others = sorted({"%s(%s)" % (c, p) for p, c, _ in canary.requests})
+                H.log("--no-tracker honoured (tracker requests seen only from: %s)" % (", ".join(others) or "nobody"))
 
     def run_hostile(self):
         need = {"libtorrent"}
@@ -319,6 +329,9 @@ def selftest():
         t = H.make_torrent(pl, 256 * H.KiB, sess.path("tr.torrent"), announce=tracker.announce_url)
         tracker.start([t.info_hash])
         seeder = H.LibtorrentSeeder(sess, t, root, tracker=tracker).start(timeout=30)
+        junk = tracker.announce(os.urandom(20), port=9, left=1, event="started")
+        if b"failure reason" not in junk:
+            raise CaseFailed("opentracker accepted a hash that is not whitelisted: %r" % junk)
         r = tracker.announce(t.info_hash, port=9, left=1, event="started")
         tracker.announce(t.info_hash, port=9, left=1, event="stopped")
         if ("127.0.0.1", seeder.port) not in r.get(b"peer_list", []):
