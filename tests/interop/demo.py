@@ -57,14 +57,23 @@ def main():
             t0 = time.monotonic()
             dl = sess.spawn("actorrent", argv, log_path=sess.path("actorrent.stdout"), inherit_stderr=True,
                             env=H.child_env(c_locale=False))
-            rc = dl.wait(a.timeout + 30)
-            elapsed = time.monotonic() - t0
+            deadline = t0 + a.timeout + 30
+            t_complete = None
+            rc = None
+            while rc is None and time.monotonic() < deadline:
+                rc = dl.wait(0.2)
+                if t_complete is None and "complete:" in dl.output():
+                    t_complete = time.monotonic()
+                    deadline = min(deadline, t_complete + 15)   # it must exit soon after
+            elapsed = (t_complete or time.monotonic()) - t0
             print(flush=True)
             stdout = dl.output().strip()
             if stdout:
                 print(stdout, flush=True)
             if rc is None:
                 dl.stop()
+                if t_complete is not None:
+                    raise H.HarnessError("actorrent printed 'complete:' but did not exit within 15 s; killed")
                 raise H.HarnessError("actorrent did not exit within %ds; killed" % (a.timeout + 30))
             if rc != 0:
                 raise H.HarnessError("actorrent exited with status %d\n--- seeder log (tail) ---\n%s"
