@@ -1,0 +1,309 @@
+#include "actors/peer_actor.hpp"
+
+#include <chrono>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/peer_connection.hpp"
+#include "protocol/bencode.hpp"
+#include "protocol/metainfo.hpp"
+
+namespace actorrent {
+
+namespace {
+
+// Events from the connection (posted from the I/O thread).
+struct conn_handshake {
+  wire::handshake hs;
+};
+struct conn_closed {
+  std::string reason;
+};
+
+} // namespace
+} // namespace actorrent
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::read_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::conn_handshake)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::conn_closed)
+
+namespace actorrent {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+constexpr std::uint8_t our_ext_handshake_id = 0; // BEP 10: id 0 is the handshake
+
+struct peer_state {
+  peer_config cfg;
+  std::shared_ptr<peer_connection> conn;
+  std::shared_ptr<spdlog::logger> log;
+  bool active = false;        // handshake done
+  bool closed = false;
+  bool fast = false;          // BEP 6 negotiated
+  bool peer_choking = true;
+  bool am_interested = false;
+  bool got_availability = false; // a bitfield, HaveAll/None or HAVE was received
+  clock_type::time_point last_receive = clock_type::now();
+  clock_type::time_point last_send = clock_type::now();
+  // The peer's own counters (seed §1): plain fields, published with each batch.
+  std::uint64_t payload_down = 0;
+  std::uint64_t wire_down = 0;
+  std::string out; // encode buffer for one outgoing batch
+
+  std::uint32_t piece_count() const { return cfg.meta->piece_count(); }
+};
+
+void flush(peer_state& st) {
+  if (st.out.empty() || st.closed)
+    return;
+  st.conn->send(std::move(st.out));
+  st.out.clear();
+  st.last_send = clock_type::now();
+}
+
+void close_peer(caf::event_based_actor* self, peer_state& st, const std::string& reason,
+                bool misbehaved) {
+  if (st.closed)
+    return;
+  st.closed = true;
+  if (st.conn)
+    st.conn->close(reason);
+  if (misbehaved)
+    st.log->warn("{}: disconnected: {}", st.cfg.remote.to_string(), reason);
+  else
+    st.log->debug("{}: closed: {}", st.cfg.remote.to_string(), reason);
+  self->send(st.cfg.torrent, peer_closed{st.cfg.slot, reason, misbehaved});
+  self->quit();
+}
+
+/// Validates a block range against the torrent's geometry. We only ever request aligned
+/// blocks of block_size (shorter at the end of a piece), so anything else is refused.
+bool valid_block(const peer_state& st, const wire::message& m, std::uint32_t length,
+                 std::string& why) {
+  if (m.index >= st.piece_count()) {
+    why = std::string(wire::to_string(m.id)) + ": piece " + std::to_string(m.index) +
+          " out of range (" + std::to_string(st.piece_count()) + " pieces)";
+    return false;
+  }
+  auto size = st.cfg.meta->piece_size(piece_index{m.index});
+  auto expected = m.begin < size ? std::min(block_size, size - m.begin) : 0;
+  if (m.begin % block_size != 0 || m.begin >= size || length != expected) {
+    why = std::string(wire::to_string(m.id)) + ": block " + std::to_string(m.index) + ":" +
+          std::to_string(m.begin) + "+" + std::to_string(length) + " is not a block of this torrent";
+    return false;
+  }
+  return true;
+}
+
+void handle_batch(caf::event_based_actor* self, peer_state& st, read_batch& batch) {
+  if (st.closed)
+    return;
+  st.last_receive = clock_type::now();
+  st.wire_down += batch.wire_bytes;
+  peer_activity act;
+  act.slot = st.cfg.slot;
+  act.wire_bytes = batch.wire_bytes;
+  availability_delta av;
+  av.slot = st.cfg.slot;
+  write_blocks wb;
+  wb.slot = st.cfg.slot;
+  std::string why;
+  auto violation = [&](const std::string& reason) { close_peer(self, st, reason, true); };
+  for (const auto& m : batch.messages) {
+    switch (m.id) {
+      case wire::msg_id::keep_alive:
+      case wire::msg_id::interested:     // no upload path yet: we never unchoke
+      case wire::msg_id::not_interested:
+      case wire::msg_id::cancel:
+      case wire::msg_id::port:
+      case wire::msg_id::suggest:
+      case wire::msg_id::allowed_fast:
+        break;
+      case wire::msg_id::choke:
+        st.peer_choking = true;
+        act.choke_changed = true;
+        act.choked = true;
+        break;
+      case wire::msg_id::unchoke:
+        st.peer_choking = false;
+        act.choke_changed = true;
+        act.choked = false;
+        break;
+      case wire::msg_id::have:
+        if (m.index >= st.piece_count())
+          return violation("have: piece " + std::to_string(m.index) + " out of range");
+        av.haves.push_back(piece_index{m.index});
+        st.got_availability = true;
+        break;
+      case wire::msg_id::bitfield: {
+        if (st.got_availability)
+          return violation("bitfield after other availability messages");
+        st.got_availability = true;
+        auto bits = bitfield::from_wire(m.payload, st.piece_count());
+        if (!bits)
+          return violation(bits.error().message);
+        av.has_bitfield = true;
+        av.bits = std::move(*bits);
+        break;
+      }
+      case wire::msg_id::have_all: // BEP 6
+      case wire::msg_id::have_none:
+        if (!st.fast)
+          return violation(std::string(wire::to_string(m.id)) + " without the fast extension");
+        if (st.got_availability)
+          return violation(std::string(wire::to_string(m.id)) + " after other availability messages");
+        st.got_availability = true;
+        av.has_bitfield = true;
+        av.bits = bitfield(st.piece_count(), m.id == wire::msg_id::have_all);
+        break;
+      case wire::msg_id::request:
+        // We do not serve yet: BEP 6 peers get an explicit reject, others are choked anyway.
+        if (st.fast)
+          wire::append_request(st.out, wire::msg_id::reject, m.index, m.begin, m.length);
+        break;
+      case wire::msg_id::piece: {
+        auto len = static_cast<std::uint32_t>(m.payload.size());
+        if (!valid_block(st, m, len, why))
+          return violation(why);
+        wb.blocks.push_back(block_write{piece_index{m.index}, m.begin, m.payload});
+        act.payload_bytes += len;
+        break;
+      }
+      case wire::msg_id::reject:
+        if (!st.fast)
+          return violation("reject without the fast extension");
+        if (!valid_block(st, m, m.length, why))
+          return violation(why);
+        act.rejected.push_back(block_ref{piece_index{m.index}, m.begin / block_size});
+        break;
+      case wire::msg_id::extended:
+        break; // BEP 10 payloads are not used yet; the framing was validated by the parser
+    }
+  }
+  st.payload_down += act.payload_bytes;
+  if (!wb.blocks.empty()) {
+    wb.owner = std::move(batch.buffer);
+    self->send(st.cfg.storage, std::move(wb));
+  }
+  if (av.has_bitfield || !av.haves.empty())
+    self->send(st.cfg.torrent, std::move(av));
+  if (act.choke_changed || !act.rejected.empty() || act.payload_bytes > 0)
+    self->send(st.cfg.torrent, std::move(act));
+  flush(st);
+}
+
+connection_events make_events(caf::event_based_actor* self) {
+  // The connection calls these on an I/O thread: they only post messages to the actor.
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  connection_events ev;
+  ev.on_handshake = [me](const wire::handshake& hs) { caf::anon_send(me, conn_handshake{hs}); };
+  ev.on_batch = [me](read_batch&& b) { caf::anon_send(me, std::move(b)); };
+  ev.on_closed = [me](const std::string& reason) { caf::anon_send(me, conn_closed{reason}); };
+  return ev;
+}
+
+wire::handshake our_handshake(const peer_config& cfg) {
+  wire::handshake hs;
+  hs.hash = cfg.meta->hash;
+  hs.id = cfg.our_id;
+  hs.set_fast(true);
+  return hs;
+}
+
+bool accept_handshake(caf::event_based_actor* self, peer_state& st, const wire::handshake& hs) {
+  if (hs.hash != st.cfg.meta->hash) {
+    close_peer(self, st, "handshake for another torrent (info-hash " + to_hex(hs.hash) + ")", true);
+    return false;
+  }
+  if (hs.id == st.cfg.our_id) {
+    close_peer(self, st, "connected to ourselves", true);
+    return false;
+  }
+  st.active = true;
+  st.fast = hs.supports_fast();
+  st.last_receive = clock_type::now();
+  self->send(st.cfg.torrent, peer_connected{st.cfg.slot, hs.id, st.fast});
+  return true;
+}
+
+} // namespace
+
+caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
+  return sys.spawn([cfg](caf::stateful_actor<peer_state>* self) -> caf::behavior {
+    auto& st = self->state;
+    st.cfg = cfg;
+    st.log = spdlog::get("peer");
+    auto events = make_events(self);
+    if (cfg.accepted) {
+      st.conn = cfg.accepted;
+      st.conn->start(our_handshake(cfg), std::move(events));
+      if (!accept_handshake(self, st, cfg.accepted_handshake))
+        return {};
+    } else {
+      st.conn = peer_connection::connect(*cfg.io, cfg.remote.host, cfg.remote.port,
+                                         our_handshake(cfg), std::move(events));
+    }
+    self->set_default_handler(caf::drop);
+    self->delayed_send(self, std::chrono::seconds(5), tick{});
+    return {
+      [=](conn_handshake& ev) {
+        auto& st = self->state;
+        if (st.closed || st.active)
+          return;
+        accept_handshake(self, st, ev.hs);
+      },
+      [=](read_batch& batch) { handle_batch(self, self->state, batch); },
+      [=](conn_closed& ev) { close_peer(self, self->state, ev.reason, false); },
+      [=](request_blocks& req) {
+        auto& st = self->state;
+        for (auto b : req.blocks) {
+          auto len = std::min(block_size, st.cfg.meta->piece_size(b.piece) - b.block * block_size);
+          wire::append_request(st.out, wire::msg_id::request, b.piece.value, b.block * block_size,
+                               len);
+        }
+        flush(st);
+      },
+      [=](cancel_blocks& req) {
+        auto& st = self->state;
+        for (auto b : req.blocks) {
+          auto len = std::min(block_size, st.cfg.meta->piece_size(b.piece) - b.block * block_size);
+          wire::append_request(st.out, wire::msg_id::cancel, b.piece.value, b.block * block_size,
+                               len);
+        }
+        flush(st);
+      },
+      [=](set_interested msg) {
+        auto& st = self->state;
+        if (st.am_interested == msg.interested)
+          return;
+        st.am_interested = msg.interested;
+        wire::append_simple(st.out, msg.interested ? wire::msg_id::interested
+                                                   : wire::msg_id::not_interested);
+        flush(st);
+      },
+      [=](disconnect_peer& msg) { close_peer(self, self->state, msg.reason, false); },
+      [=](tick) {
+        auto& st = self->state;
+        if (st.closed)
+          return;
+        auto now = clock_type::now();
+        if (!st.active) {
+          // connect and handshake have their own timeout in the connection
+        } else if (now - st.last_receive > std::chrono::seconds(st.cfg.inactivity_timeout_s)) {
+          close_peer(self, st, "inactive for " + std::to_string(st.cfg.inactivity_timeout_s) + " s",
+                     false);
+          return;
+        } else if (now - st.last_send > std::chrono::seconds(60)) {
+          wire::append_keep_alive(st.out);
+          flush(st);
+        }
+        self->delayed_send(self, std::chrono::seconds(5), tick{});
+      },
+    };
+  });
+}
+
+} // namespace actorrent

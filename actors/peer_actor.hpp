@@ -1,0 +1,38 @@
+// A peer: one actor per TCP connection. It owns the connection, the wire codec state and its
+// own counters; it validates every message, sends block payloads straight to storage (no
+// copy) and reports availability and choke changes to its torrent in one message per read.
+//
+//   connecting --handshake ok--> active --(error | disconnect | timeout)--> closed (actor quits)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <caf/actor.hpp>
+
+#include "actors/messages.hpp"
+#include "protocol/wire.hpp"
+
+namespace actorrent {
+
+class io_runtime;
+class peer_connection;
+struct metainfo;
+
+struct peer_config {
+  caf::actor torrent;
+  caf::actor storage;
+  peer_slot slot = no_peer;
+  endpoint remote;
+  std::shared_ptr<const metainfo> meta;
+  peer_id our_id{};
+  io_runtime* io = nullptr;
+  /// Incoming connection whose handshake was already read (nullptr: dial `remote`).
+  std::shared_ptr<peer_connection> accepted;
+  wire::handshake accepted_handshake;
+  std::uint32_t inactivity_timeout_s = 120;
+};
+
+caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg);
+
+} // namespace actorrent

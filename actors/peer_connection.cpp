@@ -1,0 +1,434 @@
+#include "actors/peer_connection.hpp"
+
+#include <asio.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <future>
+#include <thread>
+
+namespace actorrent {
+
+// -- io_runtime ------------------------------------------------------------------------------
+
+struct io_runtime::impl {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::vector<std::thread> threads;
+};
+
+io_runtime::io_runtime(unsigned threads) : impl_(std::make_unique<impl>()) {
+  for (unsigned i = 0; i < std::max(1u, threads); ++i)
+    impl_->threads.emplace_back([this] { impl_->io.run(); });
+}
+
+io_runtime::~io_runtime() { stop(); }
+
+void io_runtime::stop() {
+  if (impl_->threads.empty())
+    return;
+  impl_->work.reset();
+  impl_->io.stop();
+  for (auto& t : impl_->threads)
+    t.join();
+  impl_->threads.clear();
+}
+
+void* io_runtime::native() noexcept { return &impl_->io; }
+
+static asio::io_context& io_of(io_runtime& rt) { return *static_cast<asio::io_context*>(rt.native()); }
+
+// -- peer_connection -------------------------------------------------------------------------
+
+struct peer_connection::impl {
+  using strand_t = asio::strand<asio::io_context::executor_type>;
+
+  impl(asio::io_context& io, connection_limits lim)
+    : strand(asio::make_strand(io)), socket(strand), timer(strand), limits(lim),
+      parser(lim.max_message_length) {}
+
+  strand_t strand;
+  asio::ip::tcp::socket socket;
+  asio::steady_timer timer;
+  connection_limits limits;
+  wire::stream_parser parser;
+  connection_events events;
+  peer_connection* owner = nullptr;
+  std::string remote;
+
+  std::array<char, wire::handshake_size> hs_in{};
+  bool handshake_done = false;
+  bool closed = false;
+
+  // Reading: `cur` is filled at [filled, size); bytes [parsed, filled) are a partial frame.
+  std::shared_ptr<recv_buffer> cur;
+  std::size_t parsed = 0;
+  std::size_t filled = 0;
+  std::vector<std::shared_ptr<recv_buffer>> pool;
+  std::uint64_t unreported_bytes = 0;
+
+  // Writing.
+  std::string pending;
+  std::string writing;
+  bool write_in_flight = false;
+
+  using self_ptr = std::shared_ptr<peer_connection>;
+
+  void fail(const std::string& reason) {
+    if (closed)
+      return;
+    closed = true;
+    asio::error_code ignored;
+    socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+    timer.cancel();
+    auto on_closed = std::move(events.on_closed);
+    events = connection_events{};
+    if (on_closed)
+      on_closed(reason);
+  }
+
+  std::shared_ptr<recv_buffer> acquire_buffer(std::size_t min_size) {
+    for (auto& b : pool) {
+      if (b.use_count() == 1 && b->bytes.size() >= min_size) {
+        // Every other user has let go; make their reads happen-before our writes.
+        std::atomic_thread_fence(std::memory_order_acquire);
+        return b;
+      }
+    }
+    if (pool.size() >= limits.max_buffers) {
+      // Drop an idle buffer that is too small, so a large frame can still get one.
+      for (auto& b : pool) {
+        if (b.use_count() == 1) {
+          b = std::make_shared<recv_buffer>();
+          b->bytes.resize(std::max(min_size, limits.buffer_size));
+          return b;
+        }
+      }
+      return nullptr;
+    }
+    auto b = std::make_shared<recv_buffer>();
+    b->bytes.resize(std::max(min_size, limits.buffer_size));
+    pool.push_back(b);
+    return b;
+  }
+
+  void wait_for_buffer(self_ptr self) {
+    // Every buffer is still held downstream (storage is behind): stop reading for a moment.
+    timer.expires_after(std::chrono::milliseconds(1));
+    timer.async_wait([this, self](const asio::error_code& ec) {
+      if (!ec && !closed)
+        do_read(self);
+    });
+  }
+
+  void do_read(self_ptr self) {
+    if (closed)
+      return;
+    std::size_t want;
+    for (;;) {
+      if (!cur) {
+        cur = acquire_buffer(limits.buffer_size);
+        if (!cur)
+          return wait_for_buffer(self);
+        parsed = filled = 0;
+      }
+      std::size_t tail = filled - parsed;
+      std::size_t space = cur->bytes.size() - filled;
+      // Keep room for a whole block message; near the end of the buffer read only what
+      // completes the current frame, so the next buffer starts on a frame boundary and
+      // nothing is copied between buffers.
+      const std::size_t reserve = block_size + 13 + 4;
+      if (space >= reserve) {
+        want = space;
+        break;
+      }
+      if (tail == 0) {
+        cur.reset();
+        continue;
+      }
+      std::size_t frame = wire::stream_parser::frame_size(
+        std::string_view(cur->bytes.data() + parsed, tail));
+      std::size_t need = frame ? frame - tail : 4 - tail;
+      if (need <= space) {
+        want = need;
+        break;
+      }
+      // A frame larger than the reserve (e.g. a big bitfield): move it to a larger buffer.
+      auto next = acquire_buffer(std::max(frame, limits.buffer_size));
+      if (!next || next == cur)
+        return wait_for_buffer(self);
+      std::memcpy(next->bytes.data(), cur->bytes.data() + parsed, tail);
+      cur = std::move(next);
+      parsed = 0;
+      filled = tail;
+    }
+    socket.async_read_some(asio::buffer(cur->bytes.data() + filled, want),
+                           [this, self](const asio::error_code& ec, std::size_t n) {
+                             on_read(self, ec, n);
+                           });
+  }
+
+  void on_read(self_ptr self, const asio::error_code& ec, std::size_t n) {
+    if (closed)
+      return;
+    if (ec) {
+      fail(ec == asio::error::eof ? "connection closed by peer" : "read: " + ec.message());
+      return;
+    }
+    filled += n;
+    unreported_bytes += n;
+    read_batch batch;
+    auto consumed = parser.parse(std::string_view(cur->bytes.data() + parsed, filled - parsed),
+                                 [&](const wire::message& m) {
+                                   batch.messages.push_back(m);
+                                   return true;
+                                 });
+    if (!consumed) {
+      fail(consumed.error().message);
+      return;
+    }
+    parsed += *consumed;
+    if (!batch.messages.empty() && events.on_batch) {
+      batch.buffer = cur;
+      batch.wire_bytes = unreported_bytes;
+      unreported_bytes = 0;
+      events.on_batch(std::move(batch));
+    }
+    if (parsed == filled && cur->bytes.size() - filled < block_size + 17)
+      cur.reset();
+    do_read(self);
+  }
+
+  void do_write(self_ptr self) {
+    if (closed || write_in_flight || pending.empty())
+      return;
+    writing.clear();
+    std::swap(writing, pending);
+    write_in_flight = true;
+    asio::async_write(socket, asio::buffer(writing),
+                      [this, self](const asio::error_code& ec, std::size_t n) {
+                        owner->queued_.fetch_sub(n, std::memory_order_relaxed);
+                        write_in_flight = false;
+                        if (ec) {
+                          fail("write: " + ec.message());
+                          return;
+                        }
+                        do_write(self);
+                      });
+  }
+
+  void arm_handshake_timeout(self_ptr self) {
+    timer.expires_after(std::chrono::milliseconds(limits.handshake_timeout_ms));
+    timer.async_wait([this, self](const asio::error_code& ec) {
+      if (!ec && !handshake_done)
+        fail("handshake timed out");
+    });
+  }
+
+  template <class OnHandshake>
+  void read_handshake(self_ptr self, OnHandshake on_hs) {
+    asio::async_read(socket, asio::buffer(hs_in),
+                     [this, self, on_hs](const asio::error_code& ec, std::size_t) {
+                       if (closed)
+                         return;
+                       if (ec) {
+                         fail(ec == asio::error::eof ? "closed during handshake"
+                                                     : "handshake read: " + ec.message());
+                         return;
+                       }
+                       auto hs = wire::parse_handshake(std::string_view(hs_in.data(), hs_in.size()));
+                       if (!hs) {
+                         fail(hs.error().message);
+                         return;
+                       }
+                       handshake_done = true;
+                       timer.cancel();
+                       on_hs(*hs);
+                     });
+  }
+
+  void queue(self_ptr self, std::string bytes) {
+    if (closed)
+      return;
+    if (pending.size() + bytes.size() > limits.max_write_queue) {
+      fail("write queue over " + std::to_string(limits.max_write_queue) + " bytes");
+      return;
+    }
+    if (pending.empty())
+      pending = std::move(bytes);
+    else
+      pending += bytes;
+    do_write(self);
+  }
+};
+
+peer_connection::peer_connection(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+  impl_->owner = this;
+}
+
+peer_connection::~peer_connection() = default;
+
+std::shared_ptr<peer_connection>
+peer_connection::connect(io_runtime& rt, const std::string& host, std::uint16_t port,
+                         const wire::handshake& ours, connection_events events,
+                         connection_limits limits) {
+  auto conn = std::make_shared<peer_connection>(std::make_unique<impl>(io_of(rt), limits));
+  auto* d = conn->impl_.get();
+  d->events = std::move(events);
+  d->remote = host + ":" + std::to_string(port);
+  auto hs = wire::encode_handshake(ours);
+  asio::post(d->strand, [d, conn, host, port, hs] {
+    asio::error_code ec;
+    auto addr = asio::ip::make_address(host, ec);
+    if (ec) {
+      d->fail("bad peer address " + host);
+      return;
+    }
+    d->arm_handshake_timeout(conn);
+    d->socket.async_connect(
+      asio::ip::tcp::endpoint(addr, port), [d, conn, hs](const asio::error_code& ec2) {
+        if (d->closed)
+          return;
+        if (ec2) {
+          d->fail("connect: " + ec2.message());
+          return;
+        }
+        asio::error_code ignored;
+        d->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+        conn->queued_ += hs.size();
+        d->queue(conn, std::string(hs.data(), hs.size()));
+        d->read_handshake(conn, [d, conn](const wire::handshake& peer_hs) {
+          if (d->events.on_handshake)
+            d->events.on_handshake(peer_hs);
+          d->do_read(conn);
+        });
+      });
+  });
+  return conn;
+}
+
+void peer_connection::start(const wire::handshake& ours, connection_events events) {
+  auto self = shared_from_this();
+  auto hs = wire::encode_handshake(ours);
+  asio::post(impl_->strand, [d = impl_.get(), self, hs, ev = std::move(events)]() mutable {
+    if (d->closed) {
+      if (ev.on_closed)
+        ev.on_closed("closed before start");
+      return;
+    }
+    d->events = std::move(ev);
+    self->queued_ += hs.size();
+    d->queue(self, std::string(hs.data(), hs.size()));
+    d->do_read(self);
+  });
+}
+
+void peer_connection::send(std::string bytes) {
+  queued_.fetch_add(bytes.size(), std::memory_order_relaxed);
+  auto self = shared_from_this();
+  asio::post(impl_->strand, [d = impl_.get(), self, b = std::move(bytes)]() mutable {
+    d->queue(self, std::move(b));
+  });
+}
+
+void peer_connection::close(const std::string& reason) {
+  auto self = shared_from_this();
+  asio::post(impl_->strand, [d = impl_.get(), self, reason] { d->fail(reason); });
+}
+
+std::string peer_connection::remote_endpoint() const { return impl_->remote; }
+
+// -- peer_listener ---------------------------------------------------------------------------
+
+struct peer_listener::impl {
+  impl(asio::io_context& io) : io(io), acceptor(io) {}
+  asio::io_context& io;
+  asio::ip::tcp::acceptor acceptor;
+  on_accept handler;
+  connection_limits limits;
+  std::uint16_t port = 0;
+
+  void accept_next() {
+    acceptor.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket s) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open())
+        return;
+      if (!ec)
+        welcome(std::move(s));
+      accept_next();
+    });
+  }
+
+  void welcome(asio::ip::tcp::socket s) {
+    auto p = std::make_unique<peer_connection::impl>(io, limits);
+    asio::error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    p->remote = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    // Move the accepted socket onto the connection's strand.
+    p->socket = asio::ip::tcp::socket(p->strand, asio::ip::tcp::v4(), s.release(ec));
+    p->socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    auto conn = std::make_shared<peer_connection>(std::move(p));
+    auto* d = conn->impl_.get();
+    auto h = handler;
+    asio::post(d->strand, [d, conn, h] {
+      d->arm_handshake_timeout(conn);
+      d->read_handshake(conn, [conn, h](const wire::handshake& hs) { h(conn, hs); });
+    });
+  }
+};
+
+peer_listener::peer_listener(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+peer_listener::~peer_listener() { close(); }
+
+std::shared_ptr<peer_listener> peer_listener::open(io_runtime& rt, const std::string& host,
+                                                   std::uint16_t port, on_accept handler,
+                                                   std::string& error_text,
+                                                   connection_limits limits) {
+  auto p = std::make_unique<impl>(io_of(rt));
+  p->handler = std::move(handler);
+  p->limits = limits;
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) {
+    error_text = "bad listen address " + host;
+    return nullptr;
+  }
+  asio::ip::tcp::endpoint ep(addr, port);
+  p->acceptor.open(ep.protocol(), ec);
+  if (!ec)
+    p->acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec)
+    p->acceptor.bind(ep, ec);
+  if (!ec)
+    p->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    error_text = "listen on " + host + ":" + std::to_string(port) + ": " + ec.message();
+    return nullptr;
+  }
+  p->port = p->acceptor.local_endpoint().port();
+  auto* raw = p.get();
+  asio::post(p->io, [raw] { raw->accept_next(); });
+  return std::make_shared<peer_listener>(std::move(p));
+}
+
+std::uint16_t peer_listener::port() const noexcept { return impl_->port; }
+
+void peer_listener::close() {
+  if (!impl_ || !impl_->acceptor.is_open())
+    return;
+  asio::error_code ec;
+  // Closing from another thread: hop onto the io_context and wait until it is done.
+  std::promise<void> done;
+  auto f = done.get_future();
+  asio::post(impl_->io, [this, &done] {
+    asio::error_code e;
+    impl_->acceptor.close(e);
+    done.set_value();
+  });
+  if (f.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready)
+    impl_->acceptor.close(ec);
+  (void)ec;
+}
+
+} // namespace actorrent

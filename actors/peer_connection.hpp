@@ -1,0 +1,119 @@
+// One TCP connection to a peer, driven by asio on the I/O threads: connect or accept, the
+// handshake, reads that are split into wire messages, and a bounded write queue.
+// It holds no BitTorrent logic: everything one read produced goes to its owner (the peer
+// actor) as one read_batch whose messages point into a ref-counted receive buffer, so block
+// payloads are never copied after the socket read. No CAF and no asio in this header.
+//
+//   connecting --> handshaking --> (incoming: waiting for start()) --> streaming --> closed
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "protocol/wire.hpp"
+
+namespace actorrent {
+
+class io_runtime;
+
+/// A receive buffer; shared by every message parsed from it until the last user drops it.
+struct recv_buffer {
+  std::vector<char> bytes;
+};
+
+struct read_batch {
+  std::shared_ptr<const recv_buffer> buffer; // keeps every payload below alive
+  std::vector<wire::message> messages;
+  std::uint64_t wire_bytes = 0;              // bytes read from the socket for this batch
+};
+
+struct connection_events {
+  std::function<void(const wire::handshake&)> on_handshake;
+  std::function<void(read_batch&&)> on_batch;
+  std::function<void(const std::string& reason)> on_closed; // called once, last
+};
+
+struct connection_limits {
+  std::uint32_t max_message_length = (1u << 20) + 13;
+  std::size_t buffer_size = 256 * 1024;   // bytes per receive buffer
+  std::size_t max_buffers = 16;           // receive buffers alive at once (backpressure)
+  std::size_t max_write_queue = 8u << 20; // bytes queued for sending before the peer is dropped
+  std::uint32_t handshake_timeout_ms = 10000;
+};
+
+class peer_connection : public std::enable_shared_from_this<peer_connection> {
+public:
+  struct impl;
+
+  /// Connects to host:port, sends `ours`, reads the peer's handshake (reported through
+  /// events.on_handshake), then streams messages.
+  static std::shared_ptr<peer_connection> connect(io_runtime& rt, const std::string& host,
+                                                  std::uint16_t port, const wire::handshake& ours,
+                                                  connection_events events,
+                                                  connection_limits limits = {});
+
+  ~peer_connection();
+
+  /// Queues bytes for sending. Thread-safe.
+  void send(std::string bytes);
+  /// Closes the socket; on_closed follows (if not already reported). Thread-safe.
+  void close(const std::string& reason);
+  /// Bytes queued and not yet written (backpressure for uploads).
+  std::size_t queued_bytes() const noexcept { return queued_.load(std::memory_order_relaxed); }
+
+  /// For connections accepted by a listener: begins streaming with these events after sending
+  /// our handshake.
+  void start(const wire::handshake& ours, connection_events events);
+
+  std::string remote_endpoint() const;
+
+  explicit peer_connection(std::unique_ptr<impl> p);
+
+private:
+  friend class peer_listener;
+  std::unique_ptr<impl> impl_;
+  std::atomic<std::size_t> queued_{0};
+};
+
+/// Accepts incoming connections on host:port and reads their handshakes.
+class peer_listener {
+public:
+  using on_accept = std::function<void(std::shared_ptr<peer_connection>, const wire::handshake&)>;
+
+  /// Binds and listens; port 0 picks a free one. Returns nullptr and sets `error_text` on failure.
+  static std::shared_ptr<peer_listener> open(io_runtime& rt, const std::string& host,
+                                             std::uint16_t port, on_accept handler,
+                                             std::string& error_text,
+                                             connection_limits limits = {});
+  ~peer_listener();
+  std::uint16_t port() const noexcept;
+  void close();
+
+  struct impl;
+  explicit peer_listener(std::unique_ptr<impl> p);
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+/// The asio io_context and the threads that run it.
+class io_runtime {
+public:
+  explicit io_runtime(unsigned threads = 1);
+  ~io_runtime(); // stops and joins
+  io_runtime(const io_runtime&) = delete;
+  io_runtime& operator=(const io_runtime&) = delete;
+
+  void stop();
+  void* native() noexcept; // asio::io_context*
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace actorrent

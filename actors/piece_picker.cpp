@@ -1,0 +1,308 @@
+#include "actors/piece_picker.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace actorrent {
+
+piece_picker::piece_picker(std::uint32_t piece_count, std::uint32_t piece_length,
+                           std::uint64_t total_size, std::uint64_t shuffle_seed)
+  : piece_count_(piece_count), piece_length_(piece_length), total_size_(total_size),
+    blocks_per_piece_((piece_length + block_size - 1) / block_size),
+    avail_(piece_count, shuffle_seed), have_(piece_count),
+    downloading_index_(piece_count, -1) {
+  assert(piece_length > 0);
+}
+
+std::uint32_t piece_picker::piece_size(piece_index p) const noexcept {
+  if (p.value + 1 < piece_count_)
+    return piece_length_;
+  auto rest = total_size_ - std::uint64_t{piece_length_} * (piece_count_ - 1);
+  return static_cast<std::uint32_t>(rest);
+}
+
+std::uint32_t piece_picker::blocks_in_piece(piece_index p) const noexcept {
+  return (piece_size(p) + block_size - 1) / block_size;
+}
+
+std::uint32_t piece_picker::block_length(block_ref b) const noexcept {
+  auto size = piece_size(b.piece);
+  auto begin = b.block * block_size;
+  return std::min(block_size, size - begin);
+}
+
+void piece_picker::add_peer_pieces(const bitfield& has) {
+  has.for_each_set([&](piece_index p) { avail_.increment(p); });
+  avail_updates_ += has.count();
+}
+
+void piece_picker::remove_peer_pieces(const bitfield& has) {
+  has.for_each_set([&](piece_index p) { avail_.decrement(p); });
+  avail_updates_ += has.count();
+}
+
+void piece_picker::set_have(piece_index p) {
+  if (have_.test(p))
+    return;
+  if (find_downloading(p)) {
+    std::vector<peer_slot> ignored;
+    on_piece_verified(p);
+    return;
+  }
+  have_.set(p);
+  ++have_count_;
+  verified_bytes_ += piece_size(p);
+  avail_.park(p);
+}
+
+bool piece_picker::is_interesting(const bitfield* has) const {
+  if (complete())
+    return false;
+  if (!has)
+    return true;
+  // Scans words, not pieces: a piece we lack and the peer has.
+  bool found = false;
+  has->for_each_set([&](piece_index p) {
+    if (!found && !have_.test(p))
+      found = true;
+  });
+  return found;
+}
+
+piece_picker::downloading_piece* piece_picker::find_downloading(piece_index p) {
+  auto i = downloading_index_[p.value];
+  return i < 0 ? nullptr : &downloading_[static_cast<std::size_t>(i)];
+}
+
+piece_picker::downloading_piece& piece_picker::start_piece(piece_index p, peer_slot) {
+  assert(downloading_index_[p.value] < 0);
+  avail_.park(p);
+  downloading_piece d;
+  d.piece = p;
+  d.blocks.resize(blocks_in_piece(p));
+  d.free_blocks = static_cast<std::uint32_t>(d.blocks.size());
+  downloading_index_[p.value] = static_cast<std::int32_t>(downloading_.size());
+  downloading_.push_back(std::move(d));
+  return downloading_.back();
+}
+
+void piece_picker::finish_downloading(piece_index p) {
+  auto i = downloading_index_[p.value];
+  if (i < 0)
+    return;
+  auto idx = static_cast<std::size_t>(i);
+  if (idx + 1 != downloading_.size()) {
+    downloading_[idx] = std::move(downloading_.back());
+    downloading_index_[downloading_[idx].piece.value] = i;
+  }
+  downloading_.pop_back();
+  downloading_index_[p.value] = -1;
+}
+
+std::size_t piece_picker::take_free_blocks(downloading_piece& d, peer_slot peer,
+                                           std::size_t max_blocks, std::vector<block_ref>& out) {
+  if (d.on_parole) {
+    if (d.parole_peer == no_peer)
+      d.parole_peer = peer;
+    else if (d.parole_peer != peer)
+      return 0;
+  }
+  std::size_t n = 0;
+  for (std::uint32_t i = 0; i < d.blocks.size() && n < max_blocks && d.free_blocks > 0; ++i) {
+    auto& b = d.blocks[i];
+    if (b.state != block_state::free)
+      continue;
+    b.state = block_state::requested;
+    b.requester[0] = peer;
+    b.requester[1] = no_peer;
+    --d.free_blocks;
+    out.push_back(block_ref{d.piece, i});
+    ++n;
+  }
+  return n;
+}
+
+std::size_t piece_picker::pick(peer_slot peer, const bitfield* has, std::size_t max_blocks,
+                               std::vector<block_ref>& out) {
+  std::size_t n = 0;
+  // 1. Finish what is started.
+  for (std::size_t i = 0; i < downloading_.size() && n < max_blocks; ++i) {
+    auto& d = downloading_[i];
+    if (d.free_blocks == 0 || (has && !has->test(d.piece)))
+      continue;
+    n += take_free_blocks(d, peer, max_blocks - n, out);
+  }
+  if (n >= max_blocks)
+    return n;
+  // 2. Start new pieces, rarest first. Chosen first, started after: starting one re-orders the
+  // buckets being walked.
+  std::vector<piece_index> chosen;
+  std::size_t planned = n;
+  avail_.for_each_rarest(has == nullptr, [&](piece_index p) {
+    if (has && !has->test(p))
+      return true;
+    chosen.push_back(p);
+    planned += blocks_in_piece(p);
+    return planned < max_blocks;
+  });
+  for (auto p : chosen) {
+    auto& d = start_piece(p, peer);
+    n += take_free_blocks(d, peer, max_blocks - n, out);
+  }
+  if (n >= max_blocks || avail_.any_pickable_available())
+    return n;
+  // 3. End-game: nothing left to start anywhere; ask a second peer for blocks in flight.
+  for (std::size_t i = 0; i < downloading_.size() && n < max_blocks; ++i) {
+    auto& d = downloading_[i];
+    if (has && !has->test(d.piece))
+      continue;
+    if (d.on_parole && d.parole_peer != peer)
+      continue;
+    for (std::uint32_t j = 0; j < d.blocks.size() && n < max_blocks; ++j) {
+      auto& b = d.blocks[j];
+      if (b.state != block_state::requested || b.requester[1] != no_peer ||
+          b.requester[0] == peer)
+        continue;
+      b.requester[1] = peer;
+      out.push_back(block_ref{d.piece, j});
+      ++n;
+    }
+  }
+  return n;
+}
+
+piece_picker::receive_result piece_picker::on_block_received(peer_slot peer, block_ref b,
+                                                             std::vector<peer_slot>& cancel_peers) {
+  if (have_.test(b.piece))
+    return receive_result::duplicate;
+  auto* d = find_downloading(b.piece);
+  if (!d || b.block >= d->blocks.size())
+    return receive_result::duplicate;
+  auto& bi = d->blocks[b.block];
+  if (bi.state == block_state::received) {
+    for (auto& r : bi.requester)
+      if (r == peer)
+        r = no_peer;
+    return receive_result::duplicate;
+  }
+  if (bi.state == block_state::free)
+    --d->free_blocks;
+  for (auto r : bi.requester)
+    if (r != no_peer && r != peer)
+      cancel_peers.push_back(r);
+  bi.requester[0] = bi.requester[1] = no_peer;
+  bi.state = block_state::received;
+  bi.sender = peer;
+  ++d->received_blocks;
+  received_.add(global_block(b));
+  dirty_total_ += block_length(b);
+  return d->received_blocks == d->blocks.size() ? receive_result::piece_complete
+                                                : receive_result::fresh;
+}
+
+void piece_picker::on_request_dropped(peer_slot peer, block_ref b) {
+  auto* d = find_downloading(b.piece);
+  if (!d || b.block >= d->blocks.size())
+    return;
+  auto& bi = d->blocks[b.block];
+  if (bi.state != block_state::requested)
+    return;
+  if (bi.requester[1] == peer) {
+    bi.requester[1] = no_peer;
+  } else if (bi.requester[0] == peer) {
+    bi.requester[0] = bi.requester[1];
+    bi.requester[1] = no_peer;
+  } else {
+    return;
+  }
+  if (bi.requester[0] != no_peer)
+    return;
+  bi.state = block_state::free;
+  ++d->free_blocks;
+  if (d->free_blocks == d->blocks.size()) {
+    // Nothing of it is received or in flight any more.
+    if (d->on_parole) {
+      d->parole_peer = no_peer; // the peer on parole left; the next one takes over
+    } else {
+      auto p = d->piece;
+      finish_downloading(p);
+      avail_.unpark(p);
+    }
+  }
+}
+
+std::uint64_t piece_picker::dirty_bytes(piece_index p) const {
+  std::uint32_t first = global_block(block_ref{p, 0});
+  std::uint32_t n = blocks_in_piece(p);
+  // Seed §4: one range-cardinality call over the roaring bitmap instead of a loop per block.
+  std::uint64_t blocks =
+    roaring_bitmap_range_cardinality(&received_.roaring, first, std::uint64_t{first} + n);
+  std::uint64_t bytes = blocks * block_size;
+  block_ref last{p, n - 1};
+  if (blocks > 0 && received_.contains(global_block(last)))
+    bytes -= block_size - block_length(last);
+  return bytes;
+}
+
+void piece_picker::on_piece_verified(piece_index p) {
+  if (have_.test(p))
+    return;
+  auto dirty = dirty_bytes(p);
+  dirty_total_ -= dirty;
+  std::uint32_t first = global_block(block_ref{p, 0});
+  roaring_bitmap_remove_range(&received_.roaring, first, std::uint64_t{first} + blocks_in_piece(p));
+  finish_downloading(p);
+  avail_.park(p);
+  have_.set(p);
+  ++have_count_;
+  verified_bytes_ += piece_size(p);
+}
+
+void piece_picker::on_piece_failed(piece_index p, std::vector<peer_slot>& contributors) {
+  if (have_.test(p))
+    return;
+  dirty_total_ -= dirty_bytes(p);
+  std::uint32_t first = global_block(block_ref{p, 0});
+  roaring_bitmap_remove_range(&received_.roaring, first, std::uint64_t{first} + blocks_in_piece(p));
+  auto* d = find_downloading(p);
+  if (!d) {
+    // Completed by blocks we had not asked for: make sure it is downloaded again.
+    d = &start_piece(p, no_peer);
+  }
+  for (auto& b : d->blocks) {
+    if (b.sender != no_peer &&
+        std::find(contributors.begin(), contributors.end(), b.sender) == contributors.end())
+      contributors.push_back(b.sender);
+    if (b.state == block_state::received) {
+      b = block_info{};
+      ++d->free_blocks;
+    }
+  }
+  d->received_blocks = 0;
+  d->on_parole = true;
+  d->parole_peer = no_peer;
+}
+
+bool piece_picker::consistent() const {
+  if (!avail_.consistent())
+    return false;
+  std::uint64_t dirty = 0;
+  for (std::size_t i = 0; i < downloading_.size(); ++i) {
+    const auto& d = downloading_[i];
+    if (downloading_index_[d.piece.value] != static_cast<std::int32_t>(i))
+      return false;
+    if (have_.test(d.piece) || !avail_.parked(d.piece))
+      return false;
+    std::uint32_t free = 0, received = 0;
+    for (const auto& b : d.blocks) {
+      free += b.state == block_state::free;
+      received += b.state == block_state::received;
+    }
+    if (free != d.free_blocks || received != d.received_blocks)
+      return false;
+    dirty += dirty_bytes(d.piece);
+  }
+  return dirty == dirty_total_ && have_.count() == have_count_;
+}
+
+} // namespace actorrent

@@ -1,0 +1,146 @@
+// Request state of one torrent: which pieces we have, which blocks are requested from whom and
+// which have arrived, and the choice of what to request next (rarest first, started pieces
+// first, end-game duplicates at the end). Every event updates only the pieces and blocks it
+// touches; nothing is recomputed from scratch. Owned by the torrent actor; CAF-free.
+//
+// A piece moves through:
+//
+//   pickable --pick--> downloading --all blocks received--> awaiting hash --ok--> have
+//      ^                    |  ^                                  |
+//      +--all blocks dropped+  +------------- hash failed --------+  (blocks reset, parole)
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <roaring/roaring.hh>
+
+#include "actors/availability.hpp"
+#include "actors/bitfield.hpp"
+#include "protocol/types.hpp"
+
+namespace actorrent {
+
+/// Small per-torrent peer number (index into the torrent's peer table).
+using peer_slot = std::uint32_t;
+inline constexpr peer_slot no_peer = ~peer_slot{0};
+
+struct block_ref {
+  piece_index piece;
+  std::uint32_t block = 0; // block number inside the piece (offset / block_size)
+
+  friend bool operator==(block_ref a, block_ref b) {
+    return a.piece == b.piece && a.block == b.block;
+  }
+};
+
+class piece_picker {
+public:
+  piece_picker(std::uint32_t piece_count, std::uint32_t piece_length, std::uint64_t total_size,
+               std::uint64_t shuffle_seed = 0);
+
+  // -- geometry ----------------------------------------------------------------------------
+  std::uint32_t piece_count() const noexcept { return piece_count_; }
+  std::uint32_t piece_size(piece_index p) const noexcept;
+  std::uint32_t blocks_in_piece(piece_index p) const noexcept;
+  std::uint32_t block_length(block_ref b) const noexcept;
+
+  // -- availability (batched by the caller: one call per bitfield or HAVE batch) ------------
+  availability& avail() noexcept { return avail_; }
+  const availability& avail() const noexcept { return avail_; }
+  void add_peer_pieces(const bitfield& has);
+  void remove_peer_pieces(const bitfield& has);
+  /// Counts availability changes, for the metrics and the HAVE-storm benchmark.
+  std::uint64_t availability_updates() const noexcept { return avail_updates_; }
+  void count_availability_update(std::uint64_t n = 1) noexcept { avail_updates_ += n; }
+
+  // -- what we have -------------------------------------------------------------------------
+  bool have(piece_index p) const noexcept { return have_.test(p); }
+  const bitfield& have_pieces() const noexcept { return have_; }
+  std::uint32_t have_count() const noexcept { return have_count_; }
+  bool complete() const noexcept { return have_count_ == piece_count_; }
+  /// Marks a piece as held without downloading it (e.g. from resume data).
+  void set_have(piece_index p);
+  /// True when `has` (nullptr: a seed) holds a piece we still need.
+  bool is_interesting(const bitfield* has) const;
+
+  // -- requests -----------------------------------------------------------------------------
+  /// Appends up to `max_blocks` blocks for `peer` to `out` and records them as requested.
+  /// `has` is the peer's bitfield (nullptr: it has every piece). Order: blocks of pieces
+  /// already downloading, then new pieces rarest first, then (end-game, when nothing is left
+  /// to start) blocks requested from other peers but not yet received.
+  std::size_t pick(peer_slot peer, const bitfield* has, std::size_t max_blocks,
+                   std::vector<block_ref>& out);
+
+  enum class receive_result : std::uint8_t {
+    fresh,          // first copy of this block; counts as downloaded
+    duplicate,      // already received (end-game race), or piece already held
+    piece_complete, // fresh, and it was the last block of its piece: hashing is next
+  };
+  /// Records the arrival of a block from `peer`. Peers that had the same block requested are
+  /// appended to `cancel_peers` (they get a CANCEL).
+  receive_result on_block_received(peer_slot peer, block_ref b, std::vector<peer_slot>& cancel_peers);
+
+  /// A request of `peer` will not be answered (choke, reject, disconnect, timeout).
+  void on_request_dropped(peer_slot peer, block_ref b);
+
+  /// The hash of a fully received piece matched.
+  void on_piece_verified(piece_index p);
+  /// It did not: the piece starts over and `contributors` receives the peers that sent its
+  /// blocks. The next attempt is assigned to a single peer (parole), so a liar is identified.
+  void on_piece_failed(piece_index p, std::vector<peer_slot>& contributors);
+
+  // -- progress -----------------------------------------------------------------------------
+  /// Bytes received but not yet verified, from roaring range cardinality over received blocks.
+  std::uint64_t dirty_bytes(piece_index p) const;
+  std::uint64_t dirty_bytes() const noexcept { return dirty_total_; }
+  std::uint64_t verified_bytes() const noexcept { return verified_bytes_; }
+  std::size_t downloading_count() const noexcept { return downloading_.size(); }
+  bool end_game() const noexcept { return avail_.pickable() == 0; }
+
+  /// Checks every invariant (tests and debug builds).
+  bool consistent() const;
+
+private:
+  enum class block_state : std::uint8_t { free, requested, received };
+
+  struct block_info {
+    block_state state = block_state::free;
+    peer_slot requester[2] = {no_peer, no_peer}; // second one only in end-game
+    peer_slot sender = no_peer;                  // who delivered it
+  };
+
+  struct downloading_piece {
+    piece_index piece;
+    std::uint32_t free_blocks = 0;
+    std::uint32_t received_blocks = 0;
+    peer_slot parole_peer = no_peer; // set after a hash failure: only this peer may fill it
+    bool on_parole = false;
+    std::vector<block_info> blocks;
+  };
+
+  downloading_piece* find_downloading(piece_index p);
+  downloading_piece& start_piece(piece_index p, peer_slot peer);
+  void finish_downloading(piece_index p); // remove from downloading_, without unparking
+  std::size_t take_free_blocks(downloading_piece& d, peer_slot peer, std::size_t max_blocks,
+                               std::vector<block_ref>& out);
+  std::uint32_t global_block(block_ref b) const noexcept {
+    return b.piece.value * blocks_per_piece_ + b.block;
+  }
+
+  std::uint32_t piece_count_;
+  std::uint32_t piece_length_;
+  std::uint64_t total_size_;
+  std::uint32_t blocks_per_piece_;
+  availability avail_;
+  bitfield have_;
+  std::uint32_t have_count_ = 0;
+  std::uint64_t verified_bytes_ = 0;
+  std::uint64_t dirty_total_ = 0;
+  std::uint64_t avail_updates_ = 0;
+  Roaring received_;                       // global block numbers received, not yet verified
+  std::vector<downloading_piece> downloading_;
+  std::vector<std::int32_t> downloading_index_; // piece -> index in downloading_, or -1
+};
+
+} // namespace actorrent

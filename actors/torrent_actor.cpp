@@ -1,0 +1,526 @@
+#include "actors/torrent_actor.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/peer_actor.hpp"
+#include "actors/peer_connection.hpp"
+#include "actors/storage_actor.hpp"
+#include "actors/tracker_actor.hpp"
+#include "protocol/metainfo.hpp"
+#include "storage/file_store.hpp"
+
+namespace actorrent {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using std::chrono::seconds;
+
+struct peer_entry {
+  caf::actor handle;
+  endpoint ep;
+  std::size_t known = SIZE_MAX; // index into torrent_state::known (dialled peers)
+  bool active = false;          // handshake done
+  bool has_bits = false;
+  bool seed = false;            // has every piece: counted once in availability
+  bitfield bits;
+  bool choked_us = true;
+  bool interested = false;
+  bool banned = false;
+  std::vector<block_ref> outstanding; // requests in flight, oldest first
+  std::uint32_t hash_failures = 0;
+  std::uint64_t payload = 0;
+  clock_type::time_point last_block = clock_type::now();
+};
+
+struct known_peer {
+  enum class state : std::uint8_t { idle, connecting, connected, banned };
+  endpoint ep;
+  state st = state::idle;
+  std::uint32_t attempts = 0;
+  clock_type::time_point next_try = clock_type::now();
+};
+
+struct torrent_state {
+  torrent_config cfg;
+  std::shared_ptr<spdlog::logger> log;
+  std::unique_ptr<piece_picker> picker;
+  caf::actor storage;
+  caf::actor tracker;
+  std::unordered_map<peer_slot, peer_entry> peers;
+  std::unordered_map<caf::actor_addr, peer_slot> slot_of;
+  peer_slot next_slot = 0; // slots are never reused: late messages cannot reach a successor
+  std::vector<known_peer> known;
+  std::vector<block_ref> picked;
+  std::vector<peer_slot> cancels;
+  bool finishing = false;
+  bool done = false;
+  // statistics
+  std::uint64_t payload_down = 0;
+  std::uint64_t payload_at_last_tick = 0;
+  clock_type::time_point last_tick = clock_type::now();
+  std::uint32_t pieces_failed = 0;
+  double rate = 0;
+  // tracker
+  bool announce_in_flight = false;
+  clock_type::time_point next_announce = clock_type::now();
+  std::uint32_t announce_failures = 0;
+  bool announced_started = false;
+
+  const metainfo& meta() const { return *cfg.meta; }
+};
+
+using self_ptr = caf::stateful_actor<torrent_state>*;
+
+std::uint64_t bytes_left(const torrent_state& st) {
+  return st.meta().total_size - st.picker->verified_bytes();
+}
+
+void send_announce(self_ptr self, tracker::event ev) {
+  auto& st = self->state;
+  if (!st.tracker || st.announce_in_flight)
+    return;
+  st.announce_in_flight = true;
+  self->send(st.tracker, announce{ev, 0, st.payload_down, bytes_left(st)});
+}
+
+void refill(self_ptr self, peer_slot slot, peer_entry& e) {
+  auto& st = self->state;
+  if (st.finishing || e.choked_us || !e.has_bits || !e.active || e.banned)
+    return;
+  auto cap = std::size_t{st.cfg.max_outstanding};
+  // Refill before the pipeline drains, in batches of at least a quarter of it.
+  if (e.outstanding.size() > cap - cap / 4)
+    return;
+  st.picked.clear();
+  st.picker->pick(slot, e.seed ? nullptr : &e.bits, cap - e.outstanding.size(), st.picked);
+  if (st.picked.empty())
+    return;
+  e.outstanding.insert(e.outstanding.end(), st.picked.begin(), st.picked.end());
+  self->send(e.handle, request_blocks{st.picked});
+}
+
+void refill_all(self_ptr self) {
+  for (auto& [slot, e] : self->state.peers)
+    refill(self, slot, e);
+}
+
+bool erase_outstanding(peer_entry& e, block_ref b) {
+  // Blocks arrive roughly in request order: the search usually ends at the front.
+  auto it = std::find(e.outstanding.begin(), e.outstanding.end(), b);
+  if (it == e.outstanding.end())
+    return false;
+  e.outstanding.erase(it);
+  return true;
+}
+
+void drop_outstanding(torrent_state& st, peer_slot slot, peer_entry& e) {
+  for (auto b : e.outstanding)
+    st.picker->on_request_dropped(slot, b);
+  e.outstanding.clear();
+}
+
+void update_interest(self_ptr self, peer_entry& e, bool interesting) {
+  if (interesting == e.interested)
+    return;
+  e.interested = interesting;
+  self->send(e.handle, set_interested{interesting});
+}
+
+void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool misbehaved) {
+  auto& st = self->state;
+  auto it = st.peers.find(slot);
+  if (it == st.peers.end())
+    return;
+  auto& e = it->second;
+  drop_outstanding(st, slot, e);
+  if (e.has_bits) {
+    if (e.seed)
+      st.picker->avail().remove_seed();
+    else
+      st.picker->remove_peer_pieces(e.bits);
+  }
+  if (e.known != SIZE_MAX) {
+    auto& k = st.known[e.known];
+    if (misbehaved || e.banned) {
+      k.st = known_peer::state::banned;
+    } else {
+      k.st = known_peer::state::idle;
+      if (e.active)
+        k.attempts = 0;
+      auto backoff = e.active ? 5 : std::min(60, 1 << std::min<std::uint32_t>(k.attempts, 6));
+      k.next_try = clock_type::now() + seconds(backoff);
+    }
+  }
+  st.log->debug("peer {} gone: {}", e.ep.to_string(), reason);
+  st.slot_of.erase(e.handle.address());
+  self->demonitor(e.handle);
+  st.peers.erase(it);
+  refill_all(self);
+}
+
+void add_known(torrent_state& st, const endpoint& ep) {
+  if (ep.port == 0)
+    return;
+  for (auto& k : st.known)
+    if (k.ep == ep)
+      return;
+  if (st.known.size() >= 2000)
+    return; // bound what a tracker can make us remember
+  st.known.push_back(known_peer{ep});
+}
+
+peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_index,
+                         std::shared_ptr<peer_connection> accepted, const wire::handshake* hs) {
+  auto& st = self->state;
+  peer_config pc;
+  pc.torrent = caf::actor_cast<caf::actor>(self);
+  pc.storage = st.storage;
+  pc.slot = st.next_slot++;
+  pc.remote = ep;
+  pc.meta = st.cfg.meta;
+  pc.our_id = st.cfg.id;
+  pc.io = st.cfg.io;
+  pc.accepted = std::move(accepted);
+  if (hs)
+    pc.accepted_handshake = *hs;
+  auto handle = spawn_peer(self->system(), pc);
+  self->monitor(handle);
+  peer_entry e;
+  e.handle = handle;
+  e.ep = ep;
+  e.known = known_index;
+  st.slot_of.emplace(handle.address(), pc.slot);
+  st.peers.emplace(pc.slot, std::move(e));
+  return pc.slot;
+}
+
+void connect_more(self_ptr self) {
+  auto& st = self->state;
+  if (st.finishing)
+    return;
+  auto now = clock_type::now();
+  int started = 0;
+  for (std::size_t i = 0; i < st.known.size(); ++i) {
+    if (st.peers.size() >= st.cfg.max_peers || started >= 8)
+      break;
+    auto& k = st.known[i];
+    if (k.st != known_peer::state::idle || k.next_try > now)
+      continue;
+    k.st = known_peer::state::connecting;
+    ++k.attempts;
+    ++started;
+    spawn_peer_for(self, k.ep, i, nullptr, nullptr);
+  }
+}
+
+torrent_progress make_progress(const torrent_state& st) {
+  torrent_progress p;
+  p.total_size = st.meta().total_size;
+  p.verified_bytes = st.picker->verified_bytes();
+  p.dirty_bytes = st.picker->dirty_bytes();
+  p.downloaded_payload = st.payload_down;
+  p.pieces = st.meta().piece_count();
+  p.pieces_verified = st.picker->have_count();
+  p.pieces_failed = st.pieces_failed;
+  for (auto& [slot, e] : st.peers) {
+    p.peers += e.active;
+    p.peers_unchoked += e.active && !e.choked_us;
+  }
+  p.known_peers = static_cast<std::uint32_t>(st.known.size());
+  p.download_rate = st.rate;
+  return p;
+}
+
+void fail_torrent(self_ptr self, const std::string& reason) {
+  auto& st = self->state;
+  if (st.done)
+    return;
+  st.done = true;
+  st.finishing = true;
+  st.log->error("{}", reason);
+  self->send(st.cfg.observer, torrent_failed{reason});
+}
+
+void maybe_finish(self_ptr self) {
+  auto& st = self->state;
+  if (st.finishing || !st.picker->complete())
+    return;
+  st.finishing = true;
+  for (auto& [slot, e] : st.peers) {
+    drop_outstanding(st, slot, e);
+    update_interest(self, e, false);
+  }
+  // Done means on disk: flush every file before telling anyone.
+  self->request(st.storage, caf::infinite, sync_storage{})
+    .then([=](storage_synced& r) {
+      auto& st = self->state;
+      if (!r.error.empty()) {
+        fail_torrent(self, "flushing files failed: " + r.error);
+        return;
+      }
+      st.done = true;
+      st.announce_in_flight = false;
+      send_announce(self, tracker::event::completed);
+      self->send(st.cfg.observer, torrent_finished{make_progress(st)});
+    });
+}
+
+void on_piece_checked(self_ptr self, const piece_checked& pc) {
+  auto& st = self->state;
+  if (pc.ok) {
+    st.picker->on_piece_verified(pc.piece);
+    maybe_finish(self);
+    return;
+  }
+  ++st.pieces_failed;
+  std::vector<peer_slot> contributors;
+  st.picker->on_piece_failed(pc.piece, contributors);
+  std::string senders;
+  for (auto slot : contributors) {
+    auto it = st.peers.find(slot);
+    if (it == st.peers.end())
+      continue;
+    senders += (senders.empty() ? "" : ", ") + it->second.ep.to_string();
+  }
+  st.log->warn("piece {} hash check failed (data from {}); fetching it again", pc.piece.value,
+               senders.empty() ? "peers already gone" : senders);
+  for (auto slot : contributors) {
+    auto it = st.peers.find(slot);
+    if (it == st.peers.end())
+      continue;
+    auto& e = it->second;
+    // A peer that alone sent a bad piece is certainly lying; shared blame counts once.
+    e.hash_failures += contributors.size() == 1 ? st.cfg.ban_after_failures : 1;
+    if (e.hash_failures >= st.cfg.ban_after_failures && !e.banned) {
+      e.banned = true;
+      st.log->warn("peer {} banned: sent data failing the hash check", e.ep.to_string());
+      self->send(e.handle, disconnect_peer{"banned: sent data failing the hash check"});
+    }
+  }
+  refill_all(self);
+}
+
+void on_tick(self_ptr self) {
+  auto& st = self->state;
+  auto now = clock_type::now();
+  double dt = std::chrono::duration<double>(now - st.last_tick).count();
+  if (dt > 0)
+    st.rate = static_cast<double>(st.payload_down - st.payload_at_last_tick) / dt;
+  st.payload_at_last_tick = st.payload_down;
+  st.last_tick = now;
+  if (!st.done) {
+    connect_more(self);
+    if (st.tracker && !st.announce_in_flight && now >= st.next_announce)
+      send_announce(self, st.announced_started ? tracker::event::none : tracker::event::started);
+    // A peer that holds requests but delivers nothing for 30 s gives them back.
+    for (auto& [slot, e] : st.peers) {
+      if (!e.outstanding.empty() && now - e.last_block > seconds(30)) {
+        drop_outstanding(st, slot, e);
+        self->send(e.handle, disconnect_peer{"no data for 30 s with requests pending"});
+      }
+    }
+    refill_all(self);
+    self->send(st.cfg.observer, make_progress(st));
+  }
+  self->delayed_send(self, seconds(1), tick{});
+}
+
+} // namespace
+
+caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
+  auto store = std::make_shared<std::unique_ptr<file_store>>(std::move(cfg.store));
+  auto conf = std::make_shared<torrent_config>(std::move(cfg));
+  return sys.spawn([store, conf](self_ptr self) -> caf::behavior {
+    auto& st = self->state;
+    st.cfg = std::move(*conf);
+    st.log = spdlog::get("torrent");
+    const auto& m = *st.cfg.meta;
+    st.picker = std::make_unique<piece_picker>(m.piece_count(), m.piece_length, m.total_size);
+    auto me = caf::actor_cast<caf::actor>(self);
+    st.storage = spawn_storage(self->system(), std::move(*store), st.cfg.meta, me);
+    self->link_to(st.storage);
+    auto tiers = m.tracker_tiers();
+    if (st.cfg.use_trackers && !tiers.empty()) {
+      tracker_config tc;
+      tc.tiers = tiers;
+      tc.hash = m.hash;
+      tc.id = st.cfg.id;
+      tc.listen_port = st.cfg.listen_port;
+      st.tracker = spawn_tracker(self->system(), tc, me);
+      self->link_to(st.tracker);
+    }
+    for (auto& ep : st.cfg.peers)
+      add_known(st, ep);
+    self->set_down_handler([=](caf::down_msg& dm) {
+      auto it = self->state.slot_of.find(dm.source);
+      if (it != self->state.slot_of.end())
+        remove_peer(self, it->second, "peer actor exited", false);
+    });
+    self->set_default_handler(caf::drop);
+    self->send(self, tick{});
+    if (m.piece_count() == 0)
+      maybe_finish(self);
+    return {
+      [=](tick) { on_tick(self); },
+      [=](const peer_connected& pc) {
+        auto it = self->state.peers.find(pc.slot);
+        if (it == self->state.peers.end())
+          return;
+        it->second.active = true;
+        if (it->second.known != SIZE_MAX)
+          self->state.known[it->second.known].st = known_peer::state::connected;
+      },
+      [=](availability_delta& d) {
+        auto& st = self->state;
+        auto it = st.peers.find(d.slot);
+        if (it == st.peers.end())
+          return;
+        auto& e = it->second;
+        auto& picker = *st.picker;
+        bool interesting = e.interested;
+        if (d.has_bitfield) {
+          if (e.has_bits) {
+            if (e.seed)
+              picker.avail().remove_seed();
+            else
+              picker.remove_peer_pieces(e.bits);
+          }
+          e.has_bits = true;
+          e.seed = d.bits.all();
+          e.bits = std::move(d.bits);
+          if (e.seed) {
+            picker.avail().add_seed();
+            picker.count_availability_update();
+          } else {
+            picker.add_peer_pieces(e.bits);
+          }
+          interesting = picker.is_interesting(e.seed ? nullptr : &e.bits);
+        }
+        if (!d.haves.empty()) {
+          if (!e.has_bits) {
+            e.has_bits = true;
+            e.bits = bitfield(st.meta().piece_count());
+          }
+          if (!e.seed) {
+            for (auto p : d.haves) {
+              if (e.bits.test(p))
+                continue;
+              e.bits.set(p);
+              picker.avail().increment(p);
+              interesting = interesting || !picker.have(p);
+            }
+            picker.count_availability_update(d.haves.size());
+            if (e.bits.all()) {
+              // Now a seed: count it once instead of once per piece.
+              picker.remove_peer_pieces(e.bits);
+              picker.avail().add_seed();
+              e.seed = true;
+            }
+          }
+        }
+        update_interest(self, e, interesting && !st.finishing);
+        refill(self, d.slot, e);
+      },
+      [=](peer_activity& a) {
+        auto& st = self->state;
+        auto it = st.peers.find(a.slot);
+        if (it == st.peers.end())
+          return;
+        auto& e = it->second;
+        e.payload += a.payload_bytes;
+        st.payload_down += a.payload_bytes;
+        for (auto b : a.rejected)
+          if (erase_outstanding(e, b))
+            st.picker->on_request_dropped(a.slot, b);
+        if (a.choke_changed) {
+          e.choked_us = a.choked;
+          if (a.choked)
+            drop_outstanding(st, a.slot, e);
+          else
+            e.last_block = clock_type::now();
+        }
+        refill(self, a.slot, e);
+      },
+      [=](blocks_stored& bs) {
+        auto& st = self->state;
+        auto it = st.peers.find(bs.slot);
+        peer_entry* e = it == st.peers.end() ? nullptr : &it->second;
+        std::unordered_map<peer_slot, std::vector<block_ref>> cancels;
+        for (auto b : bs.blocks) {
+          if (e)
+            erase_outstanding(*e, b);
+          st.cancels.clear();
+          st.picker->on_block_received(bs.slot, b, st.cancels);
+          for (auto other : st.cancels) {
+            auto ot = st.peers.find(other);
+            if (ot != st.peers.end() && erase_outstanding(ot->second, b))
+              cancels[other].push_back(b);
+          }
+        }
+        for (auto& [other, blocks] : cancels)
+          self->send(st.peers[other].handle, cancel_blocks{std::move(blocks)});
+        if (e) {
+          e->last_block = clock_type::now();
+          refill(self, bs.slot, *e);
+        }
+      },
+      [=](const piece_checked& pc) { on_piece_checked(self, pc); },
+      [=](const peer_closed& pc) { remove_peer(self, pc.slot, pc.reason, pc.misbehaved); },
+      [=](announce_result& r) {
+        auto& st = self->state;
+        st.announce_in_flight = false;
+        auto now = clock_type::now();
+        if (!r.error.empty()) {
+          ++st.announce_failures;
+          auto wait = std::min(300, 5 << std::min<std::uint32_t>(st.announce_failures, 6));
+          st.log->warn("tracker: {} (retrying in {} s)", r.error, wait);
+          st.next_announce = now + seconds(wait);
+          return;
+        }
+        st.announce_failures = 0;
+        st.announced_started = true;
+        for (auto& ep : r.peers)
+          add_known(st, ep);
+        auto interval = std::clamp<std::uint32_t>(r.interval, 30, 3600);
+        if (st.peers.empty())
+          interval = std::max<std::uint32_t>(15, std::min(interval, r.min_interval));
+        st.next_announce = now + seconds(interval);
+        connect_more(self);
+      },
+      [=](add_peers& ap) {
+        for (auto& ep : ap.peers)
+          add_known(self->state, ep);
+        connect_more(self);
+      },
+      [=](incoming_peer& ip) {
+        auto& st = self->state;
+        if (st.finishing || st.peers.size() >= st.cfg.max_peers) {
+          ip.conn->close(st.finishing ? "download finished" : "too many peers");
+          return;
+        }
+        spawn_peer_for(self, ip.remote, SIZE_MAX, ip.conn, &ip.hs);
+      },
+      [=](const storage_failed& sf) { fail_torrent(self, "storage: " + sf.reason); },
+      [=](stop_request) {
+        auto& st = self->state;
+        for (auto& [slot, e] : st.peers)
+          self->send(e.handle, disconnect_peer{"shutting down"});
+        if (st.tracker) {
+          self->send(st.tracker, announce{tracker::event::stopped, 0, st.payload_down,
+                                          bytes_left(st)});
+          self->send(st.tracker, stop_request{});
+        }
+        self->send(st.storage, stop_request{});
+        self->quit();
+      },
+    };
+  });
+}
+
+} // namespace actorrent

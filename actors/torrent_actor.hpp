@@ -1,0 +1,41 @@
+// A torrent: one actor per torrent that owns its metainfo, piece picker, availability, request
+// state, peer table and statistics. Peers, the storage writer and the tracker announcer are
+// its children; nothing of its state is shared.
+//
+//   starting --> downloading --all pieces verified, files synced--> finished
+//                    |                                                  (observer told)
+//                    +--storage error | stop--> failed / stopped
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+
+#include "actors/messages.hpp"
+
+namespace actorrent {
+
+class file_store;
+class io_runtime;
+struct metainfo;
+
+struct torrent_config {
+  std::shared_ptr<const metainfo> meta;
+  std::unique_ptr<file_store> store; // opened (files created) by the caller
+  peer_id id{};
+  std::uint16_t listen_port = 0;
+  io_runtime* io = nullptr;
+  std::vector<endpoint> peers;       // dialled directly (--peer)
+  bool use_trackers = true;
+  caf::actor observer;               // receives torrent_progress / finished / failed
+  std::uint32_t max_peers = 50;
+  std::uint32_t max_outstanding = 256; // requests in flight per peer (pipeline depth)
+  std::uint32_t ban_after_failures = 2;
+};
+
+caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg);
+
+} // namespace actorrent

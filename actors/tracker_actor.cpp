@@ -1,0 +1,122 @@
+#include "actors/tracker_actor.hpp"
+
+#include <algorithm>
+
+#include <caf/all.hpp>
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/messages.hpp"
+#include "protocol/tracker.hpp"
+
+namespace actorrent {
+
+namespace {
+
+constexpr std::size_t max_reply_size = 4u << 20;
+
+std::size_t collect(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* out = static_cast<std::string*>(user);
+  std::size_t len = size * n;
+  if (out->size() + len > max_reply_size)
+    return 0; // makes curl fail with CURLE_WRITE_ERROR: reply too large
+  out->append(data, len);
+  return len;
+}
+
+/// One HTTP GET; returns the body or sets `err`.
+std::string http_get(const std::string& url, long timeout_ms, std::string& err) {
+  std::string body;
+  CURL* curl = curl_easy_init();
+  if (!curl) {
+    err = "curl_easy_init failed";
+    return body;
+  }
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 5000L));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 3L);
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "actorrent/0.1");
+  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+  auto rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK)
+    err = rc == CURLE_WRITE_ERROR ? "reply larger than 4 MiB" : curl_easy_strerror(rc);
+  else if (status != 200)
+    err = "HTTP status " + std::to_string(status);
+  return body;
+}
+
+bool is_http(const std::string& url) {
+  return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+}
+
+} // namespace
+
+caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::actor& torrent) {
+  static const bool curl_ready = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  (void)curl_ready;
+  auto tiers = std::make_shared<std::vector<std::vector<std::string>>>(cfg.tiers);
+  auto conf = std::make_shared<tracker_config>(std::move(cfg));
+  return sys.spawn<caf::detached>([=](caf::event_based_actor* self) -> caf::behavior {
+    self->set_default_handler(caf::drop);
+    auto log = spdlog::get("tracker");
+    return {
+      [=](const announce& req) {
+        announce_result res;
+        std::string errors;
+        for (auto& tier : *tiers) {
+          for (std::size_t i = 0; i < tier.size(); ++i) {
+            const auto& url = tier[i];
+            if (!is_http(url)) {
+              log->debug("skipping unsupported tracker {}", url);
+              continue;
+            }
+            tracker::announce_request ar;
+            ar.url = url;
+            ar.hash = conf->hash;
+            ar.id = conf->id;
+            ar.port = conf->listen_port;
+            ar.uploaded = req.uploaded;
+            ar.downloaded = req.downloaded;
+            ar.left = req.left;
+            ar.ev = req.ev;
+            std::string err;
+            auto body = http_get(tracker::build_announce_url(ar), conf->timeout_ms, err);
+            if (err.empty()) {
+              auto parsed = tracker::parse_announce_response(body);
+              if (parsed) {
+                res.url = url;
+                res.interval = parsed->interval;
+                res.min_interval = parsed->min_interval;
+                for (auto& p : parsed->peers)
+                  res.peers.push_back(endpoint{p.ip, p.port});
+                // BEP 12: a tracker that answered moves to the front of its tier.
+                std::rotate(tier.begin(), tier.begin() + static_cast<long>(i),
+                            tier.begin() + static_cast<long>(i) + 1);
+                log->debug("{}: {} peers, interval {} s", url, res.peers.size(), res.interval);
+                self->send(torrent, std::move(res));
+                return;
+              }
+              err = parsed.error().message;
+            }
+            log->warn("announce to {} failed: {}", url, err);
+            errors += (errors.empty() ? "" : "; ") + url + ": " + err;
+          }
+        }
+        res.error = errors.empty() ? "no usable HTTP tracker" : errors;
+        self->send(torrent, std::move(res));
+      },
+      [=](stop_request) { self->quit(); },
+    };
+  });
+}
+
+} // namespace actorrent

@@ -1,0 +1,27 @@
+// The tracker announcer of one torrent: a detached actor (libcurl blocks) that announces to the
+// torrent's HTTP trackers tier by tier (BEP 12) and reports peers back.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "protocol/types.hpp"
+
+namespace actorrent {
+
+struct tracker_config {
+  std::vector<std::vector<std::string>> tiers;
+  info_hash hash{};
+  peer_id id{};
+  std::uint16_t listen_port = 0;
+  long timeout_ms = 10000;
+};
+
+/// Answers every `announce` with an announce_result sent to `torrent`.
+caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::actor& torrent);
+
+} // namespace actorrent

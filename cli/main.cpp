@@ -1,0 +1,344 @@
+// actorrent's command line: `download` and `info`. Thin: parses arguments, builds the actor
+// system and prints what the torrent actor reports.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <random>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/messages.hpp"
+#include "actors/peer_connection.hpp"
+#include "actors/session.hpp"
+#include "actors/torrent_actor.hpp"
+#include "protocol/metainfo.hpp"
+#include "storage/file_layout.hpp"
+#include "storage/file_store.hpp"
+
+using namespace actorrent;
+
+namespace {
+
+std::atomic<int> stop_signal{0};
+
+void on_signal(int sig) { stop_signal.store(sig); }
+
+void setup_logging(int verbosity) {
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto level = verbosity >= 2 ? spdlog::level::debug
+                              : verbosity == 1 ? spdlog::level::info : spdlog::level::warn;
+  for (auto name : {"session", "torrent", "peer", "storage", "tracker"}) {
+    auto logger = std::make_shared<spdlog::logger>(name, sink);
+    logger->set_level(level);
+    logger->set_pattern("%H:%M:%S.%e %^%l%$ [%n] %v");
+    spdlog::register_logger(logger);
+  }
+}
+
+peer_id make_peer_id() {
+  peer_id id{};
+  const char prefix[] = "-AT0010-"; // Azureus style: client AT, version 0.1.0
+  std::copy(prefix, prefix + 8, id.begin());
+  std::random_device rd;
+  const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  for (std::size_t i = 8; i < id.size(); ++i)
+    id[i] = static_cast<std::uint8_t>(alphabet[rd() % 36]);
+  return id;
+}
+
+bool parse_endpoint(const std::string& text, endpoint& out) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return false;
+  try {
+    auto port = std::stoul(text.substr(colon + 1));
+    if (port == 0 || port > 65535)
+      return false;
+    out.host = text.substr(0, colon);
+    out.port = static_cast<std::uint16_t>(port);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+std::string human_size(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  return buf;
+}
+
+std::string eta_text(double seconds) {
+  if (seconds < 0 || seconds > 99 * 3600)
+    return "--:--";
+  auto s = static_cast<long>(seconds);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+  return buf;
+}
+
+void print_progress(const torrent_progress& p, bool tty) {
+  double done = static_cast<double>(p.verified_bytes + p.dirty_bytes);
+  double pct = p.total_size ? 100.0 * done / static_cast<double>(p.total_size) : 100.0;
+  double left = static_cast<double>(p.total_size) - done;
+  double eta = p.download_rate > 0 ? left / p.download_rate : -1;
+  char line[256];
+  std::snprintf(line, sizeof line, "%5.1f%%  %s/%s  %s/s  peers %u/%u  ETA %s", pct,
+                human_size(done).c_str(), human_size(static_cast<double>(p.total_size)).c_str(),
+                human_size(p.download_rate).c_str(), p.peers, p.known_peers,
+                eta_text(eta).c_str());
+  if (tty)
+    std::fprintf(stderr, "\r\033[K%s", line);
+  else
+    std::fprintf(stderr, "%s\n", line);
+  std::fflush(stderr);
+}
+
+int cmd_info(const std::string& path) {
+  auto m = load_metainfo(path);
+  if (!m) {
+    std::fprintf(stderr, "error: %s: %s\n", path.c_str(), m.error().message.c_str());
+    return 2;
+  }
+  std::printf("name:        %s\n", m->name.c_str());
+  std::printf("info-hash:   %s\n", to_hex(m->hash).c_str());
+  std::printf("total size:  %llu bytes (%s)\n", static_cast<unsigned long long>(m->total_size),
+              human_size(static_cast<double>(m->total_size)).c_str());
+  std::printf("piece size:  %u bytes (%s)\n", m->piece_length,
+              human_size(m->piece_length).c_str());
+  std::printf("pieces:      %u\n", m->piece_count());
+  std::printf("private:     %s\n", m->is_private ? "yes" : "no");
+  for (auto& tier : m->tracker_tiers())
+    for (auto& url : tier)
+      std::printf("tracker:     %s\n", url.c_str());
+  if (!m->comment.empty())
+    std::printf("comment:     %s\n", m->comment.c_str());
+  std::printf("files:       %zu\n", m->files.size());
+  for (auto& f : m->files) {
+    std::string p;
+    for (auto& c : f.path)
+      p += (p.empty() ? "" : "/") + c;
+    std::printf("  %12llu  %s%s\n", static_cast<unsigned long long>(f.length), p.c_str(),
+                f.pad ? "  (padding)" : "");
+  }
+  return 0;
+}
+
+struct download_options {
+  std::string torrent;
+  std::string out_dir = ".";
+  std::vector<std::string> peers;
+  double timeout = 0;
+  std::string listen = "127.0.0.1:0";
+  bool no_tracker = false;
+  unsigned max_peers = 50;
+  unsigned pipeline = 256;
+  int verbosity = 0;
+  bool quiet = false;
+};
+
+int cmd_download(const download_options& opt) {
+  auto m = load_metainfo(opt.torrent);
+  if (!m) {
+    std::fprintf(stderr, "error: %s: %s\n", opt.torrent.c_str(), m.error().message.c_str());
+    return 2;
+  }
+  auto meta = std::make_shared<const metainfo>(std::move(*m));
+  auto layout = file_layout::create(*meta);
+  if (!layout) {
+    std::fprintf(stderr, "error: %s: %s\n", opt.torrent.c_str(), layout.error().message.c_str());
+    return 2;
+  }
+  std::vector<endpoint> peers;
+  for (auto& p : opt.peers) {
+    endpoint ep;
+    if (!parse_endpoint(p, ep)) {
+      std::fprintf(stderr, "error: --peer %s: expected HOST:PORT\n", p.c_str());
+      return 2;
+    }
+    peers.push_back(ep);
+  }
+  endpoint listen;
+  if (opt.listen.size() > 2 && opt.listen.compare(opt.listen.size() - 2, 2, ":0") == 0)
+    listen = endpoint{opt.listen.substr(0, opt.listen.size() - 2), 0};
+  else if (!parse_endpoint(opt.listen, listen)) {
+    std::fprintf(stderr, "error: --listen %s: expected HOST:PORT\n", opt.listen.c_str());
+    return 2;
+  }
+  if (opt.no_tracker && peers.empty()) {
+    std::fprintf(stderr, "error: --no-tracker needs at least one --peer\n");
+    return 2;
+  }
+  auto shared_layout = std::make_shared<const file_layout>(std::move(*layout));
+  auto store = file_store::open(shared_layout, opt.out_dir);
+  if (!store) {
+    std::fprintf(stderr, "error: %s\n", store.error().message.c_str());
+    return store.error().code == errc::unsafe_path ? 2 : 1;
+  }
+
+  setup_logging(opt.verbosity);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", std::max(2u, std::thread::hardware_concurrency()));
+  int rc = 1;
+  {
+    caf::actor_system sys{cfg};
+    io_runtime io(1);
+    session_config sc;
+    sc.io = &io;
+    sc.listen_host = listen.host;
+    sc.listen_port = listen.port;
+    std::uint16_t port = 0;
+    std::string err;
+    auto session = spawn_session(sys, sc, port, err);
+    if (!session) {
+      std::fprintf(stderr, "error: %s\n", err.c_str());
+      return 1;
+    }
+    {
+    // The scoped actor counts as running: it must be gone before the wait below.
+      caf::scoped_actor self{sys};
+      torrent_config tc;
+      tc.meta = meta;
+      tc.store = std::move(*store);
+      tc.id = make_peer_id();
+      tc.listen_port = port;
+      tc.io = &io;
+      tc.peers = peers;
+      tc.use_trackers = !opt.no_tracker;
+      tc.observer = self;
+      tc.max_peers = opt.max_peers;
+      tc.max_outstanding = opt.pipeline;
+      auto torrent = spawn_torrent(sys, std::move(tc));
+      self->send(session, register_torrent{meta->hash, torrent});
+      spdlog::get("session")->info("listening on {}:{}", listen.host, port);
+
+      bool tty = isatty(STDERR_FILENO) && !opt.quiet;
+      auto start = std::chrono::steady_clock::now();
+      auto last_plain = start;
+      torrent_progress last{};
+      bool running = true;
+      std::string failure;
+      while (running) {
+        self->receive(
+          [&](torrent_progress& p) {
+            last = p;
+            auto now = std::chrono::steady_clock::now();
+            if (!opt.quiet && (tty || now - last_plain >= std::chrono::seconds(2))) {
+              last_plain = now;
+              print_progress(p, tty);
+            }
+          },
+          [&](torrent_finished& f) {
+            last = f.final;
+            running = false;
+            rc = 0;
+          },
+          [&](torrent_failed& f) {
+            failure = f.reason;
+            running = false;
+            rc = 1;
+          },
+          caf::after(std::chrono::milliseconds(200)) >> [] {});
+        if (!running)
+          break;
+        double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (int sig = stop_signal.load()) {
+          failure = std::string("stopped by signal ") + (sig == SIGINT ? "SIGINT" : "SIGTERM");
+          rc = 130;
+          break;
+        }
+        if (opt.timeout > 0 && elapsed > opt.timeout) {
+          char buf[256];
+          if (last.peers == 0)
+            std::snprintf(buf, sizeof buf,
+                          "timed out after %.0f s: no peer could be reached (%u known)", elapsed,
+                          last.known_peers);
+          else
+            std::snprintf(buf, sizeof buf,
+                          "timed out after %.0f s with %u of %u pieces verified (%u peers)",
+                          elapsed, last.pieces_verified, last.pieces, last.peers);
+          failure = buf;
+          rc = 3;
+          break;
+        }
+      }
+      double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (tty)
+        std::fprintf(stderr, "\n");
+      self->send(torrent, stop_request{});
+      self->send(session, stop_request{});
+      if (rc == 0) {
+        double rate = elapsed > 0 ? static_cast<double>(meta->total_size) / elapsed : 0;
+        std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u failed the "
+                    "hash check\n",
+                    meta->name.c_str(), static_cast<unsigned long long>(meta->total_size), elapsed,
+                    human_size(rate).c_str(), last.pieces_verified, last.pieces_failed);
+      } else {
+        std::fprintf(stderr, "error: %s\n", failure.c_str());
+      }
+      std::fflush(stdout);
+    }
+    // Every actor (peers hold sockets) must be gone before the I/O threads stop.
+    sys.await_all_actors_done();
+    io.stop();
+  }
+  return rc;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"actorrent: a BitTorrent client built on actors"};
+  app.require_subcommand(1);
+
+  std::string info_path;
+  auto* info = app.add_subcommand("info", "Print what a .torrent file describes");
+  info->add_option("torrent", info_path, "the .torrent file")->required();
+
+  download_options dl;
+  auto* download = app.add_subcommand("download", "Download a torrent into a directory");
+  download->add_option("torrent", dl.torrent, "the .torrent file")->required();
+  download->add_option("-o,--output", dl.out_dir, "output directory (created if missing)")
+    ->capture_default_str();
+  download->add_option("--peer", dl.peers, "connect to this peer (HOST:PORT), repeatable");
+  download->add_option("--timeout", dl.timeout, "give up after this many seconds (0: never)")
+    ->capture_default_str();
+  download->add_option("--listen", dl.listen, "listen for peers on HOST:PORT (port 0: any)")
+    ->capture_default_str();
+  download->add_flag("--no-tracker", dl.no_tracker, "do not announce to the torrent's trackers");
+  download->add_option("--max-peers", dl.max_peers, "connections at most")->capture_default_str();
+  download->add_option("--pipeline", dl.pipeline, "requests in flight per peer")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 2000u));
+  download->add_flag("-v,--verbose", dl.verbosity, "more log output (-vv: debug)");
+  download->add_flag("-q,--quiet", dl.quiet, "no progress display");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (*info)
+    return cmd_info(info_path);
+  return cmd_download(dl);
+}
