@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""What the `actorrent` command does with bad input: malformed and unsafe torrents, bad
+arguments, nobody to download from. Each case runs the real binary on 127.0.0.1 only.
+
+  cli_test.py --actorrent PATH [unittest args, e.g. CliTest.test_unsafe_paths]
+"""
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+from harness import bencode  # noqa: E402
+
+ACTORRENT = None
+
+
+def run(*args, timeout=30):
+    t0 = time.monotonic()
+    p = subprocess.run([ACTORRENT, *args], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr, time.monotonic() - t0
+
+
+def torrent_bytes(name="payload.bin", files=None, piece_length=16384, total=20000, announce=None):
+    pieces = (total + piece_length - 1) // piece_length
+    info = {"name": name, "piece length": piece_length, "pieces": b"\x11" * 20 * pieces}
+    if files is None:
+        info["length"] = total
+    else:
+        info["files"] = [{"length": n, "path": p} for p, n in files]
+    meta = {"info": info}
+    if announce:
+        meta["announce"] = announce
+    return bencode(meta), hashlib.sha1(bencode(info)).hexdigest()
+
+
+class CliTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="actorrent-cli-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+
+    def tearDown(self):
+        subprocess.run(["rm", "-rf", self.dir])
+
+    def write(self, name, data):
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_info_prints_what_the_torrent_says(self):
+        data, ih = torrent_bytes(files=[(["a", "b.bin"], 15000), (["c.bin"], 5000)], total=20000)
+        rc, out, err, _ = run("info", self.write("t.torrent", data))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("info-hash:   " + ih, out)
+        self.assertIn("total size:  20000 bytes", out)
+        self.assertIn("pieces:      2", out)
+        self.assertIn("a/b.bin", out)
+
+    def test_malformed_torrents_name_the_byte_offset_and_exit_2(self):
+        good, _ = torrent_bytes()
+        cases = {
+            "truncated": good[:-7],
+            "trailing": good + b"x",
+            "leading zero": good.replace(b"i16384e", b"i016384e"),
+            "not a dict": b"i42e",
+            "empty": b"",
+        }
+        for label, data in cases.items():
+            with self.subTest(label):
+                rc, out, err, _ = run("info", self.write("bad.torrent", data))
+                self.assertEqual(rc, 2, label + ": " + err)
+                lines = err.strip().splitlines()
+                self.assertEqual(len(lines), 1, label + ": " + err)
+                self.assertIn("bad.torrent", lines[0])
+                if label != "not a dict":
+                    self.assertIn("byte", lines[0], label)
+                # download refuses the same file before touching the disk
+                out_dir = os.path.join(self.dir, "out-" + label.replace(" ", "_"))
+                rc, _, err, _ = run("download", os.path.join(self.dir, "bad.torrent"), "-o", out_dir,
+                                    "--peer", "127.0.0.1:9", "--no-tracker")
+                self.assertEqual(rc, 2, err)
+                self.assertFalse(os.path.exists(out_dir))
+
+    def test_unreadable_torrent_exits_2(self):
+        rc, _, err, _ = run("info", os.path.join(self.dir, "missing.torrent"))
+        self.assertEqual(rc, 2)
+        self.assertIn("missing.torrent", err)
+
+    def test_unsafe_paths_are_refused_and_nothing_is_created(self):
+        cases = {
+            "dotdot": dict(files=[(["..", "escape.bin"], 20000)]),
+            "nested dotdot": dict(files=[(["a", "..", "..", "escape.bin"], 20000)]),
+            "absolute name": dict(name="/tmp/escape.bin"),
+            "slash in component": dict(files=[(["a/../../escape.bin"], 20000)]),
+            "empty component": dict(files=[(["a", "", "b"], 20000)]),
+            "dot name": dict(name=".."),
+        }
+        for label, kw in cases.items():
+            with self.subTest(label):
+                data, _ = torrent_bytes(**kw)
+                t = self.write("unsafe.torrent", data)
+                out_dir = os.path.join(self.dir, "out")
+                before = set(os.listdir(self.dir))
+                rc, _, err, _ = run("download", t, "-o", out_dir, "--peer", "127.0.0.1:9",
+                                    "--no-tracker")
+                self.assertEqual(rc, 2, label + ": " + err)
+                self.assertIn("error:", err)
+                self.assertEqual(set(os.listdir(self.dir)), before, label + ": something was created")
+                self.assertFalse(os.path.exists("/tmp/escape.bin"))
+
+    def test_symlink_in_output_directory_is_refused(self):
+        outside = os.path.join(self.dir, "outside")
+        os.mkdir(outside)
+        out_dir = os.path.join(self.dir, "out")
+        os.mkdir(out_dir)
+        os.symlink(outside, os.path.join(out_dir, "multi"))
+        data, _ = torrent_bytes(name="multi", files=[(["f.bin"], 20000)])
+        rc, _, err, _ = run("download", self.write("t.torrent", data), "-o", out_dir,
+                            "--peer", "127.0.0.1:9", "--no-tracker")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("symbolic link", err)
+        self.assertEqual(os.listdir(outside), [])
+
+    def test_no_peers_retries_until_timeout_and_says_why(self):
+        # A port on 127.0.0.1 that nobody listens on (bound then closed), and a tracker URL
+        # pointing at another such port.
+        ports = []
+        for _ in range(2):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+            s.close()
+        data, _ = torrent_bytes(announce="http://127.0.0.1:%d/announce" % ports[1])
+        rc, _, err, elapsed = run("download", self.write("t.torrent", data), "-o",
+                                  os.path.join(self.dir, "out"), "--peer", "127.0.0.1:%d" % ports[0],
+                                  "--timeout", "4", "-q")
+        self.assertEqual(rc, 3, err)
+        self.assertIn("timed out after", err)
+        self.assertIn("no peer could be reached", err)
+        self.assertGreaterEqual(elapsed, 4)
+        self.assertLess(elapsed, 15)
+
+    def test_bad_arguments_exit_2(self):
+        data, _ = torrent_bytes()
+        t = self.write("t.torrent", data)
+        for args in (["--peer", "nohostport"], ["--peer", "127.0.0.1:0"], ["--no-tracker"],
+                     ["--pipeline", "0", "--peer", "127.0.0.1:9"]):
+            with self.subTest(args=args):
+                rc, _, err, _ = run("download", t, "-o", os.path.join(self.dir, "o"), *args)
+                self.assertEqual(rc, 2, err)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[1] != "--actorrent":
+        sys.exit("usage: cli_test.py --actorrent PATH [unittest args]")
+    ACTORRENT = os.path.abspath(sys.argv[2])
+    unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)
