@@ -13,6 +13,7 @@ Library (imported by interop_test.py, demo.py, hostile_seeder.py):
     transmission-cli; each with a readiness check (LISTEN socket + the client's own seeding
     signal + registration at the tracker when one is used)
   * verification: sha256 of every file of a download against the payload
+  * a canary "tracker" recording which process announces (to check --no-tracker)
 
 Script mode (/usr/bin/python3 harness.py ...):
   harness.py lt-seed     TORRENT DATADIR --port P [--no-tracker] [--upload-limit BYTES_PER_S]

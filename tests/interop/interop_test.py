@@ -11,14 +11,19 @@
 Cases:
   <seeder>.<mode>.<payload>   seeder  in libtorrent | aria2 | transmission
                               mode    tracker: through opentracker, actorrent gets no --peer
-                                      direct:  --peer 127.0.0.1:SEEDPORT --no-tracker (the torrent
-                                               announces to a dead 127.0.0.1 port)
+                                      direct:  --peer 127.0.0.1:SEEDPORT --no-tracker (the torrent's
+                                               announce URL is a canary on 127.0.0.1: the case fails
+                                               if actorrent contacts it)
                               payload single: one file of 4 MiB + 1234 B (short last piece)
                                       multi:  nested folders, 0/1-byte files, a one-piece file,
                                               files spanning pieces, total not piece-aligned
   hostile                     honest libtorrent seeder (rate-limited) + hostile_seeder.py
                               corrupting every third piece, direct mode: the download must be
                               byte-exact and actorrent must log "hash check failed"
+
+Piece length alternates between 64 KiB and 256 KiB over the matrix (printed by each case).
+A case passes when actorrent exits 0 with a "complete:" line (and exits within 10 s of it) and
+every file, 0-byte ones included, matches the payload's sha256.
 
 Each case runs in a fresh temp directory under /dev/shm with its own opentracker/seeders on free
 ports; everything is killed and removed at the end, also on failure or timeout.
