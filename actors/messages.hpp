@@ -62,6 +62,9 @@ struct peer_activity {
   std::uint64_t wire_bytes = 0;
   bool choke_changed = false;
   bool choked = true;
+  std::uint64_t payload_up = 0; // block bytes we sent since the last report
+  bool interest_changed = false;
+  bool interested = false;      // the peer is interested in us
 };
 
 /// The peer's connection ended; `reason` says why in one line.
@@ -84,6 +87,17 @@ struct set_interested {
 };
 struct disconnect_peer {
   std::string reason;
+};
+/// Choke or unchoke the remote peer (the torrent's choker decides).
+struct set_choke {
+  bool choke = true;
+};
+/// Pieces we now have: the first one after the handshake carries our whole bitfield
+/// (`full`), later ones are HAVE broadcasts, batched.
+struct our_pieces {
+  bool full = false;
+  bitfield bits;                 // when full
+  std::vector<piece_index> haves;
 };
 
 // -- peer -> storage -------------------------------------------------------------------------
@@ -118,6 +132,37 @@ struct piece_checked {
 struct storage_failed {
   std::string reason;
 };
+/// A peer asks storage for a block to upload; the reply carries the complete PIECE message
+/// (header and payload read into one buffer, so it is sent without another copy).
+struct read_block {
+  piece_index piece;
+  std::uint32_t begin = 0;
+  std::uint32_t length = 0;
+};
+struct block_read {
+  piece_index piece;
+  std::uint32_t begin = 0;
+  std::string frame; // empty on error
+  std::string error;
+};
+
+/// Torrent -> storage at start: pieces to trust (from resume data) and pieces to hash first.
+/// Storage replies with existing_checked, reporting progress with check_progress.
+struct check_existing {
+  std::vector<std::uint32_t> trusted;
+  std::vector<std::uint32_t> to_check;
+};
+struct check_progress {
+  std::uint32_t done = 0;
+  std::uint32_t total = 0;
+};
+struct existing_checked {
+  std::vector<std::uint32_t> verified; // trusted plus those whose hash matched
+  std::uint32_t checked = 0;           // how many were hashed
+};
+/// Torrent -> storage: flush files and write resume data now.
+struct save_resume_now {};
+
 /// Reply of storage to sync_storage: every file was flushed (or `error` says why not).
 struct sync_storage {};
 struct storage_synced {
@@ -168,6 +213,12 @@ struct torrent_progress {
   std::uint32_t peers_unchoked = 0;
   std::uint32_t known_peers = 0;
   double download_rate = 0; // bytes per second over the last interval
+  double upload_rate = 0;
+  std::uint64_t uploaded_payload = 0;
+  bool checking = false;     // hashing existing data before anything else
+  std::uint32_t check_done = 0;
+  std::uint32_t check_total = 0;
+  bool seeding = false;      // every piece verified and flushed
 };
 struct torrent_finished {
   torrent_progress final;
@@ -177,6 +228,7 @@ struct torrent_failed {
 };
 
 struct tick {};
+struct flush_haves {};
 struct stop_request {};
 
 } // namespace actorrent
@@ -204,5 +256,14 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::incoming_peer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::torrent_progress)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::torrent_finished)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::torrent_failed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::set_choke)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::our_pieces)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::read_block)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::block_read)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::check_existing)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::check_progress)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::existing_checked)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::save_resume_now)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tick)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::flush_haves)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::stop_request)

@@ -1,6 +1,7 @@
 #include "actors/peer_actor.hpp"
 
 #include <chrono>
+#include <deque>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -20,6 +21,7 @@ struct conn_handshake {
 struct conn_closed {
   std::string reason;
 };
+struct pump_uploads {};
 
 } // namespace
 } // namespace actorrent
@@ -27,6 +29,7 @@ struct conn_closed {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::read_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::conn_handshake)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::conn_closed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::pump_uploads)
 
 namespace actorrent {
 
@@ -34,7 +37,9 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-constexpr std::uint8_t our_ext_handshake_id = 0; // BEP 10: id 0 is the handshake
+constexpr std::size_t max_upload_queue = 500;   // requests queued per peer; more are rejected
+constexpr std::size_t max_reads_in_flight = 8;   // storage reads per peer at once
+constexpr std::size_t max_send_backlog = 1u << 20; // bytes queued on the socket before we wait
 
 struct peer_state {
   peer_config cfg;
@@ -53,6 +58,24 @@ struct peer_state {
   std::uint64_t wire_down = 0;
   std::string out; // encode buffer for one outgoing batch
 
+  // Upload side.
+  struct upload_request {
+    piece_index piece;
+    std::uint32_t begin = 0;
+    std::uint32_t length = 0;
+    bool reading = false;   // a read_block is in flight for it
+    bool cancelled = false; // cancelled while its read was in flight
+  };
+  bool am_choking = true;
+  bool peer_interested = false;
+  bool sent_pieces = false;            // our bitfield went out
+  bitfield our_pieces;
+  std::deque<upload_request> uploads;  // bounded by max_upload_queue
+  std::size_t reads_in_flight = 0;
+  bool pump_scheduled = false;
+  std::uint64_t payload_up = 0;
+  std::uint64_t up_unreported = 0;
+
   std::uint32_t piece_count() const { return cfg.meta->piece_count(); }
 };
 
@@ -64,7 +87,7 @@ void flush(peer_state& st) {
   st.last_send = clock_type::now();
 }
 
-void close_peer(caf::event_based_actor* self, peer_state& st, const std::string& reason,
+void close_peer(caf::stateful_actor<peer_state>* self, peer_state& st, const std::string& reason,
                 bool misbehaved) {
   if (st.closed)
     return;
@@ -98,7 +121,95 @@ bool valid_block(const peer_state& st, const wire::message& m, std::uint32_t len
   return true;
 }
 
-void handle_batch(caf::event_based_actor* self, peer_state& st, read_batch& batch) {
+void reject(peer_state& st, piece_index p, std::uint32_t begin, std::uint32_t length) {
+  if (st.fast) // BEP 6: every request gets an answer; without it, a dropped request is silent
+    wire::append_request(st.out, wire::msg_id::reject, p.value, begin, length);
+}
+
+/// Queues an upload request. Returns false (with `why`) only for a protocol violation.
+bool on_request(peer_state& st, const wire::message& m, std::string& why) {
+  if (m.index >= st.piece_count()) {
+    why = "request: piece " + std::to_string(m.index) + " out of range";
+    return false;
+  }
+  piece_index p{m.index};
+  auto size = st.cfg.meta->piece_size(p);
+  if (m.begin >= size || m.length > size - m.begin) {
+    why = "request: block " + std::to_string(m.index) + ":" + std::to_string(m.begin) + "+" +
+          std::to_string(m.length) + " outside the piece";
+    return false;
+  }
+  if (st.am_choking || !st.our_pieces.size() || !st.our_pieces.test(p) ||
+      st.uploads.size() >= max_upload_queue) {
+    reject(st, p, m.begin, m.length);
+    return true;
+  }
+  st.uploads.push_back(peer_state::upload_request{p, m.begin, m.length});
+  return true;
+}
+
+void on_cancel(peer_state& st, const wire::message& m) {
+  for (auto it = st.uploads.begin(); it != st.uploads.end(); ++it) {
+    if (it->piece.value == m.index && it->begin == m.begin && it->length == m.length) {
+      if (it->reading)
+        it->cancelled = true;
+      else
+        st.uploads.erase(it);
+      return;
+    }
+  }
+}
+
+void pump(caf::stateful_actor<peer_state>* self, peer_state& st);
+
+void on_block_read(caf::stateful_actor<peer_state>* self, block_read& r) {
+  auto& st = self->state;
+  --st.reads_in_flight;
+  for (auto it = st.uploads.begin(); it != st.uploads.end(); ++it) {
+    if (!it->reading || it->piece != r.piece || it->begin != r.begin)
+      continue;
+    bool send = !it->cancelled && !st.am_choking && !st.closed && r.error.empty();
+    auto length = it->length;
+    st.uploads.erase(it);
+    if (send) {
+      flush(st); // keep message order: anything encoded before goes first
+      st.conn->send(std::move(r.frame));
+      st.last_send = clock_type::now();
+      st.payload_up += length;
+      st.up_unreported += length;
+    } else if (!r.error.empty() && !st.closed) {
+      reject(st, r.piece, r.begin, length);
+    }
+    break;
+  }
+  pump(self, st);
+  flush(st);
+}
+
+/// Starts storage reads for queued requests while the socket keeps up.
+void pump(caf::stateful_actor<peer_state>* self, peer_state& st) {
+  if (st.closed || st.am_choking)
+    return;
+  for (auto& u : st.uploads) {
+    if (st.reads_in_flight >= max_reads_in_flight)
+      return;
+    if (u.reading)
+      continue;
+    if (st.conn->queued_bytes() > max_send_backlog) {
+      if (!st.pump_scheduled) {
+        st.pump_scheduled = true;
+        self->delayed_send(self, std::chrono::milliseconds(5), pump_uploads{});
+      }
+      return;
+    }
+    u.reading = true;
+    ++st.reads_in_flight;
+    self->request(st.cfg.storage, caf::infinite, read_block{u.piece, u.begin, u.length})
+      .then([self](block_read& r) { on_block_read(self, r); });
+  }
+}
+
+void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_batch& batch) {
   if (st.closed)
     return;
   st.last_receive = clock_type::now();
@@ -114,10 +225,20 @@ void handle_batch(caf::event_based_actor* self, peer_state& st, read_batch& batc
   auto violation = [&](const std::string& reason) { close_peer(self, st, reason, true); };
   for (const auto& m : batch.messages) {
     switch (m.id) {
-      case wire::msg_id::keep_alive:
-      case wire::msg_id::interested:     // no upload path yet: we never unchoke
-      case wire::msg_id::not_interested:
+      case wire::msg_id::interested:
+      case wire::msg_id::not_interested: {
+        bool interested = m.id == wire::msg_id::interested;
+        if (interested != st.peer_interested) {
+          st.peer_interested = interested;
+          act.interest_changed = true;
+          act.interested = interested;
+        }
+        break;
+      }
       case wire::msg_id::cancel:
+        on_cancel(st, m);
+        break;
+      case wire::msg_id::keep_alive:
       case wire::msg_id::port:
       case wire::msg_id::suggest:
       case wire::msg_id::allowed_fast:
@@ -160,9 +281,8 @@ void handle_batch(caf::event_based_actor* self, peer_state& st, read_batch& batc
         av.bits = bitfield(st.piece_count(), m.id == wire::msg_id::have_all);
         break;
       case wire::msg_id::request:
-        // We do not serve yet: BEP 6 peers get an explicit reject, others are choked anyway.
-        if (st.fast)
-          wire::append_request(st.out, wire::msg_id::reject, m.index, m.begin, m.length);
+        if (!on_request(st, m, why))
+          return violation(why);
         break;
       case wire::msg_id::piece: {
         auto len = static_cast<std::uint32_t>(m.payload.size());
@@ -190,12 +310,13 @@ void handle_batch(caf::event_based_actor* self, peer_state& st, read_batch& batc
   }
   if (av.has_bitfield || !av.haves.empty())
     self->send(st.cfg.torrent, std::move(av));
-  if (act.choke_changed || !act.rejected.empty() || act.payload_bytes > 0)
+  if (act.choke_changed || act.interest_changed || !act.rejected.empty() || act.payload_bytes > 0)
     self->send(st.cfg.torrent, std::move(act));
+  pump(self, st);
   flush(st);
 }
 
-connection_events make_events(caf::event_based_actor* self) {
+connection_events make_events(caf::stateful_actor<peer_state>* self) {
   // The connection calls these on an I/O thread: they only post messages to the actor.
   caf::actor me = caf::actor_cast<caf::actor>(self);
   connection_events ev;
@@ -213,7 +334,7 @@ wire::handshake our_handshake(const peer_config& cfg) {
   return hs;
 }
 
-bool accept_handshake(caf::event_based_actor* self, peer_state& st, const wire::handshake& hs) {
+bool accept_handshake(caf::stateful_actor<peer_state>* self, peer_state& st, const wire::handshake& hs) {
   if (hs.hash != st.cfg.meta->hash) {
     close_peer(self, st, "handshake for another torrent (info-hash " + to_hex(hs.hash) + ")", true);
     return false;
@@ -247,7 +368,7 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
                                          our_handshake(cfg), std::move(events));
     }
     self->set_default_handler(caf::drop);
-    self->delayed_send(self, std::chrono::seconds(5), tick{});
+    self->delayed_send(self, std::chrono::seconds(1), tick{});
     return {
       [=](conn_handshake& ev) {
         auto& st = self->state;
@@ -285,6 +406,54 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
         flush(st);
       },
       [=](disconnect_peer& msg) { close_peer(self, self->state, msg.reason, false); },
+      [=](our_pieces& msg) {
+        auto& st = self->state;
+        if (msg.full) {
+          st.our_pieces = std::move(msg.bits);
+          if (!st.sent_pieces) {
+            st.sent_pieces = true;
+            auto have = st.our_pieces.count();
+            if (st.fast && have == st.piece_count())
+              wire::append_simple(st.out, wire::msg_id::have_all); // BEP 6
+            else if (st.fast && have == 0)
+              wire::append_simple(st.out, wire::msg_id::have_none); // BEP 6
+            else if (have > 0)
+              wire::append_bitfield(st.out, st.our_pieces.to_wire());
+          }
+        } else {
+          if (st.our_pieces.size() == 0)
+            st.our_pieces = bitfield(st.piece_count());
+          for (auto p : msg.haves) {
+            st.our_pieces.set(p);
+            wire::append_have(st.out, p.value);
+          }
+        }
+        flush(st);
+      },
+      [=](set_choke msg) {
+        auto& st = self->state;
+        if (st.am_choking == msg.choke)
+          return;
+        st.am_choking = msg.choke;
+        wire::append_simple(st.out, msg.choke ? wire::msg_id::choke : wire::msg_id::unchoke);
+        if (msg.choke) {
+          // BEP 6: pending requests are rejected explicitly; without it choking discards them.
+          for (auto& u : st.uploads)
+            if (!u.reading)
+              reject(st, u.piece, u.begin, u.length);
+          st.uploads.erase(std::remove_if(st.uploads.begin(), st.uploads.end(),
+                                          [](auto& u) { return !u.reading; }),
+                           st.uploads.end());
+          for (auto& u : st.uploads)
+            u.cancelled = true;
+        }
+        flush(st);
+      },
+      [=](pump_uploads) {
+        self->state.pump_scheduled = false;
+        pump(self, self->state);
+        flush(self->state);
+      },
       [=](tick) {
         auto& st = self->state;
         if (st.closed)
@@ -300,7 +469,14 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
           wire::append_keep_alive(st.out);
           flush(st);
         }
-        self->delayed_send(self, std::chrono::seconds(5), tick{});
+        if (st.up_unreported > 0) {
+          peer_activity act;
+          act.slot = st.cfg.slot;
+          act.payload_up = st.up_unreported;
+          st.up_unreported = 0;
+          self->send(st.cfg.torrent, std::move(act));
+        }
+        self->delayed_send(self, std::chrono::seconds(1), tick{});
       },
     };
   });

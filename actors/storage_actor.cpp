@@ -7,7 +7,9 @@
 #include "actors/messages.hpp"
 #include "protocol/metainfo.hpp"
 #include "protocol/sha1.hpp"
+#include "storage/data_checker.hpp"
 #include "storage/file_store.hpp"
+#include "storage/resume.hpp"
 #include "storage/piece_hashing.hpp"
 
 namespace actorrent {
@@ -24,6 +26,7 @@ struct storage_state {
   bitfield verified;
   std::vector<char> scratch;
   bool failed = false;
+  bool dirty_resume = false; // verified pieces not yet in the resume file
 
   std::uint32_t blocks_in(piece_index p) const {
     return (meta->piece_size(p) + block_size - 1) / block_size;
@@ -40,9 +43,31 @@ struct storage_state {
     std::uint32_t first = p.value * blocks_per_piece;
     roaring_bitmap_remove_range(&written.roaring, first, std::uint64_t{first} + blocks_in(p));
     written_count[p.value] = 0;
-    if (ok)
+    if (ok) {
       verified.set(p);
+      dirty_resume = true;
+    }
     self->send(torrent, piece_checked{p, ok});
+  }
+
+  /// Flushes the files, then records the verified pieces (resume data is only ever written
+  /// about data that is on disk).
+  void save(caf::event_based_actor* self) {
+    if (!dirty_resume || failed)
+      return;
+    auto synced = store->sync();
+    if (!synced) {
+      fail(self, synced.error().message);
+      return;
+    }
+    Roaring bits;
+    verified.for_each_set([&](piece_index p) { bits.add(p.value); });
+    auto saved = save_resume(store->root(), *meta, store->layout(), bits);
+    if (!saved) {
+      spdlog::get("storage")->warn("could not save resume data: {}", saved.error().message);
+      return;
+    }
+    dirty_resume = false;
   }
 
   void fail(caf::event_based_actor* self, const std::string& reason) {
@@ -92,11 +117,63 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
         for (auto p : complete)
           st->check_piece(self, p);
       },
+      [=](const read_block& rb) {
+        block_read out{rb.piece, rb.begin, {}, {}};
+        if (rb.piece.value >= st->meta->piece_count() || !st->verified.test(rb.piece)) {
+          out.error = "piece not available";
+          return out;
+        }
+        auto size = st->meta->piece_size(rb.piece);
+        if (rb.begin >= size || rb.length == 0 || rb.length > size - rb.begin) {
+          out.error = "block outside the piece";
+          return out;
+        }
+        // The PIECE header and the payload share one buffer: the connection sends it as is.
+        wire::append_piece_header(out.frame, rb.piece.value, rb.begin, rb.length);
+        auto header = out.frame.size();
+        out.frame.resize(header + rb.length);
+        auto status = st->store->read(rb.piece, rb.begin, rb.length, out.frame.data() + header);
+        if (!status) {
+          out.frame.clear();
+          out.error = status.error().message;
+        }
+        return out;
+      },
+      [=](const check_existing& ce) {
+        existing_checked out;
+        Roaring to_check;
+        for (auto p : ce.to_check)
+          if (p < st->meta->piece_count())
+            to_check.add(p);
+        Roaring good;
+        if (!to_check.isEmpty()) {
+          auto me = caf::actor_cast<caf::actor>(self);
+          auto torrent = st->torrent;
+          good = check_pieces(st->store->layout(), *st->meta, st->store->root(), to_check, 0,
+                              [torrent](std::uint32_t done, std::uint32_t total) {
+                                caf::anon_send(torrent, check_progress{done, total});
+                              });
+          out.checked = static_cast<std::uint32_t>(to_check.cardinality());
+        }
+        for (auto p : ce.trusted)
+          if (p < st->meta->piece_count())
+            good.add(p);
+        for (auto p : good) {
+          st->verified.set(piece_index{p});
+          out.verified.push_back(p);
+        }
+        st->dirty_resume = true;
+        return out;
+      },
+      [=](save_resume_now) { st->save(self); },
       [=](sync_storage) {
         auto status = st->store->sync();
         return storage_synced{status ? std::string{} : status.error().message};
       },
-      [=](stop_request) { self->quit(); },
+      [=](stop_request) {
+        st->save(self);
+        self->quit();
+      },
     };
   });
 }

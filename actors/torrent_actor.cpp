@@ -30,8 +30,13 @@ struct peer_entry {
   bool seed = false;            // has every piece: counted once in availability
   bitfield bits;
   bool choked_us = true;
-  bool interested = false;
+  bool interested = false;       // we are interested in the peer
+  bool peer_interested = false;  // the peer is interested in us
+  bool am_choking = true;
   bool banned = false;
+  std::uint64_t down_round = 0;  // payload from / to the peer in this choke round
+  std::uint64_t up_round = 0;
+  std::uint64_t uploaded = 0;
   std::vector<block_ref> outstanding; // requests in flight, oldest first
   std::uint32_t hash_failures = 0;
   std::uint64_t payload = 0;
@@ -58,8 +63,21 @@ struct torrent_state {
   std::vector<known_peer> known;
   std::vector<block_ref> picked;
   std::vector<peer_slot> cancels;
-  bool finishing = false;
-  bool done = false;
+  bool checking = true;   // hashing existing data; no peers yet
+  bool finishing = false; // every piece verified (or failed): no more requests
+  bool failed = false;
+  bool done = false;      // completion reported; seeding from now on
+  std::vector<piece_index> pending_haves; // verified, not yet announced to peers
+  bool haves_flush_scheduled = false;
+  std::uint32_t verified_since_save = 0;
+  clock_type::time_point last_save = clock_type::now();
+  std::uint32_t ticks = 0;
+  peer_slot optimistic = no_peer;
+  std::uint64_t payload_up = 0;
+  std::uint64_t payload_up_at_last_tick = 0;
+  double up_rate = 0;
+  std::uint32_t check_done = 0;
+  std::uint32_t check_total = 0;
   // statistics
   std::uint64_t payload_down = 0;
   std::uint64_t payload_at_last_tick = 0;
@@ -86,7 +104,7 @@ void send_announce(self_ptr self, tracker::event ev) {
   if (!st.tracker || st.announce_in_flight)
     return;
   st.announce_in_flight = true;
-  self->send(st.tracker, announce{ev, 0, st.payload_down, bytes_left(st)});
+  self->send(st.tracker, announce{ev, st.payload_up, st.payload_down, bytes_left(st)});
 }
 
 void refill(self_ptr self, peer_slot slot, peer_entry& e) {
@@ -202,7 +220,7 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
 
 void connect_more(self_ptr self) {
   auto& st = self->state;
-  if (st.finishing)
+  if (st.checking || st.failed)
     return;
   auto now = clock_type::now();
   int started = 0;
@@ -234,14 +252,20 @@ torrent_progress make_progress(const torrent_state& st) {
   }
   p.known_peers = static_cast<std::uint32_t>(st.known.size());
   p.download_rate = st.rate;
+  p.upload_rate = st.up_rate;
+  p.uploaded_payload = st.payload_up;
+  p.checking = st.checking;
+  p.check_done = st.check_done;
+  p.check_total = st.check_total;
+  p.seeding = st.done;
   return p;
 }
 
 void fail_torrent(self_ptr self, const std::string& reason) {
   auto& st = self->state;
-  if (st.done)
+  if (st.failed)
     return;
-  st.done = true;
+  st.failed = true;
   st.finishing = true;
   st.log->error("{}", reason);
   self->send(st.cfg.observer, torrent_failed{reason});
@@ -267,6 +291,10 @@ void maybe_finish(self_ptr self) {
       st.done = true;
       st.announce_in_flight = false;
       send_announce(self, tracker::event::completed);
+      // Seeding now: a peer that has everything too has nothing to trade with us.
+      for (auto& [slot, e] : st.peers)
+        if (e.seed)
+          self->send(e.handle, disconnect_peer{"both sides are seeds"});
       self->send(st.cfg.observer, torrent_finished{make_progress(st)});
     });
 }
@@ -275,6 +303,13 @@ void on_piece_checked(self_ptr self, const piece_checked& pc) {
   auto& st = self->state;
   if (pc.ok) {
     st.picker->on_piece_verified(pc.piece);
+    st.pending_haves.push_back(pc.piece);
+    ++st.verified_since_save;
+    if (!st.haves_flush_scheduled) {
+      // HAVEs go out in batches: one message per peer for everything verified meanwhile.
+      st.haves_flush_scheduled = true;
+      self->delayed_send(self, std::chrono::milliseconds(50), flush_haves{});
+    }
     maybe_finish(self);
     return;
   }
@@ -306,6 +341,53 @@ void on_piece_checked(self_ptr self, const piece_checked& pc) {
   refill_all(self);
 }
 
+/// Picks the peers we upload to: the upload_slots best by rate (what they give us while we
+/// download — reciprocation; what they take while we seed), plus one optimistic unchoke that
+/// rotates every 30 s so newcomers get a chance to prove themselves.
+void run_choker(self_ptr self) {
+  auto& st = self->state;
+  std::vector<std::pair<std::uint64_t, peer_slot>> candidates;
+  for (auto& [slot, e] : st.peers)
+    if (e.active && e.peer_interested && !e.banned)
+      candidates.emplace_back(st.done ? e.up_round : e.down_round, slot);
+  std::sort(candidates.begin(), candidates.end(), std::greater<>());
+  std::vector<peer_slot> unchoke;
+  for (std::size_t i = 0; i < candidates.size() && i < st.cfg.upload_slots; ++i)
+    unchoke.push_back(candidates[i].second);
+  bool rotate = st.ticks % 30 == 0 || st.peers.count(st.optimistic) == 0;
+  if (rotate) {
+    std::vector<peer_slot> others;
+    for (std::size_t i = st.cfg.upload_slots; i < candidates.size(); ++i)
+      others.push_back(candidates[i].second);
+    st.optimistic = others.empty() ? no_peer : others[st.ticks % others.size()];
+  }
+  if (st.optimistic != no_peer &&
+      std::find(unchoke.begin(), unchoke.end(), st.optimistic) == unchoke.end())
+    unchoke.push_back(st.optimistic);
+  for (auto& [slot, e] : st.peers) {
+    bool choke = std::find(unchoke.begin(), unchoke.end(), slot) == unchoke.end();
+    if (choke != e.am_choking && e.active) {
+      e.am_choking = choke;
+      self->send(e.handle, set_choke{choke});
+    }
+    e.down_round = e.up_round = 0;
+  }
+}
+
+/// Unchokes an interested peer at once while a slot is free, instead of waiting for the round.
+void fill_free_slot(self_ptr self, peer_entry& e) {
+  auto& st = self->state;
+  if (!e.am_choking || !e.peer_interested || !e.active || e.banned || st.checking)
+    return;
+  std::size_t unchoked = 0;
+  for (auto& [slot, other] : st.peers)
+    unchoked += !other.am_choking;
+  if (unchoked >= st.cfg.upload_slots + 1)
+    return;
+  e.am_choking = false;
+  self->send(e.handle, set_choke{false});
+}
+
 void on_tick(self_ptr self) {
   auto& st = self->state;
   auto now = clock_type::now();
@@ -313,8 +395,19 @@ void on_tick(self_ptr self) {
   if (dt > 0)
     st.rate = static_cast<double>(st.payload_down - st.payload_at_last_tick) / dt;
   st.payload_at_last_tick = st.payload_down;
+  if (dt > 0)
+    st.up_rate = static_cast<double>(st.payload_up - st.payload_up_at_last_tick) / dt;
+  st.payload_up_at_last_tick = st.payload_up;
   st.last_tick = now;
-  if (!st.done) {
+  ++st.ticks;
+  if (st.verified_since_save > 0 && now - st.last_save >= seconds(st.cfg.resume_interval_s)) {
+    st.verified_since_save = 0;
+    st.last_save = now;
+    self->send(st.storage, save_resume_now{});
+  }
+  if (!st.failed && !st.checking) {
+    if (st.ticks % 10 == 0)
+      run_choker(self);
     connect_more(self);
     if (st.tracker && !st.announce_in_flight && now >= st.next_announce)
       send_announce(self, st.announced_started ? tracker::event::none : tracker::event::started);
@@ -326,8 +419,9 @@ void on_tick(self_ptr self) {
       }
     }
     refill_all(self);
-    self->send(st.cfg.observer, make_progress(st));
   }
+  if (!st.failed)
+    self->send(st.cfg.observer, make_progress(st));
   self->delayed_send(self, seconds(1), tick{});
 }
 
@@ -364,8 +458,20 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
     });
     self->set_default_handler(caf::drop);
     self->send(self, tick{});
-    if (m.piece_count() == 0)
-      maybe_finish(self);
+    // Existing data first: trusted pieces from the resume data, the rest hashed by storage.
+    self->request(st.storage, caf::infinite,
+                  check_existing{std::move(st.cfg.trusted_pieces), std::move(st.cfg.pieces_to_check)})
+      .then([=](existing_checked& ec) {
+        auto& st = self->state;
+        for (auto p : ec.verified)
+          st.picker->set_have(piece_index{p});
+        st.checking = false;
+        if (ec.checked > 0 || !ec.verified.empty())
+          st.log->info("existing data: {} of {} pieces verified ({} hashed)", ec.verified.size(),
+                       st.meta().piece_count(), ec.checked);
+        connect_more(self);
+        maybe_finish(self);
+      });
     return {
       [=](tick) { on_tick(self); },
       [=](const peer_connected& pc) {
@@ -375,6 +481,7 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         it->second.active = true;
         if (it->second.known != SIZE_MAX)
           self->state.known[it->second.known].st = known_peer::state::connected;
+        self->send(it->second.handle, our_pieces{true, self->state.picker->have_pieces(), {}});
       },
       [=](availability_delta& d) {
         auto& st = self->state;
@@ -425,6 +532,10 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           }
         }
         update_interest(self, e, interesting && !st.finishing);
+        if (st.done && e.seed) {
+          self->send(e.handle, disconnect_peer{"both sides are seeds"});
+          return;
+        }
         refill(self, d.slot, e);
       },
       [=](peer_activity& a) {
@@ -434,7 +545,16 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           return;
         auto& e = it->second;
         e.payload += a.payload_bytes;
+        e.down_round += a.payload_bytes;
         st.payload_down += a.payload_bytes;
+        e.uploaded += a.payload_up;
+        e.up_round += a.payload_up;
+        st.payload_up += a.payload_up;
+        if (a.interest_changed) {
+          e.peer_interested = a.interested;
+          if (a.interested)
+            fill_free_slot(self, e);
+        }
         for (auto b : a.rejected)
           if (erase_outstanding(e, b))
             st.picker->on_request_dropped(a.slot, b);
@@ -471,6 +591,20 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         }
       },
       [=](const piece_checked& pc) { on_piece_checked(self, pc); },
+      [=](flush_haves) {
+        auto& st = self->state;
+        st.haves_flush_scheduled = false;
+        if (st.pending_haves.empty())
+          return;
+        for (auto& [slot, e] : st.peers)
+          if (e.active)
+            self->send(e.handle, our_pieces{false, {}, st.pending_haves});
+        st.pending_haves.clear();
+      },
+      [=](const check_progress& cp) {
+        self->state.check_done = cp.done;
+        self->state.check_total = cp.total;
+      },
       [=](const peer_closed& pc) { remove_peer(self, pc.slot, pc.reason, pc.misbehaved); },
       [=](announce_result& r) {
         auto& st = self->state;
@@ -500,8 +634,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
       },
       [=](incoming_peer& ip) {
         auto& st = self->state;
-        if (st.finishing || st.peers.size() >= st.cfg.max_peers) {
-          ip.conn->close(st.finishing ? "download finished" : "too many peers");
+        if (st.failed || st.checking || st.peers.size() >= st.cfg.max_peers) {
+          ip.conn->close(st.peers.size() >= st.cfg.max_peers ? "too many peers" : "not ready");
           return;
         }
         spawn_peer_for(self, ip.remote, SIZE_MAX, ip.conn, &ip.hs);
@@ -512,7 +646,7 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         for (auto& [slot, e] : st.peers)
           self->send(e.handle, disconnect_peer{"shutting down"});
         if (st.tracker) {
-          self->send(st.tracker, announce{tracker::event::stopped, 0, st.payload_down,
+          self->send(st.tracker, announce{tracker::event::stopped, st.payload_up, st.payload_down,
                                           bytes_left(st)});
           self->send(st.tracker, stop_request{});
         }

@@ -34,6 +34,11 @@ struct torrent_config {
   std::uint32_t max_peers = 50;
   std::uint32_t max_outstanding = 256; // requests in flight per peer (pipeline depth)
   std::uint32_t ban_after_failures = 2;
+  std::uint32_t upload_slots = 4;      // peers unchoked by rate, plus one optimistic slot
+  // From the resume data: pieces to trust as verified, and pieces to hash before trusting.
+  std::vector<std::uint32_t> trusted_pieces;
+  std::vector<std::uint32_t> pieces_to_check;
+  std::uint32_t resume_interval_s = 5; // resume data is saved this often while pieces verify
 };
 
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg);

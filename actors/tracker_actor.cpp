@@ -89,7 +89,9 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
             ar.left = req.left;
             ar.ev = req.ev;
             std::string err;
-            auto body = http_get(tracker::build_announce_url(ar), conf->timeout_ms, err);
+            // A "stopped" announce happens on the way out: it must not hold up the exit.
+            long timeout = req.ev == tracker::event::stopped ? 1000L : conf->timeout_ms;
+            auto body = http_get(tracker::build_announce_url(ar), timeout, err);
             if (err.empty()) {
               auto parsed = tracker::parse_announce_response(body);
               if (parsed) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 #include <random>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,7 @@
 #include "protocol/metainfo.hpp"
 #include "storage/file_layout.hpp"
 #include "storage/file_store.hpp"
+#include "storage/resume.hpp"
 
 using namespace actorrent;
 
@@ -93,15 +95,35 @@ std::string eta_text(double seconds) {
 }
 
 void print_progress(const torrent_progress& p, bool tty) {
+  if (p.checking) {
+    double pct = p.check_total ? 100.0 * p.check_done / p.check_total : 0.0;
+    if (tty)
+      std::fprintf(stderr, "\r\033[Kchecking existing data %5.1f%% (%u/%u pieces)", pct,
+                   p.check_done, p.check_total);
+    else
+      std::fprintf(stderr, "checking existing data %5.1f%% (%u/%u pieces)\n", pct, p.check_done,
+                   p.check_total);
+    std::fflush(stderr);
+    return;
+  }
+  if (p.seeding) {
+    char line[160];
+    std::snprintf(line, sizeof line, "seeding  up %s/s  uploaded %s  peers %u", 
+                  human_size(p.upload_rate).c_str(),
+                  human_size(static_cast<double>(p.uploaded_payload)).c_str(), p.peers);
+    std::fprintf(stderr, tty ? "\r\033[K%s" : "%s\n", line);
+    std::fflush(stderr);
+    return;
+  }
   double done = static_cast<double>(p.verified_bytes + p.dirty_bytes);
   double pct = p.total_size ? 100.0 * done / static_cast<double>(p.total_size) : 100.0;
   double left = static_cast<double>(p.total_size) - done;
   double eta = p.download_rate > 0 ? left / p.download_rate : -1;
   char line[256];
-  std::snprintf(line, sizeof line, "%5.1f%%  %s/%s  %s/s  peers %u/%u  ETA %s", pct,
-                human_size(done).c_str(), human_size(static_cast<double>(p.total_size)).c_str(),
-                human_size(p.download_rate).c_str(), p.peers, p.known_peers,
-                eta_text(eta).c_str());
+  std::snprintf(line, sizeof line, "%5.1f%%  %s/%s  down %s/s  up %s/s  peers %u/%u  ETA %s",
+                pct, human_size(done).c_str(), human_size(static_cast<double>(p.total_size)).c_str(),
+                human_size(p.download_rate).c_str(), human_size(p.upload_rate).c_str(), p.peers,
+                p.known_peers, eta_text(eta).c_str());
   if (tty)
     std::fprintf(stderr, "\r\033[K%s", line);
   else
@@ -148,9 +170,16 @@ struct download_options {
   bool no_tracker = false;
   unsigned max_peers = 50;
   unsigned pipeline = 256;
+  unsigned upload_slots = 4;
+  bool seed = false;          // keep seeding after completion (download --seed, and `seed`)
+  double seed_ratio = 0;      // stop seeding once uploaded >= ratio * size (0: no limit)
+  double seed_time = 0;       // stop seeding after this many seconds (0: no limit)
+  bool seed_only = false;     // the `seed` command: the data must already be complete
   int verbosity = 0;
   bool quiet = false;
 };
+
+const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
 
 int cmd_download(const download_options& opt) {
   auto m = load_metainfo(opt.torrent);
@@ -180,18 +209,28 @@ int cmd_download(const download_options& opt) {
     std::fprintf(stderr, "error: --listen %s: expected HOST:PORT\n", opt.listen.c_str());
     return 2;
   }
-  if (opt.no_tracker && peers.empty()) {
+  if (opt.no_tracker && peers.empty() && !opt.seed_only) {
     std::fprintf(stderr, "error: --no-tracker needs at least one --peer\n");
     return 2;
   }
+  setup_logging(opt.verbosity);
   auto shared_layout = std::make_shared<const file_layout>(std::move(*layout));
+  // Resume data is read before the files are opened: opening creates missing files.
+  auto resume = load_resume(opt.out_dir, *meta, *shared_layout);
+  if (!resume.warning.empty())
+    spdlog::get("storage")->warn("{}", resume.warning);
+  if (opt.seed_only && resume.to_check.isEmpty() && resume.trusted.isEmpty() &&
+      meta->piece_count() > 0) {
+    std::fprintf(stderr, "error: no data of %s found in %s\n", meta->name.c_str(),
+                 opt.out_dir.c_str());
+    return 1;
+  }
   auto store = file_store::open(shared_layout, opt.out_dir);
   if (!store) {
     std::fprintf(stderr, "error: %s\n", store.error().message.c_str());
     return store.error().code == errc::unsafe_path ? 2 : 1;
   }
 
-  setup_logging(opt.verbosity);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
@@ -214,7 +253,7 @@ int cmd_download(const download_options& opt) {
       return 1;
     }
     {
-    // The scoped actor counts as running: it must be gone before the wait below.
+      // The scoped actor counts as running: it must be gone before the wait below.
       caf::scoped_actor self{sys};
       torrent_config tc;
       tc.meta = meta;
@@ -227,6 +266,11 @@ int cmd_download(const download_options& opt) {
       tc.observer = self;
       tc.max_peers = opt.max_peers;
       tc.max_outstanding = opt.pipeline;
+      tc.upload_slots = opt.upload_slots;
+      for (auto p : resume.trusted)
+        tc.trusted_pieces.push_back(p);
+      for (auto p : resume.to_check)
+        tc.pieces_to_check.push_back(p);
       auto torrent = spawn_torrent(sys, std::move(tc));
       self->send(session, register_torrent{meta->hash, torrent});
       spdlog::get("session")->info("listening on {}:{}", listen.host, port);
@@ -234,13 +278,22 @@ int cmd_download(const download_options& opt) {
       bool tty = isatty(STDERR_FILENO) && !opt.quiet;
       auto start = std::chrono::steady_clock::now();
       auto last_plain = start;
+      std::optional<std::chrono::steady_clock::time_point> completed_at;
       torrent_progress last{};
       bool running = true;
+      bool was_checking = false;
       std::string failure;
+      auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+      };
       while (running) {
         self->receive(
           [&](torrent_progress& p) {
             last = p;
+            if (p.checking && !was_checking) {
+              was_checking = true;
+              spdlog::get("storage")->info("checking existing data");
+            }
             auto now = std::chrono::steady_clock::now();
             if (!opt.quiet && (tty || now - last_plain >= std::chrono::seconds(2))) {
               last_plain = now;
@@ -249,8 +302,26 @@ int cmd_download(const download_options& opt) {
           },
           [&](torrent_finished& f) {
             last = f.final;
-            running = false;
-            rc = 0;
+            completed_at = std::chrono::steady_clock::now();
+            if (tty)
+              std::fprintf(stderr, "\n");
+            if (opt.seed_only) {
+              std::printf("seeding: %s on %s:%u (%u pieces verified)\n", meta->name.c_str(),
+                          listen.host.c_str(), port, last.pieces_verified);
+            } else {
+              double elapsed = seconds_since(start);
+              double rate = elapsed > 0 ? static_cast<double>(meta->total_size) / elapsed : 0;
+              std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u "
+                          "failed the hash check\n",
+                          meta->name.c_str(), static_cast<unsigned long long>(meta->total_size),
+                          elapsed, human_size(rate).c_str(), last.pieces_verified,
+                          last.pieces_failed);
+            }
+            std::fflush(stdout);
+            if (!opt.seed) {
+              running = false;
+              rc = 0;
+            }
           },
           [&](torrent_failed& f) {
             failure = f.reason;
@@ -260,15 +331,30 @@ int cmd_download(const download_options& opt) {
           caf::after(std::chrono::milliseconds(200)) >> [] {});
         if (!running)
           break;
-        double elapsed =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (int sig = stop_signal.load()) {
-          failure = std::string("stopped by signal ") + (sig == SIGINT ? "SIGINT" : "SIGTERM");
-          rc = 130;
+          // A signal while seeding after a complete download is the normal way to stop.
+          if (completed_at) {
+            rc = 0;
+          } else {
+            failure = std::string("stopped by ") + signal_name(sig);
+            rc = 130;
+          }
           break;
         }
-        if (opt.timeout > 0 && elapsed > opt.timeout) {
+        if (completed_at) {
+          bool ratio_met = opt.seed_ratio > 0 && static_cast<double>(last.uploaded_payload) >=
+                                                   opt.seed_ratio *
+                                                     static_cast<double>(meta->total_size);
+          bool time_met = opt.seed_time > 0 && seconds_since(*completed_at) >= opt.seed_time;
+          if (ratio_met || time_met) {
+            spdlog::get("session")->info("seeding goal met: uploaded {} bytes",
+                                         last.uploaded_payload);
+            rc = 0;
+            break;
+          }
+        } else if (opt.timeout > 0 && seconds_since(start) > opt.timeout) {
           char buf[256];
+          double elapsed = seconds_since(start);
           if (last.peers == 0)
             std::snprintf(buf, sizeof buf,
                           "timed out after %.0f s: no peer could be reached (%u known)", elapsed,
@@ -282,23 +368,18 @@ int cmd_download(const download_options& opt) {
           break;
         }
       }
-      double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (tty)
+      if (tty && !completed_at)
         std::fprintf(stderr, "\n");
       self->send(torrent, stop_request{});
       self->send(session, stop_request{});
-      if (rc == 0) {
-        double rate = elapsed > 0 ? static_cast<double>(meta->total_size) / elapsed : 0;
-        std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u failed the "
-                    "hash check\n",
-                    meta->name.c_str(), static_cast<unsigned long long>(meta->total_size), elapsed,
-                    human_size(rate).c_str(), last.pieces_verified, last.pieces_failed);
-      } else {
+      if (rc != 0)
         std::fprintf(stderr, "error: %s\n", failure.c_str());
-      }
+      if (completed_at && opt.seed)
+        std::printf("uploaded: %llu bytes\n", static_cast<unsigned long long>(last.uploaded_payload));
       std::fflush(stdout);
     }
-    // Every actor (peers hold sockets) must be gone before the I/O threads stop.
+    // Every actor (peers hold sockets) must be gone before the I/O threads stop; storage saves
+    // the resume data on its way out.
     sys.await_all_actors_done();
     io.stop();
   }
@@ -330,8 +411,33 @@ int main(int argc, char** argv) {
   download->add_option("--pipeline", dl.pipeline, "requests in flight per peer")
     ->capture_default_str()
     ->check(CLI::Range(1u, 2000u));
+  download->add_option("--upload-slots", dl.upload_slots, "peers unchoked at once (plus one "
+                       "optimistic)")->capture_default_str();
+  download->add_flag("--seed", dl.seed, "keep seeding after the download completes");
+  download->add_option("--seed-ratio", dl.seed_ratio, "with --seed: stop after uploading this "
+                       "many times the size (0: no limit)");
+  download->add_option("--seed-time", dl.seed_time, "with --seed: stop after seeding this many "
+                       "seconds (0: no limit)");
   download->add_flag("-v,--verbose", dl.verbosity, "more log output (-vv: debug)");
   download->add_flag("-q,--quiet", dl.quiet, "no progress display");
+
+  download_options sd;
+  sd.seed = sd.seed_only = true;
+  auto* seed = app.add_subcommand("seed", "Check existing data and seed it");
+  seed->add_option("torrent", sd.torrent, "the .torrent file")->required();
+  seed->add_option("dir", sd.out_dir, "directory that holds the data")->required();
+  seed->add_option("--peer", sd.peers, "connect to this peer (HOST:PORT), repeatable");
+  seed->add_option("--listen", sd.listen, "listen for peers on HOST:PORT (port 0: any)")
+    ->capture_default_str();
+  seed->add_flag("--no-tracker", sd.no_tracker, "do not announce to the torrent's trackers");
+  seed->add_option("--max-peers", sd.max_peers, "connections at most")->capture_default_str();
+  seed->add_option("--upload-slots", sd.upload_slots, "peers unchoked at once (plus one "
+                   "optimistic)")->capture_default_str();
+  seed->add_option("--seed-ratio", sd.seed_ratio, "stop after uploading this many times the "
+                   "size (0: no limit)");
+  seed->add_option("--seed-time", sd.seed_time, "stop after this many seconds (0: no limit)");
+  seed->add_flag("-v,--verbose", sd.verbosity, "more log output (-vv: debug)");
+  seed->add_flag("-q,--quiet", sd.quiet, "no progress display");
 
   try {
     app.parse(argc, argv);
@@ -340,5 +446,7 @@ int main(int argc, char** argv) {
   }
   if (*info)
     return cmd_info(info_path);
+  if (*seed)
+    return cmd_download(sd);
   return cmd_download(dl);
 }
