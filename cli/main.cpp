@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/messages.hpp"
+#include "cli/create_command.hpp"
 #include "actors/peer_connection.hpp"
 #include "actors/session.hpp"
 #include "actors/torrent_actor.hpp"
@@ -312,10 +313,11 @@ int cmd_download(const download_options& opt) {
               double elapsed = seconds_since(start);
               double rate = elapsed > 0 ? static_cast<double>(meta->total_size) / elapsed : 0;
               std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u "
-                          "failed the hash check\n",
+                          "failed the hash check, %llu bytes uploaded\n",
                           meta->name.c_str(), static_cast<unsigned long long>(meta->total_size),
                           elapsed, human_size(rate).c_str(), last.pieces_verified,
-                          last.pieces_failed);
+                          last.pieces_failed,
+                          static_cast<unsigned long long>(last.uploaded_payload));
             }
             std::fflush(stdout);
             if (!opt.seed) {
@@ -401,7 +403,8 @@ int main(int argc, char** argv) {
   download->add_option("torrent", dl.torrent, "the .torrent file")->required();
   download->add_option("-o,--output", dl.out_dir, "output directory (created if missing)")
     ->capture_default_str();
-  download->add_option("--peer", dl.peers, "connect to this peer (HOST:PORT), repeatable");
+  download->add_option("--peer", dl.peers, "connect to this peer (HOST:PORT), repeatable")
+    ->allow_extra_args(false);
   download->add_option("--timeout", dl.timeout, "give up after this many seconds (0: never)")
     ->capture_default_str();
   download->add_option("--listen", dl.listen, "listen for peers on HOST:PORT (port 0: any)")
@@ -421,12 +424,33 @@ int main(int argc, char** argv) {
   download->add_flag("-v,--verbose", dl.verbosity, "more log output (-vv: debug)");
   download->add_flag("-q,--quiet", dl.quiet, "no progress display");
 
+  create_options co;
+  std::string create_out;
+  std::string piece_size_text = "0";
+  std::vector<std::string> announce;
+  bool create_quiet = false;
+  auto* create = app.add_subcommand("create", "Make a .torrent from a file or directory");
+  create->add_option("path", co.path, "file or directory to describe")->required();
+  create->add_option("-o,--output", create_out, "the .torrent file to write")->required();
+  create->add_option("--piece-size", piece_size_text,
+                     "piece size in bytes, e.g. 256K or 1M (0: chosen from the total size)")
+    ->capture_default_str();
+  create->add_option("--announce", announce,
+                     "tracker URL; repeat for more tiers, comma-separate URLs of one tier")
+    ->allow_extra_args(false);
+  create->add_flag("--private", co.is_private, "private torrent (BEP 27)");
+  create->add_option("--comment", co.comment, "comment stored in the torrent");
+  create->add_option("--threads", co.threads, "hashing threads (0: one per core)")
+    ->capture_default_str();
+  create->add_flag("-q,--quiet", create_quiet, "no progress display");
+
   download_options sd;
   sd.seed = sd.seed_only = true;
   auto* seed = app.add_subcommand("seed", "Check existing data and seed it");
   seed->add_option("torrent", sd.torrent, "the .torrent file")->required();
   seed->add_option("dir", sd.out_dir, "directory that holds the data")->required();
-  seed->add_option("--peer", sd.peers, "connect to this peer (HOST:PORT), repeatable");
+  seed->add_option("--peer", sd.peers, "connect to this peer (HOST:PORT), repeatable")
+    ->allow_extra_args(false);
   seed->add_option("--listen", sd.listen, "listen for peers on HOST:PORT (port 0: any)")
     ->capture_default_str();
   seed->add_flag("--no-tracker", sd.no_tracker, "do not announce to the torrent's trackers");
@@ -448,5 +472,14 @@ int main(int argc, char** argv) {
     return cmd_info(info_path);
   if (*seed)
     return cmd_download(sd);
+  if (*create) {
+    if (!parse_size(piece_size_text, co.piece_length)) {
+      std::fprintf(stderr, "error: --piece-size %s: expected bytes like 262144, 256K or 1M\n",
+                   piece_size_text.c_str());
+      return 2;
+    }
+    co.trackers = parse_tiers(announce);
+    return run_create(co, create_out, create_quiet);
+  }
   return cmd_download(dl);
 }
