@@ -101,6 +101,23 @@ void piece_picker::finish_downloading(piece_index p) {
 
 std::size_t piece_picker::take_free_blocks(downloading_piece& d, peer_slot peer,
                                            std::size_t max_blocks, std::vector<block_ref>& out) {
+  if (d.on_parole && d.parole_peer != no_peer && d.parole_peer != peer &&
+      d.free_blocks + d.received_blocks == d.blocks.size()) {
+    // The peer on parole has nothing of the piece in flight: it choked us, left or stopped
+    // asking, and the picker is not told which. Waiting for it could stall the piece for good,
+    // and nobody else may add to what it sent: drop that and let this peer take the piece over.
+    if (d.received_blocks > 0) {
+      dirty_total_ -= dirty_bytes(d.piece);
+      std::uint32_t first = global_block(block_ref{d.piece, 0});
+      roaring_bitmap_remove_range(&received_.roaring, first,
+                                  std::uint64_t{first} + d.blocks.size());
+      for (auto& b : d.blocks)
+        b = block_info{};
+      d.free_blocks = static_cast<std::uint32_t>(d.blocks.size());
+      d.received_blocks = 0;
+    }
+    d.parole_peer = no_peer;
+  }
   if (d.on_parole) {
     if (d.parole_peer == no_peer)
       d.parole_peer = peer;
