@@ -15,6 +15,7 @@ availability::availability(std::uint32_t piece_count, std::uint64_t shuffle_seed
   std::shuffle(order_.begin(), order_.end(), rng);
   for (std::uint32_t i = 0; i < piece_count; ++i)
     pos_[order_[i]] = i;
+  rotation_ = static_cast<std::uint32_t>(rng());
 }
 
 void availability::swap_positions(std::uint32_t a, std::uint32_t b) {

@@ -46,10 +46,23 @@ public:
   /// false. With `include_unavailable` false, pieces no non-seed peer has are skipped.
   template <class F>
   void for_each_rarest(bool include_unavailable, F&& f) const {
-    std::uint32_t from = include_unavailable ? bucket_start(1) : bucket_start(2);
-    for (std::uint32_t i = from; i < order_.size(); ++i)
-      if (!f(piece_index{order_[i]}))
-        return;
+    // Each bucket is walked from a per-torrent offset: increments always move a piece to its
+    // bucket's edge, so without it equally rare pieces would be tried in the same order by
+    // every client that saw the same bitfields.
+    std::size_t first_bucket = include_unavailable ? 1 : 2;
+    auto n = static_cast<std::uint32_t>(order_.size());
+    for (std::size_t b = first_bucket; bucket_start(b) < n; ++b) {
+      std::uint32_t begin = bucket_start(b);
+      std::uint32_t size = bucket_start(b + 1) - begin;
+      if (size == 0)
+        continue;
+      std::uint32_t offset = rotation_ % size;
+      for (std::uint32_t i = 0; i < size; ++i) {
+        std::uint32_t k = offset + i < size ? offset + i : offset + i - size;
+        if (!f(piece_index{order_[begin + k]}))
+          return;
+      }
+    }
   }
 
   /// Checks every invariant (tests and debug builds).
@@ -73,6 +86,7 @@ private:
   std::vector<bool> parked_;
   std::vector<std::uint32_t> start_; // bucket -> first index in order_; grows on demand
   std::uint32_t seeds_ = 0;
+  std::uint32_t rotation_ = 0; // random, fixed per torrent
 };
 
 } // namespace actorrent

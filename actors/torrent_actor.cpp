@@ -34,6 +34,7 @@ struct peer_entry {
   bool peer_interested = false;  // the peer is interested in us
   bool am_choking = true;
   bool banned = false;
+  bool both_seeds = false;       // dropped because neither side needs anything: don't redial
   std::uint64_t down_round = 0;  // payload from / to the peer in this choke round
   std::uint64_t up_round = 0;
   std::uint64_t uploaded = 0;
@@ -165,7 +166,7 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
   }
   if (e.known != SIZE_MAX) {
     auto& k = st.known[e.known];
-    if (misbehaved || e.banned) {
+    if (misbehaved || e.banned || e.both_seeds) {
       k.st = known_peer::state::banned;
     } else {
       k.st = known_peer::state::idle;
@@ -292,9 +293,12 @@ void maybe_finish(self_ptr self) {
       st.announce_in_flight = false;
       send_announce(self, tracker::event::completed);
       // Seeding now: a peer that has everything too has nothing to trade with us.
-      for (auto& [slot, e] : st.peers)
-        if (e.seed)
+      for (auto& [slot, e] : st.peers) {
+        if (e.seed) {
+          e.both_seeds = true;
           self->send(e.handle, disconnect_peer{"both sides are seeds"});
+        }
+      }
       self->send(st.cfg.observer, torrent_finished{make_progress(st)});
     });
 }
@@ -533,6 +537,7 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         }
         update_interest(self, e, interesting && !st.finishing);
         if (st.done && e.seed) {
+          e.both_seeds = true;
           self->send(e.handle, disconnect_peer{"both sides are seeds"});
           return;
         }
