@@ -219,6 +219,7 @@ struct torrent_progress {
   std::uint32_t check_done = 0;
   std::uint32_t check_total = 0;
   bool seeding = false;      // every piece verified and flushed
+  std::string metrics;       // Prometheus text of the torrent's counters and gauges
 };
 struct torrent_finished {
   torrent_progress final;

@@ -419,12 +419,12 @@ void peer_listener::close() {
     return;
   asio::error_code ec;
   // Closing from another thread: hop onto the io_context and wait until it is done.
-  std::promise<void> done;
-  auto f = done.get_future();
-  asio::post(impl_->io, [this, &done] {
+  auto done = std::make_shared<std::promise<void>>();
+  auto f = done->get_future();
+  asio::post(impl_->io, [this, done] {
     asio::error_code e;
     impl_->acceptor.close(e);
-    done.set_value();
+    done->set_value();
   });
   if (f.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready)
     impl_->acceptor.close(ec);

@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/metrics.hpp"
 #include "actors/peer_actor.hpp"
 #include "actors/peer_connection.hpp"
 #include "actors/storage_actor.hpp"
@@ -79,6 +80,21 @@ struct torrent_state {
   double up_rate = 0;
   std::uint32_t check_done = 0;
   std::uint32_t check_total = 0;
+  // counters, published with every progress report
+  struct {
+    std::uint64_t availability_msgs = 0; // availability_delta messages handled
+    std::uint64_t haves = 0;             // HAVEs inside them
+    std::uint64_t activity_msgs = 0;
+    std::uint64_t stored_msgs = 0;       // blocks_stored messages
+    std::uint64_t blocks_fresh = 0;
+    std::uint64_t blocks_duplicate = 0;
+    std::uint64_t requests_sent = 0;
+    std::uint64_t request_msgs = 0;      // request_blocks messages (refills)
+    std::uint64_t cancels_sent = 0;
+    std::uint64_t wire_bytes = 0;
+    std::uint64_t connects = 0;
+    std::uint64_t bans = 0;
+  } counters;
   // statistics
   std::uint64_t payload_down = 0;
   std::uint64_t payload_at_last_tick = 0;
@@ -121,6 +137,8 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   if (st.picked.empty())
     return;
   e.outstanding.insert(e.outstanding.end(), st.picked.begin(), st.picked.end());
+  st.counters.requests_sent += st.picked.size();
+  ++st.counters.request_msgs;
   self->send(e.handle, request_blocks{st.picked});
 }
 
@@ -234,6 +252,7 @@ void connect_more(self_ptr self) {
     k.st = known_peer::state::connecting;
     ++k.attempts;
     ++started;
+    ++st.counters.connects;
     spawn_peer_for(self, k.ep, i, nullptr, nullptr);
   }
 }
@@ -260,6 +279,48 @@ torrent_progress make_progress(const torrent_state& st) {
   p.check_total = st.check_total;
   p.seeding = st.done;
   return p;
+}
+
+std::string render_metrics(self_ptr self, const torrent_progress& p) {
+  auto& st = self->state;
+  auto& c = st.counters;
+  metrics_registry m;
+  m.counter("payload_downloaded_bytes", static_cast<double>(p.downloaded_payload),
+            "block payload received from peers, duplicates included");
+  m.counter("payload_uploaded_bytes", static_cast<double>(p.uploaded_payload),
+            "block payload sent to peers");
+  m.counter("wire_downloaded_bytes", static_cast<double>(c.wire_bytes), "bytes read from peer sockets");
+  m.counter("blocks_received", static_cast<double>(c.blocks_fresh), "first copies of blocks stored");
+  m.counter("blocks_duplicate", static_cast<double>(c.blocks_duplicate),
+            "blocks received again (end-game races, unrequested data)");
+  m.counter("pieces_verified", p.pieces_verified, "pieces whose SHA-1 matched");
+  m.counter("pieces_failed", p.pieces_failed, "pieces whose SHA-1 did not match");
+  m.counter("picker_availability_updates", static_cast<double>(st.picker->availability_updates()),
+            "availability bucket updates (one per piece per bitfield/HAVE, once per seed)");
+  m.counter("availability_messages", static_cast<double>(c.availability_msgs),
+            "availability_delta messages handled by the torrent (one per socket read)");
+  m.counter("haves_received", static_cast<double>(c.haves), "HAVE messages inside them");
+  m.counter("requests_sent", static_cast<double>(c.requests_sent), "block requests sent");
+  m.counter("request_batches", static_cast<double>(c.request_msgs), "pipeline refills");
+  m.counter("cancels_sent", static_cast<double>(c.cancels_sent), "end-game cancels sent");
+  m.counter("peer_activity_messages", static_cast<double>(c.activity_msgs),
+            "peer_activity messages handled by the torrent");
+  m.counter("blocks_stored_messages", static_cast<double>(c.stored_msgs),
+            "blocks_stored messages handled by the torrent");
+  m.counter("peer_connects", static_cast<double>(c.connects), "outgoing connection attempts");
+  m.counter("peer_bans", static_cast<double>(c.bans), "peers banned for bad data");
+  m.gauge("peers_connected", p.peers, "peers past the handshake");
+  m.gauge("peers_unchoked_us", p.peers_unchoked, "peers that let us download");
+  m.gauge("peers_known", p.known_peers, "peer addresses known");
+  m.gauge("pieces_total", p.pieces, "pieces in the torrent");
+  m.gauge("pieces_downloading", static_cast<double>(st.picker->downloading_count()),
+          "pieces partly requested or received");
+  m.gauge("dirty_bytes", static_cast<double>(p.dirty_bytes), "received bytes not yet verified");
+  m.gauge("download_rate_bytes", p.download_rate, "payload bytes per second, last second");
+  m.gauge("upload_rate_bytes", p.upload_rate, "payload bytes per second, last second");
+  m.gauge("torrent_mailbox_depth", static_cast<double>(self->mailbox().size()),
+          "messages waiting in the torrent actor's mailbox");
+  return m.to_prometheus();
 }
 
 void fail_torrent(self_ptr self, const std::string& reason) {
@@ -338,6 +399,7 @@ void on_piece_checked(self_ptr self, const piece_checked& pc) {
     e.hash_failures += contributors.size() == 1 ? st.cfg.ban_after_failures : 1;
     if (e.hash_failures >= st.cfg.ban_after_failures && !e.banned) {
       e.banned = true;
+      ++st.counters.bans;
       st.log->warn("peer {} banned: sent data failing the hash check", e.ep.to_string());
       self->send(e.handle, disconnect_peer{"banned: sent data failing the hash check"});
     }
@@ -424,8 +486,11 @@ void on_tick(self_ptr self) {
     }
     refill_all(self);
   }
-  if (!st.failed)
-    self->send(st.cfg.observer, make_progress(st));
+  if (!st.failed) {
+    auto p = make_progress(st);
+    p.metrics = render_metrics(self, p);
+    self->send(st.cfg.observer, std::move(p));
+  }
   self->delayed_send(self, seconds(1), tick{});
 }
 
@@ -494,6 +559,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           return;
         auto& e = it->second;
         auto& picker = *st.picker;
+        ++st.counters.availability_msgs;
+        st.counters.haves += d.haves.size();
         bool interesting = e.interested;
         if (d.has_bitfield) {
           if (e.has_bits) {
@@ -549,6 +616,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         if (it == st.peers.end())
           return;
         auto& e = it->second;
+        ++st.counters.activity_msgs;
+        st.counters.wire_bytes += a.wire_bytes;
         e.payload += a.payload_bytes;
         e.down_round += a.payload_bytes;
         st.payload_down += a.payload_bytes;
@@ -581,15 +650,22 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           if (e)
             erase_outstanding(*e, b);
           st.cancels.clear();
-          st.picker->on_block_received(bs.slot, b, st.cancels);
+          auto r = st.picker->on_block_received(bs.slot, b, st.cancels);
+          if (r == piece_picker::receive_result::duplicate)
+            ++st.counters.blocks_duplicate;
+          else
+            ++st.counters.blocks_fresh;
           for (auto other : st.cancels) {
             auto ot = st.peers.find(other);
             if (ot != st.peers.end() && erase_outstanding(ot->second, b))
               cancels[other].push_back(b);
           }
         }
-        for (auto& [other, blocks] : cancels)
+        ++st.counters.stored_msgs;
+        for (auto& [other, blocks] : cancels) {
+          st.counters.cancels_sent += blocks.size();
           self->send(st.peers[other].handle, cancel_blocks{std::move(blocks)});
+        }
         if (e) {
           e->last_block = clock_type::now();
           refill(self, bs.slot, *e);

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/messages.hpp"
+#include "actors/metrics_server.hpp"
 #include "cli/create_command.hpp"
 #include "actors/peer_connection.hpp"
 #include "actors/session.hpp"
@@ -172,6 +173,7 @@ struct download_options {
   unsigned max_peers = 50;
   unsigned pipeline = 256;
   unsigned upload_slots = 4;
+  int metrics_port = -1;      // serve Prometheus text on 127.0.0.1:PORT (0: any free port)
   bool seed = false;          // keep seeding after completion (download --seed, and `seed`)
   double seed_ratio = 0;      // stop seeding once uploaded >= ratio * size (0: no limit)
   double seed_time = 0;       // stop seeding after this many seconds (0: no limit)
@@ -253,6 +255,16 @@ int cmd_download(const download_options& opt) {
       std::fprintf(stderr, "error: %s\n", err.c_str());
       return 1;
     }
+    std::shared_ptr<metrics_server> metrics;
+    if (opt.metrics_port >= 0) {
+      metrics = metrics_server::open(io, "127.0.0.1", static_cast<std::uint16_t>(opt.metrics_port),
+                                     err);
+      if (!metrics) {
+        std::fprintf(stderr, "error: %s\n", err.c_str());
+        return 1;
+      }
+      std::fprintf(stderr, "metrics: http://127.0.0.1:%u/metrics\n", metrics->port());
+    }
     {
       // The scoped actor counts as running: it must be gone before the wait below.
       caf::scoped_actor self{sys};
@@ -290,6 +302,8 @@ int cmd_download(const download_options& opt) {
       while (running) {
         self->receive(
           [&](torrent_progress& p) {
+            if (metrics)
+              metrics->publish(std::move(p.metrics));
             last = p;
             if (p.checking && !was_checking) {
               was_checking = true;
@@ -383,6 +397,8 @@ int cmd_download(const download_options& opt) {
     // Every actor (peers hold sockets) must be gone before the I/O threads stop; storage saves
     // the resume data on its way out.
     sys.await_all_actors_done();
+    if (metrics)
+      metrics->close();
     io.stop();
   }
   return rc;
@@ -421,6 +437,8 @@ int main(int argc, char** argv) {
                        "many times the size (0: no limit)");
   download->add_option("--seed-time", dl.seed_time, "with --seed: stop after seeding this many "
                        "seconds (0: no limit)");
+  download->add_option("--metrics-port", dl.metrics_port,
+                     "serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)");
   download->add_flag("-v,--verbose", dl.verbosity, "more log output (-vv: debug)");
   download->add_flag("-q,--quiet", dl.quiet, "no progress display");
 
@@ -460,6 +478,8 @@ int main(int argc, char** argv) {
   seed->add_option("--seed-ratio", sd.seed_ratio, "stop after uploading this many times the "
                    "size (0: no limit)");
   seed->add_option("--seed-time", sd.seed_time, "stop after this many seconds (0: no limit)");
+  seed->add_option("--metrics-port", sd.metrics_port,
+                     "serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)");
   seed->add_flag("-v,--verbose", sd.verbosity, "more log output (-vv: debug)");
   seed->add_flag("-q,--quiet", sd.quiet, "no progress display");
 
