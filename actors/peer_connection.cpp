@@ -125,6 +125,12 @@ struct peer_connection::impl {
   void do_read(self_ptr self) {
     if (closed)
       return;
+    // Frames never straddle two buffers: a frame that starts at least `reserve` bytes before
+    // the end of a buffer fits in it, so greedy reads stop there, and the frame in progress is
+    // then finished with reads of exactly its remaining bytes. The next buffer starts on a
+    // frame boundary and no bytes are copied between buffers (only a frame longer than the
+    // reserve, e.g. a large bitfield, is moved to a bigger buffer).
+    const std::size_t reserve = block_size + 13 + 4;
     std::size_t want;
     for (;;) {
       if (!cur) {
@@ -133,35 +139,34 @@ struct peer_connection::impl {
           return wait_for_buffer(self);
         parsed = filled = 0;
       }
+      std::size_t cap = cur->bytes.size();
+      std::size_t limit = cap > reserve ? cap - reserve : 0;
       std::size_t tail = filled - parsed;
-      std::size_t space = cur->bytes.size() - filled;
-      // Keep room for a whole block message; near the end of the buffer read only what
-      // completes the current frame, so the next buffer starts on a frame boundary and
-      // nothing is copied between buffers.
-      const std::size_t reserve = block_size + 13 + 4;
-      if (space >= reserve) {
-        want = space;
-        break;
-      }
+      std::size_t read_end;
       if (tail == 0) {
-        cur.reset();
-        continue;
+        if (filled >= limit) {
+          cur.reset(); // ends on a frame boundary: start the next frame in a fresh buffer
+          continue;
+        }
+        read_end = limit;
+      } else {
+        std::size_t frame = wire::stream_parser::frame_size(
+          std::string_view(cur->bytes.data() + parsed, tail));
+        std::size_t frame_end = frame ? parsed + frame : filled + (4 - tail);
+        if (frame_end > cap) {
+          auto next = acquire_buffer(std::max(frame, limits.buffer_size));
+          if (!next || next == cur)
+            return wait_for_buffer(self);
+          std::memcpy(next->bytes.data(), cur->bytes.data() + parsed, tail);
+          cur = std::move(next);
+          parsed = 0;
+          filled = tail;
+          continue;
+        }
+        read_end = std::max(limit, frame_end);
       }
-      std::size_t frame = wire::stream_parser::frame_size(
-        std::string_view(cur->bytes.data() + parsed, tail));
-      std::size_t need = frame ? frame - tail : 4 - tail;
-      if (need <= space) {
-        want = need;
-        break;
-      }
-      // A frame larger than the reserve (e.g. a big bitfield): move it to a larger buffer.
-      auto next = acquire_buffer(std::max(frame, limits.buffer_size));
-      if (!next || next == cur)
-        return wait_for_buffer(self);
-      std::memcpy(next->bytes.data(), cur->bytes.data() + parsed, tail);
-      cur = std::move(next);
-      parsed = 0;
-      filled = tail;
+      want = read_end - filled;
+      break;
     }
     socket.async_read_some(asio::buffer(cur->bytes.data() + filled, want),
                            [this, self](const asio::error_code& ec, std::size_t n) {
@@ -195,8 +200,6 @@ struct peer_connection::impl {
       unreported_bytes = 0;
       events.on_batch(std::move(batch));
     }
-    if (parsed == filled && cur->bytes.size() - filled < block_size + 17)
-      cur.reset();
     do_read(self);
   }
 

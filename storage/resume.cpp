@@ -16,13 +16,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
-// config/CMakeLists.txt runs protoc with config/ as its first import directory, so the header
-// lands at the root of the build tree ("resume.pb.h") rather than under config/; accept both.
-#if __has_include("config/resume.pb.h")
 #include "config/resume.pb.h"
-#else
-#include "resume.pb.h"
-#endif
 #include "protocol/sha1.hpp"
 #include "storage/atomic_file.hpp"
 
