@@ -59,6 +59,7 @@ struct torrent_state {
   std::unique_ptr<piece_picker> picker;
   caf::actor storage;
   caf::actor tracker;
+  std::shared_ptr<std::atomic<bool>> tracker_cancel;
   std::unordered_map<peer_slot, peer_entry> peers;
   std::unordered_map<caf::actor_addr, peer_slot> slot_of;
   peer_slot next_slot = 0; // slots are never reused: late messages cannot reach a successor
@@ -515,6 +516,7 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
       tc.hash = m.hash;
       tc.id = st.cfg.id;
       tc.listen_port = st.cfg.listen_port;
+      st.tracker_cancel = tc.cancel;
       st.tracker = spawn_tracker(self->system(), tc, me);
       self->link_to(st.tracker);
     }
@@ -727,6 +729,7 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         for (auto& [slot, e] : st.peers)
           self->send(e.handle, disconnect_peer{"shutting down"});
         if (st.tracker) {
+          st.tracker_cancel->store(true); // abort an announce in flight: exit promptly
           self->send(st.tracker, announce{tracker::event::stopped, st.payload_up, st.payload_down,
                                           bytes_left(st)});
           self->send(st.tracker, stop_request{});

@@ -24,8 +24,13 @@ std::size_t collect(char* data, std::size_t size, std::size_t n, void* user) {
   return len;
 }
 
+int on_progress(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return cancel && static_cast<std::atomic<bool>*>(cancel)->load() ? 1 : 0; // non-zero aborts
+}
+
 /// One HTTP GET; returns the body or sets `err`.
-std::string http_get(const std::string& url, long timeout_ms, std::string& err) {
+std::string http_get(const std::string& url, long timeout_ms, std::atomic<bool>* cancel,
+                     std::string& err) {
   std::string body;
   CURL* curl = curl_easy_init();
   if (!curl) {
@@ -43,12 +48,17 @@ std::string http_get(const std::string& url, long timeout_ms, std::string& err) 
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "actorrent/0.1");
   curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, cancel);
   auto rc = curl_easy_perform(curl);
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(curl);
   if (rc != CURLE_OK)
-    err = rc == CURLE_WRITE_ERROR ? "reply larger than 4 MiB" : curl_easy_strerror(rc);
+    err = rc == CURLE_WRITE_ERROR            ? "reply larger than 4 MiB"
+          : rc == CURLE_ABORTED_BY_CALLBACK ? "cancelled"
+                                            : curl_easy_strerror(rc);
   else if (status != 200)
     err = "HTTP status " + std::to_string(status);
   return body;
@@ -91,7 +101,11 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
             std::string err;
             // A "stopped" announce happens on the way out: it must not hold up the exit.
             long timeout = req.ev == tracker::event::stopped ? 1000L : conf->timeout_ms;
-            auto body = http_get(tracker::build_announce_url(ar), timeout, err);
+            if (conf->cancel->load() && req.ev != tracker::event::stopped)
+              return;
+            auto body = http_get(tracker::build_announce_url(ar), timeout,
+                                 req.ev == tracker::event::stopped ? nullptr : conf->cancel.get(),
+                                 err);
             if (err.empty()) {
               auto parsed = tracker::parse_announce_response(body);
               if (parsed) {

@@ -2,6 +2,7 @@
 // torrent's HTTP trackers tier by tier (BEP 12) and reports peers back.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -19,6 +20,9 @@ struct tracker_config {
   peer_id id{};
   std::uint16_t listen_port = 0;
   long timeout_ms = 10000;
+  /// Set by the torrent when it stops: aborts an announce in progress at once (curl blocks the
+  /// actor's thread, so a message could not reach it).
+  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
 };
 
 /// Answers every `announce` with an announce_result sent to `torrent`.

@@ -6,6 +6,7 @@ arguments, nobody to download from. Each case runs the real binary on 127.0.0.1 
 """
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -143,6 +144,32 @@ class CliTest(unittest.TestCase):
         self.assertIn("no peer could be reached", err)
         self.assertGreaterEqual(elapsed, 4)
         self.assertLess(elapsed, 15)
+
+    def test_signal_stops_within_2s_even_while_an_announce_hangs(self):
+        # A "tracker" that accepts the connection and never answers: the announce blocks.
+        tracker = socket.socket()
+        tracker.bind(("127.0.0.1", 0))
+        tracker.listen(8)
+        try:
+            data, _ = torrent_bytes(announce="http://127.0.0.1:%d/announce" % tracker.getsockname()[1])
+            t = self.write("t.torrent", data)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with self.subTest(sig=sig):
+                    p = subprocess.Popen([ACTORRENT, "download", t, "-o", os.path.join(self.dir, "out"), "-q"],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                    time.sleep(1.5)  # the announce is under way by now
+                    t0 = time.monotonic()
+                    p.send_signal(sig)
+                    try:
+                        _, err = p.communicate(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        self.fail("still running 10 s after the signal")
+                    self.assertLess(time.monotonic() - t0, 2.0)
+                    self.assertEqual(p.returncode, 130, err)
+                    self.assertIn("stopped by", err)
+        finally:
+            tracker.close()
 
     def test_bad_arguments_exit_2(self):
         data, _ = torrent_bytes()
