@@ -950,6 +950,186 @@ class HostileSeeder(Seeder):
         return sent, corrupt
 
 
+# ------------------------------------------------------------------------------------ leechers
+class Downloader:
+    """Base: a real client downloading torrent into outdir, listening on 127.0.0.1:port.
+    peers: endpoints it is told to dial (libtorrent only: aria2c and transmission-cli cannot be
+    told to dial; they accept incoming connections, so the seeder has to dial them).
+    tracker: OpenTracker or None (no tracker: the torrent's announce URL is never used -- except by
+    transmission-cli, which has no switch for that; point the URL at a CanaryTracker).
+    Every subclass exits by itself once the download is complete."""
+    kind = "?"
+    needs = ()
+
+    def __init__(self, session, torrent, outdir, port=None, tracker=None, peers=(), name=None, timeout=60):
+        self.session, self.torrent, self.outdir = session, torrent, outdir
+        self.port = port or free_port()
+        self.tracker, self.peers, self.timeout = tracker, list(peers), timeout
+        self.name = name or "leech-%s-%d" % (self.kind, self.port)
+        self.home = session.mkdir(self.name)
+        self.proc = None
+        self.t_start = self.t_done = self.wall_start = None
+
+    @property
+    def endpoint(self):
+        return "%s:%d" % (LOOPBACK, self.port)
+
+    def command(self):
+        raise NotImplementedError
+
+    def env(self):
+        return child_env()
+
+    def start(self, listen_timeout=20):
+        """Start it and wait for its LISTEN socket on 127.0.0.1:port (only there)."""
+        require(self.needs)
+        os.makedirs(self.outdir, exist_ok=True)
+        self.wall_start = time.time()
+        self.proc = self.session.spawn(self.name, self.command(), cwd=self.home, env=self.env())
+        self.t_start = self.proc.t_start
+        ok = wait_for(lambda: not self.proc.running() or listening_on_loopback(self.port), listen_timeout, 0.05)
+        if not self.proc.running() and self.completed():
+            log("%s leecher finished before its listen check" % self.kind)   # a fast local download
+            return self
+        if not ok or not self.proc.running():
+            why = "exited with %s" % self.proc.returncode if not self.proc.running() \
+                else "not listening on %s after %ds" % (self.endpoint, listen_timeout)
+            raise HarnessError("%s leecher: %s\n--- log tail ---\n%s" % (self.kind, why, self.log_tail()))
+        others = [a for a in listen_addresses(self.port) if a not in (LOOPBACK, "::1")]
+        if others:
+            raise HarnessError("%s leecher listens on %s, not only on loopback" % (self.kind, others))
+        log("%s leecher listening on %s" % (self.kind, self.endpoint))
+        return self
+
+    def completed(self):
+        """True once the client itself says the download is complete."""
+        raise NotImplementedError
+
+    def wait(self, timeout):
+        """Wait until it exits (it does so by itself after completing); returns its exit status or
+        None after timeout seconds (then it is still running).  Records t_done, the moment the
+        completion was first seen (for rates)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.t_done is None and self.completed():
+                self.t_done = self._completion_time()
+            rc = self.proc.wait(min(0.1, max(0.005, deadline - time.monotonic())))
+            if rc is not None:
+                if self.t_done is None and self.completed():
+                    self.t_done = self._completion_time()
+                return rc
+            if time.monotonic() >= deadline:
+                return None
+
+    def _completion_time(self):
+        return time.monotonic()
+
+    @property
+    def elapsed(self):
+        """Seconds from start to completion (None if not complete)."""
+        return None if self.t_done is None else self.t_done - self.t_start
+
+    def log_tail(self, lines=30):
+        return tail(self.proc.output(), lines) if self.proc else ""
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+
+
+class LibtorrentDownloader(Downloader):
+    """harness.py lt-download (libtorrent 2.0, multiple connections per IP allowed); dials peers."""
+    kind = "libtorrent"
+    needs = ("libtorrent",)
+
+    def command(self):
+        c = [PY, os.path.join(HERE, "harness.py"), "lt-download", self.torrent.path, "-o", self.outdir,
+             "--port", str(self.port), "--timeout", str(self.timeout)]
+        for p in self.peers:
+            c += ["--peer", p]
+        if not self.tracker:
+            c.append("--no-tracker")
+        return c
+
+    def completed(self):
+        return any(ln.startswith("complete:") for ln in self.proc.output().splitlines())
+
+
+class Aria2Downloader(Downloader):
+    """aria2c --seed-time=0 (exits once complete, status 0).  It cannot be told to dial a peer:
+    without a tracker the seeder must dial it; with one it re-announces every 2 s and dials what
+    the tracker returns."""
+    kind = "aria2"
+    needs = ("aria2c",)
+
+    def command(self):
+        if self.peers:
+            raise HarnessError("aria2c cannot be told to dial a peer")
+        c = ["aria2c"] + ARIA2_BASE + [
+            "--dir=" + self.outdir, "--listen-port=%d" % self.port, "--log=" + os.path.join(self.home, "aria2.log"),
+            "--log-level=info", "--seed-time=0", "--bt-tracker-interval=2", "--allow-overwrite=true",
+            "--auto-file-renaming=false", "--summary-interval=1", "--console-log-level=notice",
+            "--stop=%d" % int(self.timeout)]
+        if not self.tracker:
+            c.append("--bt-exclude-tracker=*")
+        return c + [self.torrent.path]
+
+    def completed(self):
+        return "Download complete" in self.proc.output() or (
+            self.proc.returncode == 0 and "(OK):download completed" in self.proc.output())
+
+    _CHATTER = Aria2Seeder._CHATTER
+    log_tail = Aria2Seeder.log_tail
+
+
+class TransmissionDownloader(Downloader):
+    """transmission-cli 3.00 leecher.  It never dials 127.0.0.0/8 (the seeder must dial it), waits
+    ~10 s before showing interest, keeps one peer per IP, does not create 0-byte files and exits
+    only by signal: -f finish.sh (run as its child on completion) records the time and sends
+    SIGTERM to it.  It always announces to the torrent's tracker (no switch against that)."""
+    kind = "transmission"
+    needs = ("transmission-cli", "stdbuf")
+    creates_empty_files = False
+
+    def command(self):
+        if self.peers:
+            raise HarnessError("transmission-cli cannot be told to dial a peer")
+        cfg = self.session.mkdir(self.name, "config")
+        settings = {
+            "dht-enabled": False, "lpd-enabled": False, "pex-enabled": False, "utp-enabled": False,
+            "port-forwarding-enabled": False, "bind-address-ipv4": LOOPBACK, "bind-address-ipv6": "::1",
+            "peer-port": self.port, "peer-port-random-on-start": False, "encryption": 1,
+            "speed-limit-down-enabled": False, "speed-limit-up-enabled": False, "alt-speed-enabled": False,
+            "ratio-limit-enabled": False, "idle-seeding-limit-enabled": False, "blocklist-enabled": False,
+            "rename-partial-files": False, "incomplete-dir-enabled": False, "start-added-torrents": True,
+            "download-dir": self.outdir, "message-level": 2, "rpc-enabled": False,
+            "scrape-paused-torrents-enabled": False, "watch-dir-enabled": False,
+            "preallocation": 0,     # so the blocks allocated on disk show the progress
+        }
+        with open(os.path.join(cfg, "settings.json"), "w") as f:
+            json.dump(settings, f, indent=1)
+        self.done_file = os.path.join(self.home, "done")
+        fin = os.path.join(self.home, "finish.sh")
+        with open(fin, "w") as f:
+            f.write("#!/bin/sh\ndate +%%s.%%N > '%s.tmp' && mv '%s.tmp' '%s'\nkill -TERM $PPID\n"
+                    % (self.done_file, self.done_file, self.done_file))
+        os.chmod(fin, 0o755)
+        return ["stdbuf", "-o0", "-e0", "transmission-cli", "-g", cfg, "-p", str(self.port), "-w", self.outdir,
+                "-ep", "-M", "-D", "-U", "-f", fin, self.torrent.path]
+
+    def completed(self):
+        return os.path.exists(self.done_file)
+
+    def _completion_time(self):
+        try:   # the finish script's wall-clock timestamp, mapped onto the monotonic clock
+            return self.t_start + float(open(self.done_file).read()) - self.wall_start
+        except (OSError, ValueError):
+            return time.monotonic()
+
+
+DOWNLOADERS = {"libtorrent": LibtorrentDownloader, "aria2": Aria2Downloader, "transmission": TransmissionDownloader}
+
+
 # ------------------------------------------------------------------------------------ libtorrent peers
 def _lt_session(lt, port, upload_limit=0):
     s = {
