@@ -227,8 +227,13 @@ struct torrent_finished {
 struct torrent_failed {
   std::string reason;
 };
+/// The torrent's last report, sent when it stops (after its peers published their counters).
+struct torrent_stopped {
+  torrent_progress final;
+};
 
 struct tick {};
+struct stop_deadline {};
 struct flush_haves {};
 struct stop_request {};
 
@@ -266,5 +271,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::check_progress)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::existing_checked)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::save_resume_now)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tick)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::stop_deadline)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::torrent_stopped)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::flush_haves)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::stop_request)

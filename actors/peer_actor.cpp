@@ -50,7 +50,6 @@ struct peer_state {
   bool fast = false;          // BEP 6 negotiated
   bool peer_choking = true;
   bool am_interested = false;
-  bool got_availability = false; // a bitfield, HaveAll/None or HAVE was received
   clock_type::time_point last_receive = clock_type::now();
   clock_type::time_point last_send = clock_type::now();
   // The peer's own counters (seed §1): plain fields, published with each batch.
@@ -94,6 +93,14 @@ void close_peer(caf::stateful_actor<peer_state>* self, peer_state& st, const std
   st.closed = true;
   if (st.conn)
     st.conn->close(reason);
+  if (st.up_unreported > 0) {
+    // Counters are published in batches; the last batch goes out before the goodbye.
+    peer_activity act;
+    act.slot = st.cfg.slot;
+    act.payload_up = st.up_unreported;
+    st.up_unreported = 0;
+    self->send(st.cfg.torrent, std::move(act));
+  }
   if (misbehaved)
     st.log->warn("{}: disconnected: {}", st.cfg.remote.to_string(), reason);
   else
@@ -257,28 +264,26 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         if (m.index >= st.piece_count())
           return violation("have: piece " + std::to_string(m.index) + " out of range");
         av.haves.push_back(piece_index{m.index});
-        st.got_availability = true;
         break;
       case wire::msg_id::bitfield: {
-        if (st.got_availability)
-          return violation("bitfield after other availability messages");
-        st.got_availability = true;
+        // A later BITFIELD replaces what we knew: BEP 3 wants it first, but aria2 sends one
+        // again mid-connection, and a full statement of availability is harmless.
         auto bits = bitfield::from_wire(m.payload, st.piece_count());
         if (!bits)
           return violation(bits.error().message);
         av.has_bitfield = true;
         av.bits = std::move(*bits);
+        av.haves.clear(); // the bitfield includes them
         break;
       }
       case wire::msg_id::have_all: // BEP 6
       case wire::msg_id::have_none:
         if (!st.fast)
           return violation(std::string(wire::to_string(m.id)) + " without the fast extension");
-        if (st.got_availability)
-          return violation(std::string(wire::to_string(m.id)) + " after other availability messages");
-        st.got_availability = true;
+        // Like a BITFIELD, a later one replaces what we knew.
         av.has_bitfield = true;
         av.bits = bitfield(st.piece_count(), m.id == wire::msg_id::have_all);
+        av.haves.clear();
         break;
       case wire::msg_id::request:
         if (!on_request(st, m, why))

@@ -70,6 +70,8 @@ struct torrent_state {
   bool finishing = false; // every piece verified (or failed): no more requests
   bool failed = false;
   bool done = false;      // completion reported; seeding from now on
+  bool stopping = false;  // told to stop: waiting for peers to close
+  bool stopped = false;
   std::vector<piece_index> pending_haves; // verified, not yet announced to peers
   bool haves_flush_scheduled = false;
   std::uint32_t verified_since_save = 0;
@@ -170,6 +172,24 @@ void update_interest(self_ptr self, peer_entry& e, bool interesting) {
   self->send(e.handle, set_interested{interesting});
 }
 
+torrent_progress make_progress(const torrent_state& st);
+
+void finish_stop(self_ptr self) {
+  auto& st = self->state;
+  if (st.stopped)
+    return;
+  st.stopped = true;
+  auto p = make_progress(st);
+  self->send(st.cfg.observer, torrent_stopped{p});
+  if (st.tracker) {
+    self->send(st.tracker, announce{tracker::event::stopped, st.payload_up, st.payload_down,
+                                    bytes_left(st)});
+    self->send(st.tracker, stop_request{});
+  }
+  self->send(st.storage, stop_request{}); // saves the resume data on its way out
+  self->quit();
+}
+
 void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool misbehaved) {
   auto& st = self->state;
   auto it = st.peers.find(slot);
@@ -199,6 +219,11 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
   st.slot_of.erase(e.handle.address());
   self->demonitor(e.handle);
   st.peers.erase(it);
+  if (st.stopping) {
+    if (st.peers.empty())
+      finish_stop(self);
+    return;
+  }
   refill_all(self);
 }
 
@@ -726,17 +751,21 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
       [=](const storage_failed& sf) { fail_torrent(self, "storage: " + sf.reason); },
       [=](stop_request) {
         auto& st = self->state;
+        if (st.stopping)
+          return;
+        st.stopping = true;
+        st.finishing = true;
+        if (st.tracker)
+          st.tracker_cancel->store(true); // abort an announce in flight: exit promptly
         for (auto& [slot, e] : st.peers)
           self->send(e.handle, disconnect_peer{"shutting down"});
-        if (st.tracker) {
-          st.tracker_cancel->store(true); // abort an announce in flight: exit promptly
-          self->send(st.tracker, announce{tracker::event::stopped, st.payload_up, st.payload_down,
-                                          bytes_left(st)});
-          self->send(st.tracker, stop_request{});
-        }
-        self->send(st.storage, stop_request{});
-        self->quit();
+        // Peers publish their last counters as they close; wait for them (bounded).
+        if (st.peers.empty())
+          finish_stop(self);
+        else
+          self->delayed_send(self, std::chrono::milliseconds(500), stop_deadline{});
       },
+      [=](stop_deadline) { finish_stop(self); },
     };
   });
 }

@@ -325,7 +325,9 @@ int cmd_download(const download_options& opt) {
                           listen.host.c_str(), port, last.pieces_verified);
             } else {
               double elapsed = seconds_since(start);
-              double rate = elapsed > 0 ? static_cast<double>(meta->total_size) / elapsed : 0;
+              // What this run fetched (a resumed download already had part of it).
+              double rate =
+                elapsed > 0 ? static_cast<double>(last.downloaded_payload) / elapsed : 0;
               std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u "
                           "failed the hash check, %llu bytes uploaded\n",
                           meta->name.c_str(), static_cast<unsigned long long>(meta->total_size),
@@ -386,8 +388,18 @@ int cmd_download(const download_options& opt) {
       }
       if (tty && !completed_at)
         std::fprintf(stderr, "\n");
-      self->send(torrent, stop_request{});
       self->send(session, stop_request{});
+      self->send(torrent, stop_request{});
+      // The torrent's last report counts what peers sent and received until they closed.
+      bool final_report = false;
+      while (!final_report)
+        self->receive(
+          [&](torrent_stopped& ts) {
+            last = ts.final;
+            final_report = true;
+          },
+          [&](torrent_progress&) {}, [&](torrent_finished&) {}, [&](torrent_failed&) {},
+          caf::after(std::chrono::seconds(2)) >> [&] { final_report = true; });
       if (rc != 0)
         std::fprintf(stderr, "error: %s\n", failure.c_str());
       if (completed_at && opt.seed)

@@ -656,7 +656,7 @@ class OpenTracker:
              "port": port, "uploaded": 0, "downloaded": 0, "left": left, "compact": 1, "numwant": numwant}
         if event:
             q["event"] = event
-        r = self._get("/announce?" + urllib.parse.urlencode(q))
+        r = self._get("/announce?" + urllib.parse.urlencode(q, quote_via=urllib.parse.quote))
         if b"peers" in r and isinstance(r[b"peers"], bytes):
             r[b"peer_list"] = parse_compact_peers(r[b"peers"])
         return r
