@@ -87,7 +87,7 @@ void flush(peer_state& st) {
 }
 
 void close_peer(caf::stateful_actor<peer_state>* self, peer_state& st, const std::string& reason,
-                bool misbehaved) {
+                bool misbehaved, bool expected = false) {
   if (st.closed)
     return;
   st.closed = true;
@@ -101,7 +101,7 @@ void close_peer(caf::stateful_actor<peer_state>* self, peer_state& st, const std
     st.up_unreported = 0;
     self->send(st.cfg.torrent, std::move(act));
   }
-  if (misbehaved)
+  if (misbehaved && !expected)
     st.log->warn("{}: disconnected: {}", st.cfg.remote.to_string(), reason);
   else
     st.log->debug("{}: closed: {}", st.cfg.remote.to_string(), reason);
@@ -345,7 +345,8 @@ bool accept_handshake(caf::stateful_actor<peer_state>* self, peer_state& st, con
     return false;
   }
   if (hs.id == st.cfg.our_id) {
-    close_peer(self, st, "connected to ourselves", true);
+    // Trackers list us among the peers they return; not an offence, but never dial it again.
+    close_peer(self, st, "connected to ourselves", true, true);
     return false;
   }
   st.active = true;
