@@ -8,6 +8,7 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config
   libcaf-dev libroaring-dev libprotobuf-dev protobuf-compiler libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libasio-dev libssl-dev libcurl4-openssl-dev libcli11-dev
+  clang libclang-rt-14-dev
 )
 # Real peers and a tracker for the interop tests and the demo (all run on 127.0.0.1 only).
 peer_pkgs=(python3 python3-libtorrent aria2 transmission-cli opentracker procps)
