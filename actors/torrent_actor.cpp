@@ -182,8 +182,10 @@ void finish_stop(self_ptr self) {
   auto p = make_progress(st);
   self->send(st.cfg.observer, torrent_stopped{p});
   if (st.tracker) {
-    self->send(st.tracker, announce{tracker::event::stopped, st.payload_up, st.payload_down,
-                                    bytes_left(st)});
+    // Say goodbye only to a tracker that answered and is not busy with a hanging announce.
+    if (st.announced_started && !st.announce_in_flight)
+      self->send(st.tracker, announce{tracker::event::stopped, st.payload_up, st.payload_down,
+                                      bytes_left(st)});
     self->send(st.tracker, stop_request{});
   }
   self->send(st.storage, stop_request{}); // saves the resume data on its way out

@@ -29,8 +29,7 @@ int on_progress(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 }
 
 /// One HTTP GET; returns the body or sets `err`.
-std::string http_get(const std::string& url, long timeout_ms, std::atomic<bool>* cancel,
-                     std::string& err) {
+std::string http_get(const std::string& url, long timeout_ms, void* cancel, std::string& err) {
   std::string body;
   CURL* curl = curl_easy_init();
   if (!curl) {
@@ -51,9 +50,35 @@ std::string http_get(const std::string& url, long timeout_ms, std::atomic<bool>*
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, cancel);
-  auto rc = curl_easy_perform(curl);
+  // The multi interface waits in slices of 50 ms, so a cancel ends the transfer within one
+  // slice (the progress callback alone may run only once a second while a server is silent).
+  CURLcode rc = CURLE_OK;
+  CURLM* multi = curl_multi_init();
+  curl_multi_add_handle(multi, curl);
+  int running = 1;
+  while (running) {
+    if (curl_multi_perform(multi, &running) != CURLM_OK) {
+      rc = CURLE_FAILED_INIT;
+      break;
+    }
+    if (!running)
+      break;
+    if (cancel && static_cast<std::atomic<bool>*>(cancel)->load()) {
+      rc = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    curl_multi_poll(multi, nullptr, 0, 50, nullptr);
+  }
+  if (!running) {
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &left))
+      if (msg->msg == CURLMSG_DONE && msg->easy_handle == curl)
+        rc = msg->data.result;
+  }
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_multi_remove_handle(multi, curl);
+  curl_multi_cleanup(multi);
   curl_easy_cleanup(curl);
   if (rc != CURLE_OK)
     err = rc == CURLE_WRITE_ERROR            ? "reply larger than 4 MiB"
@@ -100,7 +125,7 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
             ar.ev = req.ev;
             std::string err;
             // A "stopped" announce happens on the way out: it must not hold up the exit.
-            long timeout = req.ev == tracker::event::stopped ? 1000L : conf->timeout_ms;
+            long timeout = req.ev == tracker::event::stopped ? 500L : conf->timeout_ms;
             if (conf->cancel->load() && req.ev != tracker::event::stopped)
               return;
             auto body = http_get(tracker::build_announce_url(ar), timeout,
