@@ -45,7 +45,6 @@ void piece_picker::set_have(piece_index p) {
   if (have_.test(p))
     return;
   if (find_downloading(p)) {
-    std::vector<peer_slot> ignored;
     on_piece_verified(p);
     return;
   }

@@ -147,7 +147,6 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
             to_check.add(p);
         Roaring good;
         if (!to_check.isEmpty()) {
-          auto me = caf::actor_cast<caf::actor>(self);
           auto torrent = st->torrent;
           good = check_pieces(st->store->layout(), *st->meta, st->store->root(), to_check, 0,
                               [torrent](std::uint32_t done, std::uint32_t total) {
