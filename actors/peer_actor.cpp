@@ -20,6 +20,7 @@ struct conn_handshake {
 };
 struct conn_closed {
   std::string reason;
+  bool protocol_error = false;
 };
 struct pump_uploads {};
 
@@ -40,6 +41,9 @@ using clock_type = std::chrono::steady_clock;
 constexpr std::size_t max_upload_queue = 500;   // requests queued per peer; more are rejected
 constexpr std::size_t max_reads_in_flight = 8;   // storage reads per peer at once
 constexpr std::size_t max_send_backlog = 1u << 20; // bytes queued on the socket before we wait
+// Abuse limits: past these a peer is disconnected (and not dialled again).
+constexpr std::size_t max_refused_requests = 2 * max_upload_queue; // while choked or queue full
+constexpr std::size_t max_requests_for_missing = 100; // blocks of pieces we never announced
 
 struct peer_state {
   peer_config cfg;
@@ -74,6 +78,9 @@ struct peer_state {
   bool pump_scheduled = false;
   std::uint64_t payload_up = 0;
   std::uint64_t up_unreported = 0;
+  std::size_t refused_requests = 0;     // since we last unchoked the peer
+  std::size_t requests_for_missing = 0;
+  std::uint64_t haves_received = 0;
 
   std::uint32_t piece_count() const { return cfg.meta->piece_count(); }
 };
@@ -87,7 +94,7 @@ void flush(peer_state& st) {
 }
 
 void close_peer(caf::stateful_actor<peer_state>* self, peer_state& st, const std::string& reason,
-                bool misbehaved, bool expected = false) {
+                bool misbehaved, bool quiet = false) {
   if (st.closed)
     return;
   st.closed = true;
@@ -101,7 +108,8 @@ void close_peer(caf::stateful_actor<peer_state>* self, peer_state& st, const std
     st.up_unreported = 0;
     self->send(st.cfg.torrent, std::move(act));
   }
-  if (misbehaved && !expected)
+  // Violations are warnings; a peer going away is routine (shown with -vv).
+  if (misbehaved && !quiet)
     st.log->warn("{}: disconnected: {}", st.cfg.remote.to_string(), reason);
   else
     st.log->debug("{}: closed: {}", st.cfg.remote.to_string(), reason);
@@ -146,8 +154,23 @@ bool on_request(peer_state& st, const wire::message& m, std::string& why) {
           std::to_string(m.length) + " outside the piece";
     return false;
   }
-  if (st.am_choking || !st.our_pieces.size() || !st.our_pieces.test(p) ||
-      st.uploads.size() >= max_upload_queue) {
+  if (!st.our_pieces.size() || !st.our_pieces.test(p)) {
+    if (++st.requests_for_missing > max_requests_for_missing) {
+      why = "requested " + std::to_string(st.requests_for_missing) +
+            " blocks of pieces we do not have";
+      return false;
+    }
+    reject(st, p, m.begin, m.length);
+    return true;
+  }
+  if (st.am_choking || st.uploads.size() >= max_upload_queue) {
+    // Requests in flight when we choke are normal; thousands of them are a flood.
+    if (++st.refused_requests > max_refused_requests) {
+      why = "request flood: " + std::to_string(st.refused_requests) + " requests " +
+            (st.am_choking ? "while choked" : "beyond a full queue of " +
+                                                std::to_string(max_upload_queue));
+      return false;
+    }
     reject(st, p, m.begin, m.length);
     return true;
   }
@@ -263,6 +286,10 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
       case wire::msg_id::have:
         if (m.index >= st.piece_count())
           return violation("have: piece " + std::to_string(m.index) + " out of range");
+        // At most one HAVE per piece makes sense; allow slack for re-announcements.
+        if (++st.haves_received > 2 * std::uint64_t{st.piece_count()} + 64)
+          return violation("HAVE flood: " + std::to_string(st.haves_received) +
+                           " HAVE messages for " + std::to_string(st.piece_count()) + " pieces");
         av.haves.push_back(piece_index{m.index});
         break;
       case wire::msg_id::bitfield: {
@@ -327,7 +354,9 @@ connection_events make_events(caf::stateful_actor<peer_state>* self) {
   connection_events ev;
   ev.on_handshake = [me](const wire::handshake& hs) { caf::anon_send(me, conn_handshake{hs}); };
   ev.on_batch = [me](read_batch&& b) { caf::anon_send(me, std::move(b)); };
-  ev.on_closed = [me](const std::string& reason) { caf::anon_send(me, conn_closed{reason}); };
+  ev.on_closed = [me](const std::string& reason, bool protocol_error) {
+    caf::anon_send(me, conn_closed{reason, protocol_error});
+  };
   return ev;
 }
 
@@ -370,8 +399,10 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
       if (!accept_handshake(self, st, cfg.accepted_handshake))
         return {};
     } else {
+      connection_limits limits;
+      limits.handshake_timeout_ms = cfg.handshake_timeout_ms;
       st.conn = peer_connection::connect(*cfg.io, cfg.remote.host, cfg.remote.port,
-                                         our_handshake(cfg), std::move(events));
+                                         our_handshake(cfg), std::move(events), limits);
     }
     self->set_default_handler(caf::drop);
     self->delayed_send(self, std::chrono::seconds(1), tick{});
@@ -383,7 +414,7 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
         accept_handshake(self, st, ev.hs);
       },
       [=](read_batch& batch) { handle_batch(self, self->state, batch); },
-      [=](conn_closed& ev) { close_peer(self, self->state, ev.reason, false); },
+      [=](conn_closed& ev) { close_peer(self, self->state, ev.reason, ev.protocol_error); },
       [=](request_blocks& req) {
         auto& st = self->state;
         for (auto b : req.blocks) {
@@ -441,6 +472,8 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
         if (st.am_choking == msg.choke)
           return;
         st.am_choking = msg.choke;
+        if (!msg.choke)
+          st.refused_requests = 0;
         wire::append_simple(st.out, msg.choke ? wire::msg_id::choke : wire::msg_id::unchoke);
         if (msg.choke) {
           // BEP 6: pending requests are rejected explicitly; without it choking discards them.
@@ -468,8 +501,11 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
         if (!st.active) {
           // connect and handshake have their own timeout in the connection
         } else if (now - st.last_receive > std::chrono::seconds(st.cfg.inactivity_timeout_s)) {
-          close_peer(self, st, "inactive for " + std::to_string(st.cfg.inactivity_timeout_s) + " s",
-                     false);
+          // Silent peers, and slow ones that never finish a message, end here. Not banned: a
+          // peer may have been idle for an honest reason.
+          auto why = "no complete message in " + std::to_string(st.cfg.inactivity_timeout_s) + " s";
+          st.log->info("{}: disconnected: {}", st.cfg.remote.to_string(), why);
+          close_peer(self, st, why, false);
           return;
         } else if (now - st.last_send > std::chrono::seconds(60)) {
           wire::append_keep_alive(st.out);

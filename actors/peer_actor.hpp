@@ -30,7 +30,8 @@ struct peer_config {
   /// Incoming connection whose handshake was already read (nullptr: dial `remote`).
   std::shared_ptr<peer_connection> accepted;
   wire::handshake accepted_handshake;
-  std::uint32_t inactivity_timeout_s = 120;
+  std::uint32_t inactivity_timeout_s = 150;  // no complete message for this long: closed
+  std::uint32_t handshake_timeout_ms = 10000; // connect + handshake must finish by then
 };
 
 caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg);

@@ -57,6 +57,7 @@ struct peer_connection::impl {
   std::string remote;
 
   std::array<char, wire::handshake_size> hs_in{};
+  bool connected = false; // TCP is up (always for accepted sockets)
   bool handshake_done = false;
   bool closed = false;
 
@@ -66,6 +67,9 @@ struct peer_connection::impl {
   std::size_t filled = 0;
   std::vector<std::shared_ptr<recv_buffer>> pool;
   std::uint64_t unreported_bytes = 0;
+  // New buffers start small and grow to limits.buffer_size once a read fills one: hundreds of
+  // idle connections then cost little, and a fast peer still gets large reads.
+  std::size_t next_size = 0;
 
   // Writing.
   std::string pending;
@@ -74,7 +78,7 @@ struct peer_connection::impl {
 
   using self_ptr = std::shared_ptr<peer_connection>;
 
-  void fail(const std::string& reason) {
+  void fail(const std::string& reason, bool protocol_error = false) {
     if (closed)
       return;
     closed = true;
@@ -85,7 +89,7 @@ struct peer_connection::impl {
     auto on_closed = std::move(events.on_closed);
     events = connection_events{};
     if (on_closed)
-      on_closed(reason);
+      on_closed(reason, protocol_error);
   }
 
   std::shared_ptr<recv_buffer> acquire_buffer(std::size_t min_size) {
@@ -101,14 +105,14 @@ struct peer_connection::impl {
       for (auto& b : pool) {
         if (b.use_count() == 1) {
           b = std::make_shared<recv_buffer>();
-          b->bytes.resize(std::max(min_size, limits.buffer_size));
+          b->bytes.resize(std::max(min_size, next_size));
           return b;
         }
       }
       return nullptr;
     }
     auto b = std::make_shared<recv_buffer>();
-    b->bytes.resize(std::max(min_size, limits.buffer_size));
+    b->bytes.resize(std::max(min_size, next_size));
     pool.push_back(b);
     return b;
   }
@@ -131,10 +135,12 @@ struct peer_connection::impl {
     // frame boundary and no bytes are copied between buffers (only a frame longer than the
     // reserve, e.g. a large bitfield, is moved to a bigger buffer).
     const std::size_t reserve = block_size + 13 + 4;
+    if (next_size == 0)
+      next_size = std::min(std::max(limits.first_buffer_size, 2 * reserve), limits.buffer_size);
     std::size_t want;
     for (;;) {
       if (!cur) {
-        cur = acquire_buffer(limits.buffer_size);
+        cur = acquire_buffer(next_size);
         if (!cur)
           return wait_for_buffer(self);
         parsed = filled = 0;
@@ -154,7 +160,7 @@ struct peer_connection::impl {
           std::string_view(cur->bytes.data() + parsed, tail));
         std::size_t frame_end = frame ? parsed + frame : filled + (4 - tail);
         if (frame_end > cap) {
-          auto next = acquire_buffer(std::max(frame, limits.buffer_size));
+          auto next = acquire_buffer(std::max(frame, next_size));
           if (!next || next == cur)
             return wait_for_buffer(self);
           std::memcpy(next->bytes.data(), cur->bytes.data() + parsed, tail);
@@ -183,6 +189,8 @@ struct peer_connection::impl {
     }
     filled += n;
     unreported_bytes += n;
+    if (n >= next_size / 2)
+      next_size = limits.buffer_size; // one read took half a buffer: the peer sends fast
     read_batch batch;
     auto consumed = parser.parse(std::string_view(cur->bytes.data() + parsed, filled - parsed),
                                  [&](const wire::message& m) {
@@ -190,7 +198,7 @@ struct peer_connection::impl {
                                    return true;
                                  });
     if (!consumed) {
-      fail(consumed.error().message);
+      fail(consumed.error().message, true);
       return;
     }
     parsed += *consumed;
@@ -224,8 +232,12 @@ struct peer_connection::impl {
   void arm_handshake_timeout(self_ptr self) {
     timer.expires_after(std::chrono::milliseconds(limits.handshake_timeout_ms));
     timer.async_wait([this, self](const asio::error_code& ec) {
-      if (!ec && !handshake_done)
-        fail("handshake timed out");
+      if (ec || handshake_done)
+        return;
+      if (!connected) // unreachable is not misbehaving
+        fail("connect timed out after " + std::to_string(limits.handshake_timeout_ms) + " ms");
+      else
+        fail("no handshake within " + std::to_string(limits.handshake_timeout_ms) + " ms", true);
     });
   }
 
@@ -242,7 +254,7 @@ struct peer_connection::impl {
                        }
                        auto hs = wire::parse_handshake(std::string_view(hs_in.data(), hs_in.size()));
                        if (!hs) {
-                         fail(hs.error().message);
+                         fail(hs.error().message, true);
                          return;
                        }
                        handshake_done = true;
@@ -255,7 +267,7 @@ struct peer_connection::impl {
     if (closed)
       return;
     if (pending.size() + bytes.size() > limits.max_write_queue) {
-      fail("write queue over " + std::to_string(limits.max_write_queue) + " bytes");
+      fail("write queue over " + std::to_string(limits.max_write_queue) + " bytes", true);
       return;
     }
     if (pending.empty())
@@ -297,6 +309,7 @@ peer_connection::connect(io_runtime& rt, const std::string& host, std::uint16_t 
           d->fail("connect: " + ec2.message());
           return;
         }
+        d->connected = true;
         asio::error_code ignored;
         d->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
         conn->queued_ += hs.size();
@@ -317,7 +330,7 @@ void peer_connection::start(const wire::handshake& ours, connection_events event
   asio::post(impl_->strand, [d = impl_.get(), self, hs, ev = std::move(events)]() mutable {
     if (d->closed) {
       if (ev.on_closed)
-        ev.on_closed("closed before start");
+        ev.on_closed("closed before start", false);
       return;
     }
     d->events = std::move(ev);
@@ -345,10 +358,12 @@ std::string peer_connection::remote_endpoint() const { return impl_->remote; }
 // -- peer_listener ---------------------------------------------------------------------------
 
 struct peer_listener::impl {
-  impl(asio::io_context& io) : io(io), acceptor(io) {}
+  impl(asio::io_context& io) : io(io), acceptor(io), retry(io) {}
   asio::io_context& io;
   asio::ip::tcp::acceptor acceptor;
+  asio::steady_timer retry;
   on_accept handler;
+  on_failure failed;
   connection_limits limits;
   std::uint16_t port = 0;
 
@@ -356,9 +371,19 @@ struct peer_listener::impl {
     acceptor.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket s) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open())
         return;
-      if (!ec)
+      if (!ec) {
         welcome(std::move(s));
-      accept_next();
+        accept_next();
+        return;
+      }
+      // Out of descriptors or memory: retrying at once would spin; try again shortly.
+      if (failed)
+        failed("listener", "accept: " + ec.message(), false);
+      retry.expires_after(std::chrono::milliseconds(100));
+      retry.async_wait([this](const asio::error_code& e) {
+        if (!e && acceptor.is_open())
+          accept_next();
+      });
     });
   }
 
@@ -370,12 +395,23 @@ struct peer_listener::impl {
     // Move the accepted socket onto the connection's strand.
     p->socket = asio::ip::tcp::socket(p->strand, asio::ip::tcp::v4(), s.release(ec));
     p->socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    p->connected = true;
     auto conn = std::make_shared<peer_connection>(std::move(p));
     auto* d = conn->impl_.get();
     auto h = handler;
+    if (failed) {
+      // Until the handshake is read, failures are the listener's to report.
+      d->events.on_closed = [f = failed, remote = d->remote](const std::string& reason,
+                                                             bool protocol_error) {
+        f(remote, reason, protocol_error);
+      };
+    }
     asio::post(d->strand, [d, conn, h] {
       d->arm_handshake_timeout(conn);
-      d->read_handshake(conn, [conn, h](const wire::handshake& hs) { h(conn, hs); });
+      d->read_handshake(conn, [d, conn, h](const wire::handshake& hs) {
+        d->events = connection_events{}; // from here on the torrent's peer reports
+        h(conn, hs);
+      });
     });
   }
 };
@@ -386,10 +422,11 @@ peer_listener::~peer_listener() { close(); }
 
 std::shared_ptr<peer_listener> peer_listener::open(io_runtime& rt, const std::string& host,
                                                    std::uint16_t port, on_accept handler,
-                                                   std::string& error_text,
+                                                   on_failure failed, std::string& error_text,
                                                    connection_limits limits) {
   auto p = std::make_unique<impl>(io_of(rt));
   p->handler = std::move(handler);
+  p->failed = std::move(failed);
   p->limits = limits;
   asio::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
@@ -426,6 +463,7 @@ void peer_listener::close() {
   auto f = done->get_future();
   asio::post(impl_->io, [this, done] {
     asio::error_code e;
+    impl_->retry.cancel();
     impl_->acceptor.close(e);
     done->set_value();
   });

@@ -34,12 +34,16 @@ struct read_batch {
 struct connection_events {
   std::function<void(const wire::handshake&)> on_handshake;
   std::function<void(read_batch&&)> on_batch;
-  std::function<void(const std::string& reason)> on_closed; // called once, last
+  /// Called once, last. `protocol_error` is set when the peer broke the protocol (a bad
+  /// handshake, a malformed or oversized message, no handshake in time, a write queue it never
+  /// drains) rather than merely going away.
+  std::function<void(const std::string& reason, bool protocol_error)> on_closed;
 };
 
 struct connection_limits {
   std::uint32_t max_message_length = (1u << 20) + 13;
-  std::size_t buffer_size = 256 * 1024;   // bytes per receive buffer
+  std::size_t buffer_size = 256 * 1024;   // bytes per receive buffer once a peer sends fast
+  std::size_t first_buffer_size = 32 * 1024; // an idle or slow connection keeps only this much
   std::size_t max_buffers = 16;           // receive buffers alive at once (backpressure)
   std::size_t max_write_queue = 8u << 20; // bytes queued for sending before the peer is dropped
   std::uint32_t handshake_timeout_ms = 10000;
@@ -83,11 +87,14 @@ private:
 class peer_listener {
 public:
   using on_accept = std::function<void(std::shared_ptr<peer_connection>, const wire::handshake&)>;
+  /// An incoming connection that failed before its handshake was read (timeout, garbage).
+  using on_failure = std::function<void(const std::string& remote, const std::string& reason,
+                                        bool protocol_error)>;
 
   /// Binds and listens; port 0 picks a free one. Returns nullptr and sets `error_text` on failure.
   static std::shared_ptr<peer_listener> open(io_runtime& rt, const std::string& host,
                                              std::uint16_t port, on_accept handler,
-                                             std::string& error_text,
+                                             on_failure failed, std::string& error_text,
                                              connection_limits limits = {});
   ~peer_listener();
   std::uint16_t port() const noexcept;

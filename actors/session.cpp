@@ -31,7 +31,18 @@ caf::actor spawn_session(caf::actor_system& sys, const session_config& cfg,
                                              : std::stoi(remote.substr(colon + 1)))};
     caf::anon_send(*self_handle, incoming_peer{std::move(conn), hs, ep});
   };
-  auto listener = peer_listener::open(*cfg.io, cfg.listen_host, cfg.listen_port, accept, error_text);
+  auto failed = [](const std::string& remote, const std::string& reason, bool protocol_error) {
+    // Runs on an I/O thread; spdlog loggers are thread-safe.
+    auto log = spdlog::get("session");
+    if (protocol_error)
+      log->warn("incoming {}: disconnected: {}", remote, reason);
+    else
+      log->debug("incoming {}: closed: {}", remote, reason);
+  };
+  connection_limits limits;
+  limits.handshake_timeout_ms = cfg.handshake_timeout_ms;
+  auto listener = peer_listener::open(*cfg.io, cfg.listen_host, cfg.listen_port, accept, failed,
+                                      error_text, limits);
   if (!listener)
     return caf::actor{};
   bound_port = listener->port();
@@ -44,7 +55,9 @@ caf::actor spawn_session(caf::actor_system& sys, const session_config& cfg,
       [=](incoming_peer& ip) {
         auto it = self->state.torrents.find(ip.hs.hash);
         if (it == self->state.torrents.end()) {
-          log->debug("incoming {}: unknown info-hash {}", ip.remote.to_string(), to_hex(ip.hs.hash));
+          log->warn("incoming {}: disconnected: handshake for a torrent we do not have "
+                    "(info-hash {})",
+                    ip.remote.to_string(), to_hex(ip.hs.hash));
           ip.conn->close("unknown info-hash");
           return;
         }

@@ -17,6 +17,7 @@ struct session_config {
   io_runtime* io = nullptr;
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 0; // 0: any free port
+  std::uint32_t handshake_timeout_ms = 10000; // incoming connections must handshake by then
 };
 
 /// Adds a torrent to the session so that incoming peers reach it.

@@ -251,6 +251,8 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   pc.meta = st.cfg.meta;
   pc.our_id = st.cfg.id;
   pc.io = st.cfg.io;
+  pc.inactivity_timeout_s = st.cfg.peer_timeout_s;
+  pc.handshake_timeout_ms = st.cfg.handshake_timeout_ms;
   pc.accepted = std::move(accepted);
   if (hs)
     pc.accepted_handshake = *hs;

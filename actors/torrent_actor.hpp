@@ -39,6 +39,8 @@ struct torrent_config {
   std::vector<std::uint32_t> trusted_pieces;
   std::vector<std::uint32_t> pieces_to_check;
   std::uint32_t resume_interval_s = 5; // resume data is saved this often while pieces verify
+  std::uint32_t peer_timeout_s = 150;  // a peer silent (no complete message) this long is closed
+  std::uint32_t handshake_timeout_ms = 10000;
 };
 
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg);

@@ -173,6 +173,8 @@ struct download_options {
   unsigned max_peers = 50;
   unsigned pipeline = 256;
   unsigned upload_slots = 4;
+  unsigned peer_timeout_s = 150;   // silent peers are closed after this
+  double handshake_timeout_s = 10; // connect + handshake must finish by then
   int metrics_port = -1;      // serve Prometheus text on 127.0.0.1:PORT (0: any free port)
   bool seed = false;          // keep seeding after completion (download --seed, and `seed`)
   double seed_ratio = 0;      // stop seeding once uploaded >= ratio * size (0: no limit)
@@ -248,6 +250,7 @@ int cmd_download(const download_options& opt) {
     sc.io = &io;
     sc.listen_host = listen.host;
     sc.listen_port = listen.port;
+    sc.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
     std::uint16_t port = 0;
     std::string err;
     auto session = spawn_session(sys, sc, port, err);
@@ -280,6 +283,8 @@ int cmd_download(const download_options& opt) {
       tc.max_peers = opt.max_peers;
       tc.max_outstanding = opt.pipeline;
       tc.upload_slots = opt.upload_slots;
+      tc.peer_timeout_s = opt.peer_timeout_s;
+      tc.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
       for (auto p : resume.trusted)
         tc.trusted_pieces.push_back(p);
       for (auto p : resume.to_check)
@@ -418,6 +423,34 @@ int cmd_download(const download_options& opt) {
 
 } // namespace
 
+/// Options shared by `download` and `seed`.
+void add_peer_options(CLI::App* cmd, download_options& o) {
+  cmd->add_option("--peer", o.peers, "connect to this peer (HOST:PORT), repeatable")
+    ->allow_extra_args(false);
+  cmd->add_option("--listen", o.listen, "listen for peers on HOST:PORT (port 0: any)")
+    ->capture_default_str();
+  cmd->add_flag("--no-tracker", o.no_tracker, "do not announce to the torrent's trackers");
+  cmd->add_option("--max-peers", o.max_peers, "connections at most")->capture_default_str();
+  cmd->add_option("--upload-slots", o.upload_slots, "peers unchoked at once (plus one optimistic)")
+    ->capture_default_str();
+  cmd->add_option("--seed-ratio", o.seed_ratio, "when seeding: stop after uploading this many "
+                  "times the size (0: no limit)");
+  cmd->add_option("--seed-time", o.seed_time, "when seeding: stop after this many seconds "
+                  "(0: no limit)");
+  cmd->add_option("--peer-timeout", o.peer_timeout_s, "close a peer that sends no complete "
+                  "message for this many seconds")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 3600u));
+  cmd->add_option("--handshake-timeout", o.handshake_timeout_s, "close a connection that has not "
+                  "connected and handshaken after this many seconds")
+    ->capture_default_str()
+    ->check(CLI::Range(0.1, 600.0));
+  cmd->add_option("--metrics-port", o.metrics_port,
+                  "serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)");
+  cmd->add_flag("-v,--verbose", o.verbosity, "more log output (-vv: debug)");
+  cmd->add_flag("-q,--quiet", o.quiet, "no progress display");
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"actorrent: a BitTorrent client built on actors"};
   app.require_subcommand(1);
@@ -431,28 +464,13 @@ int main(int argc, char** argv) {
   download->add_option("torrent", dl.torrent, "the .torrent file")->required();
   download->add_option("-o,--output", dl.out_dir, "output directory (created if missing)")
     ->capture_default_str();
-  download->add_option("--peer", dl.peers, "connect to this peer (HOST:PORT), repeatable")
-    ->allow_extra_args(false);
+  add_peer_options(download, dl);
   download->add_option("--timeout", dl.timeout, "give up after this many seconds (0: never)")
     ->capture_default_str();
-  download->add_option("--listen", dl.listen, "listen for peers on HOST:PORT (port 0: any)")
-    ->capture_default_str();
-  download->add_flag("--no-tracker", dl.no_tracker, "do not announce to the torrent's trackers");
-  download->add_option("--max-peers", dl.max_peers, "connections at most")->capture_default_str();
   download->add_option("--pipeline", dl.pipeline, "requests in flight per peer")
     ->capture_default_str()
     ->check(CLI::Range(1u, 2000u));
-  download->add_option("--upload-slots", dl.upload_slots, "peers unchoked at once (plus one "
-                       "optimistic)")->capture_default_str();
   download->add_flag("--seed", dl.seed, "keep seeding after the download completes");
-  download->add_option("--seed-ratio", dl.seed_ratio, "with --seed: stop after uploading this "
-                       "many times the size (0: no limit)");
-  download->add_option("--seed-time", dl.seed_time, "with --seed: stop after seeding this many "
-                       "seconds (0: no limit)");
-  download->add_option("--metrics-port", dl.metrics_port,
-                     "serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)");
-  download->add_flag("-v,--verbose", dl.verbosity, "more log output (-vv: debug)");
-  download->add_flag("-q,--quiet", dl.quiet, "no progress display");
 
   create_options co;
   std::string create_out;
@@ -479,21 +497,7 @@ int main(int argc, char** argv) {
   auto* seed = app.add_subcommand("seed", "Check existing data and seed it");
   seed->add_option("torrent", sd.torrent, "the .torrent file")->required();
   seed->add_option("dir", sd.out_dir, "directory that holds the data")->required();
-  seed->add_option("--peer", sd.peers, "connect to this peer (HOST:PORT), repeatable")
-    ->allow_extra_args(false);
-  seed->add_option("--listen", sd.listen, "listen for peers on HOST:PORT (port 0: any)")
-    ->capture_default_str();
-  seed->add_flag("--no-tracker", sd.no_tracker, "do not announce to the torrent's trackers");
-  seed->add_option("--max-peers", sd.max_peers, "connections at most")->capture_default_str();
-  seed->add_option("--upload-slots", sd.upload_slots, "peers unchoked at once (plus one "
-                   "optimistic)")->capture_default_str();
-  seed->add_option("--seed-ratio", sd.seed_ratio, "stop after uploading this many times the "
-                   "size (0: no limit)");
-  seed->add_option("--seed-time", sd.seed_time, "stop after this many seconds (0: no limit)");
-  seed->add_option("--metrics-port", sd.metrics_port,
-                     "serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)");
-  seed->add_flag("-v,--verbose", sd.verbosity, "more log output (-vv: debug)");
-  seed->add_flag("-q,--quiet", sd.quiet, "no progress display");
+  add_peer_options(seed, sd);
 
   try {
     app.parse(argc, argv);
