@@ -927,9 +927,10 @@ class HostileSeeder(Seeder):
     """hostile_seeder.py: scripted pure-Python peer sending wrong bytes for chosen pieces."""
     kind = "hostile"
 
-    def __init__(self, *a, corrupt_pieces=None, corrupt_fraction=None, **kw):
+    def __init__(self, *a, corrupt_pieces=None, corrupt_fraction=None, rate_kib=None, **kw):
         super().__init__(*a, **kw)
         self.corrupt_pieces, self.corrupt_fraction = corrupt_pieces, corrupt_fraction
+        self.rate_kib = rate_kib
 
     def command(self):
         c = [PY, os.path.join(HERE, "hostile_seeder.py"), self.torrent.path, self.datadir, "--port", str(self.port)]
@@ -937,6 +938,8 @@ class HostileSeeder(Seeder):
             c += ["--corrupt-pieces", ",".join(str(i) for i in self.corrupt_pieces)]
         if self.corrupt_fraction is not None:
             c += ["--corrupt-fraction", str(self.corrupt_fraction)]
+        if self.rate_kib is not None:
+            c += ["--rate-kib", str(self.rate_kib)]
         return c
 
     def client_ready(self):

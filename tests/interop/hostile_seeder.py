@@ -2,7 +2,7 @@
 """A scripted, hostile BitTorrent seeder (pure Python, asyncio, 127.0.0.1 only, incoming only).
 
   hostile_seeder.py TORRENT DATADIR --port P [--corrupt-pieces 0,5,9] [--corrupt-fraction 0.5]
-                    [--seed S] [--have all|corrupt]
+                    [--seed S] [--have all|corrupt] [--rate-kib R]
 
 Speaks the plain BitTorrent wire protocol (BEP 3) plus the fast extension (BEP 6) when the peer
 offers it: handshake, HAVE_ALL or BITFIELD, UNCHOKE on INTERESTED, PIECE for every REQUEST.
@@ -11,7 +11,8 @@ bytes (every byte XOR 0x5A), so their SHA-1 never matches.  With --have corrupt 
 only the corrupt pieces (every request it gets is then answered with bad data).
 
 Prints "READY <port>" once listening, one line per connection / first corrupt block of a piece,
-and "STATS blocks=N corrupt_blocks=M" after every corrupt block and at exit.
+and "STATS blocks=N corrupt_blocks=M" after every corrupt block and at exit.  With --rate-kib
+(and no corruption) it is an honest seeder that serves at most R KiB/s per connection.
 """
 import argparse
 import asyncio
@@ -87,6 +88,7 @@ class Seeder:
         self.blocks = 0
         self.corrupt_blocks = 0
         self.reported = set()
+        self.rate = a.rate_kib * 1024.0
         say("torrent %s: %d pieces of %d, corrupting %d: %s" % (
             self.t.name, n, self.t.piece_length, len(corrupt), ",".join(map(str, sorted(corrupt)))))
 
@@ -167,6 +169,8 @@ class Seeder:
                 self.blocks += 1
                 writer.write(struct.pack(">IBII", 9 + blen, PIECE, index, begin) + data)
                 await writer.drain()
+                if self.rate > 0:
+                    await asyncio.sleep(blen / self.rate)
                 if index in self.corrupt:
                     self.stats()
             # everything else (choke/unchoke/have/bitfield/cancel/extended/...) is ignored
@@ -195,6 +199,7 @@ def main():
     ap.add_argument("--corrupt-fraction", type=float, default=0.0, help="corrupt this fraction of pieces")
     ap.add_argument("--seed", type=int, default=1, help="random seed for --corrupt-fraction")
     ap.add_argument("--have", choices=["all", "corrupt"], default="all")
+    ap.add_argument("--rate-kib", type=float, default=0.0, help="serve at most this many KiB/s per peer")
     a = ap.parse_args()
     asyncio.run(main_async(a))
 
