@@ -55,6 +55,10 @@ struct storage_state {
   void save(caf::event_based_actor* self) {
     if (!dirty_resume || failed)
       return;
+    if (auto files = store->check_files(); !files) {
+      fail(self, files.error().message);
+      return;
+    }
     auto synced = store->sync();
     if (!synced) {
       fail(self, synced.error().message);
@@ -166,7 +170,9 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
       },
       [=](save_resume_now) { st->save(self); },
       [=](sync_storage) {
-        auto status = st->store->sync();
+        auto status = st->store->check_files();
+        if (status)
+          status = st->store->sync();
         return storage_synced{status ? std::string{} : status.error().message};
       },
       [=](stop_request) {

@@ -262,4 +262,18 @@ status file_store::sync() {
   return first;
 }
 
+status file_store::check_files() const {
+  for (std::size_t i = 0; i < fds_.size(); ++i) {
+    if (fds_[i] < 0)
+      continue;
+    struct stat st;
+    if (::fstat(fds_[i], &st) != 0)
+      return io_failure("cannot stat", root_ + "/" + layout_->files()[i].path, errno);
+    if (st.st_nlink == 0)
+      return error{errc::io_error, root_ + "/" + layout_->files()[i].path +
+                                     ": deleted or replaced while downloading"};
+  }
+  return {};
+}
+
 } // namespace actorrent

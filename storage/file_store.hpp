@@ -36,6 +36,10 @@ public:
   status read(piece_index p, std::uint32_t offset, std::uint32_t length, char* out);
   /// fdatasync every file (used before resume data is saved).
   status sync();
+  /// Fails (errc::io_error naming the file) if a file was deleted or replaced while open: its
+  /// writes would then land in a file nobody can see. Checked before resume data is saved and
+  /// before a download is reported complete.
+  status check_files() const;
 
   const file_layout& layout() const noexcept { return *layout_; }
   const std::string& root() const noexcept { return root_; }
