@@ -233,6 +233,10 @@ struct torrent_stopped {
 };
 
 struct tick {};
+/// Asks a torrent for a fresh torrent_progress (metrics included) now, not at the next tick.
+struct get_progress {};
+/// Self-message of the torrent: apply the availability changes queued since the last one.
+struct apply_availability {};
 struct stop_deadline {};
 struct flush_haves {};
 struct stop_request {};
@@ -274,4 +278,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tick)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::stop_deadline)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::torrent_stopped)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::flush_haves)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::get_progress)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::apply_availability)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::stop_request)

@@ -154,13 +154,29 @@ std::size_t piece_picker::pick(peer_slot peer, const bitfield* has, std::size_t 
   // buckets being walked.
   std::vector<piece_index> chosen;
   std::size_t planned = n;
-  avail_.for_each_rarest(has == nullptr, [&](piece_index p) {
+  auto consider = [&](piece_index p) {
     if (has && !has->test(p))
       return true;
     chosen.push_back(p);
     planned += blocks_in_piece(p);
     return planned < max_blocks;
-  });
+  };
+  if (!recompute_) {
+    avail_.for_each_rarest(has == nullptr, consider);
+  } else {
+    scratch_order_.clear();
+    for (std::uint32_t i = 0; i < piece_count_; ++i) {
+      piece_index p{i};
+      auto c = avail_.count(p) - avail_.seeds();
+      if (avail_.parked(p) || (has != nullptr && c == 0))
+        continue;
+      scratch_order_.emplace_back(c, i);
+    }
+    std::sort(scratch_order_.begin(), scratch_order_.end());
+    for (auto [c, i] : scratch_order_)
+      if (!consider(piece_index{i}))
+        break;
+  }
   for (auto p : chosen) {
     auto& d = start_piece(p, peer);
     n += take_free_blocks(d, peer, max_blocks - n, out);

@@ -71,6 +71,10 @@ public:
   /// to start) blocks requested from other peers but not yet received.
   std::size_t pick(peer_slot peer, const bitfield* has, std::size_t max_blocks,
                    std::vector<block_ref>& out);
+  /// Benchmark switch: pick() re-derives the rarest-first order of new pieces by scanning and
+  /// sorting every piece, as a picker without incremental state would, instead of walking the
+  /// availability buckets. Same choices up to ties; O(P log P) per call instead of O(picked).
+  void recompute_from_scratch(bool on) noexcept { recompute_ = on; }
 
   enum class receive_result : std::uint8_t {
     fresh,          // first copy of this block; counts as downloaded
@@ -138,6 +142,8 @@ private:
   std::uint64_t verified_bytes_ = 0;
   std::uint64_t dirty_total_ = 0;
   std::uint64_t avail_updates_ = 0;
+  bool recompute_ = false;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> scratch_order_; // (count, piece)
   Roaring received_;                       // global block numbers received, not yet verified
   std::vector<downloading_piece> downloading_;
   std::vector<std::int32_t> downloading_index_; // piece -> index in downloading_, or -1

@@ -40,6 +40,8 @@ struct peer_entry {
   std::uint64_t up_round = 0;
   std::uint64_t uploaded = 0;
   std::vector<block_ref> outstanding; // requests in flight, oldest first
+  bool avail_touched = false;         // in the current availability pass
+  bool pending_interesting = false;   // its interest so far in that pass
   std::uint32_t hash_failures = 0;
   std::uint64_t payload = 0;
   clock_type::time_point last_block = clock_type::now();
@@ -66,6 +68,7 @@ struct torrent_state {
   std::vector<known_peer> known;
   std::vector<block_ref> picked;
   std::vector<peer_slot> cancels;
+  std::vector<peer_slot> touched; // peers whose availability changed in this pass
   bool checking = true;   // hashing existing data; no peers yet
   bool finishing = false; // every piece verified (or failed): no more requests
   bool failed = false;
@@ -73,6 +76,8 @@ struct torrent_state {
   bool stopping = false;  // told to stop: waiting for peers to close
   bool stopped = false;
   std::vector<piece_index> pending_haves; // verified, not yet announced to peers
+  std::vector<availability_delta> pending_avail; // received, applied by the next apply pass
+  bool avail_scheduled = false;
   bool haves_flush_scheduled = false;
   std::uint32_t verified_since_save = 0;
   clock_type::time_point last_save = clock_type::now();
@@ -86,6 +91,7 @@ struct torrent_state {
   // counters, published with every progress report
   struct {
     std::uint64_t availability_msgs = 0; // availability_delta messages handled
+    std::uint64_t availability_passes = 0; // picker updates: applied changes + interest + refill
     std::uint64_t haves = 0;             // HAVEs inside them
     std::uint64_t activity_msgs = 0;
     std::uint64_t stored_msgs = 0;       // blocks_stored messages
@@ -256,7 +262,8 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   pc.accepted = std::move(accepted);
   if (hs)
     pc.accepted_handshake = *hs;
-  auto handle = spawn_peer(self->system(), pc);
+  auto handle = st.cfg.peer_factory ? st.cfg.peer_factory(self->system(), pc)
+                                    : spawn_peer(self->system(), pc);
   self->monitor(handle);
   peer_entry e;
   e.handle = handle;
@@ -327,6 +334,9 @@ std::string render_metrics(self_ptr self, const torrent_progress& p) {
   m.counter("pieces_failed", p.pieces_failed, "pieces whose SHA-1 did not match");
   m.counter("picker_availability_updates", static_cast<double>(st.picker->availability_updates()),
             "availability bucket updates (one per piece per bitfield/HAVE, once per seed)");
+  m.counter("picker_availability_passes", static_cast<double>(c.availability_passes),
+            "picker updates: availability changes applied, then one interest check and one "
+            "refill per affected peer");
   m.counter("availability_messages", static_cast<double>(c.availability_msgs),
             "availability_delta messages handled by the torrent (one per socket read)");
   m.counter("haves_received", static_cast<double>(c.haves), "HAVE messages inside them");
@@ -526,6 +536,96 @@ void on_tick(self_ptr self) {
 
 } // namespace
 
+/// Applies one peer's availability change to its bitfield and the picker. Returns whether
+/// the peer is interesting afterwards, given `interesting` before.
+bool apply_delta(torrent_state& st, peer_entry& e, availability_delta& d, bool interesting) {
+  auto& picker = *st.picker;
+  if (d.has_bitfield) {
+    if (e.has_bits) {
+      if (e.seed)
+        picker.avail().remove_seed();
+      else
+        picker.remove_peer_pieces(e.bits);
+    }
+    e.has_bits = true;
+    e.seed = d.bits.all();
+    e.bits = std::move(d.bits);
+    if (e.seed) {
+      picker.avail().add_seed();
+      picker.count_availability_update();
+    } else {
+      picker.add_peer_pieces(e.bits);
+    }
+    interesting = picker.is_interesting(e.seed ? nullptr : &e.bits);
+  }
+  if (!d.haves.empty()) {
+    if (!e.has_bits) {
+      e.has_bits = true;
+      e.bits = bitfield(st.meta().piece_count());
+    }
+    if (!e.seed) {
+      for (auto p : d.haves) {
+        if (e.bits.test(p))
+          continue;
+        e.bits.set(p);
+        picker.avail().increment(p);
+        interesting = interesting || !picker.have(p);
+      }
+      picker.count_availability_update(d.haves.size());
+      if (e.bits.all()) {
+        // Now a seed: count it once instead of once per piece.
+        picker.remove_peer_pieces(e.bits);
+        picker.avail().add_seed();
+        e.seed = true;
+      }
+    }
+  }
+  return interesting;
+}
+
+/// After a peer's availability changed: interest, seed-to-seed disconnect, requests.
+void after_availability(self_ptr self, peer_slot slot, peer_entry& e, bool interesting) {
+  auto& st = self->state;
+  update_interest(self, e, interesting && !st.finishing);
+  if (st.done && e.seed) {
+    e.both_seeds = true;
+    self->send(e.handle, disconnect_peer{"both sides are seeds"});
+    return;
+  }
+  refill(self, slot, e);
+}
+
+/// One pass over the availability changes queued since the last: apply them all, then give
+/// each affected peer one interest check and one refill.
+void apply_pending_availability(self_ptr self) {
+  auto& st = self->state;
+  st.avail_scheduled = false;
+  if (st.pending_avail.empty())
+    return;
+  ++st.counters.availability_passes;
+  st.touched.clear();
+  for (auto& d : st.pending_avail) {
+    auto it = st.peers.find(d.slot);
+    if (it == st.peers.end())
+      continue;
+    auto& e = it->second;
+    if (!e.avail_touched) {
+      e.avail_touched = true;
+      e.pending_interesting = e.interested;
+      st.touched.push_back(d.slot);
+    }
+    e.pending_interesting = apply_delta(st, e, d, e.pending_interesting);
+  }
+  st.pending_avail.clear();
+  for (auto slot : st.touched) {
+    auto it = st.peers.find(slot);
+    if (it == st.peers.end())
+      continue;
+    it->second.avail_touched = false;
+    after_availability(self, slot, it->second, it->second.pending_interesting);
+  }
+}
+
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
   auto store = std::make_shared<std::unique_ptr<file_store>>(std::move(cfg.store));
   auto conf = std::make_shared<torrent_config>(std::move(cfg));
@@ -535,6 +635,7 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
     st.log = spdlog::get("torrent");
     const auto& m = *st.cfg.meta;
     st.picker = std::make_unique<piece_picker>(m.piece_count(), m.piece_length, m.total_size);
+    st.picker->recompute_from_scratch(st.cfg.recompute_requests);
     auto me = caf::actor_cast<caf::actor>(self);
     st.storage = spawn_storage(self->system(), std::move(*store), st.cfg.meta, me);
     self->link_to(st.storage);
@@ -571,9 +672,18 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
                        st.meta().piece_count(), ec.checked);
         connect_more(self);
         maybe_finish(self);
+      },
+      [=](caf::error& err) {
+        fail_torrent(self, "storage: checking existing data failed: " + caf::to_string(err));
       });
     return {
       [=](tick) { on_tick(self); },
+      [=](get_progress) {
+        apply_pending_availability(self); // a fresh report reflects every message received
+        auto p = make_progress(self->state);
+        p.metrics = render_metrics(self, p);
+        return p;
+      },
       [=](const peer_connected& pc) {
         auto it = self->state.peers.find(pc.slot);
         if (it == self->state.peers.end())
@@ -585,62 +695,26 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
       },
       [=](availability_delta& d) {
         auto& st = self->state;
-        auto it = st.peers.find(d.slot);
-        if (it == st.peers.end())
-          return;
-        auto& e = it->second;
-        auto& picker = *st.picker;
         ++st.counters.availability_msgs;
         st.counters.haves += d.haves.size();
-        bool interesting = e.interested;
-        if (d.has_bitfield) {
-          if (e.has_bits) {
-            if (e.seed)
-              picker.avail().remove_seed();
-            else
-              picker.remove_peer_pieces(e.bits);
-          }
-          e.has_bits = true;
-          e.seed = d.bits.all();
-          e.bits = std::move(d.bits);
-          if (e.seed) {
-            picker.avail().add_seed();
-            picker.count_availability_update();
-          } else {
-            picker.add_peer_pieces(e.bits);
-          }
-          interesting = picker.is_interesting(e.seed ? nullptr : &e.bits);
-        }
-        if (!d.haves.empty()) {
-          if (!e.has_bits) {
-            e.has_bits = true;
-            e.bits = bitfield(st.meta().piece_count());
-          }
-          if (!e.seed) {
-            for (auto p : d.haves) {
-              if (e.bits.test(p))
-                continue;
-              e.bits.set(p);
-              picker.avail().increment(p);
-              interesting = interesting || !picker.have(p);
-            }
-            picker.count_availability_update(d.haves.size());
-            if (e.bits.all()) {
-              // Now a seed: count it once instead of once per piece.
-              picker.remove_peer_pieces(e.bits);
-              picker.avail().add_seed();
-              e.seed = true;
-            }
-          }
-        }
-        update_interest(self, e, interesting && !st.finishing);
-        if (st.done && e.seed) {
-          e.both_seeds = true;
-          self->send(e.handle, disconnect_peer{"both sides are seeds"});
+        if (!st.cfg.batch_availability) {
+          auto it = st.peers.find(d.slot);
+          if (it == st.peers.end())
+            return;
+          ++st.counters.availability_passes;
+          bool interesting = apply_delta(st, it->second, d, it->second.interested);
+          after_availability(self, d.slot, it->second, interesting);
           return;
         }
-        refill(self, d.slot, e);
+        // Whatever else is already in the mailbox arrives before the self-message: one pass
+        // then applies all of it.
+        st.pending_avail.push_back(std::move(d));
+        if (!st.avail_scheduled) {
+          st.avail_scheduled = true;
+          self->send(self, apply_availability{});
+        }
       },
+      [=](apply_availability) { apply_pending_availability(self); },
       [=](peer_activity& a) {
         auto& st = self->state;
         auto it = st.peers.find(a.slot);

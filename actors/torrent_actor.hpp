@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@ namespace actorrent {
 class file_store;
 class io_runtime;
 struct metainfo;
+struct peer_config;
 
 struct torrent_config {
   std::shared_ptr<const metainfo> meta;
@@ -41,6 +43,17 @@ struct torrent_config {
   std::uint32_t resume_interval_s = 5; // resume data is saved this often while pieces verify
   std::uint32_t peer_timeout_s = 150;  // a peer silent (no complete message) this long is closed
   std::uint32_t handshake_timeout_ms = 10000;
+
+  // -- for the in-process load benchmark (bench/swarm_bench.cpp); the defaults are production --
+  /// Spawns the actor of a new peer (empty: spawn_peer, which owns a real connection).
+  std::function<caf::actor(caf::actor_system&, const peer_config&)> peer_factory;
+  /// true: availability changes waiting in the mailbox are applied together, then each
+  /// affected peer gets one interest check and one refill. false: every availability message
+  /// is applied and followed by its own interest check and refill.
+  bool batch_availability = true;
+  /// true: every refill re-derives the rarest-first order by scanning and sorting all pieces
+  /// instead of walking the incrementally kept availability buckets (the slower variant).
+  bool recompute_requests = false;
 };
 
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg);
