@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds swarm_bench (Release) if needed and runs the torrent-actor load benchmark: 1,000
+# synthetic in-process peers on 10,000- and 100,000-piece torrents (HAVE storm with batching on
+# vs off, block receipt with incremental vs recomputed request state, statistics per read vs
+# per block). Writes the Markdown report to bench/results/swarm-<date>.md.
+#
+#   bench/run_swarm.sh [swarm_bench options: --peers N --reps N --quick]
+#
+# Environment: BUILD_DIR (default: <repo>/build-bench), JOBS (default: 2).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${BUILD_DIR:-$repo/build-bench}"
+jobs="${JOBS:-2}"
+report="$repo/bench/results/swarm-$(date -u +%Y-%m-%d).md"
+
+cached_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)"
+if [[ "$cached_type" != "Release" ]]; then
+  generator=()
+  if [[ ! -f "$build/CMakeCache.txt" ]] && command -v ninja >/dev/null; then
+    generator=(-G Ninja)
+  fi
+  cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
+fi
+cmake --build "$build" --target swarm_bench -j "$jobs"
+mkdir -p "$(dirname "$report")"
+{
+  "$build/bench/swarm_bench" "$@"
+  printf '\nCommand: `bench/run_swarm.sh %s` on %s, %s, load average before: %s\n' "$*" \
+    "$(uname -r)" "$(nproc) cores" "$(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$report.tmp"
+mv "$report.tmp" "$report"
+cat "$report"
+echo "report: $report"
