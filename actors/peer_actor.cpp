@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <deque>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -44,6 +45,7 @@ constexpr std::size_t max_send_backlog = 1u << 20; // bytes queued on the socket
 // Abuse limits: past these a peer is disconnected (and not dialled again).
 constexpr std::size_t max_refused_requests = 2 * max_upload_queue; // while choked or queue full
 constexpr std::size_t max_requests_for_missing = 100; // blocks of pieces we never announced
+constexpr std::size_t max_unrequested_blocks = 2048;  // late blocks after cancels are normal
 
 struct peer_state {
   peer_config cfg;
@@ -60,6 +62,11 @@ struct peer_state {
   std::uint64_t payload_down = 0;
   std::uint64_t wire_down = 0;
   std::string out; // encode buffer for one outgoing batch
+  // Blocks we asked this peer for and have not received, cancelled or had rejected. Anything
+  // else it sends is dropped unwritten: data nobody asked for must not overwrite, or be
+  // blamed on, another peer's blocks.
+  std::unordered_set<std::uint64_t> requested;
+  std::size_t unrequested_blocks = 0;
 
   // Upload side.
   struct upload_request {
@@ -134,6 +141,10 @@ bool valid_block(const peer_state& st, const wire::message& m, std::uint32_t len
     return false;
   }
   return true;
+}
+
+std::uint64_t block_key(std::uint32_t piece, std::uint32_t begin) {
+  return (std::uint64_t{piece} << 32) | begin;
 }
 
 void reject(peer_state& st, piece_index p, std::uint32_t begin, std::uint32_t length) {
@@ -274,6 +285,8 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
       case wire::msg_id::allowed_fast:
         break;
       case wire::msg_id::choke:
+        if (!st.fast)
+          st.requested.clear(); // BEP 3: a choke discards every pending request
         st.peer_choking = true;
         act.choke_changed = true;
         act.choked = true;
@@ -320,6 +333,12 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         auto len = static_cast<std::uint32_t>(m.payload.size());
         if (!valid_block(st, m, len, why))
           return violation(why);
+        if (st.requested.erase(block_key(m.index, m.begin)) == 0) {
+          if (++st.unrequested_blocks > max_unrequested_blocks)
+            return violation("sent " + std::to_string(st.unrequested_blocks) +
+                             " blocks we did not request");
+          break;
+        }
         wb.blocks.push_back(block_write{piece_index{m.index}, m.begin, m.payload});
         act.payload_bytes += len;
         break;
@@ -329,6 +348,7 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
           return violation("reject without the fast extension");
         if (!valid_block(st, m, m.length, why))
           return violation(why);
+        st.requested.erase(block_key(m.index, m.begin));
         act.rejected.push_back(block_ref{piece_index{m.index}, m.begin / block_size});
         break;
       case wire::msg_id::extended:
@@ -421,6 +441,7 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
           auto len = std::min(block_size, st.cfg.meta->piece_size(b.piece) - b.block * block_size);
           wire::append_request(st.out, wire::msg_id::request, b.piece.value, b.block * block_size,
                                len);
+          st.requested.insert(block_key(b.piece.value, b.block * block_size));
         }
         flush(st);
       },
@@ -430,6 +451,7 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
           auto len = std::min(block_size, st.cfg.meta->piece_size(b.piece) - b.block * block_size);
           wire::append_request(st.out, wire::msg_id::cancel, b.piece.value, b.block * block_size,
                                len);
+          st.requested.erase(block_key(b.piece.value, b.block * block_size));
         }
         flush(st);
       },

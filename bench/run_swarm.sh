@@ -26,7 +26,7 @@ cmake --build "$build" --target swarm_bench -j "$jobs"
 mkdir -p "$(dirname "$report")"
 {
   "$build/bench/swarm_bench" "$@"
-  printf '\nCommand: `bench/run_swarm.sh %s` on %s, %s, load average before: %s\n' "$*" \
+  printf '\nCommand: `bench/run_swarm.sh %s` on %s, %s, load average at the end: %s\n' "$*" \
     "$(uname -r)" "$(nproc) cores" "$(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$report.tmp"
 mv "$report.tmp" "$report"

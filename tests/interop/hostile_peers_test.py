@@ -7,6 +7,7 @@ process speaking raw BitTorrent -- misbehaves in one specific way, either as a p
 dials (--peer) or as a peer that dials actorrent's listen port.  A case passes when:
 
   * actorrent closed the attacker's connection, within a bound, and logged the expected reason;
+  * no piece failed its hash check (no attacker byte was written);
   * a banned attacker (protocol violation) was not dialled again;
   * the download still completed byte-exact from the honest seeder, with exit status 0
     (no effect on other peers);
@@ -212,6 +213,18 @@ def attack_request_burst(w, t):
         pass
 
 
+def attack_unrequested_blocks(w, t):
+    plain_handshake(w, t)
+    # well-formed blocks of real pieces, full of garbage, that nobody asked for
+    junk = b"\xa5" * 16384
+    try:
+        for i in range(3000):
+            p = i % t.num_pieces
+            w.send(frame(PIECE, struct.pack(">II", p, (i // t.num_pieces % (PIECE_LENGTH // 16384)) * 16384) + junk))
+    except (ConnectionError, OSError):
+        pass
+
+
 def attack_wrong_infohash(w, t):
     # actorrent dialled us: it speaks first; we answer for a torrent it does not have.
     w.read_handshake()
@@ -256,6 +269,7 @@ CASES = {
     "have_flood":           ("dialled", attack_have_flood, r"disconnected: HAVE flood: \d+ HAVE messages", True, 5),
     "requests_for_missing": ("dialing", attack_request_missing, r"disconnected: requested \d+ blocks of pieces we do not have", True, 5),
     "request_burst_10000":  ("dialing", attack_request_burst, r"disconnected: request flood: \d+ requests", True, 5),
+    "unrequested_blocks":   ("dialled", attack_unrequested_blocks, r"disconnected: sent \d+ blocks we did not request", True, 10),
     "wrong_infohash":       ("dialled", attack_wrong_infohash, r"disconnected: handshake for another torrent", True, 5),
     "unknown_infohash":     ("dialing", attack_unknown_infohash, r"incoming .*: disconnected: handshake for a torrent we do not have", True, 5),
     "silent_dialled":       ("dialled", attack_silent, r"disconnected: no handshake within %d ms" % (HANDSHAKE_TIMEOUT_S * 1000), True, HANDSHAKE_TIMEOUT_S + 3),
@@ -382,6 +396,8 @@ def run_case(actorrent, name):
             problems.append("a banned attacker was dialled again (%d connections)" % attacker.accepts)
         if honest.endpoint in log and re.search(re.escape(honest.endpoint) + r": disconnected", log):
             problems.append("the honest seeder was disconnected")
+        if "hash check failed" in log:
+            problems.append("a piece failed its hash check: the attacker's bytes reached the disk")
         if rc == 0:
             bad = H.verify_download(payload, out)
             if bad:
