@@ -148,7 +148,7 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
               }
               err = parsed.error().message;
             }
-            log->warn("announce to {} failed: {}", url, err);
+            log->warn("announce to {} failed: {}", printable(url), printable(err));
             errors += (errors.empty() ? "" : "; ") + url + ": " + err;
           }
         }

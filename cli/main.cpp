@@ -139,7 +139,7 @@ int cmd_info(const std::string& path) {
     std::fprintf(stderr, "error: %s: %s\n", path.c_str(), m.error().message.c_str());
     return 2;
   }
-  std::printf("name:        %s\n", m->name.c_str());
+  std::printf("name:        %s\n", printable(m->name).c_str());
   std::printf("info-hash:   %s\n", to_hex(m->hash).c_str());
   std::printf("total size:  %llu bytes (%s)\n", static_cast<unsigned long long>(m->total_size),
               human_size(static_cast<double>(m->total_size)).c_str());
@@ -149,15 +149,15 @@ int cmd_info(const std::string& path) {
   std::printf("private:     %s\n", m->is_private ? "yes" : "no");
   for (auto& tier : m->tracker_tiers())
     for (auto& url : tier)
-      std::printf("tracker:     %s\n", url.c_str());
+      std::printf("tracker:     %s\n", printable(url).c_str());
   if (!m->comment.empty())
-    std::printf("comment:     %s\n", m->comment.c_str());
+    std::printf("comment:     %s\n", printable(m->comment).c_str());
   std::printf("files:       %zu\n", m->files.size());
   for (auto& f : m->files) {
     std::string p;
     for (auto& c : f.path)
       p += (p.empty() ? "" : "/") + c;
-    std::printf("  %12llu  %s%s\n", static_cast<unsigned long long>(f.length), p.c_str(),
+    std::printf("  %12llu  %s%s\n", static_cast<unsigned long long>(f.length), printable(p).c_str(),
                 f.pad ? "  (padding)" : "");
   }
   return 0;
@@ -226,7 +226,7 @@ int cmd_download(const download_options& opt) {
     spdlog::get("storage")->warn("{}", resume.warning);
   if (opt.seed_only && resume.to_check.isEmpty() && resume.trusted.isEmpty() &&
       meta->piece_count() > 0) {
-    std::fprintf(stderr, "error: no data of %s found in %s\n", meta->name.c_str(),
+    std::fprintf(stderr, "error: no data of %s found in %s\n", printable(meta->name).c_str(),
                  opt.out_dir.c_str());
     return 1;
   }
@@ -332,7 +332,8 @@ int cmd_download(const download_options& opt) {
             if (tty)
               std::fprintf(stderr, "\n");
             if (opt.seed_only) {
-              std::printf("seeding: %s on %s:%u (%u pieces verified)\n", meta->name.c_str(),
+              std::printf("seeding: %s on %s:%u (%u pieces verified)\n",
+                          printable(meta->name).c_str(),
                           listen.host.c_str(), port, last.pieces_verified);
             } else {
               double elapsed = seconds_since(start);
@@ -341,7 +342,8 @@ int cmd_download(const download_options& opt) {
                 elapsed > 0 ? static_cast<double>(last.downloaded_payload) / elapsed : 0;
               std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u "
                           "failed the hash check, %llu bytes uploaded\n",
-                          meta->name.c_str(), static_cast<unsigned long long>(meta->total_size),
+                          printable(meta->name).c_str(),
+                          static_cast<unsigned long long>(meta->total_size),
                           elapsed, human_size(rate).c_str(), last.pieces_verified,
                           last.pieces_failed,
                           static_cast<unsigned long long>(last.uploaded_payload));
@@ -436,9 +438,12 @@ void add_peer_options(CLI::App* cmd, download_options& o) {
   cmd->add_option("--listen", o.listen, "listen for peers on HOST:PORT (port 0: any)")
     ->capture_default_str();
   cmd->add_flag("--no-tracker", o.no_tracker, "do not announce to the torrent's trackers");
-  cmd->add_option("--max-peers", o.max_peers, "connections at most")->capture_default_str();
+  cmd->add_option("--max-peers", o.max_peers, "connections at most")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 10000u));
   cmd->add_option("--upload-slots", o.upload_slots, "peers unchoked at once (plus one optimistic)")
-    ->capture_default_str();
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 1000u));
   cmd->add_option("--seed-ratio", o.seed_ratio, "when seeding: stop after uploading this many "
                   "times the size (0: no limit)");
   cmd->add_option("--seed-time", o.seed_time, "when seeding: stop after this many seconds "

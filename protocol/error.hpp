@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -75,5 +76,9 @@ private:
   actorrent::error err_;
   bool failed_ = false;
 };
+
+/// `text` (from a torrent, tracker or peer) made safe for a terminal: control bytes (and DEL)
+/// become \xNN so that no escape sequence reaches it; printable ASCII and UTF-8 pass through.
+std::string printable(std::string_view text);
 
 } // namespace actorrent

@@ -103,6 +103,8 @@ result<std::string> sanitize_path(const std::vector<std::string>& components) {
       return unsafe("path component " + quote(c) + " is not allowed");
     if (i == 0 && c[0] == '/')
       return unsafe("absolute path " + quote(c));
+    if (i == 0 && c == ".actorrent")
+      return unsafe("path component \".actorrent\" is reserved for actorrent's resume data");
     if (c.find('/') != std::string::npos)
       return unsafe("path component " + quote(c) + " contains '/'");
     if (c.find('\\') != std::string::npos)

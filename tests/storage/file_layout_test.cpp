@@ -266,6 +266,9 @@ TEST(file_layout, sanitize_rejections) {
       {{"..", "etc"}, "path component \"..\" is not allowed"},
       {{"."}, "path component \".\" is not allowed"},
       {{"a", ""}, "path component 1 is empty"},
+      {{".actorrent"}, "path component \".actorrent\" is reserved for actorrent's resume data"},
+      {{".actorrent", "x.resume"},
+       "path component \".actorrent\" is reserved for actorrent's resume data"},
       {{""}, "path component 0 is empty"},
       {{"a/b"}, "path component \"a/b\" contains '/'"},
       {{"x", "../../etc"}, "path component \"../../etc\" contains '/'"},
@@ -396,4 +399,11 @@ TEST(file_layout, large_offsets_do_not_overflow_32_bits) {
   EXPECT_EQ(str(map(l, 5119, (1u << 20) - 2, 2)), "(0," + std::to_string(big - 2) + ",2)");
   EXPECT_EQ(str(map(l, 5120, 0, 3)), "(1,0,3)");
   EXPECT_EQ(l.file_at(big).value, 1u);
+}
+
+TEST(file_layout, reserved_name_only_at_the_top) {
+  // Deeper down ".actorrent" is an ordinary directory name: it cannot reach the resume data.
+  auto ok = sanitize_path({"album", ".actorrent", "x"});
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(*ok, "album/.actorrent/x");
 }
