@@ -46,6 +46,7 @@ constexpr std::size_t max_send_backlog = 1u << 20; // bytes queued on the socket
 constexpr std::size_t max_refused_requests = 2 * max_upload_queue; // while choked or queue full
 constexpr std::size_t max_requests_for_missing = 100; // blocks of pieces we never announced
 constexpr std::size_t max_unrequested_blocks = 2048;  // late blocks after cancels are normal
+constexpr std::size_t max_full_statements = 64; // BITFIELD / HAVE_ALL / HAVE_NONE per connection
 
 struct peer_state {
   peer_config cfg;
@@ -88,6 +89,7 @@ struct peer_state {
   std::size_t refused_requests = 0;     // since we last unchoked the peer
   std::size_t requests_for_missing = 0;
   std::uint64_t haves_received = 0;
+  std::size_t full_statements = 0; // each makes the torrent re-count the peer's availability
 
   std::uint32_t piece_count() const { return cfg.meta->piece_count(); }
 };
@@ -306,6 +308,9 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         av.haves.push_back(piece_index{m.index});
         break;
       case wire::msg_id::bitfield: {
+        if (++st.full_statements > max_full_statements)
+          return violation("BITFIELD flood: " + std::to_string(st.full_statements) +
+                           " full statements of availability");
         // A later BITFIELD replaces what we knew: BEP 3 wants it first, but aria2 sends one
         // again mid-connection, and a full statement of availability is harmless.
         auto bits = bitfield::from_wire(m.payload, st.piece_count());
@@ -320,6 +325,9 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
       case wire::msg_id::have_none:
         if (!st.fast)
           return violation(std::string(wire::to_string(m.id)) + " without the fast extension");
+        if (++st.full_statements > max_full_statements)
+          return violation("BITFIELD flood: " + std::to_string(st.full_statements) +
+                           " full statements of availability");
         // Like a BITFIELD, a later one replaces what we knew.
         av.has_bitfield = true;
         av.bits = bitfield(st.piece_count(), m.id == wire::msg_id::have_all);

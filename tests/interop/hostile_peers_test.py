@@ -184,6 +184,15 @@ def attack_have_flood(w, t):
         pass                  # closed mid-flood: what we want
 
 
+def attack_bitfield_flood(w, t):
+    plain_handshake(w, t)
+    full = frame(BITFIELD, b"\xff" * (t.num_pieces // 8))      # 128 pieces: 16 bytes, no spare bits
+    try:
+        w.send(full * 1000)   # each one makes the torrent re-count this peer's availability
+    except (ConnectionError, OSError):
+        pass
+
+
 def attack_request_missing(w, t):
     plain_handshake(w, t)
     w.send(frame(INTERESTED))
@@ -267,6 +276,7 @@ CASES = {
     "bad_request_length":   ("dialing", attack_bad_request_length, r"disconnected: request: block 0:%d\+16384 outside the piece" % (PIECE_LENGTH - 100), True, 5),
     "bad_bitfield_size":    ("dialled", attack_bad_bitfield, r"disconnected: bitfield: \d+ bytes", True, 5),
     "have_flood":           ("dialled", attack_have_flood, r"disconnected: HAVE flood: \d+ HAVE messages", True, 5),
+    "bitfield_flood":       ("dialled", attack_bitfield_flood, r"disconnected: BITFIELD flood: \d+ full statements", True, 5),
     "requests_for_missing": ("dialing", attack_request_missing, r"disconnected: requested \d+ blocks of pieces we do not have", True, 5),
     "request_burst_10000":  ("dialing", attack_request_burst, r"disconnected: request flood: \d+ requests", True, 5),
     "unrequested_blocks":   ("dialled", attack_unrequested_blocks, r"disconnected: sent \d+ blocks we did not request", True, 10),
