@@ -1,5 +1,7 @@
 #include "actors/storage_actor.hpp"
 
+#include <unordered_map>
+
 #include <caf/all.hpp>
 #include <roaring/roaring.hh>
 #include <spdlog/spdlog.h>
@@ -25,8 +27,54 @@ struct storage_state {
   std::vector<std::uint16_t> written_count;
   bitfield verified;
   std::vector<char> scratch;
+  std::uint64_t hashed_in_memory = 0; // pieces hashed (at least partly) from receive buffers
   bool failed = false;
   bool dirty_resume = false; // verified pieces not yet in the resume file
+  std::vector<file_store::span> spans; // the blocks of one write_blocks message to write
+
+  // SHA-1 of a piece's leading bytes, fed from the receive buffers as blocks arrive in order
+  // (they usually do: one peer, pipelined requests). At completion only what came out of order
+  // is read back from disk, usually nothing.
+  struct running_hash {
+    sha1_hasher h;
+    std::uint32_t next = 0; // bytes hashed so far
+  };
+  std::unordered_map<std::uint32_t, std::unique_ptr<running_hash>> hashing;
+  std::vector<std::unique_ptr<running_hash>> spare_hashes;
+
+  void feed_hash(piece_index p, std::uint32_t begin, std::string_view bytes) {
+    auto& slot = hashing[p.value];
+    if (!slot) {
+      if (spare_hashes.empty()) {
+        slot = std::make_unique<running_hash>();
+      } else {
+        slot = std::move(spare_hashes.back());
+        spare_hashes.pop_back();
+      }
+    }
+    if (begin == slot->next) {
+      slot->h.update(bytes);
+      slot->next += static_cast<std::uint32_t>(bytes.size());
+    }
+  }
+
+  std::unique_ptr<running_hash> take_hash(piece_index p) {
+    auto it = hashing.find(p.value);
+    if (it == hashing.end())
+      return nullptr;
+    auto rh = std::move(it->second);
+    hashing.erase(it);
+    return rh;
+  }
+
+  void recycle(std::unique_ptr<running_hash> rh) {
+    if (!rh)
+      return;
+    rh->h.reset();
+    rh->next = 0;
+    if (spare_hashes.size() < 64)
+      spare_hashes.push_back(std::move(rh));
+  }
 
   std::uint32_t blocks_in(piece_index p) const {
     return (meta->piece_size(p) + block_size - 1) / block_size;
@@ -34,11 +82,31 @@ struct storage_state {
 
   void check_piece(caf::event_based_actor* self, piece_index p) {
     sha1_digest digest{};
-    auto st = hash_piece(*store, p, scratch, digest);
-    if (!st) {
-      fail(self, st.error().message);
-      return;
+    auto rh = take_hash(p);
+    auto size = meta->piece_size(p);
+    if (rh && rh->next > 0) {
+      // Read back only what arrived out of order.
+      if (rh->next < size) {
+        auto rest = size - rh->next;
+        if (scratch.size() < rest)
+          scratch.resize(rest);
+        auto st = store->read(p, rh->next, rest, scratch.data());
+        if (!st) {
+          fail(self, st.error().message);
+          return;
+        }
+        rh->h.update(std::string_view(scratch.data(), rest));
+      }
+      digest = rh->h.finish();
+      ++hashed_in_memory;
+    } else {
+      auto st = hash_piece(*store, p, scratch, digest);
+      if (!st) {
+        fail(self, st.error().message);
+        return;
+      }
     }
+    recycle(std::move(rh));
     bool ok = digest == meta->piece_hashes[p.value];
     std::uint32_t first = p.value * blocks_per_piece;
     roaring_bitmap_remove_range(&written.roaring, first, std::uint64_t{first} + blocks_in(p));
@@ -100,22 +168,31 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
       [=](write_blocks& msg) {
         blocks_stored done{msg.slot, {}};
         done.blocks.reserve(msg.blocks.size());
-        std::vector<piece_index> complete;
+        st->spans.clear();
         for (auto& b : msg.blocks) {
           block_ref ref{b.piece, b.begin / block_size};
           done.blocks.push_back(ref);
           if (st->failed || st->verified.test(b.piece))
             continue; // never overwrite verified data
-          auto status = st->store->write(b.piece, b.begin, b.bytes);
-          if (!status) {
-            st->fail(self, status.error().message);
-            continue;
-          }
           std::uint32_t g = b.piece.value * st->blocks_per_piece + ref.block;
-          if (st->written.addChecked(g) &&
-              ++st->written_count[b.piece.value] == st->blocks_in(b.piece))
-            complete.push_back(b.piece);
+          if (!st->written.addChecked(g))
+            continue; // already on disk (an end-game duplicate): first copy wins
+          st->spans.push_back(file_store::span{b.piece, b.begin, b.bytes});
         }
+        std::vector<piece_index> complete;
+        if (!st->spans.empty()) {
+          if (auto status = st->store->write_many(st->spans); !status) {
+            st->fail(self, status.error().message);
+          } else {
+            for (std::size_t i = 0; i < st->spans.size(); ++i) {
+              auto& sp = st->spans[i];
+              st->feed_hash(sp.piece, sp.offset, sp.data);
+              if (++st->written_count[sp.piece.value] == st->blocks_in(sp.piece))
+                complete.push_back(sp.piece);
+            }
+          }
+        }
+        st->spans.clear();  // the views point into the receive buffer released next
         msg.owner.reset(); // release the receive buffer before the slow part
         self->send(st->torrent, std::move(done));
         for (auto p : complete)
@@ -176,6 +253,7 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
         return storage_synced{status ? std::string{} : status.error().message};
       },
       [=](stop_request) {
+        spdlog::get("storage")->debug("{} pieces hashed from the receive buffers", st->hashed_in_memory);
         st->save(self);
         self->quit();
       },

@@ -1,12 +1,15 @@
 #include "storage/file_store.hpp"
 
+#include <algorithm>
 #include <cassert>
+#include <climits>
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -205,6 +208,78 @@ status file_store::write(piece_index p, std::uint32_t offset, std::string_view d
     src += s.length;
   }
   return {};
+}
+
+/// Consecutive bytes of one file waiting to be written with one pwritev.
+struct file_store::pending_write {
+  std::size_t file = SIZE_MAX;
+  std::uint64_t offset = 0; // where the first iovec goes
+  std::uint64_t end = 0;    // where the next contiguous byte would go
+  std::vector<iovec> iov;
+};
+
+status file_store::flush(pending_write& w) {
+  if (w.iov.empty())
+    return {};
+  int fd = fds_[w.file];
+  assert(fd >= 0);
+  std::size_t first = 0;
+  std::uint64_t off = w.offset;
+  while (first < w.iov.size()) {
+    auto count = static_cast<int>(std::min<std::size_t>(w.iov.size() - first, IOV_MAX));
+    ssize_t n = ::pwritev(fd, w.iov.data() + first, count, static_cast<off_t>(off));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return io_failure("cannot write", root_ + "/" + layout_->files()[w.file].path, errno);
+    }
+    if (n == 0)
+      return error{errc::io_error,
+                   "cannot write " + root_ + "/" + layout_->files()[w.file].path + ": no progress"};
+    off += static_cast<std::uint64_t>(n);
+    // Skip what was written; a partial iovec continues where the write stopped.
+    auto left = static_cast<std::size_t>(n);
+    while (first < w.iov.size() && left >= w.iov[first].iov_len)
+      left -= w.iov[first++].iov_len;
+    if (left > 0) {
+      w.iov[first].iov_base = static_cast<char*>(w.iov[first].iov_base) + left;
+      w.iov[first].iov_len -= left;
+    }
+  }
+  w.iov.clear();
+  w.file = SIZE_MAX;
+  return {};
+}
+
+status file_store::write_many(const std::vector<span>& spans) {
+  const auto& l = *layout_;
+  pending_write w;
+  for (const auto& sp : spans) {
+    if (sp.piece.value >= l.piece_count() || sp.offset > l.piece_size(sp.piece) ||
+        sp.data.size() > l.piece_size(sp.piece) - sp.offset)
+      return error{errc::invalid_argument, "write of " + std::to_string(sp.data.size()) +
+                                               " bytes at offset " + std::to_string(sp.offset) +
+                                               " is outside piece " +
+                                               std::to_string(sp.piece.value)};
+    scratch_.clear();
+    l.map_block(sp.piece, sp.offset, static_cast<std::uint32_t>(sp.data.size()), scratch_);
+    const char* src = sp.data.data();
+    for (const auto& s : scratch_) {
+      // Padding is never stored; what a peer sends for it is checked by the piece hash anyway.
+      if (!l.files()[s.file.value].pad) {
+        if (w.file != s.file.value || w.end != s.file_offset) {
+          if (auto st = flush(w); !st)
+            return st;
+          w.file = s.file.value;
+          w.offset = w.end = s.file_offset;
+        }
+        w.iov.push_back(iovec{const_cast<char*>(src), static_cast<std::size_t>(s.length)});
+        w.end += s.length;
+      }
+      src += s.length;
+    }
+  }
+  return flush(w);
 }
 
 status file_store::read(piece_index p, std::uint32_t offset, std::uint32_t length, char* out) {

@@ -31,6 +31,15 @@ public:
 
   /// Writes `data` at [offset, offset + data.size()) of piece `p` (may span files).
   status write(piece_index p, std::uint32_t offset, std::string_view data);
+
+  struct span {
+    piece_index piece;
+    std::uint32_t offset = 0;
+    std::string_view data;
+  };
+  /// Writes every span, in order; spans that continue each other on disk go out in one
+  /// pwritev (a read's worth of blocks is usually one or two system calls, not one per block).
+  status write_many(const std::vector<span>& spans);
   /// Reads `length` bytes at `offset` of piece `p` into `out` (padding files read as zeros;
   /// short reads of a file that is too small are errc::io_error).
   status read(piece_index p, std::uint32_t offset, std::uint32_t length, char* out);
@@ -51,6 +60,8 @@ private:
   std::string root_;
   std::vector<int> fds_;           // -1 for padding and 0-byte files
   std::vector<file_slice> scratch_;
+  struct pending_write;
+  status flush(pending_write& w);
 };
 
 } // namespace actorrent

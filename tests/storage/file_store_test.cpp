@@ -330,3 +330,48 @@ TEST_F(file_store_test, file_truncated_behind_the_stores_back_is_a_read_error) {
   EXPECT_EQ(s.error().code, errc::io_error);
   EXPECT_EQ(s.error().message, "cannot read " + root_ + "/t/a: unexpected end of file at offset 3");
 }
+
+// write_many: contiguous spans (also across a file boundary and around padding) land exactly
+// where single writes put them.
+TEST_F(file_store_test, write_many_matches_single_writes) {
+  const std::uint32_t piece = 4 * 16384;
+  auto layout = make_layout({spec{{"a"}, 40000}, spec{{".pad", "1536"}, 1536, true},
+                             spec{{"b"}, 90000}}, piece);
+  const std::uint64_t total = 40000 + 1536 + 90000;
+  std::string data(total, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i)
+    data[i] = static_cast<char>('a' + (i * 7 + i / 977) % 26);
+  for (bool many : {false, true}) {
+    auto dir = root_ + (many ? "/many" : "/single");
+    auto store = file_store::open(layout, dir);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    std::vector<file_store::span> spans;
+    for (std::uint32_t p = 0; p < layout->piece_count(); ++p) {
+      auto size = layout->piece_size(piece_index{p});
+      for (std::uint32_t off = 0; off < size; off += 16384) {
+        auto len = std::min<std::uint32_t>(16384, size - off);
+        std::string_view bytes(data.data() + std::uint64_t{p} * piece + off, len);
+        if (many)
+          spans.push_back(file_store::span{piece_index{p}, off, bytes});
+        else
+          ASSERT_TRUE((*store)->write(piece_index{p}, off, bytes).ok());
+      }
+    }
+    if (many)
+      ASSERT_TRUE((*store)->write_many(spans).ok());
+    EXPECT_EQ(slurp(dir + "/t/a"), data.substr(0, 40000)) << "many=" << many;
+    EXPECT_EQ(slurp(dir + "/t/b"), data.substr(41536)) << "many=" << many;
+    EXPECT_FALSE(exists(dir + "/t/.pad/1536"));
+  }
+}
+
+TEST_F(file_store_test, write_many_refuses_a_span_outside_its_piece) {
+  auto layout = make_layout({spec{{"a"}, 100000}}, 65536);
+  auto store = file_store::open(layout, root_);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  std::string block(16384, 'x');
+  std::vector<file_store::span> spans{{piece_index{1}, 65536 - 100000 + 65536, block}};
+  auto st = (*store)->write_many(spans);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("outside piece 1"), std::string::npos) << st.error().message;
+}
