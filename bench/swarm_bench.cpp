@@ -442,7 +442,7 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir);
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", std::uint64_t{2});
-  cfg.set("work-stealing.moderate-poll-attempts", std::uint64_t{1});
+  cfg.set("work-stealing.moderate-poll-attempts", std::uint64_t{0});
   int rc = 0;
   {
     caf::actor_system sys{cfg};
