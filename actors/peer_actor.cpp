@@ -2,7 +2,7 @@
 
 #include <chrono>
 #include <deque>
-#include <unordered_set>
+#include <unordered_map>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -63,10 +63,11 @@ struct peer_state {
   std::uint64_t payload_down = 0;
   std::uint64_t wire_down = 0;
   std::string out; // encode buffer for one outgoing batch
-  // Blocks we asked this peer for and have not received, cancelled or had rejected. Anything
-  // else it sends is dropped unwritten: data nobody asked for must not overwrite, or be
-  // blamed on, another peer's blocks.
-  std::unordered_set<std::uint64_t> requested;
+  // Blocks we asked this peer for and have not received, cancelled or had rejected, with how
+  // many requests for each are pending (the torrent may ask again before an old request was
+  // rejected). Anything else the peer sends is dropped unwritten: data nobody asked for must
+  // not overwrite, or be blamed on, another peer's blocks.
+  std::unordered_map<std::uint64_t, std::uint32_t> requested;
   std::size_t unrequested_blocks = 0;
 
   // Upload side.
@@ -147,6 +148,16 @@ bool valid_block(const peer_state& st, const wire::message& m, std::uint32_t len
 
 std::uint64_t block_key(std::uint32_t piece, std::uint32_t begin) {
   return (std::uint64_t{piece} << 32) | begin;
+}
+
+/// Settles one pending request for the block; false when none was pending.
+bool settle_request(peer_state& st, std::uint32_t piece, std::uint32_t begin) {
+  auto it = st.requested.find(block_key(piece, begin));
+  if (it == st.requested.end())
+    return false;
+  if (--it->second == 0)
+    st.requested.erase(it);
+  return true;
 }
 
 void reject(peer_state& st, piece_index p, std::uint32_t begin, std::uint32_t length) {
@@ -341,7 +352,7 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         auto len = static_cast<std::uint32_t>(m.payload.size());
         if (!valid_block(st, m, len, why))
           return violation(why);
-        if (st.requested.erase(block_key(m.index, m.begin)) == 0) {
+        if (!settle_request(st, m.index, m.begin)) {
           if (++st.unrequested_blocks > max_unrequested_blocks)
             return violation("sent " + std::to_string(st.unrequested_blocks) +
                              " blocks we did not request");
@@ -356,7 +367,7 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
           return violation("reject without the fast extension");
         if (!valid_block(st, m, m.length, why))
           return violation(why);
-        st.requested.erase(block_key(m.index, m.begin));
+        settle_request(st, m.index, m.begin);
         act.rejected.push_back(block_ref{piece_index{m.index}, m.begin / block_size});
         break;
       case wire::msg_id::extended:
@@ -449,7 +460,7 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
           auto len = std::min(block_size, st.cfg.meta->piece_size(b.piece) - b.block * block_size);
           wire::append_request(st.out, wire::msg_id::request, b.piece.value, b.block * block_size,
                                len);
-          st.requested.insert(block_key(b.piece.value, b.block * block_size));
+          ++st.requested[block_key(b.piece.value, b.block * block_size)];
         }
         flush(st);
       },
@@ -459,7 +470,7 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
           auto len = std::min(block_size, st.cfg.meta->piece_size(b.piece) - b.block * block_size);
           wire::append_request(st.out, wire::msg_id::cancel, b.piece.value, b.block * block_size,
                                len);
-          st.requested.erase(block_key(b.piece.value, b.block * block_size));
+          settle_request(st, b.piece.value, b.block * block_size);
         }
         flush(st);
       },
