@@ -149,7 +149,8 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
               err = parsed.error().message;
             }
             log->warn("announce to {} failed: {}", printable(url), printable(err));
-            errors += (errors.empty() ? "" : "; ") + url + ": " + err;
+            // Tracker text is untrusted: it reaches logs and the terminal escaped.
+            errors += (errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
           }
         }
         res.error = errors.empty() ? "no usable HTTP tracker" : errors;
