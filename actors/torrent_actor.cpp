@@ -821,7 +821,11 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
       [=](incoming_peer& ip) {
         auto& st = self->state;
         if (st.failed || st.checking || st.peers.size() >= st.cfg.max_peers) {
-          ip.conn->close(st.peers.size() >= st.cfg.max_peers ? "too many peers" : "not ready");
+          auto why = st.peers.size() >= st.cfg.max_peers ? "too many peers"
+                     : st.checking                       ? "still checking existing data"
+                                                         : "torrent failed";
+          st.log->info("incoming {} refused: {}", ip.remote.to_string(), why);
+          ip.conn->close(why);
           return;
         }
         spawn_peer_for(self, ip.remote, SIZE_MAX, ip.conn, &ip.hs);

@@ -296,6 +296,7 @@ class Attacker(threading.Thread):
         super().__init__(daemon=True)
         self.t, self.role, self.attack, self.close_within = torrent, role, attack, close_within
         self.target_port = target_port
+        self.ready = lambda: True     # dialing: set to "actorrent is past its start-up check"
         self.accepts = 0
         self.closed_after = None     # seconds from the end of the attack to actorrent's close
         self.error = None
@@ -317,6 +318,9 @@ class Attacker(threading.Thread):
             else:
                 if not H.wait_for(lambda: H.listening_on_loopback(self.target_port), 20):
                     raise CaseFailed("actorrent never listened on port %d" % self.target_port)
+                # Incoming peers are refused while existing data is being checked.
+                if not H.wait_for(self.ready, 30):
+                    raise CaseFailed("actorrent never reported download progress")
                 sock = socket.create_connection((H.LOOPBACK, self.target_port), timeout=10)
             w = Wire(sock, self.t)
             try:
@@ -375,6 +379,7 @@ def run_case(actorrent, name):
         dl = sess.spawn("actorrent", argv, log_path=sess.path("stdout"), stderr_path=sess.path("stderr"))
         rss, stop = [0], threading.Event()
         threading.Thread(target=rss_sampler, args=(dl.pid, rss, stop), daemon=True).start()
+        attacker.ready = lambda: re.search(r"^\s*\d+\.\d%", dl.stderr_text(), re.M) is not None
         attacker.start()
         t0 = time.monotonic()
         rc = dl.wait(DOWNLOAD_LIMIT_S + 15)
