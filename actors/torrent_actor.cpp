@@ -534,8 +534,6 @@ void on_tick(self_ptr self) {
   self->delayed_send(self, seconds(1), tick{});
 }
 
-} // namespace
-
 /// Applies one peer's availability change to its bitfield and the picker. Returns whether
 /// the peer is interesting afterwards, given `interesting` before.
 bool apply_delta(torrent_state& st, peer_entry& e, availability_delta& d, bool interesting) {
@@ -625,6 +623,8 @@ void apply_pending_availability(self_ptr self) {
     after_availability(self, slot, it->second, it->second.pending_interesting);
   }
 }
+
+} // namespace
 
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
   auto store = std::make_shared<std::unique_ptr<file_store>>(std::move(cfg.store));
