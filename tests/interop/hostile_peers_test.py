@@ -140,9 +140,9 @@ class Wire:
 # Each takes (wire, torrent) after the TCP connection exists and returns once its damage is
 # done; the harness then waits for actorrent to close the connection.
 
-def plain_handshake(w, t):
+def plain_handshake(w, t, fast=True):
     """Our handshake, then actorrent's (whichever side spoke first, both are sent)."""
-    w.send(handshake_bytes(t.info_hash))
+    w.send(handshake_bytes(t.info_hash, fast))
     got = w.read_handshake()
     if got != t.info_hash:
         raise CaseFailed("actorrent answered with info-hash %s" % got.hex())
@@ -182,6 +182,11 @@ def attack_have_flood(w, t):
             w.send(burst)
     except (ConnectionError, OSError):
         pass                  # closed mid-flood: what we want
+
+
+def attack_have_all_without_fast(w, t):
+    plain_handshake(w, t, fast=False)   # no fast extension offered...
+    w.send(frame(HAVE_ALL))             # ...but one of its messages sent anyway
 
 
 def attack_bitfield_flood(w, t):
@@ -276,6 +281,7 @@ CASES = {
     "bad_request_length":   ("dialing", attack_bad_request_length, r"disconnected: request: block 0:%d\+16384 outside the piece" % (PIECE_LENGTH - 100), True, 5),
     "bad_bitfield_size":    ("dialled", attack_bad_bitfield, r"disconnected: bitfield: \d+ bytes", True, 5),
     "have_flood":           ("dialled", attack_have_flood, r"disconnected: HAVE flood: \d+ HAVE messages", True, 5),
+    "have_all_without_fast": ("dialled", attack_have_all_without_fast, r"disconnected: have_all without the fast extension", True, 5),
     "bitfield_flood":       ("dialled", attack_bitfield_flood, r"disconnected: BITFIELD flood: \d+ full statements", True, 5),
     "requests_for_missing": ("dialing", attack_request_missing, r"disconnected: requested \d+ blocks of pieces we do not have", True, 5),
     "request_burst_10000":  ("dialing", attack_request_burst, r"disconnected: request flood: \d+ requests", True, 5),
