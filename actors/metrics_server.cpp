@@ -3,6 +3,7 @@
 #include <asio.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 
 #include "actors/peer_connection.hpp"
@@ -28,11 +29,20 @@ struct metrics_server::impl : std::enable_shared_from_this<metrics_server::impl>
   }
 
   void serve(std::shared_ptr<asio::ip::tcp::socket> sock) {
-    // Read the request head (bounded), answer with the snapshot, close.
+    // Read the request head (bounded), answer with the snapshot, close. A client that does not
+    // finish within 5 s is cut off: idle connections must not pile up.
     auto buf = std::make_shared<asio::streambuf>(8192);
     auto self = shared_from_this();
+    auto deadline = std::make_shared<asio::steady_timer>(sock->get_executor());
+    deadline->expires_after(std::chrono::seconds(5));
+    deadline->async_wait([sock](const asio::error_code& ec) {
+      if (ec)
+        return; // cancelled: the request was answered
+      asio::error_code ignored;
+      sock->close(ignored);
+    });
     asio::async_read_until(*sock, *buf, "\r\n\r\n",
-                           [self, sock, buf](const asio::error_code& ec, std::size_t) {
+                           [self, sock, buf, deadline](const asio::error_code& ec, std::size_t) {
                              if (ec)
                                return;
                              std::istream in(buf.get());
@@ -48,7 +58,9 @@ struct metrics_server::impl : std::enable_shared_from_this<metrics_server::impl>
                              else
                                *reply = "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n";
                              asio::async_write(*sock, asio::buffer(*reply),
-                                               [sock, reply](const asio::error_code&, std::size_t) {
+                                               [sock, reply, deadline](const asio::error_code&,
+                                                                       std::size_t) {
+                                                 deadline->cancel();
                                                  asio::error_code ignored;
                                                  sock->shutdown(asio::ip::tcp::socket::shutdown_both,
                                                                 ignored);

@@ -393,7 +393,9 @@ struct peer_listener::impl {
     auto ep = s.remote_endpoint(ec);
     p->remote = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
     // Move the accepted socket onto the connection's strand.
-    p->socket = asio::ip::tcp::socket(p->strand, asio::ip::tcp::v4(), s.release(ec));
+    asio::error_code local_ec;
+    auto protocol = acceptor.local_endpoint(local_ec).protocol(); // v6 when listening on v6
+    p->socket = asio::ip::tcp::socket(p->strand, protocol, s.release(ec));
     p->socket.set_option(asio::ip::tcp::no_delay(true), ec);
     p->connected = true;
     auto conn = std::make_shared<peer_connection>(std::move(p));

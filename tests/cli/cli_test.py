@@ -145,6 +145,71 @@ class CliTest(unittest.TestCase):
         self.assertGreaterEqual(elapsed, 4)
         self.assertLess(elapsed, 15)
 
+    def start_seed(self, *extra):
+        """`actorrent seed` of a fresh 256 KiB file; returns (process, torrent info-hash)."""
+        data = os.urandom(256 * 1024)
+        self.write("s.bin", data)
+        rc, _, err, _ = run("create", os.path.join(self.dir, "s.bin"), "-o",
+                            os.path.join(self.dir, "s.torrent"), "-q")
+        self.assertEqual(rc, 0, err)
+        raw = open(os.path.join(self.dir, "s.torrent"), "rb").read()
+        start = raw.index(b"4:info") + 6
+        info_hash = hashlib.sha1(raw[start:-1]).digest()
+        p = subprocess.Popen([ACTORRENT, "seed", os.path.join(self.dir, "s.torrent"), self.dir,
+                              "--no-tracker", "-q", *extra],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        line = p.stdout.readline()
+        self.assertTrue(line.startswith("seeding:"), line + p.stderr.read() if not line else line)
+        return p, info_hash
+
+    def test_metrics_endpoint_serves_and_cuts_idle_clients(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        self.start_seed("--metrics-port", str(port))
+        time.sleep(1.2)   # the first snapshot is published with the first tick
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            reply = b""
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        self.assertTrue(reply.startswith(b"HTTP/1.0 200 OK"), reply[:80])
+        self.assertIn(b"actorrent_pieces_total 16", reply)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"GET /nothing HTTP/1.0\r\n\r\n")
+            self.assertTrue(c.recv(100).startswith(b"HTTP/1.0 404"))
+        # a client that connects and never asks is cut off, not kept forever
+        idle = socket.create_connection(("127.0.0.1", port), timeout=15)
+        t0 = time.monotonic()
+        self.assertEqual(idle.recv(10), b"")
+        self.assertLess(time.monotonic() - t0, 10)
+        idle.close()
+
+    def test_listens_and_handshakes_on_ipv6_loopback(self):
+        try:
+            probe = socket.socket(socket.AF_INET6)
+            probe.bind(("::1", 0))
+        except OSError as e:
+            self.skipTest("no IPv6 loopback here: %s" % e)
+        port = probe.getsockname()[1]
+        probe.close()
+        _, info_hash = self.start_seed("--listen", "::1:%d" % port)
+        with socket.create_connection(("::1", port), timeout=5) as c:
+            c.sendall(bytes([19]) + b"BitTorrent protocol" + bytes(8) + info_hash + b"-CT0001-123456789012")
+            reply = b""
+            while len(reply) < 68:
+                chunk = c.recv(68 - len(reply))
+                if not chunk:
+                    break
+                reply += chunk
+        self.assertEqual(len(reply), 68)
+        self.assertEqual(reply[28:48], info_hash)
+
     def test_signal_stops_within_2s_even_while_an_announce_hangs(self):
         # A "tracker" that accepts the connection and never answers: the announce blocks.
         tracker = socket.socket()
