@@ -148,6 +148,11 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
               }
               err = parsed.error().message;
             }
+            if (conf->cancel->load()) {
+              // We are shutting down and cut the announce short ourselves: not a tracker fault.
+              log->debug("announce to {} cancelled", printable(url));
+              return;
+            }
             log->warn("announce to {} failed: {}", printable(url), printable(err));
             // Tracker text is untrusted: it reaches logs and the terminal escaped.
             errors += (errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
