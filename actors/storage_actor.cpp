@@ -31,6 +31,7 @@ struct storage_state {
   bool failed = false;
   bool dirty_resume = false; // verified pieces not yet in the resume file
   std::vector<file_store::span> spans; // the blocks of one write_blocks message to write
+  std::vector<bool> fresh;             // per span: first copy of its block in this round
 
   // SHA-1 of a piece's leading bytes, fed from the receive buffers as blocks arrive in order
   // (they usually do: one peer, pipelined requests). At completion only what came out of order
@@ -169,15 +170,22 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
         blocks_stored done{msg.slot, {}};
         done.blocks.reserve(msg.blocks.size());
         st->spans.clear();
+        st->fresh.clear();
         for (auto& b : msg.blocks) {
           block_ref ref{b.piece, b.begin / block_size};
           done.blocks.push_back(ref);
           if (st->failed || st->verified.test(b.piece))
             continue; // never overwrite verified data
           std::uint32_t g = b.piece.value * st->blocks_per_piece + ref.block;
-          if (!st->written.addChecked(g))
-            continue; // already on disk (an end-game duplicate): first copy wins
+          bool fresh = st->written.addChecked(g);
+          if (!fresh) {
+            // Written before: an end-game duplicate, or a block that a peer we have since
+            // dropped sent before its requests were given to someone else. The last copy wins
+            // (the data on disk may have been bad), so the piece is hashed from disk.
+            st->recycle(st->take_hash(b.piece));
+          }
           st->spans.push_back(file_store::span{b.piece, b.begin, b.bytes});
+          st->fresh.push_back(fresh);
         }
         std::vector<piece_index> complete;
         if (!st->spans.empty()) {
@@ -186,6 +194,8 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
           } else {
             for (std::size_t i = 0; i < st->spans.size(); ++i) {
               auto& sp = st->spans[i];
+              if (!st->fresh[i])
+                continue;
               st->feed_hash(sp.piece, sp.offset, sp.data);
               if (++st->written_count[sp.piece.value] == st->blocks_in(sp.piece))
                 complete.push_back(sp.piece);
