@@ -210,14 +210,6 @@ status file_store::write(piece_index p, std::uint32_t offset, std::string_view d
   return {};
 }
 
-/// Consecutive bytes of one file waiting to be written with one pwritev.
-struct file_store::pending_write {
-  std::size_t file = SIZE_MAX;
-  std::uint64_t offset = 0; // where the first iovec goes
-  std::uint64_t end = 0;    // where the next contiguous byte would go
-  std::vector<iovec> iov;
-};
-
 status file_store::flush(pending_write& w) {
   if (w.iov.empty())
     return {};
@@ -253,7 +245,9 @@ status file_store::flush(pending_write& w) {
 
 status file_store::write_many(const std::vector<span>& spans) {
   const auto& l = *layout_;
-  pending_write w;
+  auto& w = pending_;
+  w.iov.clear();
+  w.file = SIZE_MAX;
   for (const auto& sp : spans) {
     if (sp.piece.value >= l.piece_count() || sp.offset > l.piece_size(sp.piece) ||
         sp.data.size() > l.piece_size(sp.piece) - sp.offset)

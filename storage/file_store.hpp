@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/uio.h>
+
 #include "protocol/error.hpp"
 #include "storage/file_layout.hpp"
 
@@ -60,7 +62,14 @@ private:
   std::string root_;
   std::vector<int> fds_;           // -1 for padding and 0-byte files
   std::vector<file_slice> scratch_;
-  struct pending_write;
+  /// Consecutive bytes of one file waiting to be written with one pwritev (reused per call).
+  struct pending_write {
+    std::size_t file = SIZE_MAX;
+    std::uint64_t offset = 0; // where the first iovec goes
+    std::uint64_t end = 0;    // where the next contiguous byte would go
+    std::vector<struct iovec> iov;
+  };
+  pending_write pending_;
   status flush(pending_write& w);
 };
 
