@@ -497,6 +497,19 @@ class Proc:
             return ""
 
 
+def sample_peak_rss(pid, out, stop, every=0.1):
+    """Thread body: keeps out[0] at the highest VmRSS (MiB) of pid until stop is set or it exits."""
+    while not stop.is_set():
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        out[0] = max(out[0], int(line.split()[1]) // 1024)
+        except OSError:
+            return
+        stop.wait(every)
+
+
 def tail(text, lines=40, width=400):
     # transmission draws its status line with \r: show the last state of each line
     out = [ln.rsplit("\r", 1)[-1][:width] for ln in text.replace("\r\n", "\n").split("\n")]

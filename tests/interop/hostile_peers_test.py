@@ -352,18 +352,6 @@ class Attacker(threading.Thread):
             s.close()
 
 
-def rss_sampler(pid, out, stop):
-    while not stop.is_set():
-        try:
-            with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        out[0] = max(out[0], int(line.split()[1]) // 1024)
-        except OSError:
-            return
-        stop.wait(0.1)
-
-
 def run_case(actorrent, name):
     role, attack, reason, banned, close_within = CASES[name]
     with H.Session("actorrent-hostile-%s-" % name) as sess:
@@ -384,7 +372,7 @@ def run_case(actorrent, name):
         H.log("case %s: attacker %s, run: %s" % (name, role, " ".join(argv)))
         dl = sess.spawn("actorrent", argv, log_path=sess.path("stdout"), stderr_path=sess.path("stderr"))
         rss, stop = [0], threading.Event()
-        threading.Thread(target=rss_sampler, args=(dl.pid, rss, stop), daemon=True).start()
+        threading.Thread(target=H.sample_peak_rss, args=(dl.pid, rss, stop), daemon=True).start()
         attacker.ready = lambda: re.search(r"^\s*\d+\.\d%", dl.stderr_text(), re.M) is not None
         attacker.start()
         t0 = time.monotonic()

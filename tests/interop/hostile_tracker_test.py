@@ -42,10 +42,6 @@ class CaseFailed(Exception):
     pass
 
 
-def bencode(x):
-    return H.bencode(x)
-
-
 class Tracker:
     def __init__(self, mode):
         self.mode = mode
@@ -73,13 +69,13 @@ class Tracker:
                     elif m == "garbage":
                         self.reply(b"<html>this is not a tracker</html>\x00\xff" * 10)
                     elif m == "failure_reason":
-                        self.reply(bencode({b"failure reason": b"\x1b[2J\x1b[31mpwned\x07 by tracker"}))
+                        self.reply(H.bencode({b"failure reason": b"\x1b[2J\x1b[31mpwned\x07 by tracker"}))
                     elif m == "flood_of_peers":
                         # loopback addresses other than 127.0.0.1, privileged ports: nothing of
                         # this test suite listens there, so the dials only meet closed ports
                         peers = b"".join(socket.inet_aton("127.0.0.%d" % (2 + i // 1023)) +
                                          struct.pack(">H", 1 + i % 1023) for i in range(20000))
-                        self.reply(bencode({b"interval": 1800, b"peers": peers}))
+                        self.reply(H.bencode({b"interval": 1800, b"peers": peers}))
                     elif m == "redirect_loop":
                         self.send_response(302)
                         self.send_header("Location", self.path)
@@ -115,18 +111,6 @@ class Tracker:
         self.server.server_close()
 
 
-def rss_sampler(pid, out, stop):
-    while not stop.is_set():
-        try:
-            with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        out[0] = max(out[0], int(line.split()[1]) // 1024)
-        except OSError:
-            return
-        stop.wait(0.1)
-
-
 def fetch_metrics(port):
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=2) as r:
@@ -151,7 +135,7 @@ def run_case(actorrent, mode):
             H.log("case %s: tracker %s; run: %s" % (mode, tracker.url, " ".join(argv)))
             dl = sess.spawn("actorrent", argv, log_path=sess.path("stdout"), stderr_path=sess.path("stderr"))
             rss, stop = [0], threading.Event()
-            threading.Thread(target=rss_sampler, args=(dl.pid, rss, stop), daemon=True).start()
+            threading.Thread(target=H.sample_peak_rss, args=(dl.pid, rss, stop), daemon=True).start()
             known = []
             t0 = time.monotonic()
             rc = None
