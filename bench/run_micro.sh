@@ -15,15 +15,8 @@ stamp="$(date -u +%Y-%m-%d)"
 json="$results/micro-$stamp.json"
 report="$results/micro-$stamp.md"
 
-cached_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)"
-if [[ "$cached_type" != "Release" ]]; then
-  generator=()
-  if [[ ! -f "$build/CMakeCache.txt" ]] && command -v ninja >/dev/null; then
-    generator=(-G Ninja)
-  fi
-  cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
-fi
-cmake --build "$build" --target bench_micro -j "$jobs"
+source "$repo/bench/release_build.sh"
+release_build "$build" bench_micro "$jobs"
 bin="$build/bench/bench_micro"
 if [[ ! -x "$bin" ]]; then
   echo "run_micro.sh: $bin was not built (is Google Benchmark installed? libbenchmark-dev)" >&2

@@ -14,15 +14,8 @@ build="${BUILD_DIR:-$repo/build-bench}"
 jobs="${JOBS:-2}"
 report="$repo/bench/results/swarm-$(date -u +%Y-%m-%d).md"
 
-cached_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)"
-if [[ "$cached_type" != "Release" ]]; then
-  generator=()
-  if [[ ! -f "$build/CMakeCache.txt" ]] && command -v ninja >/dev/null; then
-    generator=(-G Ninja)
-  fi
-  cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
-fi
-cmake --build "$build" --target swarm_bench -j "$jobs"
+source "$repo/bench/release_build.sh"
+release_build "$build" swarm_bench "$jobs"
 mkdir -p "$(dirname "$report")"
 {
   "$build/bench/swarm_bench" "$@"
