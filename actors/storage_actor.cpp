@@ -69,13 +69,14 @@ struct storage_state {
 } // namespace
 
 caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> store,
-                         std::shared_ptr<const metainfo> meta, const caf::actor& torrent) {
+                         std::shared_ptr<const metainfo> meta, const caf::actor& torrent,
+                         bool detached) {
   auto st = std::make_shared<storage_state>();
   st->store = std::move(store);
   st->meta = std::move(meta);
   st->writer = std::make_unique<piece_writer>(*st->store, *st->meta);
   st->torrent = torrent;
-  return sys.spawn<caf::detached>([st](caf::event_based_actor* self) -> caf::behavior {
+  auto behavior = [st](caf::event_based_actor* self) -> caf::behavior {
     self->set_default_handler(caf::drop);
     return {
       [=](write_blocks& msg) {
@@ -162,7 +163,8 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
         self->quit();
       },
     };
-  });
+  };
+  return detached ? sys.spawn<caf::detached>(behavior) : sys.spawn(behavior);
 }
 
 } // namespace actorrent

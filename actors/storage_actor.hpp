@@ -14,7 +14,10 @@ class file_store;
 struct metainfo;
 
 /// Spawns the writer. It reports blocks_stored, piece_checked and storage_failed to `torrent`.
+/// `detached` (the default) gives it a thread of its own; deterministic tests run it on the
+/// test scheduler instead.
 caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> store,
-                         std::shared_ptr<const metainfo> meta, const caf::actor& torrent);
+                         std::shared_ptr<const metainfo> meta, const caf::actor& torrent,
+                         bool detached = true);
 
 } // namespace actorrent

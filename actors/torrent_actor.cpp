@@ -733,7 +733,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
     st.picker = std::make_unique<piece_picker>(m.piece_count(), m.piece_length, m.total_size);
     st.picker->recompute_from_scratch(st.cfg.recompute_requests);
     auto me = caf::actor_cast<caf::actor>(self);
-    st.storage = spawn_storage(self->system(), std::move(*store), st.cfg.meta, me);
+    st.storage = spawn_storage(self->system(), std::move(*store), st.cfg.meta, me,
+                               st.cfg.detached_storage);
     self->link_to(st.storage);
     auto tiers = m.tracker_tiers();
     if (st.cfg.use_trackers && !tiers.empty()) {

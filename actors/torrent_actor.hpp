@@ -59,6 +59,9 @@ struct torrent_config {
   /// true: every refill re-derives the rarest-first order by scanning and sorting all pieces
   /// instead of walking the incrementally kept availability buckets (the slower variant).
   bool recompute_requests = false;
+  /// false: storage runs on the scheduler like any actor (deterministic tests), not on a thread
+  /// of its own.
+  bool detached_storage = true;
 };
 
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg);
