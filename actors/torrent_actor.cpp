@@ -660,8 +660,11 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
     self->set_default_handler(caf::drop);
     self->send(self, tick{});
     // Existing data first: trusted pieces from the resume data, the rest hashed by storage.
+    // A stop raises check_cancel: storage is busy hashing and would see no message.
+    auto check_cancel = std::make_shared<std::atomic<bool>>(false);
     self->request(st.storage, caf::infinite,
-                  check_existing{std::move(st.cfg.trusted_pieces), std::move(st.cfg.pieces_to_check)})
+                  check_existing{std::move(st.cfg.trusted_pieces),
+                                 std::move(st.cfg.pieces_to_check), check_cancel})
       .then([=](existing_checked& ec) {
         auto& st = self->state;
         for (auto p : ec.verified)
@@ -837,6 +840,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           return;
         st.stopping = true;
         st.finishing = true;
+        if (st.checking)
+          check_cancel->store(true); // storage returns what it verified so far
         if (st.tracker)
           st.tracker_cancel->store(true); // abort an announce in flight: exit promptly
         for (auto& [slot, e] : st.peers)

@@ -230,11 +230,37 @@ int cmd_download(const download_options& opt) {
                  opt.out_dir.c_str());
     return 1;
   }
+  // The ports first: one that cannot be bound ends the run at once (exit 1, the message names
+  // it), before any file is created and before any actor runs.
+  io_runtime io(1);
+  session_config sc;
+  sc.io = &io;
+  sc.listen_host = listen.host;
+  sc.listen_port = listen.port;
+  sc.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
+  std::string err;
+  auto listener = open_session_listener(sc, err);
+  if (!listener) {
+    std::fprintf(stderr, "error: %s\n", err.c_str());
+    return 1;
+  }
+  const std::uint16_t port = listener->port();
+  std::shared_ptr<metrics_server> metrics;
+  if (opt.metrics_port >= 0) {
+    metrics =
+      metrics_server::open(io, "127.0.0.1", static_cast<std::uint16_t>(opt.metrics_port), err);
+    if (!metrics) {
+      std::fprintf(stderr, "error: %s\n", err.c_str());
+      return 1;
+    }
+  }
   auto store = file_store::open(shared_layout, opt.out_dir);
   if (!store) {
     std::fprintf(stderr, "error: %s\n", store.error().message.c_str());
     return store.error().code == errc::unsafe_path ? 2 : 1;
   }
+  if (metrics)
+    std::fprintf(stderr, "metrics: http://127.0.0.1:%u/metrics\n", metrics->port());
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -251,30 +277,10 @@ int cmd_download(const download_options& opt) {
   cfg.set("work-stealing.moderate-poll-attempts", std::uint64_t{0});
   int rc = 1;
   {
+    // From here on nothing returns early: every actor is stopped and awaited below, before the
+    // I/O thread they use goes away.
     caf::actor_system sys{cfg};
-    io_runtime io(1);
-    session_config sc;
-    sc.io = &io;
-    sc.listen_host = listen.host;
-    sc.listen_port = listen.port;
-    sc.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
-    std::uint16_t port = 0;
-    std::string err;
-    auto session = spawn_session(sys, sc, port, err);
-    if (!session) {
-      std::fprintf(stderr, "error: %s\n", err.c_str());
-      return 1;
-    }
-    std::shared_ptr<metrics_server> metrics;
-    if (opt.metrics_port >= 0) {
-      metrics = metrics_server::open(io, "127.0.0.1", static_cast<std::uint16_t>(opt.metrics_port),
-                                     err);
-      if (!metrics) {
-        std::fprintf(stderr, "error: %s\n", err.c_str());
-        return 1;
-      }
-      std::fprintf(stderr, "metrics: http://127.0.0.1:%u/metrics\n", metrics->port());
-    }
+    auto session = spawn_session(sys, std::move(listener));
     {
       // The scoped actor counts as running: it must be gone before the wait below.
       caf::scoped_actor self{sys};
@@ -423,10 +429,10 @@ int cmd_download(const download_options& opt) {
     // Every actor (peers hold sockets) must be gone before the I/O threads stop; storage saves
     // the resume data on its way out.
     sys.await_all_actors_done();
-    if (metrics)
-      metrics->close();
-    io.stop();
   }
+  if (metrics)
+    metrics->close();
+  io.stop();
   return rc;
 }
 

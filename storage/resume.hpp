@@ -27,8 +27,12 @@ std::string resume_path(const std::string& out_dir, const info_hash& h);
 /// trusted). Errors: errc::invalid_argument for a verified piece >= the piece count or a
 /// layout/metainfo piece count mismatch, errc::io_error (with path and reason) otherwise; on
 /// error the previous resume file is left as it was.
+/// `unchecked`: pieces whose data may be on disk but that were never hashed (a check of
+/// existing data cut short by a stop). Every file they touch is recorded as unknown, so the
+/// next load_resume puts all of that file's pieces in to_check instead of trusting or
+/// skipping them.
 status save_resume(const std::string& out_dir, const metainfo& m, const file_layout& layout,
-                   const Roaring& verified);
+                   const Roaring& verified, const Roaring& unchecked = Roaring());
 
 struct resume_result {
   Roaring trusted;     // pieces that may be marked verified without hashing

@@ -236,6 +236,139 @@ class CliTest(unittest.TestCase):
         finally:
             tracker.close()
 
+    def taken_port(self):
+        """A socket listening on 127.0.0.1 (closed at cleanup) and its port."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        self.addCleanup(s.close)
+        return s.getsockname()[1]
+
+    def check_taken_port_ends_the_run(self, option):
+        data, _ = torrent_bytes()
+        t = self.write("t.torrent", data)
+        port = self.taken_port()
+        value = "127.0.0.1:%d" % port if option == "--listen" else str(port)
+        for command in ("download", "seed"):
+            with self.subTest(command=command):
+                out_dir = os.path.join(self.dir, "out-" + command)
+                if command == "download":
+                    args = ["download", t, "-o", out_dir, "--peer", "127.0.0.1:9", "--no-tracker"]
+                else:
+                    os.mkdir(out_dir)
+                    with open(os.path.join(out_dir, "payload.bin"), "wb") as f:
+                        f.write(bytes(20000))
+                    args = ["seed", t, out_dir, "--no-tracker"]
+                try:
+                    rc, _, err, elapsed = run(*args, option, value, "-q", timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.fail("still running 10 s after it failed to bind port %d" % port)
+                self.assertEqual(rc, 1, err)
+                self.assertIn(":%d" % port, err)
+                self.assertIn("error:", err)
+                self.assertLess(elapsed, 2.0)
+                if command == "download":
+                    # The port is bound before any file is created.
+                    self.assertFalse(os.path.exists(out_dir))
+
+    def test_taken_metrics_port_ends_the_run_at_once(self):
+        self.check_taken_port_ends_the_run("--metrics-port")
+
+    def test_taken_listen_port_ends_the_run_at_once(self):
+        self.check_taken_port_ends_the_run("--listen")
+
+    # Existing data large enough that checking it takes seconds: 8 sparse files of 768 MiB on
+    # tmpfs (holes read as zeros without using memory; hashing is the cost, as with real data).
+    BIG_FILES = 8
+    BIG_FILE = 768 << 20
+    BIG_PIECE = 4 << 20
+
+    def big_torrent(self):
+        per_file = self.BIG_FILE // self.BIG_PIECE
+        zero_piece = hashlib.sha1(bytes(self.BIG_PIECE)).digest()
+        info = {"name": "big", "piece length": self.BIG_PIECE,
+                "pieces": zero_piece * (per_file * self.BIG_FILES),
+                "files": [{"length": self.BIG_FILE, "path": ["f%d.bin" % i]}
+                          for i in range(self.BIG_FILES)]}
+        return self.write("big.torrent", bencode({"info": info})), per_file * self.BIG_FILES
+
+    def big_data(self, out_dir):
+        subprocess.run(["rm", "-rf", out_dir])
+        os.makedirs(os.path.join(out_dir, "big"))
+        for i in range(self.BIG_FILES):
+            with open(os.path.join(out_dir, "big", "f%d.bin" % i), "wb") as f:
+                f.truncate(self.BIG_FILE)
+
+    def signal_during_check(self, args, sig):
+        """Starts `args`, signals it once the check of existing data is under way (15 % at
+        least), asserts it ends within 1 s of the signal with exit code 130."""
+        p = subprocess.Popen([ACTORRENT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        seen = []
+        while True:
+            line = p.stderr.readline()
+            if not line:
+                self.fail("ended before the check was under way: " + "".join(seen))
+            seen.append(line)
+            if line.startswith("checking existing data") and \
+                    float(line.split()[3].rstrip("%")) >= 15:
+                break
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        try:
+            out, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.fail("still running 20 s after the signal")
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 1.0, "took %.2f s after the signal; last progress: %s" %
+                        (elapsed, seen[-1]))
+        self.assertEqual(p.returncode, 130, err)
+        self.assertIn("stopped by " + signal.Signals(sig).name, err)
+
+    def assert_resumed(self, err, pieces):
+        """The rerun trusted what the stopped check had verified, hashed the rest, and found
+        nothing wrong with the resume data."""
+        self.assertNotIn("damaged", err)
+        self.assertNotIn("warning", err)
+        line = [l for l in err.splitlines() if "existing data:" in l]
+        self.assertEqual(len(line), 1, err)
+        words = line[0].split("existing data:")[1].split()
+        self.assertEqual(words[0:3], [str(pieces), "of", str(pieces)], line[0])
+        hashed = int(words[5].lstrip("("))
+        self.assertLess(hashed, pieces, "nothing verified before the stop was recorded")
+
+    def test_signal_during_check_of_existing_data_download(self):
+        t, pieces = self.big_torrent()
+        out_dir = os.path.join(self.dir, "out")
+        args = ["download", t, "-o", out_dir, "--peer", "127.0.0.1:9", "--no-tracker", "-v"]
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with self.subTest(sig=sig.name):
+                self.big_data(out_dir)
+                self.signal_during_check(args, sig)
+                rc, out, err, _ = run(*args, "-q", timeout=60)
+                self.assertEqual(rc, 0, err)
+                self.assertIn("complete:", out)
+                self.assert_resumed(err, pieces)
+
+    def test_signal_during_check_of_existing_data_seed(self):
+        t, pieces = self.big_torrent()
+        out_dir = os.path.join(self.dir, "data")
+        args = ["seed", t, out_dir, "--no-tracker", "-v"]
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with self.subTest(sig=sig.name):
+                self.big_data(out_dir)
+                self.signal_during_check(args, sig)
+                p = subprocess.Popen([ACTORRENT, *args, "-q"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+                self.addCleanup(lambda: (p.kill(), p.wait()))
+                line = p.stdout.readline()
+                p.send_signal(signal.SIGTERM)
+                _, err = p.communicate(timeout=20)
+                self.assertIn("(%d pieces verified)" % pieces, line, err)
+                self.assertEqual(p.returncode, 0, err)
+                self.assert_resumed(err, pieces)
+
     def test_bad_arguments_exit_2(self):
         data, _ = torrent_bytes()
         t = self.write("t.torrent", data)
