@@ -432,7 +432,11 @@ resume_result load_resume(const std::string& out_dir, const metainfo& m,
   case read_outcome::missing:
     if (!any_data_on_disk(out_dir, layout))
       return r; // a fresh download: nothing to trust, nothing to check
-    return full_check("not found, but data files exist");
+    // Normal on the first run over existing data (seed): hash everything, nothing is wrong.
+    r = full_check("not found, but data files exist");
+    r.notice = std::move(r.warning);
+    r.warning.clear();
+    return r;
   case read_outcome::failed:
     return full_check(why);
   }

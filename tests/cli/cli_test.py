@@ -369,6 +369,111 @@ class CliTest(unittest.TestCase):
                 self.assertEqual(p.returncode, 0, err)
                 self.assert_resumed(err, pieces)
 
+    def test_errors_name_the_torrent_path_once(self):
+        good, _ = torrent_bytes()
+        bad = self.write("bad.torrent", good[:-7])
+        missing = os.path.join(self.dir, "missing.torrent")
+        for path in (bad, missing):
+            for args in (["info", path],
+                         ["download", path, "-o", os.path.join(self.dir, "o"), "--peer",
+                          "127.0.0.1:9", "--no-tracker"]):
+                with self.subTest(args=args[0], torrent=os.path.basename(path)):
+                    rc, _, err, _ = run(*args)
+                    self.assertEqual(rc, 2, err)
+                    self.assertEqual(err.count(path), 1, err)
+
+    def lt_torrent(self, name, v2_only):
+        """A v2-only or hybrid torrent made by libtorrent of the folder self.dir/data/NAME:
+        two files whose sizes are not multiples of the piece size, so the hybrid one has BEP 47
+        padding files. Returns (torrent path, total file bytes)."""
+        root = os.path.join(self.dir, "data")
+        os.makedirs(os.path.join(root, name))
+        sizes = {"a.bin": 40000, "b.bin": 30000}
+        for f, n in sizes.items():
+            with open(os.path.join(root, name, f), "wb") as out:
+                out.write(os.urandom(n))
+        script = (
+            "import libtorrent as lt, sys\n"
+            "fs = lt.file_storage()\n"
+            "lt.add_files(fs, sys.argv[1])\n"
+            "ct = lt.create_torrent(fs, 16384, flags=lt.create_torrent.v2_only if sys.argv[3] == '1' else 0)\n"
+            "lt.set_piece_hashes(ct, sys.argv[2])\n"
+            "open(sys.argv[4], 'wb').write(lt.bencode(ct.generate()))\n")
+        t = os.path.join(self.dir, name + ".torrent")
+        subprocess.run(["/usr/bin/python3", "-c", script, os.path.join(root, name), root,
+                        "1" if v2_only else "0", t], check=True)
+        return t, sum(sizes.values())
+
+    def test_v2_only_torrent_is_refused_as_such(self):
+        t, _ = self.lt_torrent("v2", v2_only=True)
+        for args in (["info", t], ["download", t, "-o", os.path.join(self.dir, "o"), "--peer",
+                                   "127.0.0.1:9", "--no-tracker"]):
+            with self.subTest(args=args[0]):
+                rc, _, err, _ = run(*args)
+                self.assertEqual(rc, 2, err)
+                self.assertIn("v2-only torrents (meta version 2) are not supported", err)
+                self.assertNotIn("pieces", err)
+
+    def test_hybrid_torrent_sizes_leave_out_padding(self):
+        t, size = self.lt_torrent("hybrid", v2_only=False)
+        rc, out, err, _ = run("info", t)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("total size:  %d bytes" % size, out)
+        self.assertIn("padding:", out)  # libtorrent did pad: the test means something
+        self.assertIn("files:       2\n", out)
+        # The data is already there: the download checks it and completes.
+        rc, out, err, _ = run("download", t, "-o", os.path.join(self.dir, "data"), "--peer",
+                              "127.0.0.1:9", "--no-tracker", "-q", timeout=60)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("complete: hybrid %d bytes" % size, out)
+
+    def test_first_run_over_existing_data_does_not_warn(self):
+        t, _ = self.lt_torrent("hybrid", v2_only=False)
+        data = os.path.join(self.dir, "data")
+        p = subprocess.Popen([ACTORRENT, "seed", t, data, "--no-tracker", "-q"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        line = p.stdout.readline()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        self.assertTrue(line.startswith("seeding:"), line + err)
+        self.assertNotIn("warning", err)
+        subprocess.run(["rm", "-rf", os.path.join(data, ".actorrent")])
+        rc, out, err, _ = run("download", t, "-o", data, "--peer", "127.0.0.1:9",
+                              "--no-tracker", "-q", timeout=60)
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("warning", err)
+        # A damaged resume file still warns.
+        resume = [f for f in os.listdir(os.path.join(data, ".actorrent"))][0]
+        with open(os.path.join(data, ".actorrent", resume), "r+b") as f:
+            f.truncate(10)
+        rc, out, err, _ = run("download", t, "-o", data, "--peer", "127.0.0.1:9",
+                              "--no-tracker", "-q", timeout=60)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("warning", err)
+        self.assertIn("checking all data", err)
+
+    def test_seeding_without_a_tty_is_quiet(self):
+        data = os.urandom(64 * 1024)
+        self.write("s.bin", data)
+        rc, _, err, _ = run("create", os.path.join(self.dir, "s.bin"), "-o",
+                            os.path.join(self.dir, "s.torrent"), "-q")
+        self.assertEqual(rc, 0, err)
+        # No -q, stderr is a pipe: plain progress lines.
+        p = subprocess.Popen([ACTORRENT, "seed", os.path.join(self.dir, "s.torrent"), self.dir,
+                              "--no-tracker"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        line = p.stdout.readline()
+        self.assertTrue(line.startswith("seeding:"), line)
+        time.sleep(7)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 0, err)
+        lines = [l for l in err.splitlines() if l.startswith("seeding ")]
+        # One line when seeding starts; nothing changes afterwards, so nothing more.
+        self.assertEqual(len(lines), 1, err)
+
     def test_bad_arguments_exit_2(self):
         data, _ = torrent_bytes()
         t = self.write("t.torrent", data)
