@@ -7,6 +7,7 @@
 //                    tracker announcer
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -157,6 +158,8 @@ struct block_read {
 struct check_existing {
   std::vector<std::uint32_t> trusted;
   std::vector<std::uint32_t> to_check;
+  /// Raised by the torrent when it is told to stop: the check returns what it has verified.
+  std::shared_ptr<std::atomic<bool>> cancel;
 };
 struct check_progress {
   std::uint32_t done = 0;

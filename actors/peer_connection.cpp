@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <future>
 #include <thread>
 
 namespace actorrent {
@@ -447,32 +446,42 @@ std::string peer_connection::remote_endpoint() const { return impl_->remote; }
 
 // -- peer_listener ---------------------------------------------------------------------------
 
-struct peer_listener::impl {
-  impl(asio::io_context& io) : io(io), acceptor(io), retry(io) {}
+// Every use of the acceptor after open() happens on the listener's strand: accepting, retrying
+// and closing. close() only posts there, so a caller on a CAF scheduler thread never waits.
+// Pending handlers hold the impl alive until they have run.
+struct peer_listener::impl : std::enable_shared_from_this<peer_listener::impl> {
+  using strand_t = asio::strand<asio::io_context::executor_type>;
+
+  explicit impl(asio::io_context& io)
+    : io(io), strand(asio::make_strand(io)), acceptor(strand), retry(strand) {}
   asio::io_context& io;
+  strand_t strand;
   asio::ip::tcp::acceptor acceptor;
   asio::steady_timer retry;
   on_accept handler;
   on_failure failed;
   connection_limits limits;
   std::uint16_t port = 0;
+  std::atomic<bool> started{false};
+  std::atomic<bool> closing{false};
 
   void accept_next() {
-    acceptor.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket s) {
-      if (ec == asio::error::operation_aborted || !acceptor.is_open())
+    acceptor.async_accept([self = shared_from_this()](const asio::error_code& ec,
+                                                      asio::ip::tcp::socket s) {
+      if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
         return;
       if (!ec) {
-        welcome(std::move(s));
-        accept_next();
+        self->welcome(std::move(s));
+        self->accept_next();
         return;
       }
       // Out of descriptors or memory: retrying at once would spin; try again shortly.
-      if (failed)
-        failed("listener", "accept: " + ec.message(), false);
-      retry.expires_after(std::chrono::milliseconds(100));
-      retry.async_wait([this](const asio::error_code& e) {
-        if (!e && acceptor.is_open())
-          accept_next();
+      if (self->failed)
+        self->failed("listener", "accept: " + ec.message(), false);
+      self->retry.expires_after(std::chrono::milliseconds(100));
+      self->retry.async_wait([self](const asio::error_code& e) {
+        if (!e && self->acceptor.is_open())
+          self->accept_next();
       });
     });
   }
@@ -508,17 +517,14 @@ struct peer_listener::impl {
   }
 };
 
-peer_listener::peer_listener(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+peer_listener::peer_listener(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
 
 peer_listener::~peer_listener() { close(); }
 
 std::shared_ptr<peer_listener> peer_listener::open(io_runtime& rt, const std::string& host,
-                                                   std::uint16_t port, on_accept handler,
-                                                   on_failure failed, std::string& error_text,
+                                                   std::uint16_t port, std::string& error_text,
                                                    connection_limits limits) {
-  auto p = std::make_unique<impl>(io_of(rt));
-  p->handler = std::move(handler);
-  p->failed = std::move(failed);
+  auto p = std::make_shared<impl>(io_of(rt));
   p->limits = limits;
   asio::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
@@ -526,6 +532,7 @@ std::shared_ptr<peer_listener> peer_listener::open(io_runtime& rt, const std::st
     error_text = "bad listen address " + host;
     return nullptr;
   }
+  // No handler has been started yet: the acceptor is still this thread's alone.
   asio::ip::tcp::endpoint ep(addr, port);
   p->acceptor.open(ep.protocol(), ec);
   if (!ec)
@@ -539,29 +546,31 @@ std::shared_ptr<peer_listener> peer_listener::open(io_runtime& rt, const std::st
     return nullptr;
   }
   p->port = p->acceptor.local_endpoint().port();
-  auto* raw = p.get();
-  asio::post(p->io, [raw] { raw->accept_next(); });
   return std::make_shared<peer_listener>(std::move(p));
+}
+
+void peer_listener::start(on_accept handler, on_failure failed) {
+  if (impl_->started.exchange(true))
+    return;
+  // The handlers are set before the post: the strand sees them (post synchronises).
+  impl_->handler = std::move(handler);
+  impl_->failed = std::move(failed);
+  asio::post(impl_->strand, [self = impl_] {
+    if (!self->closing.load() && self->acceptor.is_open())
+      self->accept_next();
+  });
 }
 
 std::uint16_t peer_listener::port() const noexcept { return impl_->port; }
 
 void peer_listener::close() {
-  if (!impl_ || !impl_->acceptor.is_open())
+  if (!impl_ || impl_->closing.exchange(true))
     return;
-  asio::error_code ec;
-  // Closing from another thread: hop onto the io_context and wait until it is done.
-  auto done = std::make_shared<std::promise<void>>();
-  auto f = done->get_future();
-  asio::post(impl_->io, [this, done] {
-    asio::error_code e;
-    impl_->retry.cancel();
-    impl_->acceptor.close(e);
-    done->set_value();
+  asio::post(impl_->strand, [self = impl_] {
+    asio::error_code ignored;
+    self->retry.cancel();
+    self->acceptor.close(ignored);
   });
-  if (f.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready)
-    impl_->acceptor.close(ec);
-  (void)ec;
 }
 
 } // namespace actorrent

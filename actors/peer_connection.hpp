@@ -84,7 +84,8 @@ private:
   std::atomic<std::size_t> queued_{0};
 };
 
-/// Accepts incoming connections on host:port and reads their handshakes.
+/// Accepts incoming connections on host:port and reads their handshakes. After open() every
+/// use of the socket runs on one strand of the I/O threads; close() never waits for them.
 class peer_listener {
 public:
   using on_accept = std::function<void(std::shared_ptr<peer_connection>, const wire::handshake&)>;
@@ -92,20 +93,25 @@ public:
   using on_failure = std::function<void(const std::string& remote, const std::string& reason,
                                         bool protocol_error)>;
 
-  /// Binds and listens; port 0 picks a free one. Returns nullptr and sets `error_text` on failure.
+  /// Binds and listens; port 0 picks a free one. Accepts nothing until start(), so the owner
+  /// can exist before the first connection reaches it. Returns nullptr and sets `error_text`
+  /// (naming host and port) on failure.
   static std::shared_ptr<peer_listener> open(io_runtime& rt, const std::string& host,
-                                             std::uint16_t port, on_accept handler,
-                                             on_failure failed, std::string& error_text,
+                                             std::uint16_t port, std::string& error_text,
                                              connection_limits limits = {});
+  /// Closes the socket.
   ~peer_listener();
+  /// Begins accepting; the handlers run on an I/O thread. Only the first call counts.
+  void start(on_accept handler, on_failure failed);
   std::uint16_t port() const noexcept;
+  /// Stops accepting and closes the socket soon after, on the I/O thread; returns at once.
   void close();
 
   struct impl;
-  explicit peer_listener(std::unique_ptr<impl> p);
+  explicit peer_listener(std::shared_ptr<impl> p);
 
 private:
-  std::unique_ptr<impl> impl_;
+  std::shared_ptr<impl> impl_;
 };
 
 /// The asio io_context and the threads that run it.

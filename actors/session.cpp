@@ -18,34 +18,14 @@ struct session_state {
 
 } // namespace
 
-caf::actor spawn_session(caf::actor_system& sys, const session_config& cfg,
-                         std::uint16_t& bound_port, std::string& error_text) {
-  auto self_handle = std::make_shared<caf::actor>();
-  auto accept = [self_handle](std::shared_ptr<peer_connection> conn, const wire::handshake& hs) {
-    // Runs on an I/O thread: hand the connection to the session actor.
-    auto remote = conn->remote_endpoint();
-    auto colon = remote.rfind(':');
-    endpoint ep{remote.substr(0, colon),
-                static_cast<std::uint16_t>(colon == std::string::npos
-                                             ? 0
-                                             : std::stoi(remote.substr(colon + 1)))};
-    caf::anon_send(*self_handle, incoming_peer{std::move(conn), hs, ep});
-  };
-  auto failed = [](const std::string& remote, const std::string& reason, bool protocol_error) {
-    // Runs on an I/O thread; spdlog loggers are thread-safe.
-    auto log = spdlog::get("session");
-    if (protocol_error)
-      log->warn("incoming {}: disconnected: {}", remote, reason);
-    else
-      log->debug("incoming {}: closed: {}", remote, reason);
-  };
+std::shared_ptr<peer_listener> open_session_listener(const session_config& cfg,
+                                                     std::string& error_text) {
   connection_limits limits;
   limits.handshake_timeout_ms = cfg.handshake_timeout_ms;
-  auto listener = peer_listener::open(*cfg.io, cfg.listen_host, cfg.listen_port, accept, failed,
-                                      error_text, limits);
-  if (!listener)
-    return caf::actor{};
-  bound_port = listener->port();
+  return peer_listener::open(*cfg.io, cfg.listen_host, cfg.listen_port, error_text, limits);
+}
+
+caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> listener) {
   auto handle = sys.spawn([listener](caf::stateful_actor<session_state>* self) -> caf::behavior {
     self->state.listener = listener;
     self->set_default_handler(caf::drop);
@@ -64,13 +44,39 @@ caf::actor spawn_session(caf::actor_system& sys, const session_config& cfg,
         self->send(it->second, std::move(ip));
       },
       [=](stop_request) {
-        self->state.listener->close();
+        self->state.listener->close(); // posts to the I/O thread; never waits here
+        self->state.listener.reset();
         self->state.torrents.clear();
         self->quit();
       },
     };
   });
-  *self_handle = handle;
+  // The session exists before the first connection can be accepted: the callback captures a
+  // complete handle and nothing is written after the I/O thread may read it.
+  auto accept = [session = caf::actor_cast<caf::weak_actor_ptr>(handle)](
+                  std::shared_ptr<peer_connection> conn, const wire::handshake& hs) {
+    // Runs on an I/O thread: hand the connection to the session actor (if it still runs;
+    // otherwise the connection is dropped and closes).
+    auto target = caf::actor_cast<caf::actor>(session);
+    if (!target)
+      return;
+    auto remote = conn->remote_endpoint();
+    auto colon = remote.rfind(':');
+    endpoint ep{remote.substr(0, colon),
+                static_cast<std::uint16_t>(colon == std::string::npos
+                                             ? 0
+                                             : std::stoi(remote.substr(colon + 1)))};
+    caf::anon_send(target, incoming_peer{std::move(conn), hs, ep});
+  };
+  auto failed = [](const std::string& remote, const std::string& reason, bool protocol_error) {
+    // Runs on an I/O thread; spdlog loggers are thread-safe.
+    auto log = spdlog::get("session");
+    if (protocol_error)
+      log->warn("incoming {}: disconnected: {}", remote, reason);
+    else
+      log->debug("incoming {}: closed: {}", remote, reason);
+  };
+  listener->start(std::move(accept), std::move(failed));
   return handle;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -12,6 +13,7 @@
 namespace actorrent {
 
 class io_runtime;
+class peer_listener;
 
 struct session_config {
   io_runtime* io = nullptr;
@@ -26,10 +28,15 @@ struct register_torrent {
   caf::actor torrent;
 };
 
-/// Spawns the session and opens its listen socket. On failure returns an invalid handle and
-/// sets `error_text`; `bound_port` receives the port actually bound.
-caf::actor spawn_session(caf::actor_system& sys, const session_config& cfg,
-                         std::uint16_t& bound_port, std::string& error_text);
+/// Binds the session's listen socket (nothing is accepted yet). On failure returns nullptr and
+/// sets `error_text`, which names the address and port.
+std::shared_ptr<peer_listener> open_session_listener(const session_config& cfg,
+                                                     std::string& error_text);
+
+/// Spawns the session, which owns `listener` from now on and starts accepting on it: the
+/// accept callback holds the session's handle from the start. stop_request closes the socket
+/// without waiting and ends the session.
+caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> listener);
 
 } // namespace actorrent
 

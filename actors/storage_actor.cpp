@@ -133,10 +133,14 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
         Roaring good;
         if (!to_check.isEmpty()) {
           auto torrent = st->torrent;
+          // This thread is busy until the check returns, so a stop cannot arrive as a
+          // message: the torrent raises ce.cancel instead, and the check ends after the
+          // pieces in hand.
           good = check_pieces(st->store->layout(), *st->meta, st->store->root(), to_check, 0,
                               [torrent](std::uint32_t done, std::uint32_t total) {
                                 caf::anon_send(torrent, check_progress{done, total});
-                              });
+                              },
+                              ce.cancel.get());
           out.checked = static_cast<std::uint32_t>(to_check.cardinality());
         }
         for (auto p : ce.trusted)
@@ -147,6 +151,17 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
           out.verified.push_back(p);
         }
         st->dirty_resume = true;
+        if (ce.cancel && ce.cancel->load()) {
+          // Stopped during the check: record what was verified, and mark the files of the
+          // pieces not verified (failed or never hashed) as unknown so that the next run
+          // hashes them again instead of trusting or skipping them.
+          auto saved = save_resume(st->store->root(), *st->meta, st->store->layout(),
+                                   st->writer->verified_pieces(), to_check - good);
+          if (!saved)
+            spdlog::get("storage")->warn("could not save resume data: {}",
+                                         saved.error().message);
+          st->dirty_resume = false;
+        }
         return out;
       },
       [=](save_resume_now) { st->save(self); },

@@ -757,8 +757,11 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
     self->set_default_handler(caf::drop);
     self->send(self, tick{});
     // Existing data first: trusted pieces from the resume data, the rest hashed by storage.
+    // A stop raises check_cancel: storage is busy hashing and would see no message.
+    auto check_cancel = std::make_shared<std::atomic<bool>>(false);
     self->request(st.storage, caf::infinite,
-                  check_existing{std::move(st.cfg.trusted_pieces), std::move(st.cfg.pieces_to_check)})
+                  check_existing{std::move(st.cfg.trusted_pieces),
+                                 std::move(st.cfg.pieces_to_check), check_cancel})
       .then([=](existing_checked& ec) {
         auto& st = self->state;
         for (auto p : ec.verified)
@@ -952,6 +955,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           return;
         st.stopping = true;
         st.finishing = true;
+        if (st.checking)
+          check_cancel->store(true); // storage returns what it verified so far
         // Abort an announce in flight to exit promptly, except a "completed" one: trackers count
         // completions, and it has its own short timeout.
         if (st.tracker && !(st.announce_in_flight && st.in_flight_event == tracker::event::completed))

@@ -136,13 +136,21 @@ void print_progress(const torrent_progress& p, bool tty) {
 int cmd_info(const std::string& path) {
   auto m = load_metainfo(path);
   if (!m) {
-    std::fprintf(stderr, "error: %s: %s\n", path.c_str(), m.error().message.c_str());
+    std::fprintf(stderr, "error: %s\n", m.error().message.c_str()); // names the path
     return 2;
   }
   std::printf("name:        %s\n", printable(m->name).c_str());
   std::printf("info-hash:   %s\n", to_hex(m->hash).c_str());
-  std::printf("total size:  %llu bytes (%s)\n", static_cast<unsigned long long>(m->total_size),
-              human_size(static_cast<double>(m->total_size)).c_str());
+  // BEP 47 padding files only align pieces: they are neither content nor stored.
+  const auto size = m->content_size();
+  std::size_t pads = 0;
+  for (auto& f : m->files)
+    pads += f.pad;
+  std::printf("total size:  %llu bytes (%s)\n", static_cast<unsigned long long>(size),
+              human_size(static_cast<double>(size)).c_str());
+  if (pads > 0)
+    std::printf("padding:     %llu bytes in %zu padding files (not stored)\n",
+                static_cast<unsigned long long>(m->total_size - size), pads);
   std::printf("piece size:  %u bytes (%s)\n", m->piece_length,
               human_size(m->piece_length).c_str());
   std::printf("pieces:      %u\n", m->piece_count());
@@ -152,13 +160,14 @@ int cmd_info(const std::string& path) {
       std::printf("tracker:     %s\n", printable(url).c_str());
   if (!m->comment.empty())
     std::printf("comment:     %s\n", printable(m->comment).c_str());
-  std::printf("files:       %zu\n", m->files.size());
+  std::printf("files:       %zu\n", m->files.size() - pads);
   for (auto& f : m->files) {
+    if (f.pad)
+      continue;
     std::string p;
     for (auto& c : f.path)
       p += (p.empty() ? "" : "/") + c;
-    std::printf("  %12llu  %s%s\n", static_cast<unsigned long long>(f.length), printable(p).c_str(),
-                f.pad ? "  (padding)" : "");
+    std::printf("  %12llu  %s\n", static_cast<unsigned long long>(f.length), printable(p).c_str());
   }
   return 0;
 }
@@ -190,7 +199,7 @@ const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; 
 int cmd_download(const download_options& opt) {
   auto m = load_metainfo(opt.torrent);
   if (!m) {
-    std::fprintf(stderr, "error: %s: %s\n", opt.torrent.c_str(), m.error().message.c_str());
+    std::fprintf(stderr, "error: %s\n", m.error().message.c_str()); // names the path
     return 2;
   }
   auto meta = std::make_shared<const metainfo>(std::move(*m));
@@ -225,17 +234,45 @@ int cmd_download(const download_options& opt) {
   auto resume = load_resume(opt.out_dir, *meta, *shared_layout);
   if (!resume.warning.empty())
     spdlog::get("storage")->warn("{}", resume.warning);
+  if (!resume.notice.empty())
+    spdlog::get("storage")->info("{}", resume.notice);
   if (opt.seed_only && resume.to_check.isEmpty() && resume.trusted.isEmpty() &&
       meta->piece_count() > 0) {
     std::fprintf(stderr, "error: no data of %s found in %s\n", printable(meta->name).c_str(),
                  opt.out_dir.c_str());
     return 1;
   }
+  // The ports first: one that cannot be bound ends the run at once (exit 1, the message names
+  // it), before any file is created and before any actor runs.
+  io_runtime io(1);
+  session_config sc;
+  sc.io = &io;
+  sc.listen_host = listen.host;
+  sc.listen_port = listen.port;
+  sc.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
+  std::string err;
+  auto listener = open_session_listener(sc, err);
+  if (!listener) {
+    std::fprintf(stderr, "error: %s\n", err.c_str());
+    return 1;
+  }
+  const std::uint16_t port = listener->port();
+  std::shared_ptr<metrics_server> metrics;
+  if (opt.metrics_port >= 0) {
+    metrics =
+      metrics_server::open(io, "127.0.0.1", static_cast<std::uint16_t>(opt.metrics_port), err);
+    if (!metrics) {
+      std::fprintf(stderr, "error: %s\n", err.c_str());
+      return 1;
+    }
+  }
   auto store = file_store::open(shared_layout, opt.out_dir);
   if (!store) {
     std::fprintf(stderr, "error: %s\n", store.error().message.c_str());
     return store.error().code == errc::unsafe_path ? 2 : 1;
   }
+  if (metrics)
+    std::fprintf(stderr, "metrics: http://127.0.0.1:%u/metrics\n", metrics->port());
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -252,30 +289,10 @@ int cmd_download(const download_options& opt) {
   cfg.set("work-stealing.moderate-poll-attempts", std::uint64_t{0});
   int rc = 1;
   {
+    // From here on nothing returns early: every actor is stopped and awaited below, before the
+    // I/O thread they use goes away.
     caf::actor_system sys{cfg};
-    io_runtime io(1);
-    session_config sc;
-    sc.io = &io;
-    sc.listen_host = listen.host;
-    sc.listen_port = listen.port;
-    sc.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
-    std::uint16_t port = 0;
-    std::string err;
-    auto session = spawn_session(sys, sc, port, err);
-    if (!session) {
-      std::fprintf(stderr, "error: %s\n", err.c_str());
-      return 1;
-    }
-    std::shared_ptr<metrics_server> metrics;
-    if (opt.metrics_port >= 0) {
-      metrics = metrics_server::open(io, "127.0.0.1", static_cast<std::uint16_t>(opt.metrics_port),
-                                     err);
-      if (!metrics) {
-        std::fprintf(stderr, "error: %s\n", err.c_str());
-        return 1;
-      }
-      std::fprintf(stderr, "metrics: http://127.0.0.1:%u/metrics\n", metrics->port());
-    }
+    auto session = spawn_session(sys, std::move(listener));
     {
       // The scoped actor counts as running: it must be gone before the wait below.
       caf::scoped_actor self{sys};
@@ -309,6 +326,9 @@ int cmd_download(const download_options& opt) {
       torrent_progress last{};
       bool running = true;
       bool was_checking = false;
+      bool seed_line_shown = false; // the last plain seeding line: what it said
+      std::uint64_t seed_line_uploaded = 0;
+      std::uint32_t seed_line_peers = 0;
       std::string failure;
       auto seconds_since = [](std::chrono::steady_clock::time_point t) {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -324,9 +344,23 @@ int cmd_download(const download_options& opt) {
               spdlog::get("storage")->info("checking existing data");
             }
             auto now = std::chrono::steady_clock::now();
-            if (!opt.quiet && (tty || now - last_plain >= std::chrono::seconds(2))) {
+            bool due = tty || now - last_plain >= std::chrono::seconds(2);
+            if (!tty && p.seeding) {
+              // A log file must not grow by a line every 2 s for as long as a seed runs: one
+              // line when seeding starts, then at most one a minute and only when the
+              // uploaded bytes or the peer count changed.
+              bool changed = !seed_line_shown || p.uploaded_payload != seed_line_uploaded ||
+                             p.peers != seed_line_peers;
+              due = changed && (!seed_line_shown || now - last_plain >= std::chrono::minutes(1));
+            }
+            if (!opt.quiet && due) {
               last_plain = now;
               print_progress(p, tty);
+              if (p.seeding) {
+                seed_line_shown = true;
+                seed_line_uploaded = p.uploaded_payload;
+                seed_line_peers = p.peers;
+              }
             }
           },
           [&](torrent_finished& f) {
@@ -346,7 +380,7 @@ int cmd_download(const download_options& opt) {
               std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u "
                           "failed the hash check, %llu bytes uploaded\n",
                           printable(meta->name).c_str(),
-                          static_cast<unsigned long long>(meta->total_size),
+                          static_cast<unsigned long long>(meta->content_size()),
                           elapsed, human_size(rate).c_str(), last.pieces_verified,
                           last.pieces_failed,
                           static_cast<unsigned long long>(last.uploaded_payload));
@@ -425,10 +459,10 @@ int cmd_download(const download_options& opt) {
     // Every actor (peers hold sockets) must be gone before the I/O threads stop; storage saves
     // the resume data on its way out.
     sys.await_all_actors_done();
-    if (metrics)
-      metrics->close();
-    io.stop();
   }
+  if (metrics)
+    metrics->close();
+  io.stop();
   return rc;
 }
 

@@ -195,6 +195,16 @@ result<metainfo> parse_metainfo(std::string_view bytes, const metainfo_limits &l
                    std::to_string(lim.max_piece_length) + byte_of(*pl_value));
   m.piece_length = static_cast<std::uint32_t>(piece_length);
 
+  // BEP 52: a v2 torrent says so in "meta version"; a hybrid one also carries the v1 keys
+  // (pieces, length or files) and is used through them. Without those, nothing here applies.
+  std::int64_t meta_version = 1;
+  if (!get_int(*info, "meta version", "info.meta version", need::optional, meta_version,
+               present, err))
+    return err;
+  if (present && meta_version != 1 && info->find("pieces") == nullptr)
+    return invalid("v2-only torrents (meta version " + std::to_string(meta_version) +
+                   ") are not supported" + byte_of(*info->find("meta version")));
+
   const value *pieces = nullptr;
   if (!get_string(*info, "pieces", "info.pieces", need::required, pieces, err))
     return err;
@@ -294,6 +304,14 @@ result<metainfo> parse_metainfo(std::string_view bytes, const metainfo_limits &l
                err))
     return err;
   return m;
+}
+
+std::uint64_t metainfo::content_size() const noexcept {
+  std::uint64_t size = 0;
+  for (const auto &f : files)
+    if (!f.pad)
+      size += f.length;
+  return size;
 }
 
 result<metainfo> load_metainfo(const std::string &path, const metainfo_limits &lim) {

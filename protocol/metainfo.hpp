@@ -27,7 +27,7 @@ struct metainfo {
   std::vector<sha1_digest> piece_hashes;
   std::vector<file_entry> files;  // single-file torrents have exactly one entry
   bool multi_file = false;        // true when the info dictionary had a "files" list
-  std::uint64_t total_size = 0;
+  std::uint64_t total_size = 0;   // every file, padding included: the pieces cover this
   bool is_private = false;
   info_hash hash{};               // SHA-1 of the exact bencoded info dictionary bytes
   std::string announce;
@@ -39,6 +39,9 @@ struct metainfo {
   std::uint32_t piece_count() const noexcept {
     return static_cast<std::uint32_t>(piece_hashes.size());
   }
+  /// Bytes of the files themselves: total_size without BEP 47 padding files (which exist only
+  /// to align pieces and are never written). What a user is told a torrent's size is.
+  std::uint64_t content_size() const noexcept;
   /// Length of piece i (the last one may be short).
   std::uint32_t piece_size(piece_index i) const noexcept;
   /// Trackers in tier order: announce-list when present, otherwise announce.
@@ -57,11 +60,13 @@ struct metainfo_limits {
 /// "info.pieces length 41 is not a multiple of 20 (byte 123)". Checks: piece length > 0,
 /// pieces count == ceil(total_size / piece_length) (total_size > 0 unless no pieces),
 /// file lengths >= 0 and summing without overflow, path components non-empty strings,
-/// name present. Unknown keys are ignored. Non-canonical bencoding is accepted outside `info`
+/// name present. A v2-only torrent (BEP 52 "meta version" 2 without v1 "pieces") is refused as
+/// such; a hybrid one is read through its v1 keys. Unknown keys are ignored. Non-canonical bencoding is accepted outside `info`
 /// (the info-hash is always taken over the exact bytes as they appear in the file).
 result<metainfo> parse_metainfo(std::string_view bytes, const metainfo_limits& lim = {});
 
-/// Reads and parses a file; an unreadable file is errc::io_error with the path and reason.
+/// Reads and parses a file. Every error message names the path once, so a caller prints it
+/// as is: "cannot open PATH: reason" (errc::io_error), "PATH: <parse error>" otherwise.
 result<metainfo> load_metainfo(const std::string& path, const metainfo_limits& lim = {});
 
 } // namespace actorrent

@@ -341,7 +341,7 @@ void pieces_of_file(const file_layout& layout, file_index f, Roaring& out) {
 }
 
 status save_resume(const std::string& out_dir, const metainfo& m, const file_layout& layout,
-                   const Roaring& verified) {
+                   const Roaring& verified, const Roaring& unchecked) {
   const std::uint32_t n = layout.piece_count();
   if (m.piece_count() != n)
     return error{errc::invalid_argument, "metainfo has " + std::to_string(m.piece_count()) +
@@ -362,9 +362,19 @@ status save_resume(const std::string& out_dir, const metainfo& m, const file_lay
     bitmap.resize(compact.write(bitmap.data(), true));
     d.set_verified_pieces(std::move(bitmap));
   }
-  for (const auto& f : layout.files()) {
+  Roaring touched;
+  for (std::uint32_t i = 0; i < layout.files().size(); ++i) {
+    const auto& f = layout.files()[i];
     if (f.pad)
       continue;
+    // A file holding pieces nobody has hashed is recorded as unknown (size 0 never matches a
+    // file the torrent gives a length): the next load hashes all its pieces again.
+    bool unknown = false;
+    if (!unchecked.isEmpty()) {
+      touched = Roaring();
+      pieces_of_file(layout, file_index{i}, touched);
+      unknown = touched.intersect(unchecked);
+    }
     const auto path = data_path(out_dir, f);
     int err;
     auto s = stat_file(path, err);
@@ -375,8 +385,8 @@ status save_resume(const std::string& out_dir, const metainfo& m, const file_lay
       rec->set_path(f.path);
     else
       rec->set_raw_path(f.path);
-    rec->set_size(s.present ? s.size : 0);
-    rec->set_mtime_ns(s.present ? s.mtime_ns : 0);
+    rec->set_size(s.present && !unknown ? s.size : 0);
+    rec->set_mtime_ns(s.present && !unknown ? s.mtime_ns : 0);
   }
 
   std::string bytes;
@@ -422,7 +432,11 @@ resume_result load_resume(const std::string& out_dir, const metainfo& m,
   case read_outcome::missing:
     if (!any_data_on_disk(out_dir, layout))
       return r; // a fresh download: nothing to trust, nothing to check
-    return full_check("not found, but data files exist");
+    // Normal on the first run over existing data (seed): hash everything, nothing is wrong.
+    r = full_check("not found, but data files exist");
+    r.notice = std::move(r.warning);
+    r.warning.clear();
+    return r;
   case read_outcome::failed:
     return full_check(why);
   }

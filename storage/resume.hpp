@@ -27,21 +27,28 @@ std::string resume_path(const std::string& out_dir, const info_hash& h);
 /// trusted). Errors: errc::invalid_argument for a verified piece >= the piece count or a
 /// layout/metainfo piece count mismatch, errc::io_error (with path and reason) otherwise; on
 /// error the previous resume file is left as it was.
+/// `unchecked`: pieces whose data may be on disk but that were never hashed (a check of
+/// existing data cut short by a stop). Every file they touch is recorded as unknown, so the
+/// next load_resume puts all of that file's pieces in to_check instead of trusting or
+/// skipping them.
 status save_resume(const std::string& out_dir, const metainfo& m, const file_layout& layout,
-                   const Roaring& verified);
+                   const Roaring& verified, const Roaring& unchecked = Roaring());
 
 struct resume_result {
   Roaring trusted;     // pieces that may be marked verified without hashing
   Roaring to_check;    // pieces whose data might be present but must be hashed first
-  std::string warning; // non-empty when the file was missing/corrupt/for another torrent:
-                       // says what and that a full check follows
+  std::string warning; // non-empty when the file was damaged, of another version or for
+                       // another torrent: says what and that a full check follows
+  std::string notice;  // non-empty when the file is simply missing but data is on disk (the
+                       // first run of `seed`, or data put there by hand): normal, not a warning
 };
 
-/// Never fails: a missing, truncated, corrupt or mismatching (info-hash, piece count, version,
-/// file list) resume file gives trusted = {} and to_check = every piece, with a precise warning
+/// Never fails: a truncated, corrupt or mismatching (info-hash, piece count, version, file
+/// list) resume file gives trusted = {} and to_check = every piece, with a precise warning
 /// (e.g. "resume file X: field 5 at byte 60 is 38 bytes long but only 12 remain (truncated);
-/// checking all data"). A missing resume file with no data on disk (no non-empty data file)
-/// gives to_check = {} and no warning (fresh download). If a file's size or mtime differs from
+/// checking all data"). A missing resume file gives the same full check with a notice instead
+/// of a warning when data is on disk, and to_check = {} with neither when there is no data (no
+/// non-empty data file: a fresh download). If a file's size or mtime differs from
 /// the record, or the file is missing or not of its torrent length, every piece overlapping it
 /// (verified before or not: it may have been completed after the last save) is in to_check and
 /// not in trusted; pieces touching only unchanged files are trusted if they were verified and

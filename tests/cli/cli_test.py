@@ -236,6 +236,244 @@ class CliTest(unittest.TestCase):
         finally:
             tracker.close()
 
+    def taken_port(self):
+        """A socket listening on 127.0.0.1 (closed at cleanup) and its port."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        self.addCleanup(s.close)
+        return s.getsockname()[1]
+
+    def check_taken_port_ends_the_run(self, option):
+        data, _ = torrent_bytes()
+        t = self.write("t.torrent", data)
+        port = self.taken_port()
+        value = "127.0.0.1:%d" % port if option == "--listen" else str(port)
+        for command in ("download", "seed"):
+            with self.subTest(command=command):
+                out_dir = os.path.join(self.dir, "out-" + command)
+                if command == "download":
+                    args = ["download", t, "-o", out_dir, "--peer", "127.0.0.1:9", "--no-tracker"]
+                else:
+                    os.mkdir(out_dir)
+                    with open(os.path.join(out_dir, "payload.bin"), "wb") as f:
+                        f.write(bytes(20000))
+                    args = ["seed", t, out_dir, "--no-tracker"]
+                try:
+                    rc, _, err, elapsed = run(*args, option, value, "-q", timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.fail("still running 10 s after it failed to bind port %d" % port)
+                self.assertEqual(rc, 1, err)
+                self.assertIn(":%d" % port, err)
+                self.assertIn("error:", err)
+                self.assertLess(elapsed, 2.0)
+                if command == "download":
+                    # The port is bound before any file is created.
+                    self.assertFalse(os.path.exists(out_dir))
+
+    def test_taken_metrics_port_ends_the_run_at_once(self):
+        self.check_taken_port_ends_the_run("--metrics-port")
+
+    def test_taken_listen_port_ends_the_run_at_once(self):
+        self.check_taken_port_ends_the_run("--listen")
+
+    # Existing data large enough that checking it takes seconds: 8 sparse files of 768 MiB on
+    # tmpfs (holes read as zeros without using memory; hashing is the cost, as with real data).
+    BIG_FILES = 8
+    BIG_FILE = 768 << 20
+    BIG_PIECE = 4 << 20
+
+    def big_torrent(self):
+        per_file = self.BIG_FILE // self.BIG_PIECE
+        zero_piece = hashlib.sha1(bytes(self.BIG_PIECE)).digest()
+        info = {"name": "big", "piece length": self.BIG_PIECE,
+                "pieces": zero_piece * (per_file * self.BIG_FILES),
+                "files": [{"length": self.BIG_FILE, "path": ["f%d.bin" % i]}
+                          for i in range(self.BIG_FILES)]}
+        return self.write("big.torrent", bencode({"info": info})), per_file * self.BIG_FILES
+
+    def big_data(self, out_dir):
+        subprocess.run(["rm", "-rf", out_dir])
+        os.makedirs(os.path.join(out_dir, "big"))
+        for i in range(self.BIG_FILES):
+            with open(os.path.join(out_dir, "big", "f%d.bin" % i), "wb") as f:
+                f.truncate(self.BIG_FILE)
+
+    def signal_during_check(self, args, sig):
+        """Starts `args`, signals it once the check of existing data is under way (15 % at
+        least), asserts it ends within 1 s of the signal with exit code 130."""
+        p = subprocess.Popen([ACTORRENT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        seen = []
+        while True:
+            line = p.stderr.readline()
+            if not line:
+                self.fail("ended before the check was under way: " + "".join(seen))
+            seen.append(line)
+            if line.startswith("checking existing data") and \
+                    float(line.split()[3].rstrip("%")) >= 15:
+                break
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        try:
+            out, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.fail("still running 20 s after the signal")
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 1.0, "took %.2f s after the signal; last progress: %s" %
+                        (elapsed, seen[-1]))
+        self.assertEqual(p.returncode, 130, err)
+        self.assertIn("stopped by " + signal.Signals(sig).name, err)
+
+    def assert_resumed(self, err, pieces):
+        """The rerun trusted what the stopped check had verified, hashed the rest, and found
+        nothing wrong with the resume data."""
+        self.assertNotIn("damaged", err)
+        self.assertNotIn("warning", err)
+        line = [l for l in err.splitlines() if "existing data:" in l]
+        self.assertEqual(len(line), 1, err)
+        words = line[0].split("existing data:")[1].split()
+        self.assertEqual(words[0:3], [str(pieces), "of", str(pieces)], line[0])
+        hashed = int(words[5].lstrip("("))
+        self.assertLess(hashed, pieces, "nothing verified before the stop was recorded")
+
+    def test_signal_during_check_of_existing_data_download(self):
+        t, pieces = self.big_torrent()
+        out_dir = os.path.join(self.dir, "out")
+        args = ["download", t, "-o", out_dir, "--peer", "127.0.0.1:9", "--no-tracker", "-v"]
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with self.subTest(sig=sig.name):
+                self.big_data(out_dir)
+                self.signal_during_check(args, sig)
+                rc, out, err, _ = run(*args, "-q", timeout=60)
+                self.assertEqual(rc, 0, err)
+                self.assertIn("complete:", out)
+                self.assert_resumed(err, pieces)
+
+    def test_signal_during_check_of_existing_data_seed(self):
+        t, pieces = self.big_torrent()
+        out_dir = os.path.join(self.dir, "data")
+        args = ["seed", t, out_dir, "--no-tracker", "-v"]
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with self.subTest(sig=sig.name):
+                self.big_data(out_dir)
+                self.signal_during_check(args, sig)
+                p = subprocess.Popen([ACTORRENT, *args, "-q"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+                self.addCleanup(lambda: (p.kill(), p.wait()))
+                line = p.stdout.readline()
+                p.send_signal(signal.SIGTERM)
+                _, err = p.communicate(timeout=20)
+                self.assertIn("(%d pieces verified)" % pieces, line, err)
+                self.assertEqual(p.returncode, 0, err)
+                self.assert_resumed(err, pieces)
+
+    def test_errors_name_the_torrent_path_once(self):
+        good, _ = torrent_bytes()
+        bad = self.write("bad.torrent", good[:-7])
+        missing = os.path.join(self.dir, "missing.torrent")
+        for path in (bad, missing):
+            for args in (["info", path],
+                         ["download", path, "-o", os.path.join(self.dir, "o"), "--peer",
+                          "127.0.0.1:9", "--no-tracker"]):
+                with self.subTest(args=args[0], torrent=os.path.basename(path)):
+                    rc, _, err, _ = run(*args)
+                    self.assertEqual(rc, 2, err)
+                    self.assertEqual(err.count(path), 1, err)
+
+    def lt_torrent(self, name, v2_only):
+        """A v2-only or hybrid torrent made by libtorrent of the folder self.dir/data/NAME:
+        two files whose sizes are not multiples of the piece size, so the hybrid one has BEP 47
+        padding files. Returns (torrent path, total file bytes)."""
+        root = os.path.join(self.dir, "data")
+        os.makedirs(os.path.join(root, name))
+        sizes = {"a.bin": 40000, "b.bin": 30000}
+        for f, n in sizes.items():
+            with open(os.path.join(root, name, f), "wb") as out:
+                out.write(os.urandom(n))
+        script = (
+            "import libtorrent as lt, sys\n"
+            "fs = lt.file_storage()\n"
+            "lt.add_files(fs, sys.argv[1])\n"
+            "ct = lt.create_torrent(fs, 16384, flags=lt.create_torrent.v2_only if sys.argv[3] == '1' else 0)\n"
+            "lt.set_piece_hashes(ct, sys.argv[2])\n"
+            "open(sys.argv[4], 'wb').write(lt.bencode(ct.generate()))\n")
+        t = os.path.join(self.dir, name + ".torrent")
+        subprocess.run(["/usr/bin/python3", "-c", script, os.path.join(root, name), root,
+                        "1" if v2_only else "0", t], check=True)
+        return t, sum(sizes.values())
+
+    def test_v2_only_torrent_is_refused_as_such(self):
+        t, _ = self.lt_torrent("v2", v2_only=True)
+        for args in (["info", t], ["download", t, "-o", os.path.join(self.dir, "o"), "--peer",
+                                   "127.0.0.1:9", "--no-tracker"]):
+            with self.subTest(args=args[0]):
+                rc, _, err, _ = run(*args)
+                self.assertEqual(rc, 2, err)
+                self.assertIn("v2-only torrents (meta version 2) are not supported", err)
+                self.assertNotIn("pieces", err)
+
+    def test_hybrid_torrent_sizes_leave_out_padding(self):
+        t, size = self.lt_torrent("hybrid", v2_only=False)
+        rc, out, err, _ = run("info", t)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("total size:  %d bytes" % size, out)
+        self.assertIn("padding:", out)  # libtorrent did pad: the test means something
+        self.assertIn("files:       2\n", out)
+        # The data is already there: the download checks it and completes.
+        rc, out, err, _ = run("download", t, "-o", os.path.join(self.dir, "data"), "--peer",
+                              "127.0.0.1:9", "--no-tracker", "-q", timeout=60)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("complete: hybrid %d bytes" % size, out)
+
+    def test_first_run_over_existing_data_does_not_warn(self):
+        t, _ = self.lt_torrent("hybrid", v2_only=False)
+        data = os.path.join(self.dir, "data")
+        p = subprocess.Popen([ACTORRENT, "seed", t, data, "--no-tracker", "-q"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        line = p.stdout.readline()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        self.assertTrue(line.startswith("seeding:"), line + err)
+        self.assertNotIn("warning", err)
+        subprocess.run(["rm", "-rf", os.path.join(data, ".actorrent")])
+        rc, out, err, _ = run("download", t, "-o", data, "--peer", "127.0.0.1:9",
+                              "--no-tracker", "-q", timeout=60)
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("warning", err)
+        # A damaged resume file still warns.
+        resume = [f for f in os.listdir(os.path.join(data, ".actorrent"))][0]
+        with open(os.path.join(data, ".actorrent", resume), "r+b") as f:
+            f.truncate(10)
+        rc, out, err, _ = run("download", t, "-o", data, "--peer", "127.0.0.1:9",
+                              "--no-tracker", "-q", timeout=60)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("warning", err)
+        self.assertIn("checking all data", err)
+
+    def test_seeding_without_a_tty_is_quiet(self):
+        data = os.urandom(64 * 1024)
+        self.write("s.bin", data)
+        rc, _, err, _ = run("create", os.path.join(self.dir, "s.bin"), "-o",
+                            os.path.join(self.dir, "s.torrent"), "-q")
+        self.assertEqual(rc, 0, err)
+        # No -q, stderr is a pipe: plain progress lines.
+        p = subprocess.Popen([ACTORRENT, "seed", os.path.join(self.dir, "s.torrent"), self.dir,
+                              "--no-tracker"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        line = p.stdout.readline()
+        self.assertTrue(line.startswith("seeding:"), line)
+        time.sleep(7)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 0, err)
+        lines = [l for l in err.splitlines() if l.startswith("seeding ")]
+        # One line when seeding starts; nothing changes afterwards, so nothing more.
+        self.assertEqual(len(lines), 1, err)
+
     def test_bad_arguments_exit_2(self):
         data, _ = torrent_bytes()
         t = self.write("t.torrent", data)

@@ -140,6 +140,50 @@ TEST(metainfo, multi_file_keeps_order_and_pad_files) {
   EXPECT_EQ(m.files[2].length, 20'000u);
   EXPECT_EQ(m.files[3].path, (std::vector<std::string>{"..", "raw component"}));
   EXPECT_EQ(m.piece_size(piece_index{2}), 36'389u - 2 * 16'384u);
+  EXPECT_EQ(m.content_size(), 36'389u - 15'384u); // the padding file is not content
+}
+
+// BEP 52: a v2 torrent has "meta version" 2 and a "file tree"; the v1 keys are only there in a
+// hybrid one.
+value v2_file_tree() {
+  value leaf = value::make_dict();
+  leaf.set("length", value::make_int(20'000));
+  leaf.set("pieces root", value::make_string(std::string(32, '\x42')));
+  value entry = value::make_dict();
+  entry.set("", std::move(leaf));
+  value tree = value::make_dict();
+  tree.set("a.bin", std::move(entry));
+  return tree;
+}
+
+TEST(metainfo, v2_only_torrent_is_refused_as_such) {
+  value info = value::make_dict();
+  info.set("name", value::make_string("v2"));
+  info.set("piece length", value::make_int(16'384));
+  info.set("meta version", value::make_int(2));
+  info.set("file tree", v2_file_tree());
+  std::string doc = torrent(info);
+  expect_invalid(doc, "v2-only torrents (meta version 2) are not supported (byte " +
+                        std::to_string(value_offset(doc, "meta version")) + ")");
+}
+
+TEST(metainfo, hybrid_torrent_is_read_through_its_v1_keys) {
+  value info = value::make_dict();
+  info.set("name", value::make_string("hybrid"));
+  info.set("piece length", value::make_int(16'384));
+  info.set("meta version", value::make_int(2));
+  info.set("file tree", v2_file_tree());
+  value files = value::make_list();
+  files.as_list().push_back(file({"a.bin"}, 20'000));
+  files.as_list().push_back(file({".pad", "12768"}, 12'768, "p"));
+  files.as_list().push_back(file({"b.bin"}, 100));
+  info.set("files", std::move(files));
+  info.set("pieces", value::make_string(fake_hashes(3)));
+  auto r = parse_metainfo(torrent(info));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->piece_count(), 3u);
+  EXPECT_EQ(r->total_size, 32'868u);
+  EXPECT_EQ(r->content_size(), 20'100u);
 }
 
 TEST(metainfo, name_utf8_overrides_name) {

@@ -244,6 +244,18 @@ TEST(pieces_of_file_test, covers_spanning_pieces_and_nothing_for_empty_files) {
   EXPECT_EQ(y, of({2, 3}));
 }
 
+// A check of existing data cut short: the pieces never hashed (2, 5, 6) make their files
+// unknown, so the next load hashes every piece of those files and trusts only the rest.
+TEST_F(resume_test, unchecked_pieces_make_their_files_checked_again) {
+  auto t = make_torrent(sample_files, 16);
+  write_data(t);
+  ASSERT_TRUE(save_resume(out_, t.meta, t.layout, of({0, 1, 3}), of({2, 5, 6})).ok());
+  auto r = load_resume(out_, t.meta, t.layout);
+  EXPECT_EQ(r.trusted, of({3})) << show(r.trusted);
+  EXPECT_EQ(r.to_check, of({0, 1, 2, 4, 5, 6})) << show(r.to_check);
+  EXPECT_EQ(r.warning, "");
+}
+
 TEST_F(resume_test, round_trip_trusts_exactly_the_saved_pieces) {
   auto t = make_torrent(sample_files, 16);
   write_data(t);
@@ -305,7 +317,13 @@ TEST_F(resume_test, missing_resume_file_with_data_checks_everything) {
   auto t = make_torrent(sample_files, 16);
   std::filesystem::create_directories(out_ + "/t/sub");
   spit(out_ + "/t/sub/c", "x");
-  expect_full_check(t, "not found, but data files exist");
+  // Nothing is damaged: the first run over existing data is told, not warned.
+  auto r = load_resume(out_, t.meta, t.layout);
+  EXPECT_TRUE(r.trusted.isEmpty()) << show(r.trusted);
+  EXPECT_EQ(r.to_check, range(0, t.layout.piece_count())) << show(r.to_check);
+  EXPECT_EQ(r.warning, "");
+  EXPECT_EQ(r.notice, "resume file " + resume_path(out_, t.meta.hash) +
+                          ": not found, but data files exist; checking all data");
 }
 
 TEST_F(resume_test, changed_file_moves_exactly_its_pieces_to_to_check) {
