@@ -40,6 +40,7 @@ struct peer_entry {
   std::uint64_t up_round = 0;
   std::uint64_t uploaded = 0;
   std::vector<block_ref> outstanding; // requests in flight, oldest first
+  std::uint32_t request_limit = 0;    // the peer's BEP 10 `reqq` (0: not given)
   bool avail_touched = false;         // in the current availability pass
   bool pending_interesting = false;   // its interest so far in that pass
   std::uint32_t hash_failures = 0;
@@ -138,6 +139,8 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   if (st.finishing || e.choked_us || !e.has_bits || !e.active || e.banned)
     return;
   auto cap = std::size_t{st.cfg.max_outstanding};
+  if (e.request_limit > 0) // more would be dropped or rejected by the peer
+    cap = std::min(cap, std::size_t{e.request_limit});
   // Refill before the pipeline drains, in batches of at least a quarter of it.
   if (e.outstanding.size() > cap - cap / 4)
     return;
@@ -259,6 +262,7 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   pc.io = st.cfg.io;
   pc.inactivity_timeout_s = st.cfg.peer_timeout_s;
   pc.handshake_timeout_ms = st.cfg.handshake_timeout_ms;
+  pc.listen_port = st.cfg.listen_port;
   pc.accepted = std::move(accepted);
   if (hs)
     pc.accepted_handshake = *hs;
@@ -729,6 +733,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         e.uploaded += a.payload_up;
         e.up_round += a.payload_up;
         st.payload_up += a.payload_up;
+        if (a.request_limit > 0)
+          e.request_limit = a.request_limit;
         if (a.interest_changed) {
           e.peer_interested = a.interested;
           if (a.interested)
