@@ -48,11 +48,11 @@ using clock_type = std::chrono::steady_clock;
 // Requests queued per peer (16 bytes each), advertised as BEP 10 `reqq`: libtorrent's limit.
 // Leechers size their pipeline from the rate (Transmission keeps thousands in flight on a fast
 // link) and only `reqq` caps them. Beyond it a BEP 6 peer gets REJECTs; a peer without BEP 6
-// is choked for a moment instead, so that it asks again (a dropped request is waited for
-// forever).
+// (rtorrent, which also ignores `reqq`) is choked once its queue is served and unchoked a
+// moment later, so that it asks again (a silently dropped request is waited for forever).
 constexpr std::size_t max_upload_queue = 2000;
-// How long a peer that overflowed the queue stays choked: long enough for the requests it sent
-// before it saw the CHOKE to arrive (they are dropped), short enough not to idle the link.
+// How long such a peer stays choked: long enough for the requests it sent before it saw the
+// CHOKE to arrive (they are dropped), short enough not to idle the link.
 constexpr auto queue_choke_pause = std::chrono::milliseconds(250);
 constexpr std::size_t max_reads_in_flight = 8;   // storage reads per peer at once
 constexpr std::size_t max_send_backlog = 1u << 20; // bytes queued on the socket before we wait
@@ -99,7 +99,8 @@ struct peer_state {
     bool cancelled = false; // cancelled while its read was in flight
   };
   bool am_choking = true;     // what the torrent's choker wants
-  bool queue_choked = false;  // choked for a moment because it overflowed the queue (no BEP 6)
+  bool owe_choke = false;     // requests beyond the full queue were dropped (no BEP 6)
+  bool queue_choked = false;  // choked for a moment so that it asks for those again
   std::uint64_t queue_chokes = 0;
   bool peer_interested = false;
   bool sent_pieces = false;            // our bitfield went out
@@ -205,23 +206,26 @@ void drop_queue(peer_state& st) {
     u.cancelled = true;
 }
 
-/// A peer without BEP 6 asked for more than the queue holds. Ignoring the request would leave
-/// it waiting for the block forever (rtorrent does); a CHOKE makes it forget every pending
-/// request (BEP 3) and the UNCHOKE after the pause makes it ask again.
-void start_queue_choke(caf::stateful_actor<peer_state>* self, peer_state& st) {
+/// A peer without BEP 6 asked for more than the queue holds, and those requests were dropped.
+/// Once everything queued is sent, a CHOKE makes it forget its pending requests (BEP 3) and the
+/// UNCHOKE after the pause makes it ask for them again. Choking earlier would discard the
+/// queue too, and a peer that always asks for more than fits would then never get a block.
+void settle_overflow(caf::stateful_actor<peer_state>* self, peer_state& st) {
+  if (!st.owe_choke || !st.uploads.empty() || choking(st) || st.closed)
+    return;
+  st.owe_choke = false;
   st.queue_choked = true;
   ++st.queue_chokes;
   wire::append_simple(st.out, wire::msg_id::choke);
-  drop_queue(st);
-  st.log->debug("{}: upload queue of {} full: choked for {} ms so that it asks again ({} times)",
+  st.log->debug("{}: asked for more than the upload queue of {} holds: choked for {} ms so that "
+                "it asks again ({} times)",
                 st.cfg.remote.to_string(), max_upload_queue, queue_choke_pause.count(),
                 st.queue_chokes);
   self->delayed_send(self, queue_choke_pause, end_queue_choke{});
 }
 
 /// Queues an upload request. Returns false (with `why`) only for a protocol violation.
-bool on_request(caf::stateful_actor<peer_state>* self, peer_state& st, const wire::message& m,
-                std::string& why) {
+bool on_request(peer_state& st, const wire::message& m, std::string& why) {
   if (m.index >= st.piece_count()) {
     why = "request: piece " + std::to_string(m.index) + " out of range";
     return false;
@@ -259,7 +263,7 @@ bool on_request(caf::stateful_actor<peer_state>* self, peer_state& st, const wir
       ++st.rejected_full;
       reject(st, p, m.begin, m.length);
     } else {
-      start_queue_choke(self, st);
+      st.owe_choke = true; // dropped for now; see settle_overflow
     }
     return true;
   }
@@ -302,6 +306,7 @@ void on_block_read(caf::stateful_actor<peer_state>* self, block_read& r) {
     break;
   }
   pump(self, st);
+  settle_overflow(self, st);
   flush(st);
 }
 
@@ -410,7 +415,7 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         av.haves.clear();
         break;
       case wire::msg_id::request:
-        if (!on_request(self, st, m, why))
+        if (!on_request(st, m, why))
           return violation(why);
         break;
       case wire::msg_id::piece: {
@@ -465,6 +470,7 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
       act.request_limit > 0)
     self->send(st.cfg.torrent, std::move(act));
   pump(self, st);
+  settle_overflow(self, st);
   flush(st);
 }
 
@@ -626,6 +632,8 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
         st.am_choking = msg.choke;
         if (!msg.choke)
           st.refused_requests = 0;
+        else
+          st.owe_choke = false; // this CHOKE discards the dropped requests too
         if (st.queue_choked)
           return; // the peer sees a CHOKE already; the pause's end unchokes it if still wanted
         wire::append_simple(st.out, msg.choke ? wire::msg_id::choke : wire::msg_id::unchoke);
