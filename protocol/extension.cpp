@@ -35,7 +35,8 @@ error wrong_type(std::string_view key, const bencode::value& v, const char* expe
 }
 
 error out_of_range(std::string_view key, const bencode::value& v, const std::string& range) {
-  return bad(std::string(key) + " " + std::to_string(v.as_int()) + " out of range " + range + at(v));
+  return bad(std::string(key) + " " + std::to_string(v.as_int()) + " out of range " + range +
+             at(v));
 }
 
 } // namespace

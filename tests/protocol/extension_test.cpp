@@ -94,14 +94,16 @@ TEST(extension, names_the_bad_key_and_where) {
             "extended handshake: reqq is a string, expected an integer (at byte 7)");
   EXPECT_EQ(error_of("d4:reqqi0ee"), "extended handshake: reqq 0 out of range 1.. (at byte 7)");
   EXPECT_EQ(error_of("d4:reqqi-5ee"), "extended handshake: reqq -5 out of range 1.. (at byte 7)");
-  EXPECT_EQ(error_of("d1:pi65536ee"), "extended handshake: p 65536 out of range 0..65535 (at byte 4)");
+  EXPECT_EQ(error_of("d1:pi65536ee"),
+            "extended handshake: p 65536 out of range 0..65535 (at byte 4)");
   EXPECT_EQ(error_of("d1:mi1ee"), "extended handshake: m is an integer, expected a dictionary "
                                   "(at byte 4)");
   EXPECT_EQ(error_of("d1:md6:ut_pexi256eee"),
             "extended handshake: m.ut_pex 256 out of range 0..255 (at byte 13)");
   EXPECT_EQ(error_of("d1:md6:ut_pex1:xee"),
             "extended handshake: m.ut_pex is a string, expected an integer (at byte 13)");
-  EXPECT_EQ(error_of("d1:vi1ee"), "extended handshake: v is an integer, expected a string (at byte 4)");
+  EXPECT_EQ(error_of("d1:vi1ee"),
+            "extended handshake: v is an integer, expected a string (at byte 4)");
   EXPECT_EQ(error_of("d6:yourip3:abce"),
             "extended handshake: yourip is 3 bytes, expected 4 (IPv4) or 16 (IPv6) (at byte 9)");
   EXPECT_EQ(error_of("d13:metadata_sizei-1ee"),
