@@ -67,6 +67,7 @@ struct peer_activity {
   std::uint64_t payload_up = 0; // block bytes we sent since the last report
   bool interest_changed = false;
   bool interested = false;      // the peer is interested in us
+  std::uint32_t request_limit = 0; // BEP 10 `reqq`: requests it queues (0: no news)
 };
 
 /// The peer's connection ended; `reason` says why in one line.

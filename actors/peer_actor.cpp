@@ -1,5 +1,8 @@
 #include "actors/peer_actor.hpp"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <unordered_map>
@@ -9,6 +12,7 @@
 
 #include "actors/peer_connection.hpp"
 #include "protocol/bencode.hpp"
+#include "protocol/extension.hpp"
 #include "protocol/metainfo.hpp"
 
 namespace actorrent {
@@ -24,6 +28,7 @@ struct conn_closed {
   bool protocol_error = false;
 };
 struct pump_uploads {};
+struct end_queue_choke {};
 
 } // namespace
 } // namespace actorrent
@@ -32,6 +37,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::read_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::conn_handshake)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::conn_closed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::pump_uploads)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::end_queue_choke)
 
 namespace actorrent {
 
@@ -39,11 +45,23 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-constexpr std::size_t max_upload_queue = 500;   // requests queued per peer; more are rejected
+// Requests queued per peer (16 bytes each), advertised as BEP 10 `reqq`: libtorrent's limit.
+// Leechers size their pipeline from the rate (Transmission keeps thousands in flight on a fast
+// link) and only `reqq` caps them. Beyond it a BEP 6 peer gets REJECTs; a peer without BEP 6
+// (rtorrent, which also ignores `reqq`) is choked once its queue is served and unchoked a
+// moment later, so that it asks again (a silently dropped request is waited for forever).
+constexpr std::size_t max_upload_queue = 2000;
+// How long such a peer stays choked: long enough for the requests it sent before it saw the
+// CHOKE to arrive (they are dropped), short enough not to idle the link.
+constexpr auto queue_choke_pause = std::chrono::milliseconds(250);
 constexpr std::size_t max_reads_in_flight = 8;   // storage reads per peer at once
 constexpr std::size_t max_send_backlog = 1u << 20; // bytes queued on the socket before we wait
+constexpr const char* client_version = "actorrent/0.1"; // BEP 10 `v`
 // Abuse limits: past these a peer is disconnected (and not dialled again).
-constexpr std::size_t max_refused_requests = 2 * max_upload_queue; // while choked or queue full
+// Requests in flight when we choke are normal, up to a full `reqq`; twice that while choked
+// is a flood. Requests beyond a full queue are not abuse: they are answered (REJECT, or a
+// CHOKE for a peer without BEP 6).
+constexpr std::size_t max_refused_requests = 2 * max_upload_queue;
 constexpr std::size_t max_requests_for_missing = 100; // blocks of pieces we never announced
 constexpr std::size_t max_unrequested_blocks = 2048;  // late blocks after cancels are normal
 constexpr std::size_t max_full_statements = 64; // BITFIELD / HAVE_ALL / HAVE_NONE per connection
@@ -55,6 +73,8 @@ struct peer_state {
   bool active = false;        // handshake done
   bool closed = false;
   bool fast = false;          // BEP 6 negotiated
+  bool extended = false;      // BEP 10 negotiated (both set the bit)
+  std::uint32_t peer_reqq = 0; // the peer's BEP 10 `reqq` (0: not given)
   bool peer_choking = true;
   bool am_interested = false;
   clock_type::time_point last_receive = clock_type::now();
@@ -78,7 +98,10 @@ struct peer_state {
     bool reading = false;   // a read_block is in flight for it
     bool cancelled = false; // cancelled while its read was in flight
   };
-  bool am_choking = true;
+  bool am_choking = true;     // what the torrent's choker wants
+  bool owe_choke = false;     // requests beyond the full queue were dropped (no BEP 6)
+  bool queue_choked = false;  // choked for a moment so that it asks for those again
+  std::uint64_t queue_chokes = 0;
   bool peer_interested = false;
   bool sent_pieces = false;            // our bitfield went out
   bitfield our_pieces;
@@ -87,7 +110,8 @@ struct peer_state {
   bool pump_scheduled = false;
   std::uint64_t payload_up = 0;
   std::uint64_t up_unreported = 0;
-  std::size_t refused_requests = 0;     // since we last unchoked the peer
+  std::size_t refused_requests = 0;     // while choked, since we last unchoked the peer
+  std::uint64_t rejected_full = 0;      // REJECTs because the queue was full (BEP 6 peers)
   std::size_t requests_for_missing = 0;
   std::uint64_t haves_received = 0;
   std::size_t full_statements = 0; // each makes the torrent re-count the peer's availability
@@ -165,6 +189,41 @@ void reject(peer_state& st, piece_index p, std::uint32_t begin, std::uint32_t le
     wire::append_request(st.out, wire::msg_id::reject, p.value, begin, length);
 }
 
+/// What the peer sees: choked while the choker says so or while it pauses after an overflow.
+bool choking(const peer_state& st) { return st.am_choking || st.queue_choked; }
+
+/// Drops every queued request that is not being read (BEP 6 peers get a REJECT for each;
+/// without BEP 6 the CHOKE that goes with this discards them); reads in flight are not sent
+/// when they land.
+void drop_queue(peer_state& st) {
+  for (auto& u : st.uploads)
+    if (!u.reading)
+      reject(st, u.piece, u.begin, u.length);
+  st.uploads.erase(std::remove_if(st.uploads.begin(), st.uploads.end(),
+                                  [](auto& u) { return !u.reading; }),
+                   st.uploads.end());
+  for (auto& u : st.uploads)
+    u.cancelled = true;
+}
+
+/// A peer without BEP 6 asked for more than the queue holds, and those requests were dropped.
+/// Once everything queued is sent, a CHOKE makes it forget its pending requests (BEP 3) and the
+/// UNCHOKE after the pause makes it ask for them again. Choking earlier would discard the
+/// queue too, and a peer that always asks for more than fits would then never get a block.
+void settle_overflow(caf::stateful_actor<peer_state>* self, peer_state& st) {
+  if (!st.owe_choke || !st.uploads.empty() || choking(st) || st.closed)
+    return;
+  st.owe_choke = false;
+  st.queue_choked = true;
+  ++st.queue_chokes;
+  wire::append_simple(st.out, wire::msg_id::choke);
+  st.log->debug("{}: asked for more than the upload queue of {} holds: choked for {} ms so that "
+                "it asks again ({} times)",
+                st.cfg.remote.to_string(), max_upload_queue, queue_choke_pause.count(),
+                st.queue_chokes);
+  self->delayed_send(self, queue_choke_pause, end_queue_choke{});
+}
+
 /// Queues an upload request. Returns false (with `why`) only for a protocol violation.
 bool on_request(peer_state& st, const wire::message& m, std::string& why) {
   if (m.index >= st.piece_count()) {
@@ -187,15 +246,25 @@ bool on_request(peer_state& st, const wire::message& m, std::string& why) {
     reject(st, p, m.begin, m.length);
     return true;
   }
-  if (st.am_choking || st.uploads.size() >= max_upload_queue) {
+  if (st.queue_choked)
+    return true; // sent before it saw our CHOKE, which discarded it (only peers without BEP 6)
+  if (st.am_choking) {
     // Requests in flight when we choke are normal; thousands of them are a flood.
     if (++st.refused_requests > max_refused_requests) {
-      why = "request flood: " + std::to_string(st.refused_requests) + " requests " +
-            (st.am_choking ? "while choked" : "beyond a full queue of " +
-                                                std::to_string(max_upload_queue));
+      why = "request flood: " + std::to_string(st.refused_requests) + " requests while choked";
       return false;
     }
     reject(st, p, m.begin, m.length);
+    return true;
+  }
+  if (st.uploads.size() >= max_upload_queue) {
+    if (st.fast) {
+      // BEP 6: the REJECT tells it to ask again later; the memory stays bounded.
+      ++st.rejected_full;
+      reject(st, p, m.begin, m.length);
+    } else {
+      st.owe_choke = true; // dropped for now; see settle_overflow
+    }
     return true;
   }
   st.uploads.push_back(peer_state::upload_request{p, m.begin, m.length});
@@ -222,7 +291,7 @@ void on_block_read(caf::stateful_actor<peer_state>* self, block_read& r) {
   for (auto it = st.uploads.begin(); it != st.uploads.end(); ++it) {
     if (!it->reading || it->piece != r.piece || it->begin != r.begin)
       continue;
-    bool send = !it->cancelled && !st.am_choking && !st.closed && r.result.ok();
+    bool send = !it->cancelled && !choking(st) && !st.closed && r.result.ok();
     auto length = it->length;
     st.uploads.erase(it);
     if (send) {
@@ -237,12 +306,13 @@ void on_block_read(caf::stateful_actor<peer_state>* self, block_read& r) {
     break;
   }
   pump(self, st);
+  settle_overflow(self, st);
   flush(st);
 }
 
 /// Starts storage reads for queued requests while the socket keeps up.
 void pump(caf::stateful_actor<peer_state>* self, peer_state& st) {
-  if (st.closed || st.am_choking)
+  if (st.closed || choking(st))
     return;
   for (auto& u : st.uploads) {
     if (st.reads_in_flight >= max_reads_in_flight)
@@ -375,8 +445,23 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         settle_request(st, m.index, m.begin);
         act.rejected.push_back(block_ref{piece_index{m.index}, m.begin / block_size});
         break;
-      case wire::msg_id::extended:
-        break; // BEP 10 payloads are not used yet; the framing was validated by the parser
+      case wire::msg_id::extended: {
+        // We announce no extension messages, so only the handshake is expected; anything else
+        // (or any of it from a peer that did not set the bit) is ignored.
+        if (!st.extended || m.ext_id != ext::handshake_id)
+          break;
+        auto h = ext::parse_handshake(m.payload);
+        if (!h)
+          return violation(h.error().message);
+        st.log->debug("{}: extended handshake: client \"{}\", reqq {}, {} extensions",
+                      st.cfg.remote.to_string(), printable(h->client), h->reqq,
+                      h->extensions.size());
+        if (h->reqq > 0 && h->reqq != st.peer_reqq) {
+          st.peer_reqq = h->reqq;
+          act.request_limit = h->reqq; // our pipeline to it must not exceed what it queues
+        }
+        break;
+      }
     }
   }
   st.payload_down += act.payload_bytes;
@@ -386,9 +471,11 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
   }
   if (av.has_bitfield || !av.haves.empty())
     self->send(st.cfg.torrent, std::move(av));
-  if (act.choke_changed || act.interest_changed || !act.rejected.empty() || act.payload_bytes > 0)
+  if (act.choke_changed || act.interest_changed || !act.rejected.empty() || act.payload_bytes > 0 ||
+      act.request_limit > 0)
     self->send(st.cfg.torrent, std::move(act));
   pump(self, st);
+  settle_overflow(self, st);
   flush(st);
 }
 
@@ -409,7 +496,34 @@ wire::handshake our_handshake(const peer_config& cfg) {
   hs.hash = cfg.meta->hash;
   hs.id = cfg.our_id;
   hs.set_fast(true);
+  hs.set_extended(true);
   return hs;
+}
+
+/// The peer's address as 4 or 16 raw bytes (BEP 10 `yourip`); empty for a host name.
+std::string raw_address(const std::string& host) {
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, host.c_str(), buf) == 1)
+    return std::string(reinterpret_cast<char*>(buf), 4);
+  if (inet_pton(AF_INET6, host.c_str(), buf) == 1) {
+    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::equal(buf, buf + 12, v4_mapped))
+      return std::string(reinterpret_cast<char*>(buf + 12), 4);
+    return std::string(reinterpret_cast<char*>(buf), 16);
+  }
+  return {};
+}
+
+/// BEP 10: sent right after the BitTorrent handshake, before the bitfield (as Transmission and
+/// rtorrent do), so the peer knows our `reqq` before it can request anything.
+void send_extended_handshake(peer_state& st) {
+  ext::handshake h;
+  h.client = client_version;
+  h.reqq = static_cast<std::uint32_t>(max_upload_queue);
+  h.listen_port = st.cfg.listen_port;
+  h.yourip = raw_address(st.cfg.remote.host);
+  wire::append_extended(st.out, ext::handshake_id, ext::encode_handshake(h));
+  flush(st);
 }
 
 bool accept_handshake(caf::stateful_actor<peer_state>* self, peer_state& st, const wire::handshake& hs) {
@@ -424,8 +538,11 @@ bool accept_handshake(caf::stateful_actor<peer_state>* self, peer_state& st, con
   }
   st.active = true;
   st.fast = hs.supports_fast();
+  st.extended = hs.supports_extended();
   st.last_receive = clock_type::now();
   self->send(st.cfg.torrent, peer_connected{st.cfg.slot, hs.id, st.fast});
+  if (st.extended)
+    send_extended_handshake(st);
   return true;
 }
 
@@ -520,18 +637,22 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
         st.am_choking = msg.choke;
         if (!msg.choke)
           st.refused_requests = 0;
+        else
+          st.owe_choke = false; // this CHOKE discards the dropped requests too
+        if (st.queue_choked)
+          return; // the peer sees a CHOKE already; the pause's end unchokes it if still wanted
         wire::append_simple(st.out, msg.choke ? wire::msg_id::choke : wire::msg_id::unchoke);
-        if (msg.choke) {
-          // BEP 6: pending requests are rejected explicitly; without it choking discards them.
-          for (auto& u : st.uploads)
-            if (!u.reading)
-              reject(st, u.piece, u.begin, u.length);
-          st.uploads.erase(std::remove_if(st.uploads.begin(), st.uploads.end(),
-                                          [](auto& u) { return !u.reading; }),
-                           st.uploads.end());
-          for (auto& u : st.uploads)
-            u.cancelled = true;
-        }
+        if (msg.choke)
+          drop_queue(st); // BEP 6: rejected explicitly; without it choking discards them
+        flush(st);
+      },
+      [=](end_queue_choke) {
+        auto& st = self->state;
+        st.queue_choked = false;
+        if (st.closed || st.am_choking)
+          return;
+        wire::append_simple(st.out, wire::msg_id::unchoke);
+        pump(self, st);
         flush(st);
       },
       [=](pump_uploads) {

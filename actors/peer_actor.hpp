@@ -32,6 +32,7 @@ struct peer_config {
   wire::handshake accepted_handshake;
   std::uint32_t inactivity_timeout_s = 150;  // no complete message for this long: closed
   std::uint32_t handshake_timeout_ms = 10000; // connect + handshake must finish by then
+  std::uint16_t listen_port = 0; // ours, told to the peer in the BEP 10 handshake (0: unknown)
 };
 
 caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg);

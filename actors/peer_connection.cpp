@@ -337,7 +337,10 @@ struct peer_connection::impl {
                        }
                        auto hs = wire::parse_handshake(std::string_view(hs_in.data(), hs_in.size()));
                        if (!hs) {
-                         fail(hs.error().message, true);
+                         // An encrypted (MSE) opening is routine: such clients retry in
+                         // plaintext. Not a violation (logged at debug, never banned).
+                         fail(hs.error().message, !wire::looks_encrypted(std::string_view(
+                                                    hs_in.data(), hs_in.size())));
                          return;
                        }
                        handshake_done = true;

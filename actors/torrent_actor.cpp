@@ -149,7 +149,7 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   auto& st = self->state;
   if (st.finishing || e.choked_us || !e.has_bits || !e.active || e.banned)
     return;
-  auto cap = std::size_t{e.requests.pipeline()};
+  auto cap = std::size_t{e.requests.pipeline()}; // within the peer's BEP 10 reqq
   // Refill before the pipeline drains, in batches of at least a quarter of it.
   if (e.requests.size() > cap - cap / 4)
     return;
@@ -273,6 +273,7 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   pc.io = st.cfg.io;
   pc.inactivity_timeout_s = st.cfg.peer_timeout_s;
   pc.handshake_timeout_ms = st.cfg.handshake_timeout_ms;
+  pc.listen_port = st.cfg.listen_port;
   pc.accepted = std::move(accepted);
   if (hs)
     pc.accepted_handshake = *hs;
@@ -833,6 +834,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         e.uploaded += a.payload_up;
         e.up_round += a.payload_up;
         st.payload_up += a.payload_up;
+        if (a.request_limit > 0) // BEP 10 reqq: more would be dropped or rejected by the peer
+          e.requests.set_max_pipeline(std::min(st.cfg.max_outstanding, a.request_limit));
         if (a.interest_changed) {
           e.peer_interested = a.interested;
           if (a.interested)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the committed seed corpora fuzz/corpus/{bencode,metainfo,wire,tracker}/.
+"""Writes the committed seed corpora fuzz/corpus/{bencode,metainfo,wire,tracker,extension}/.
 
     fuzz/make_seeds.py [--actorrent build/actorrent] [--opentracker]
 
@@ -138,6 +138,22 @@ def wire_seeds():
     write("wire", "bitfield_spare_bit_set", hs + msg(5, b"\xff\xff"))
 
 
+def extension_seeds():
+    """BEP 10 extended handshake payloads (what follows message id 20 and extended id 0)."""
+    write("extension", "actorrent", benc({"m": {}, "v": "actorrent/0.1", "reqq": 2000, "p": 6881,
+                                          "yourip": b"\x7f\x00\x00\x01"}))
+    write("extension", "libtorrent", benc({"complete_ago": -1, "m": {"lt_donthave": 7, "share_mode": 8,
+                                           "upload_only": 3, "ut_holepunch": 4, "ut_metadata": 2, "ut_pex": 1},
+                                           "metadata_size": 4242, "reqq": 500, "upload_only": 1,
+                                           "v": "libtorrent/2.0.8.0", "yourip": bytes(16)}))
+    write("extension", "unsorted_keys", b"d4:reqqi250e1:md6:ut_pexi1eee")
+    # near-valid
+    write("extension", "reqq_string", benc({"m": {}, "reqq": "lots"}))
+    write("extension", "id_over_255", benc({"m": {"ut_pex": 256}}))
+    write("extension", "yourip_5_bytes", benc({"yourip": b"12345"}))
+    write("extension", "not_a_dict", b"li1ee")
+
+
 def tracker_seeds():
     compact = b"".join(socket.inet_aton("127.0.0.%d" % i) + struct.pack(">H", 6880 + i) for i in range(1, 5))
     compact += socket.inet_aton("10.0.0.1") + b"\x00\x00"  # port 0: dropped
@@ -231,6 +247,7 @@ def main():
     metainfo_seeds()
     wire_seeds()
     tracker_seeds()
+    extension_seeds()
     if a.actorrent:
         actorrent_seeds(a.actorrent)
     if a.opentracker:

@@ -101,9 +101,9 @@ result<handshake> parse_handshake(std::string_view bytes) {
   if (bytes.size() != handshake_size)
     return error{errc::wire_protocol, "handshake: " + std::to_string(bytes.size()) +
                                           " bytes, expected " + std::to_string(handshake_size)};
-  if (static_cast<unsigned char>(bytes[0]) != protocol_name.size() ||
-      bytes.substr(1, protocol_name.size()) != protocol_name)
-    return error{errc::wire_protocol, "handshake: protocol is not \"BitTorrent protocol\""};
+  if (looks_encrypted(bytes))
+    return error{errc::wire_protocol, "handshake: encrypted handshake not supported (the first "
+                                      "bytes are not \"\\x13BitTorrent protocol\")"};
   handshake h;
   const char *p = bytes.data() + 1 + protocol_name.size();
   std::memcpy(h.reserved.data(), p, h.reserved.size());
@@ -112,6 +112,15 @@ result<handshake> parse_handshake(std::string_view bytes) {
   p += h.hash.size();
   std::memcpy(h.id.data(), p, h.id.size());
   return h;
+}
+
+bool looks_encrypted(std::string_view first_bytes) noexcept {
+  if (first_bytes.empty())
+    return false;
+  if (static_cast<unsigned char>(first_bytes[0]) != protocol_name.size())
+    return true;
+  auto rest = first_bytes.substr(1, protocol_name.size());
+  return rest != protocol_name.substr(0, rest.size());
 }
 
 bool stream_parser::decode_body(std::string_view body, message &out, bool &known,

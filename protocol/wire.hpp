@@ -53,8 +53,14 @@ struct handshake {
 
 /// The 68 handshake bytes.
 std::array<char, handshake_size> encode_handshake(const handshake& h);
-/// Parses exactly handshake_size bytes; errc::wire_protocol if the protocol string is wrong.
+/// Parses exactly handshake_size bytes; errc::wire_protocol if the protocol string is wrong
+/// (then the message says "encrypted handshake not supported": see looks_encrypted).
 result<handshake> parse_handshake(std::string_view bytes);
+/// True when the first bytes a peer sent do not start like a plain handshake
+/// ("\x13BitTorrent protocol"). Such a peer almost always opened with an encrypted (MSE)
+/// handshake, whose first bytes look random; clients that try it retry in plaintext, so this is
+/// routine, not misbehaviour.
+bool looks_encrypted(std::string_view first_bytes) noexcept;
 
 /// One decoded message. Which fields are meaningful depends on `id`:
 ///  have, suggest, allowed_fast: index;  request, cancel, reject: index, begin, length;

@@ -1143,7 +1143,158 @@ class TransmissionDownloader(Downloader):
             return time.monotonic()
 
 
-DOWNLOADERS = {"libtorrent": LibtorrentDownloader, "aria2": Aria2Downloader, "transmission": TransmissionDownloader}
+def rtorrent_rpc(sock_path, method, *args, timeout=10):
+    """One XML-RPC call to rtorrent over its SCGI unix socket; returns the result."""
+    import xmlrpc.client
+    body = xmlrpc.client.dumps(tuple(args), method).encode()
+    hdr = b"CONTENT_LENGTH\0%d\0SCGI\x001\0REQUEST_METHOD\0POST\0" % len(body)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        s.sendall(b"%d:%s,%s" % (len(hdr), hdr, body))
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    finally:
+        s.close()
+    return xmlrpc.client.loads(data.split(b"\r\n\r\n", 1)[1])[0][0]
+
+
+class RtorrentDownloader(Downloader):
+    """rtorrent 0.9.8 (libtorrent 0.13.8 inside) as a daemon, driven by XML-RPC over an SCGI unix
+    socket.  It has no fast extension (BEP 6) and ignores BEP 10 reqq: a request a seeder drops
+    is waited for forever.  It keys peers by IP only, so with every peer on 127.0.0.1 a tracker
+    reply (which lists the requester itself) can make it drop the seeder: the torrent is loaded
+    stopped, its trackers are switched off, then d.start and add_peer for each of `peers`
+    (it dials them; re-added while it has no peer).  It never exits by itself: completed()
+    asks it over RPC and, the first time it says complete, shuts it down (so it "exits once
+    complete" like the other leechers).  Encryption: it tries MSE first and retries in
+    plaintext, like the lab's setup."""
+    kind = "rtorrent"
+    needs = ("rtorrent",)
+
+    def sock(self):
+        return os.path.join(self.home, "rpc.sock")
+
+    def command(self):
+        session_dir = self.session.mkdir(self.name, "session")
+        rc = "\n".join([
+            "session.path.set = " + session_dir,
+            "session.use_lock.set = no",
+            "directory.default.set = " + self.outdir,
+            "network.port_range.set = %d-%d" % (self.port, self.port),
+            "network.port_random.set = no",
+            "network.bind_address.set = " + LOOPBACK,
+            "dht.mode.set = disable",
+            "protocol.pex.set = no",
+            "trackers.use_udp.set = no",
+            "protocol.encryption.set = allow_incoming,try_outgoing,enable_retry",
+            "throttle.global_down.max_rate.set_kb = 0",
+            "throttle.global_up.max_rate.set_kb = 0",
+            "pieces.hash.on_completion.set = no",     # every chunk was checked on arrival
+            "system.daemon.set = true",
+            "network.scgi.open_local = " + self.sock(),
+            'log.open_file = "main", ' + os.path.join(self.home, "rtorrent.log"),
+            'log.add_output = "info", "main"',
+            # loaded stopped: the trackers are switched off before d.start (see start())
+            'load.verbose = "%s", "d.directory.set=%s"' % (self.torrent.path, self.outdir),
+            ""])
+        with open(os.path.join(self.home, "rtorrent.rc"), "w") as f:
+            f.write(rc)
+        self._complete = False
+        self._last_kick = 0.0
+        return ["rtorrent", "-n", "-o", "import=" + os.path.join(self.home, "rtorrent.rc")]
+
+    def rpc(self, method, *args):
+        return rtorrent_rpc(self.sock(), method, *args)
+
+    def _d(self, method):
+        return self.rpc(method, self.torrent.info_hash_hex.upper())
+
+    def start(self, listen_timeout=20):
+        """Start it, wait until the torrent is loaded (RPC), switch its trackers off, d.start,
+        wait for its LISTEN socket on 127.0.0.1:port only (it opens it once a torrent is
+        active), then add_peer."""
+        require(self.needs)
+        os.makedirs(self.outdir, exist_ok=True)
+        self.wall_start = time.time()
+        self.proc = self.session.spawn(self.name, self.command(), cwd=self.home, env=self.env())
+        self.t_start = self.proc.t_start
+
+        def loaded():
+            try:
+                self._d("d.complete")
+                return True
+            except Exception:
+                return not self.proc.running()
+        if not wait_for(loaded, listen_timeout, 0.1) or not self.proc.running():
+            raise HarnessError("rtorrent leecher: %s\n--- log tail ---\n%s" % (
+                "exited with %s" % self.proc.returncode if not self.proc.running()
+                else "the torrent is not loaded (RPC) after %ds" % listen_timeout, self.log_tail()))
+        self.rpc("t.multicall", self.torrent.info_hash_hex.upper(), "", "t.is_enabled.set=0")
+        self._d("d.start")
+        # its socket is an IPv6 one bound to the v4-mapped 127.0.0.1
+        mine = (LOOPBACK, "::ffff:" + LOOPBACK)
+        if not wait_for(lambda: not self.proc.running() or any(a in mine for a in listen_addresses(self.port)),
+                        listen_timeout, 0.05) or not self.proc.running():
+            raise HarnessError("rtorrent leecher: %s\n--- log tail ---\n%s" % (
+                "exited with %s" % self.proc.returncode if not self.proc.running()
+                else "not listening on %s after %ds" % (self.endpoint, listen_timeout), self.log_tail()))
+        others = [a for a in listen_addresses(self.port) if a not in mine]
+        if others:
+            raise HarnessError("rtorrent leecher listens on %s, not only on loopback" % others)
+        log("rtorrent leecher listening on %s" % self.endpoint)
+        self._kick(force=True)
+        return self
+
+    def _kick(self, force=False):
+        """add_peer for every peer, at start and again while it has none (the first add can lose
+        a race with the hash check at load)."""
+        if not self.peers or (not force and time.monotonic() - self._last_kick < 3):
+            return
+        self._last_kick = time.monotonic()
+        if force or self._d("d.peers_connected") == 0:
+            for p in self.peers:
+                self.rpc("add_peer", self.torrent.info_hash_hex.upper(), p)
+
+    def completed(self):
+        if self._complete:
+            return True
+        if not self.proc or not self.proc.running():
+            return False
+        try:
+            self._kick()
+            self._complete = self._d("d.complete") == 1
+        except Exception:
+            return False
+        if self._complete:
+            try:
+                self.rpc("system.shutdown.normal")
+            except Exception:
+                self.proc.stop()
+        return self._complete
+
+    def progress(self):
+        """(bytes done, peers connected) as rtorrent reports them, for diagnostics."""
+        try:
+            return self._d("d.completed_bytes"), self._d("d.peers_connected")
+        except Exception as e:
+            return "unavailable (%s)" % e
+
+    def log_tail(self, lines=30):
+        try:
+            text = open(os.path.join(self.home, "rtorrent.log"), errors="replace").read()
+        except OSError:
+            text = ""
+        return tail(text + (self.proc.output() if self.proc else ""), lines)
+
+
+DOWNLOADERS = {"libtorrent": LibtorrentDownloader, "aria2": Aria2Downloader, "transmission": TransmissionDownloader,
+               "rtorrent": RtorrentDownloader}
 
 
 # ------------------------------------------------------------------------------------ libtorrent peers

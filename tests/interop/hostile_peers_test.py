@@ -214,8 +214,9 @@ def attack_request_missing(w, t):
 
 
 def attack_request_burst(w, t):
+    # never INTERESTED, so never unchoked: every request is refused. (Requests beyond a full
+    # queue of an unchoked peer are answered with REJECTs and are not abuse.)
     plain_handshake(w, t)
-    w.send(frame(INTERESTED))
     if not w.wait_until(lambda: w.theirs, 15):
         raise CaseFailed("actorrent announced no piece within 15 s")
     p = min(w.theirs)

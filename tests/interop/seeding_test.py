@@ -26,6 +26,34 @@ Cases:
         transmission-cli never creates 0-byte files (a known client quirk): for it those are
         reported, every other file is checked.
   seed.libtorrent.single the same with a single-file payload (4 MiB + 1234 B), direct mode.
+  seed.<client>.volume   the same at volume, direct mode, one file, 256 KiB pieces:
+        rtorrent      1 GiB; it dials actorrent (add_peer).  It has no fast extension and
+                      ignores reqq: a request the seeder drops silently is waited for forever
+                      (it stalled near 95 %); it must finish byte-exact.
+        transmission  256 MiB; actorrent dials it.  It sizes its pipeline from the rate
+                      (thousands of requests) capped only by the seeder's BEP 10 reqq; it was
+                      banned for a "request flood"; it must finish byte-exact.
+  scripted.extended_handshake
+                         a scripted peer dials `actorrent seed`: its handshake sets the BEP 10
+                         bit and its extended handshake carries m (a dictionary), v
+                         (actorrent/...), reqq 2000, p (its listen port) and yourip (127.0.0.1);
+                         without the bit no extended message is sent; a malformed extended
+                         handshake (reqq a string) disconnects with a warning naming it.
+  scripted.queue_overflow_fast
+                         a scripted BEP 6 peer pipelines 4,000 requests at once: at least 2,000
+                         are served, the rest get REJECT (not a "request flood"); asked again,
+                         those are served too: every block byte-exact, still connected.
+  scripted.queue_overflow_plain
+                         the same without BEP 6: the requests beyond the queue are dropped, but
+                         once the queue is served actorrent sends CHOKE (no PIECE after it) and
+                         UNCHOKE shortly after; asked again, every block arrives byte-exact.
+  scripted.peer_reqq_honoured
+                         `actorrent download` from a scripted seeder whose extended handshake
+                         says reqq 37 and that serves slowly: never more than 37 requests
+                         outstanding (the default pipeline is 256).
+  In every seed.* case actorrent must log no warning from its peers or its listener (a real
+  client is not misbehaving; encrypted handshake attempts, which libtorrent, aria2 and rtorrent
+  make before retrying in plaintext, are routine).
   swarm.trade            libtorrent seeder limited to 1 MiB/s + two actorrent leechers through
                          opentracker, 12 MiB.  Both byte-exact; each leecher's "complete:" line
                          reports uploaded bytes > 0, and the seeder uploaded less than 2x the
@@ -58,6 +86,8 @@ import os
 import random
 import re
 import signal
+import socket
+import struct
 import sys
 import time
 
@@ -68,6 +98,10 @@ CLIENTS = ["libtorrent", "aria2", "transmission"]
 MODES = ["tracker", "direct"]
 CASE_BUDGET = 112             # whole case incl. cleanup; ctest's TIMEOUT is 120
 LEECH_TIMEOUT = 70            # a real client's download (transmission alone idles ~10 s)
+VOLUME = {"rtorrent": 1024 * 1024 * 1024, "transmission": 256 * 1024 * 1024}  # seed.<client>.volume
+VOLUME_BUDGET = 290           # ctest's TIMEOUT for the volume cases is 300
+VOLUME_LEECH_TIMEOUT = 220    # transmission is capped near 32 MB/s here; 2 cores are shared
+VOLUME_STALL_LIMIT = 30       # the leecher verifies pieces while it writes; be patient
 STOP_GRACE = 5                # actorrent seed must exit this soon after SIGINT
 STALL_LIMIT = 15              # seconds without new leecher data (after the first) = stalled
 SETTLE = 1.5                  # pause between the leecher's exit and SIGINT to the seeder
@@ -84,7 +118,14 @@ LT_UPLOADED_RE = re.compile(r"peers (\d+)  uploaded (\d+) bytes")
 
 def all_cases():
     return (["seed.%s.%s" % (c, m) for c in CLIENTS for m in MODES] + ["seed.libtorrent.single", "swarm.trade"]
-            + ["resume.kill9", "resume.sigint", "resume.corrupt", "resume.changed_file"])
+            + ["resume.kill9", "resume.sigint", "resume.corrupt", "resume.changed_file"]
+            + ["seed.%s.volume" % c for c in VOLUME]
+            + ["scripted.extended_handshake", "scripted.queue_overflow_fast", "scripted.queue_overflow_plain",
+               "scripted.peer_reqq_honoured"])
+
+
+def case_budget(name):
+    return VOLUME_BUDGET if name.endswith(".volume") else CASE_BUDGET
 
 
 class CaseFailed(Exception):
@@ -96,7 +137,7 @@ class Budget(Exception):
 
 
 def _on_alarm(*_):
-    raise Budget("case exceeded its %ds budget" % CASE_BUDGET)
+    raise Budget("case exceeded its budget (%ds, or %ds for a volume case)" % (CASE_BUDGET, VOLUME_BUDGET))
 
 
 def _on_term(signum, _):
@@ -217,6 +258,121 @@ def resume_spec(total_mib):
     return base
 
 
+# ------------------------------------------------------------------------------------ scripted peer
+CHOKE, UNCHOKE, INTERESTED, NOT_INTERESTED, HAVE, BITFIELD, REQUEST, PIECE, CANCEL = range(9)
+HAVE_ALL, HAVE_NONE, REJECT, EXTENDED = 14, 15, 16, 20
+BLOCK = 16 * H.KiB
+
+
+def frame(mid, body=b""):
+    return struct.pack(">IB", 1 + len(body), mid) + body
+
+
+class WirePeer:
+    """A blocking BitTorrent connection for scripted cases: handshake, framed messages."""
+
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    @classmethod
+    def dial(cls, port, timeout=10):
+        return cls(socket.create_connection((H.LOOPBACK, port), timeout=timeout))
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, n, deadline):
+        while len(self.buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out")
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed by actorrent")
+            self.buf += chunk
+
+    def handshake(self, info_hash, fast, extended):
+        """Sends ours, returns the 8 reserved bytes of actorrent's."""
+        reserved = bytearray(8)
+        if fast:
+            reserved[7] |= 0x04
+        if extended:
+            reserved[5] |= 0x10
+        self.send(b"\x13BitTorrent protocol" + bytes(reserved) + info_hash + b"-WP0001-" + os.urandom(6).hex().encode())
+        self._fill(68, time.monotonic() + 10)
+        hs, self.buf = self.buf[:68], self.buf[68:]
+        check(hs[:20] == b"\x13BitTorrent protocol" and hs[28:48] == info_hash, "bad handshake from actorrent: %r" % hs)
+        return hs[20:28]
+
+    def read(self, timeout=10):
+        """Next message as (id, body); (None, b"") for a keep-alive."""
+        deadline = time.monotonic() + timeout
+        self._fill(4, deadline)
+        n = struct.unpack(">I", self.buf[:4])[0]
+        self._fill(4 + n, deadline)
+        msg, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+        return (msg[0], msg[1:]) if n else (None, b"")
+
+    def read_until(self, pred, timeout, what):
+        """Reads messages until pred(id, body) is true; returns (the messages before it, it)."""
+        seen, deadline = [], time.monotonic() + timeout
+        while True:
+            try:
+                mid, body = self.read(max(0.01, deadline - time.monotonic()))
+            except socket.timeout:
+                raise CaseFailed("no %s from actorrent within %ds (got ids %s)"
+                                 % (what, timeout, sorted({m for m, _ in seen if m is not None})))
+            if pred(mid, body):
+                return seen, (mid, body)
+            seen.append((mid, body))
+
+
+def block_list(torrent, n):
+    """The first n blocks of the torrent as (piece, begin, length)."""
+    out = []
+    for p in range(torrent.num_pieces):
+        for b in range(0, torrent.piece_size(p), BLOCK):
+            out.append((p, b, min(BLOCK, torrent.piece_size(p) - b)))
+            if len(out) == n:
+                return out
+    return out
+
+
+def request_frames(blocks):
+    return b"".join(frame(REQUEST, struct.pack(">III", *b)) for b in blocks)
+
+
+def scripted_case(fn):
+    """Shared set-up of the scripted.* seeding cases: a single-file payload, `actorrent seed`
+    (no tracker) and fn(case, sess, torrent, payload_path, seed)."""
+    def run(self, *a, **kw):
+        with self.session() as sess:
+            seed_root = sess.mkdir("seed", mode=0o755)
+            size = kw.pop("size", 64 * H.MiB)
+            payload = H.make_payload(seed_root, "scripted.bin", size=size, seed=self.name)
+            canary = H.CanaryTracker()
+            sess.at_close(canary.close)
+            torrent = H.make_torrent(payload, 256 * H.KiB, sess.path("case.torrent"), announce=canary.announce_url)
+            H.log("case %s: %d bytes, %d pieces, dir %s" % (self.name, size, torrent.num_pieces, sess.dir))
+            seed = self.start_seed(sess, torrent, seed_root, no_tracker=True)
+            fn(self, sess, torrent, payload.path_in(seed_root, ""), seed, *a, **kw)
+    return run
+
+
+def read_block(path, torrent, block):
+    p, b, n = block
+    with open(path, "rb") as f:
+        f.seek(p * torrent.piece_length + b)
+        return f.read(n)
+
+
 # ------------------------------------------------------------------------------------ the case
 class Case:
     def __init__(self, name, args):
@@ -255,6 +411,11 @@ class Case:
     def run(self):
         if self.name.startswith("seed."):
             return self.run_seed()
+        if self.name.startswith("scripted."):
+            return {"scripted.extended_handshake": self.run_extended_handshake,
+                    "scripted.queue_overflow_fast": lambda: self.run_queue_overflow(fast=True),
+                    "scripted.queue_overflow_plain": lambda: self.run_queue_overflow(fast=False),
+                    "scripted.peer_reqq_honoured": self.run_peer_reqq}[self.name]()
         return {"swarm.trade": self.run_swarm_trade, "resume.kill9": self.run_kill9, "resume.sigint": self.run_sigint,
                 "resume.corrupt": self.run_corrupt, "resume.changed_file": self.run_changed_file}[self.name]()
 
@@ -309,18 +470,27 @@ class Case:
     # ------------------------------------------------------------------ seed.<client>.<mode>
     def run_seed(self):
         _, client, mode = self.name.split(".")
-        single = mode == "single"
-        if single:
+        single, volume = mode == "single", mode == "volume"
+        if single or volume:
             mode = "direct"
         cls = H.DOWNLOADERS[client]
         H.require(set(cls.needs) | ({"opentracker"} if mode == "tracker" else set()))
-        k = CLIENTS.index(client) + MODES.index(mode) + (1 if single else 0)
-        P = 64 * H.KiB if k % 2 == 0 else 256 * H.KiB
+        if volume:
+            P = 256 * H.KiB
+        else:
+            k = CLIENTS.index(client) + MODES.index(mode) + (1 if single else 0)
+            P = 64 * H.KiB if k % 2 == 0 else 256 * H.KiB
+        leech_timeout = VOLUME_LEECH_TIMEOUT if volume else LEECH_TIMEOUT
+        stall_limit = VOLUME_STALL_LIMIT if volume else STALL_LIMIT
         with self.session() as sess:
             H.log("case %s: actorrent seeds, %s downloads, %s mode, piece length %d KiB, dir %s"
                   % (self.name, client, mode, P // H.KiB, sess.dir))
             seed_root = sess.mkdir("seed", mode=0o755)
-            if single:
+            if volume:
+                t0 = time.monotonic()
+                payload = H.make_payload(seed_root, "volume.bin", size=VOLUME[client], seed=self.name)
+                H.log("payload: %d MiB written in %.1fs" % (VOLUME[client] // H.MiB, time.monotonic() - t0))
+            elif single:
                 payload = H.make_payload(seed_root, "seeded_single.bin", size=H.single_file_spec(P), seed=self.name)
             else:
                 payload = H.make_payload(seed_root, "seeded_multi", files=seed_spec(P), seed=self.name)
@@ -340,10 +510,12 @@ class Case:
             if tracker:
                 tracker.start([torrent.info_hash])
             out = sess.mkdir("download")
-            leech = cls(sess, torrent, out, tracker=tracker, timeout=LEECH_TIMEOUT)
+            leech = cls(sess, torrent, out, tracker=tracker, timeout=leech_timeout)
             self.diag.append(("%s leecher log (tail)" % client, lambda: leech.log_tail(30)))
+            if client == "rtorrent":
+                self.diag.append(("rtorrent progress (bytes, peers)", lambda: str(leech.progress())))
 
-            if client == "libtorrent":
+            if client in ("libtorrent", "rtorrent"):
                 # libtorrent dials: actorrent first (registered at the tracker, or dialled directly)
                 seed = self.start_seed(sess, torrent, seed_root, no_tracker=tracker is None)
                 if tracker:
@@ -351,7 +523,7 @@ class Case:
                     H.log("tracker lists actorrent: scrape (complete, incomplete) = %s" % (tracker.scrape(torrent.info_hash),))
                 else:
                     leech.peers = ["%s:%d" % (H.LOOPBACK, seed.port)]
-                leech.start()
+                leech.start(listen_timeout=30 if volume else 20)
             elif tracker and client == "aria2":
                 # aria2 re-announces every 2 s and dials what the tracker returns
                 seed = self.start_seed(sess, torrent, seed_root)
@@ -371,7 +543,7 @@ class Case:
                 H.log("note: transmission waits ~10 s before it shows interest")
 
             rc, t_first, have, t_change = None, None, 0, time.monotonic()
-            deadline = time.monotonic() + LEECH_TIMEOUT + 5
+            deadline = time.monotonic() + leech_timeout + 5
             stalled = False
             while rc is None and time.monotonic() < deadline:
                 rc = leech.wait(0.01)
@@ -381,18 +553,20 @@ class Case:
                     if t_first is None:
                         t_first = t_change
                 if rc is None and t_first is not None and not leech.completed() \
-                        and time.monotonic() - t_change > STALL_LIMIT:
+                        and time.monotonic() - t_change > stall_limit:
                     stalled = True      # a few MiB take ~3 s once data flows
                     break
             drops = [ln for ln in log_lines(seed.stderr_text()).splitlines()
                      if "disconnected:" in ln and "connected to ourselves" not in ln]
             hint = "; actorrent dropped the leecher %d time(s), e.g. '%s'" % (len(drops), drops[0]) if drops else ""
             if rc is None:
-                why = ("stalled: no new data on disk for %ds after %d bytes arrived" % (STALL_LIMIT, have)
-                       if stalled else "did not finish within %ds" % (LEECH_TIMEOUT + 5))
+                why = ("stalled: no new data on disk for %ds after %d bytes (%.1f %%) arrived"
+                       % (stall_limit, have, 100.0 * have / payload.total_size)
+                       if stalled else "did not finish within %ds" % (leech_timeout + 5))
                 raise CaseFailed("%s leecher %s; %s%s" % (client, why, self.data_state(payload, out, client), hint))
             H.log("%s leecher exited %d" % (client, rc))
             ok_rc = {"transmission": (0, -signal.SIGTERM, 128 + signal.SIGTERM)}.get(client, (0,))
+            self.check_no_peer_warnings(seed, client)
             check(rc in ok_rc and leech.completed(),
                   "%s leecher exited with status %s, completion %sseen; %s%s"
                   % (client, rc, "" if leech.completed() else "NOT ", self.data_state(payload, out, client), hint))
@@ -415,6 +589,15 @@ class Case:
                       % (mine[0][2] if mine else ""))
                 others = sorted({"%s(%s)" % (c, p) for p, c, _ in canary.requests})
                 H.log("--no-tracker honoured (tracker requests seen only from: %s)" % (", ".join(others) or "nobody"))
+
+    @staticmethod
+    def check_no_peer_warnings(seed, client):
+        """A real client is not misbehaving: actorrent's peers and listener must not warn about it
+        (its encrypted handshake attempts included)."""
+        warns = [ln for ln in log_lines(seed.stderr_text()).splitlines()
+                 if re.search(r" warning \[(peer|session)\] ", ln)]
+        check(not warns, "actorrent logged %d warning(s) about the %s leecher, e.g. '%s'"
+              % (len(warns), client, warns[0] if warns else ""))
 
     @staticmethod
     def data_state(payload, out, client=None):
@@ -775,6 +958,168 @@ class Case:
         check(h == M, "restart %d with a damaged resume file: %d pieces hashed, expected a full check of %d" % (k, h, M))
         check(n == len(valid), "restart %d: the full check found %d valid pieces, %d are valid on disk" % (k, n, len(valid)))
 
+    # ------------------------------------------------------------------ scripted.*
+    @scripted_case
+    def run_extended_handshake(self, sess, torrent, path, seed):
+        w = WirePeer.dial(seed.port)
+        reserved = w.handshake(torrent.info_hash, fast=True, extended=True)
+        check(reserved[5] & 0x10, "actorrent's handshake does not set the BEP 10 bit: reserved %s" % reserved.hex())
+        before, (_, body) = w.read_until(lambda m, b: m == EXTENDED, 10, "extended message")
+        check(all(m in (HAVE_ALL, BITFIELD, None) for m, _ in before), "before its extended handshake actorrent "
+              "sent ids %s" % [m for m, _ in before])
+        check(body[0] == 0, "first extended message has extended id %d, expected 0 (the handshake)" % body[0])
+        d = H.bdecode(body[1:])
+        H.log("actorrent's extended handshake: %r" % d)
+        check(isinstance(d.get(b"m"), dict), "no 'm' dictionary in %r" % d)
+        check(d.get(b"reqq") == 2000, "reqq is %r, expected 2000" % d.get(b"reqq"))
+        check(isinstance(d.get(b"v"), bytes) and d[b"v"].startswith(b"actorrent/"), "v is %r" % d.get(b"v"))
+        check(d.get(b"p") == seed.port, "p is %r, actorrent listens on %d" % (d.get(b"p"), seed.port))
+        check(d.get(b"yourip") == socket.inet_aton(H.LOOPBACK), "yourip is %r, expected 127.0.0.1" % d.get(b"yourip"))
+        w.close()
+        # no extension bit: no extended message
+        w = WirePeer.dial(seed.port)
+        w.handshake(torrent.info_hash, fast=True, extended=False)
+        w.send(frame(INTERESTED))
+        seen, _ = w.read_until(lambda m, b: m == UNCHOKE, 15, "UNCHOKE")
+        check(not any(m == EXTENDED for m, _ in seen), "extended message sent to a peer without the BEP 10 bit")
+        w.close()
+        # a malformed extended handshake: disconnected, with the reason
+        w = WirePeer.dial(seed.port)
+        w.handshake(torrent.info_hash, fast=True, extended=True)
+        w.send(frame(EXTENDED, b"\x00" + H.bencode({"m": {}, "reqq": "lots"})))
+        try:
+            w.read_until(lambda m, b: False, 10, "disconnect")
+        except ConnectionError:
+            pass
+        w.close()
+        want = "disconnected: extended handshake: reqq is a string, expected an integer"
+        check(H.wait_for(lambda: want in seed.stderr_text(), 5, 0.05), "actorrent did not log '%s'" % want)
+        H.log("malformed extended handshake: %s" % [ln for ln in seed.stderr_text().splitlines() if want in ln][0])
+
+    @scripted_case
+    def run_queue_overflow(self, sess, torrent, path, seed, fast):
+        n = 4000
+        blocks = block_list(torrent, n)
+        w = WirePeer.dial(seed.port)
+        w.handshake(torrent.info_hash, fast=fast, extended=False)
+        w.send(frame(INTERESTED))
+        w.read_until(lambda m, b: m == UNCHOKE, 15, "UNCHOKE")
+        got, rounds, choked = set(), [], False
+
+        def ask():
+            pending = [b for b in blocks if b not in got]
+            rounds.append({"asked": len(pending), "served": 0, "rejected": 0})
+            w.send(request_frames(pending))
+            return set(pending)
+        pending = ask()
+        H.log("sent %d REQUESTs at once (%s)" % (n, "BEP 6 peer" if fast else "peer without BEP 6"))
+        deadline = time.monotonic() + 90
+        while len(got) < n:
+            r = rounds[-1]
+            check(time.monotonic() < deadline, "after 90 s: %d of %d blocks; rounds %s" % (len(got), n, rounds))
+            try:
+                mid, body = w.read(15)
+            except socket.timeout:
+                raise CaseFailed("actorrent went silent with %d of %d blocks served (%s; rounds %s): a request "
+                                 "dropped silently is waited for forever"
+                                 % (len(got), n, "choked" if choked else "unchoked", rounds))
+            except ConnectionError:
+                raise CaseFailed("actorrent closed the connection after %d of %d blocks; its log: %s"
+                                 % (len(got), n, H.tail(log_lines(seed.stderr_text()), 3)))
+            if mid == PIECE:
+                check(not choked, "PIECE after CHOKE: the queue was not served before the CHOKE")
+                p, b = struct.unpack(">II", body[:8])
+                key = (p, b, len(body) - 8)
+                check(key in pending and key not in got, "PIECE %s was not requested (or twice)" % (key,))
+                check(body[8:] == read_block(path, torrent, key), "PIECE %s differs from the payload" % (key,))
+                got.add(key)
+                r["served"] += 1
+            elif mid == REJECT:
+                check(fast, "REJECT sent to a peer without the fast extension")
+                r["rejected"] += 1
+            if mid in (PIECE, REJECT) and r["rejected"] and r["served"] + r["rejected"] == r["asked"]:
+                H.log("round %d: %s; asking again for the rejected ones" % (len(rounds), r))
+                pending = ask()
+            elif mid == CHOKE:
+                check(not fast, "BEP 6 peer choked (expected REJECTs)")
+                choked = True
+            elif mid == UNCHOKE and choked:
+                choked = False
+                H.log("round %d: %s, then CHOKE and UNCHOKE; asking again for everything missing"
+                      % (len(rounds), r))
+                pending = ask()    # BEP 3: the CHOKE discarded every pending request
+        check(len(rounds) > 1, "all %d requests were served in one go: the queue did not overflow, so this case "
+              "proves nothing" % n)
+        check(rounds[0]["served"] >= 2000, "only %d blocks served in the first round (the queue holds 2,000)"
+              % rounds[0]["served"])
+        H.log("all %d blocks byte-exact in %d rounds: %s" % (n, len(rounds), rounds))
+        w.close()
+        drops = [ln for ln in log_lines(seed.stderr_text()).splitlines() if "disconnected" in ln]
+        check(not drops, "actorrent disconnected the peer: %s" % drops)
+
+    def run_peer_reqq(self):
+        """actorrent downloads from a scripted seeder that says reqq 37 and serves slowly (one
+        block per ~20 ms poll) for 4 s: its requests in flight must never exceed 37."""
+        reqq = 37
+        with self.session() as sess:
+            root = sess.mkdir("seed", mode=0o755)
+            payload = H.make_payload(root, "reqq.bin", size=32 * H.MiB, seed=self.name)
+            torrent = H.make_torrent(payload, 256 * H.KiB, sess.path("case.torrent"))
+            path = payload.path_in(root, "")
+            lsock = socket.socket()
+            lsock.bind((H.LOOPBACK, 0))
+            lsock.listen(1)
+            sess.at_close(lsock.close)
+            port = lsock.getsockname()[1]
+            out = sess.mkdir("download")
+            p = self.spawn_actorrent(sess, "download", self.download_argv(torrent, out, ["%s:%d" % (H.LOOPBACK, port)]))
+            lsock.settimeout(15)
+            conn, _ = lsock.accept()
+            w = WirePeer(conn)
+            w._fill(68, time.monotonic() + 10)
+            hs, w.buf = w.buf[:68], w.buf[68:]
+            check(hs[25] & 0x10, "actorrent's handshake does not set the BEP 10 bit")
+            w.send(b"\x13BitTorrent protocol" + bytes([0, 0, 0, 0, 0, 0x10, 0, 0x04]) + torrent.info_hash
+                   + b"-WP0001-" + os.urandom(6).hex().encode())
+            w.send(frame(EXTENDED, b"\x00" + H.bencode({"m": {}, "reqq": reqq, "v": "scripted seeder"})))
+            w.send(frame(HAVE_ALL))
+            w.read_until(lambda m, b: m == INTERESTED, 15, "INTERESTED")
+            w.send(frame(UNCHOKE))
+            queue, served, most = [], 0, 0
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                try:
+                    while True:   # everything that has arrived, without waiting
+                        w.sock.settimeout(0.02)
+                        try:
+                            chunk = w.sock.recv(1 << 20)
+                        except socket.timeout:
+                            break
+                        if not chunk:
+                            raise CaseFailed("actorrent closed the connection")
+                        w.buf += chunk
+                    while len(w.buf) >= 4 and len(w.buf) >= 4 + struct.unpack(">I", w.buf[:4])[0]:
+                        mid, body = w.read(1)
+                        if mid == REQUEST:
+                            queue.append(struct.unpack(">III", body))
+                        elif mid == CANCEL:
+                            c = struct.unpack(">III", body)
+                            if c in queue:
+                                queue.remove(c)
+                except socket.timeout:
+                    pass
+                most = max(most, len(queue))
+                if queue:
+                    b = queue.pop(0)
+                    w.send(frame(PIECE, struct.pack(">II", b[0], b[1]) + read_block(path, torrent, b)))
+                    served += 1
+            H.log("served %d blocks slowly; at most %d requests outstanding (reqq %d)" % (served, most, reqq))
+            check(served > reqq, "actorrent asked for only %d blocks in 4 s" % served)
+            check(most <= reqq, "actorrent had %d requests outstanding, the seeder's reqq is %d" % (most, reqq))
+            check(most >= reqq // 2, "only %d requests outstanding at most: is the pipeline filled at all?" % most)
+            w.close()
+            p.stop()
+
     # ------------------------------------------------------------------ resume.changed_file
     def run_changed_file(self):
         H.require({"libtorrent"})
@@ -900,7 +1245,7 @@ def main():
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGHUP, _on_term)
     signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(CASE_BUDGET)
+    signal.alarm(case_budget(a.case))
     case = Case(a.case, a)
     t0 = time.monotonic()
     try:

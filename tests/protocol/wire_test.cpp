@@ -86,6 +86,24 @@ TEST(wire, handshake_round_trip_and_reserved_bits) {
   EXPECT_TRUE(h.supports_dht()); // clearing one bit leaves the others
 }
 
+TEST(wire, looks_encrypted_tells_plain_from_mse_openings) {
+  handshake h;
+  auto bytes = encode_handshake(h);
+  std::string plain(bytes.data(), bytes.size());
+  EXPECT_FALSE(looks_encrypted(plain));
+  EXPECT_FALSE(looks_encrypted(plain.substr(0, 1)));  // too short to tell: not yet
+  EXPECT_FALSE(looks_encrypted(plain.substr(0, 20)));
+  EXPECT_FALSE(looks_encrypted(""));
+  std::string mse = plain;
+  mse[0] = '\x8f'; // an MSE opening is a 96-byte DH key: random bytes
+  EXPECT_TRUE(looks_encrypted(mse));
+  std::string almost = plain;
+  almost[19] = 'X'; // "BitTorrent protocoX"
+  EXPECT_TRUE(looks_encrypted(almost));
+  EXPECT_TRUE(looks_encrypted(almost.substr(0, 20)));
+  EXPECT_FALSE(looks_encrypted(almost.substr(0, 19)));
+}
+
 TEST(wire, handshake_rejects_wrong_protocol_or_size) {
   handshake h;
   auto bytes = encode_handshake(h);
@@ -96,6 +114,8 @@ TEST(wire, handshake_rejects_wrong_protocol_or_size) {
   auto r = parse_handshake(bad);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, errc::wire_protocol);
+  EXPECT_NE(r.error().message.find("encrypted handshake not supported"), std::string::npos)
+      << r.error().message;
   std::string bad_len = good;
   bad_len[0] = 18;
   EXPECT_FALSE(parse_handshake(bad_len).ok());
