@@ -22,6 +22,7 @@
 #include "protocol/tracker.hpp"
 #include "protocol/wire.hpp"
 #include "protocol/types.hpp"
+#include "storage/piece_writer.hpp"
 
 namespace actorrent {
 
@@ -102,35 +103,40 @@ struct our_pieces {
 
 // -- peer -> storage -------------------------------------------------------------------------
 
-struct block_write {
-  piece_index piece;
-  std::uint32_t begin = 0;
-  std::string_view bytes; // points into `owner`
-};
-
-/// Blocks of one socket read, still in the receive buffer they were read into.
+/// Blocks of one socket read, still in the receive buffer they were read into (the views in
+/// `blocks` point into `owner`).
 struct write_blocks {
   std::shared_ptr<const void> owner;
   peer_slot slot = no_peer;
   std::vector<block_write> blocks;
 };
 
+// -- torrent -> storage ----------------------------------------------------------------------
+
+/// The picker took these block copies back (a peer on parole left its piece unfinished and
+/// another takes it over): storage drops each unless a newer copy replaced it.
+struct discard_blocks {
+  std::vector<stored_block> blocks;
+};
+
 // -- storage -> torrent ----------------------------------------------------------------------
 
-/// Blocks of one write_blocks message, now on disk, in the order the peer received them.
-/// Sent before any piece_checked that they complete (same sender, so CAF keeps the order).
+/// What became of the blocks of one write_blocks message, in the order the peer received them:
+/// the number of the copy now on disk, or 0 when a block was not written. Sent before any
+/// piece_checked that they complete (same sender, so CAF keeps the order).
 struct blocks_stored {
   peer_slot slot = no_peer;
-  std::vector<block_ref> blocks;
+  std::vector<stored_block> blocks;
 };
 
-/// A piece whose every block is on disk was hashed.
+/// A piece whose every block is on disk was hashed (with the per-block record of senders and
+/// digests where smart ban needs it: see piece_verdict).
 struct piece_checked {
-  piece_index piece;
-  bool ok = false;
+  piece_verdict verdict;
 };
+/// Storage cannot continue (disk full, file deleted, ...): what and where, typed.
 struct storage_failed {
-  std::string reason;
+  error why;
 };
 /// A peer asks storage for a block to upload; the reply carries the complete PIECE message
 /// (header and payload read into one buffer, so it is sent without another copy).
@@ -143,7 +149,7 @@ struct block_read {
   piece_index piece;
   std::uint32_t begin = 0;
   std::string frame; // empty on error
-  std::string error;
+  status result;
 };
 
 /// Torrent -> storage at start: pieces to trust (from resume data) and pieces to hash first.
@@ -166,7 +172,7 @@ struct save_resume_now {};
 /// Reply of storage to sync_storage: every file was flushed (or `error` says why not).
 struct sync_storage {};
 struct storage_synced {
-  std::string error;
+  status result;
 };
 
 // -- tracker announcer <-> torrent -----------------------------------------------------------
@@ -179,7 +185,7 @@ struct announce {
 };
 struct announce_result {
   std::string url;
-  std::string error;         // empty on success
+  status result;             // every tracker's error (escaped) when none answered
   std::uint32_t interval = 0;
   std::uint32_t min_interval = 0;
   std::vector<endpoint> peers;
@@ -225,7 +231,7 @@ struct torrent_finished {
   torrent_progress final;
 };
 struct torrent_failed {
-  std::string reason;
+  error why;
 };
 /// The torrent's last report, sent when it stops (after its peers published their counters).
 struct torrent_stopped {
@@ -255,6 +261,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::set_interested)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::disconnect_peer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::write_blocks)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::blocks_stored)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::discard_blocks)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::piece_checked)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::sync_storage)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::storage_synced)

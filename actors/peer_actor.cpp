@@ -222,7 +222,7 @@ void on_block_read(caf::stateful_actor<peer_state>* self, block_read& r) {
   for (auto it = st.uploads.begin(); it != st.uploads.end(); ++it) {
     if (!it->reading || it->piece != r.piece || it->begin != r.begin)
       continue;
-    bool send = !it->cancelled && !st.am_choking && !st.closed && r.error.empty();
+    bool send = !it->cancelled && !st.am_choking && !st.closed && r.result.ok();
     auto length = it->length;
     st.uploads.erase(it);
     if (send) {
@@ -231,7 +231,7 @@ void on_block_read(caf::stateful_actor<peer_state>* self, block_read& r) {
       st.last_send = clock_type::now();
       st.payload_up += length;
       st.up_unreported += length;
-    } else if (!r.error.empty() && !st.closed) {
+    } else if (!r.result.ok() && !st.closed) {
       reject(st, r.piece, r.begin, length);
     }
     break;
@@ -259,7 +259,12 @@ void pump(caf::stateful_actor<peer_state>* self, peer_state& st) {
     u.reading = true;
     ++st.reads_in_flight;
     self->request(st.cfg.storage, caf::infinite, read_block{u.piece, u.begin, u.length})
-      .then([self](block_read& r) { on_block_read(self, r); });
+      .then([self](block_read& r) { on_block_read(self, r); },
+            [self, p = u.piece, b = u.begin](caf::error& err) {
+              // Storage is gone (the torrent is failing): answer as for a failed read.
+              block_read r{p, b, {}, error{errc::actor_down, "storage: " + caf::to_string(err)}};
+              on_block_read(self, r);
+            });
   }
 }
 

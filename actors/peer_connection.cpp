@@ -2,12 +2,28 @@
 
 #include <asio.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <future>
 #include <thread>
 
 namespace actorrent {
+
+// -- receive budget --------------------------------------------------------------------------
+
+/// Bytes of receive buffers held by every connection of one io_context (one per session): a
+/// connection always gets its first buffer, further ones only while the total is under the
+/// limit, so `--max-peers 10000` costs at most the first buffers plus the budget.
+struct receive_budget : asio::execution_context::service {
+  using key_type = receive_budget;
+  static inline asio::execution_context::id id;
+  explicit receive_budget(asio::execution_context& ctx) : service(ctx) {}
+  void shutdown() override {}
+
+  std::atomic<std::size_t> used{0};
+  std::atomic<std::size_t> limit{std::size_t{256} << 20};
+};
 
 // -- io_runtime ------------------------------------------------------------------------------
 
@@ -16,6 +32,14 @@ struct io_runtime::impl {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::vector<std::thread> threads;
 };
+
+void io_runtime::set_receive_budget(std::size_t bytes) {
+  asio::use_service<receive_budget>(impl_->io).limit.store(bytes, std::memory_order_relaxed);
+}
+
+std::size_t io_runtime::receive_buffer_bytes() const {
+  return asio::use_service<receive_budget>(impl_->io).used.load(std::memory_order_relaxed);
+}
 
 io_runtime::io_runtime(unsigned threads) : impl_(std::make_unique<impl>()) {
   for (unsigned i = 0; i < std::max(1u, threads); ++i)
@@ -45,7 +69,9 @@ struct peer_connection::impl {
 
   impl(asio::io_context& io, connection_limits lim)
     : strand(asio::make_strand(io)), socket(strand), timer(strand), limits(lim),
-      parser(lim.max_message_length) {}
+      parser(lim.max_message_length), budget(asio::use_service<receive_budget>(io)) {}
+
+  ~impl() { budget.used.fetch_sub(buffer_bytes, std::memory_order_relaxed); }
 
   strand_t strand;
   asio::ip::tcp::socket socket;
@@ -66,6 +92,11 @@ struct peer_connection::impl {
   std::size_t parsed = 0;
   std::size_t filled = 0;
   std::vector<std::shared_ptr<recv_buffer>> pool;
+  receive_budget& budget;
+  std::size_t buffer_bytes = 0; // what `pool` holds, counted in `budget`
+  // Set while reading waits for a buffer that storage still holds: the next release wakes it.
+  std::atomic<bool> starved{false};
+  std::atomic<std::uint64_t> releases{0}; // buffers let go of by batches, ever
   std::uint64_t unreported_bytes = 0;
   // New buffers start small and grow to limits.buffer_size once a read fills one: hundreds of
   // idle connections then cost little, and a fast peer still gets large reads.
@@ -92,6 +123,8 @@ struct peer_connection::impl {
       on_closed(reason, protocol_error);
   }
 
+  /// A buffer for the next read: a pooled one nobody else holds, or a new one while the pool
+  /// and the session's budget allow. nullptr: wait until a batch releases one.
   std::shared_ptr<recv_buffer> acquire_buffer(std::size_t min_size) {
     for (auto& b : pool) {
       if (b.use_count() == 1 && b->bytes.size() >= min_size) {
@@ -100,30 +133,80 @@ struct peer_connection::impl {
         return b;
       }
     }
+    std::size_t size = std::max(min_size, next_size);
+    // Over the budget a connection still gets a buffer when none of its own is held
+    // downstream: no release would come to wake it.
+    auto fits = [&](std::size_t extra) {
+      return budget.used.load(std::memory_order_relaxed) + extra <=
+               budget.limit.load(std::memory_order_relaxed) ||
+             std::all_of(pool.begin(), pool.end(), [](auto& b) { return b.use_count() == 1; });
+    };
     if (pool.size() >= limits.max_buffers) {
-      // Drop an idle buffer that is too small, so a large frame can still get one.
+      // Replace an idle buffer that is too small, so a large frame can still get one.
       for (auto& b : pool) {
         if (b.use_count() == 1) {
+          auto old = b->bytes.size();
+          if (size > old && !fits(size - old))
+            return nullptr;
           b = std::make_shared<recv_buffer>();
-          b->bytes.resize(std::max(min_size, next_size));
+          b->bytes.resize(size);
+          account(static_cast<std::ptrdiff_t>(size) - static_cast<std::ptrdiff_t>(old));
           return b;
         }
       }
       return nullptr;
     }
+    if (!fits(size))
+      return nullptr;
     auto b = std::make_shared<recv_buffer>();
-    b->bytes.resize(std::max(min_size, next_size));
+    b->bytes.resize(size);
+    account(static_cast<std::ptrdiff_t>(size));
     pool.push_back(b);
     return b;
   }
 
-  void wait_for_buffer(self_ptr self) {
-    // Every buffer is still held downstream (storage is behind): stop reading for a moment.
-    timer.expires_after(std::chrono::milliseconds(1));
-    timer.async_wait([this, self](const asio::error_code& ec) {
-      if (!ec && !closed)
+  void account(std::ptrdiff_t delta) {
+    if (delta >= 0)
+      budget.used.fetch_add(static_cast<std::size_t>(delta), std::memory_order_relaxed);
+    else
+      budget.used.fetch_sub(static_cast<std::size_t>(-delta), std::memory_order_relaxed);
+    buffer_bytes = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(buffer_bytes) + delta);
+  }
+
+  /// Every buffer is still held downstream (storage is behind): reading resumes when a batch
+  /// lets go of its buffer (see lease), not on a timer. `seen` is `releases` as read before the
+  /// search for a buffer; a release since then means the search may succeed now.
+  void wait_for_buffer(self_ptr self, std::uint64_t seen) {
+    starved.store(true);
+    if (releases.load() != seen && starved.exchange(false))
+      asio::post(strand, [this, self] {
+        if (!closed)
+          do_read(self);
+      });
+  }
+
+  /// Called (on any thread) when a batch lets go of a buffer.
+  void buffer_released(self_ptr self) {
+    releases.fetch_add(1);
+    if (!starved.load() || !starved.exchange(false))
+      return;
+    asio::post(strand, [this, self] {
+      if (!closed)
         do_read(self);
     });
+  }
+
+  /// What a read_batch holds: the buffer, and on release a wake-up for a starved reader.
+  struct lease {
+    std::shared_ptr<recv_buffer> buffer;
+    std::weak_ptr<peer_connection> conn;
+    ~lease();
+  };
+
+  std::shared_ptr<const recv_buffer> lend(const std::shared_ptr<recv_buffer>& b) {
+    auto l = std::make_shared<lease>(lease{b, owner->weak_from_this()});
+    auto* raw = l->buffer.get();
+    return std::shared_ptr<const recv_buffer>(std::move(l), raw);
   }
 
   void do_read(self_ptr self) {
@@ -135,6 +218,7 @@ struct peer_connection::impl {
     // frame boundary and no bytes are copied between buffers (only a frame longer than the
     // reserve, e.g. a large bitfield, is moved to a bigger buffer).
     const std::size_t reserve = block_size + 13 + 4;
+    const std::uint64_t seen = releases.load();
     if (next_size == 0)
       next_size = std::min(std::max(limits.first_buffer_size, 2 * reserve), limits.buffer_size);
     std::size_t want;
@@ -142,7 +226,7 @@ struct peer_connection::impl {
       if (!cur) {
         cur = acquire_buffer(next_size);
         if (!cur)
-          return wait_for_buffer(self);
+          return wait_for_buffer(self, seen);
         parsed = filled = 0;
       }
       std::size_t cap = cur->bytes.size();
@@ -162,7 +246,7 @@ struct peer_connection::impl {
         if (frame_end > cap) {
           auto next = acquire_buffer(std::max(frame, next_size));
           if (!next || next == cur)
-            return wait_for_buffer(self);
+            return wait_for_buffer(self, seen);
           std::memcpy(next->bytes.data(), cur->bytes.data() + parsed, tail);
           cur = std::move(next);
           parsed = 0;
@@ -203,7 +287,7 @@ struct peer_connection::impl {
     }
     parsed += *consumed;
     if (!batch.messages.empty() && events.on_batch) {
-      batch.buffer = cur;
+      batch.buffer = lend(cur);
       batch.wire_bytes = unreported_bytes;
       unreported_bytes = 0;
       events.on_batch(std::move(batch));
@@ -277,6 +361,12 @@ struct peer_connection::impl {
     do_write(self);
   }
 };
+
+peer_connection::impl::lease::~lease() {
+  buffer.reset(); // before the wake-up: the reader looks for a buffer nobody else holds
+  if (auto c = conn.lock())
+    c->impl_->buffer_released(c);
+}
 
 peer_connection::peer_connection(std::unique_ptr<impl> p) : impl_(std::move(p)) {
   impl_->owner = this;

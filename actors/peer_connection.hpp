@@ -44,7 +44,8 @@ struct connection_limits {
   std::uint32_t max_message_length = (1u << 20) + 13;
   std::size_t buffer_size = 256 * 1024;   // bytes per receive buffer once a peer sends fast
   std::size_t first_buffer_size = 32 * 1024; // an idle or slow connection keeps only this much
-  std::size_t max_buffers = 16;           // receive buffers alive at once (backpressure)
+  std::size_t max_buffers = 16;           // receive buffers alive at once (backpressure; also
+                                          // bounded by the session's receive budget)
   std::size_t max_write_queue = 8u << 20; // bytes queued for sending before the peer is dropped
   std::uint32_t handshake_timeout_ms = 10000;
 };
@@ -117,6 +118,11 @@ public:
 
   void stop();
   void* native() noexcept; // asio::io_context*
+
+  /// Receive buffers of all connections together: beyond each connection's first buffer, no
+  /// more than this many bytes (default 256 MiB).
+  void set_receive_budget(std::size_t bytes);
+  std::size_t receive_buffer_bytes() const;
 
 private:
   struct impl;

@@ -110,8 +110,12 @@ std::size_t piece_picker::take_free_blocks(downloading_piece& d, peer_slot peer,
       std::uint32_t first = global_block(block_ref{d.piece, 0});
       roaring_bitmap_remove_range(&received_.roaring, first,
                                   std::uint64_t{first} + d.blocks.size());
-      for (auto& b : d.blocks)
+      for (std::uint32_t i = 0; i < d.blocks.size(); ++i) {
+        auto& b = d.blocks[i];
+        if (b.state == block_state::received)
+          taken_back_.push_back(stored_block{block_ref{d.piece, i}, b.copy});
         b = block_info{};
+      }
       d.free_blocks = static_cast<std::uint32_t>(d.blocks.size());
       d.received_blocks = 0;
     }
@@ -204,7 +208,9 @@ std::size_t piece_picker::pick(peer_slot peer, const bitfield* has, std::size_t 
 }
 
 piece_picker::receive_result piece_picker::on_block_received(peer_slot peer, block_ref b,
+                                                             std::uint32_t copy,
                                                              std::vector<peer_slot>& cancel_peers) {
+  assert(copy != 0);
   if (have_.test(b.piece))
     return receive_result::duplicate;
   auto* d = find_downloading(b.piece);
@@ -215,6 +221,7 @@ piece_picker::receive_result piece_picker::on_block_received(peer_slot peer, blo
     for (auto& r : bi.requester)
       if (r == peer)
         r = no_peer;
+    bi.copy = copy; // storage kept this copy: the last one wins in both records
     return receive_result::duplicate;
   }
   if (bi.state == block_state::free)
@@ -224,7 +231,7 @@ piece_picker::receive_result piece_picker::on_block_received(peer_slot peer, blo
       cancel_peers.push_back(r);
   bi.requester[0] = bi.requester[1] = no_peer;
   bi.state = block_state::received;
-  bi.sender = peer;
+  bi.copy = copy;
   ++d->received_blocks;
   received_.add(global_block(b));
   dirty_total_ += block_length(b);
@@ -290,7 +297,7 @@ void piece_picker::on_piece_verified(piece_index p) {
   verified_bytes_ += piece_size(p);
 }
 
-void piece_picker::on_piece_failed(piece_index p, std::vector<peer_slot>& contributors) {
+void piece_picker::on_piece_failed(piece_index p) {
   if (have_.test(p))
     return;
   dirty_total_ -= dirty_bytes(p);
@@ -302,9 +309,6 @@ void piece_picker::on_piece_failed(piece_index p, std::vector<peer_slot>& contri
     d = &start_piece(p, no_peer);
   }
   for (auto& b : d->blocks) {
-    if (b.sender != no_peer &&
-        std::find(contributors.begin(), contributors.end(), b.sender) == contributors.end())
-      contributors.push_back(b.sender);
     if (b.state == block_state::received) {
       b = block_info{};
       ++d->free_blocks;

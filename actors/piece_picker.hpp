@@ -18,21 +18,9 @@
 #include "actors/availability.hpp"
 #include "actors/bitfield.hpp"
 #include "protocol/types.hpp"
+#include "storage/piece_writer.hpp"
 
 namespace actorrent {
-
-/// Small per-torrent peer number (index into the torrent's peer table).
-using peer_slot = std::uint32_t;
-inline constexpr peer_slot no_peer = ~peer_slot{0};
-
-struct block_ref {
-  piece_index piece;
-  std::uint32_t block = 0; // block number inside the piece (offset / block_size)
-
-  friend bool operator==(block_ref a, block_ref b) {
-    return a.piece == b.piece && a.block == b.block;
-  }
-};
 
 class piece_picker {
 public:
@@ -78,21 +66,28 @@ public:
 
   enum class receive_result : std::uint8_t {
     fresh,          // first copy of this block; counts as downloaded
-    duplicate,      // already received (end-game race), or piece already held
+    duplicate,      // another copy of a block received before (it replaces that copy on disk:
+                    // the last copy wins), or a block of a piece already held
     piece_complete, // fresh, and it was the last block of its piece: hashing is next
   };
-  /// Records the arrival of a block from `peer`. Peers that had the same block requested are
-  /// appended to `cancel_peers` (they get a CANCEL).
-  receive_result on_block_received(peer_slot peer, block_ref b, std::vector<peer_slot>& cancel_peers);
+  /// Records that copy `copy` (storage's number for it, never 0) of block `b` from `peer` is on
+  /// disk. Peers that had the same block requested are appended to `cancel_peers` (they get a
+  /// CANCEL).
+  receive_result on_block_received(peer_slot peer, block_ref b, std::uint32_t copy,
+                                   std::vector<peer_slot>& cancel_peers);
 
   /// A request of `peer` will not be answered (choke, reject, disconnect, timeout).
   void on_request_dropped(peer_slot peer, block_ref b);
 
   /// The hash of a fully received piece matched.
   void on_piece_verified(piece_index p);
-  /// It did not: the piece starts over and `contributors` receives the peers that sent its
-  /// blocks. The next attempt is assigned to a single peer (parole), so a liar is identified.
-  void on_piece_failed(piece_index p, std::vector<peer_slot>& contributors);
+  /// It did not: the piece starts over, and the next attempt is assigned to a single peer
+  /// (parole), so that a liar is identified even without smart ban's block comparison.
+  void on_piece_failed(piece_index p);
+
+  /// Received block copies the picker dropped since the last call (a piece on parole taken over
+  /// from a peer that left it unfinished): storage must discard them too. Drained by the caller.
+  std::vector<stored_block>& taken_back() noexcept { return taken_back_; }
 
   // -- progress -----------------------------------------------------------------------------
   /// Bytes received but not yet verified, from roaring range cardinality over received blocks.
@@ -111,7 +106,7 @@ private:
   struct block_info {
     block_state state = block_state::free;
     peer_slot requester[2] = {no_peer, no_peer}; // second one only in end-game
-    peer_slot sender = no_peer;                  // who delivered it
+    std::uint32_t copy = 0;                      // storage's number of the copy on disk
   };
 
   struct downloading_piece {
@@ -144,6 +139,7 @@ private:
   std::uint64_t avail_updates_ = 0;
   bool recompute_ = false;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> scratch_order_; // (count, piece)
+  std::vector<stored_block> taken_back_;
   Roaring received_;                       // global block numbers received, not yet verified
   std::vector<downloading_piece> downloading_;
   std::vector<std::int32_t> downloading_index_; // piece -> index in downloading_, or -1

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -10,6 +11,8 @@
 #include "actors/metrics.hpp"
 #include "actors/peer_actor.hpp"
 #include "actors/peer_connection.hpp"
+#include "actors/peer_requests.hpp"
+#include "actors/smart_ban.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/tracker_actor.hpp"
 #include "protocol/metainfo.hpp"
@@ -21,6 +24,8 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 using std::chrono::seconds;
+
+constexpr std::size_t max_known_peers = 2000;
 
 struct peer_entry {
   caf::actor handle;
@@ -39,10 +44,9 @@ struct peer_entry {
   std::uint64_t down_round = 0;  // payload from / to the peer in this choke round
   std::uint64_t up_round = 0;
   std::uint64_t uploaded = 0;
-  std::vector<block_ref> outstanding; // requests in flight, oldest first
+  peer_requests requests;             // in flight, oldest first, with the peer's timing
   bool avail_touched = false;         // in the current availability pass
   bool pending_interesting = false;   // its interest so far in that pass
-  std::uint32_t hash_failures = 0;
   std::uint64_t payload = 0;
   clock_type::time_point last_block = clock_type::now();
 };
@@ -59,6 +63,9 @@ struct torrent_state {
   torrent_config cfg;
   std::shared_ptr<spdlog::logger> log;
   std::unique_ptr<piece_picker> picker;
+  smart_ban bans;
+  // Peers gone while smart ban still holds blocks they sent: where to ban them if they lied.
+  std::unordered_map<peer_slot, std::pair<endpoint, std::size_t>> departed;
   caf::actor storage;
   caf::actor tracker;
   std::shared_ptr<std::atomic<bool>> tracker_cancel;
@@ -66,6 +73,8 @@ struct torrent_state {
   std::unordered_map<caf::actor_addr, peer_slot> slot_of;
   peer_slot next_slot = 0; // slots are never reused: late messages cannot reach a successor
   std::vector<known_peer> known;
+  std::unordered_set<std::string> known_index; // "host:port" of every entry of `known`
+  std::unordered_map<std::string, std::uint32_t> per_ip; // connections (any state) per address
   std::vector<block_ref> picked;
   std::vector<peer_slot> cancels;
   std::vector<peer_slot> touched; // peers whose availability changed in this pass
@@ -100,6 +109,7 @@ struct torrent_state {
     std::uint64_t requests_sent = 0;
     std::uint64_t request_msgs = 0;      // request_blocks messages (refills)
     std::uint64_t cancels_sent = 0;
+    std::uint64_t request_timeouts = 0;
     std::uint64_t wire_bytes = 0;
     std::uint64_t connects = 0;
     std::uint64_t bans = 0;
@@ -115,6 +125,7 @@ struct torrent_state {
   clock_type::time_point next_announce = clock_type::now();
   std::uint32_t announce_failures = 0;
   bool announced_started = false;
+  tracker::event in_flight_event = tracker::event::none;
 
   const metainfo& meta() const { return *cfg.meta; }
 };
@@ -130,6 +141,7 @@ void send_announce(self_ptr self, tracker::event ev) {
   if (!st.tracker || st.announce_in_flight)
     return;
   st.announce_in_flight = true;
+  st.in_flight_event = ev;
   self->send(st.tracker, announce{ev, st.payload_up, st.payload_down, bytes_left(st)});
 }
 
@@ -137,15 +149,22 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   auto& st = self->state;
   if (st.finishing || e.choked_us || !e.has_bits || !e.active || e.banned)
     return;
-  auto cap = std::size_t{st.cfg.max_outstanding};
+  auto cap = std::size_t{e.requests.pipeline()};
   // Refill before the pipeline drains, in batches of at least a quarter of it.
-  if (e.outstanding.size() > cap - cap / 4)
+  if (e.requests.size() > cap - cap / 4)
     return;
   st.picked.clear();
-  st.picker->pick(slot, e.seed ? nullptr : &e.bits, cap - e.outstanding.size(), st.picked);
+  st.picker->pick(slot, e.seed ? nullptr : &e.bits, cap - e.requests.size(), st.picked);
+  if (auto& back = st.picker->taken_back(); !back.empty()) {
+    // Storage forgets these copies too, or its count of a piece's blocks would run ahead.
+    self->send(st.storage, discard_blocks{std::move(back)});
+    back.clear();
+  }
   if (st.picked.empty())
     return;
-  e.outstanding.insert(e.outstanding.end(), st.picked.begin(), st.picked.end());
+  auto now = clock_type::now();
+  for (auto b : st.picked)
+    e.requests.add(b, now);
   st.counters.requests_sent += st.picked.size();
   ++st.counters.request_msgs;
   self->send(e.handle, request_blocks{st.picked});
@@ -156,19 +175,9 @@ void refill_all(self_ptr self) {
     refill(self, slot, e);
 }
 
-bool erase_outstanding(peer_entry& e, block_ref b) {
-  // Blocks arrive roughly in request order: the search usually ends at the front.
-  auto it = std::find(e.outstanding.begin(), e.outstanding.end(), b);
-  if (it == e.outstanding.end())
-    return false;
-  e.outstanding.erase(it);
-  return true;
-}
-
 void drop_outstanding(torrent_state& st, peer_slot slot, peer_entry& e) {
-  for (auto b : e.outstanding)
+  for (auto b : e.requests.take_all())
     st.picker->on_request_dropped(slot, b);
-  e.outstanding.clear();
 }
 
 void update_interest(self_ptr self, peer_entry& e, bool interesting) {
@@ -188,8 +197,10 @@ void finish_stop(self_ptr self) {
   auto p = make_progress(st);
   self->send(st.cfg.observer, torrent_stopped{p});
   if (st.tracker) {
-    // Say goodbye only to a tracker that answered and is not busy with a hanging announce.
-    if (st.announced_started && !st.announce_in_flight)
+    // Say goodbye to a tracker that knows us (or may: an announce was under way). The announcer
+    // handles it after the announce in flight, which the stop cut short unless it was the
+    // "completed" one.
+    if (st.announced_started || st.announce_in_flight)
       self->send(st.tracker, announce{tracker::event::stopped, st.payload_up, st.payload_down,
                                       bytes_left(st)});
     self->send(st.tracker, stop_request{});
@@ -224,7 +235,11 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
     }
   }
   st.log->debug("peer {} gone: {}", e.ep.to_string(), reason);
+  if (!e.banned && st.bans.involves(slot))
+    st.departed.emplace(slot, std::make_pair(e.ep, e.known));
   st.slot_of.erase(e.handle.address());
+  if (auto ip = st.per_ip.find(e.ep.host); ip != st.per_ip.end() && --ip->second == 0)
+    st.per_ip.erase(ip);
   self->demonitor(e.handle);
   st.peers.erase(it);
   if (st.stopping) {
@@ -236,13 +251,12 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
 }
 
 void add_known(torrent_state& st, const endpoint& ep) {
-  if (ep.port == 0)
+  // Bound what a tracker can make us remember, before any work: a 20,000-peer reply costs
+  // 2,000 lookups, not 40 million comparisons.
+  if (ep.port == 0 || st.known.size() >= max_known_peers)
     return;
-  for (auto& k : st.known)
-    if (k.ep == ep)
-      return;
-  if (st.known.size() >= 2000)
-    return; // bound what a tracker can make us remember
+  if (!st.known_index.insert(ep.to_string()).second)
+    return;
   st.known.push_back(known_peer{ep});
 }
 
@@ -267,9 +281,13 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   self->monitor(handle);
   peer_entry e;
   e.handle = handle;
+  e.requests.set_max_pipeline(st.cfg.max_outstanding);
+  e.requests.set_timeout_bounds(std::chrono::milliseconds(st.cfg.min_request_timeout_ms),
+                                seconds(st.cfg.request_timeout_s));
   e.ep = ep;
   e.known = known_index;
   st.slot_of.emplace(handle.address(), pc.slot);
+  ++st.per_ip[ep.host];
   st.peers.emplace(pc.slot, std::move(e));
   return pc.slot;
 }
@@ -280,12 +298,19 @@ void connect_more(self_ptr self) {
     return;
   auto now = clock_type::now();
   int started = 0;
+  std::uint32_t half_open = 0;
+  for (auto& [slot, e] : st.peers)
+    half_open += !e.active && e.known != SIZE_MAX;
   for (std::size_t i = 0; i < st.known.size(); ++i) {
-    if (st.peers.size() >= st.cfg.max_peers || started >= 8)
+    if (st.peers.size() >= st.cfg.max_peers || started >= 8 || half_open >= st.cfg.max_half_open)
       break;
     auto& k = st.known[i];
     if (k.st != known_peer::state::idle || k.next_try > now)
       continue;
+    if (auto ip = st.per_ip.find(k.ep.host);
+        ip != st.per_ip.end() && ip->second >= st.cfg.max_peers_per_ip)
+      continue;
+    ++half_open;
     k.st = known_peer::state::connecting;
     ++k.attempts;
     ++started;
@@ -343,6 +368,8 @@ std::string render_metrics(self_ptr self, const torrent_progress& p) {
   m.counter("requests_sent", static_cast<double>(c.requests_sent), "block requests sent");
   m.counter("request_batches", static_cast<double>(c.request_msgs), "pipeline refills");
   m.counter("cancels_sent", static_cast<double>(c.cancels_sent), "end-game cancels sent");
+  m.counter("request_timeouts", static_cast<double>(c.request_timeouts),
+            "requests that took too long and went to another peer");
   m.counter("peer_activity_messages", static_cast<double>(c.activity_msgs),
             "peer_activity messages handled by the torrent");
   m.counter("blocks_stored_messages", static_cast<double>(c.stored_msgs),
@@ -363,13 +390,13 @@ std::string render_metrics(self_ptr self, const torrent_progress& p) {
   return m.to_prometheus();
 }
 
-void fail_torrent(self_ptr self, const std::string& reason) {
+void fail_torrent(self_ptr self, const error& reason) {
   auto& st = self->state;
   if (st.failed)
     return;
   st.failed = true;
   st.finishing = true;
-  st.log->error("{}", reason);
+  st.log->error("{}", reason.message);
   self->send(st.cfg.observer, torrent_failed{reason});
 }
 
@@ -386,8 +413,9 @@ void maybe_finish(self_ptr self) {
   self->request(st.storage, caf::infinite, sync_storage{})
     .then([=](storage_synced& r) {
       auto& st = self->state;
-      if (!r.error.empty()) {
-        fail_torrent(self, "flushing files failed: " + r.error);
+      if (!r.result) {
+        fail_torrent(self, error{r.result.error().code,
+                                 "flushing files failed: " + r.result.error().message});
         return;
       }
       st.done = true;
@@ -401,14 +429,59 @@ void maybe_finish(self_ptr self) {
         }
       }
       self->send(st.cfg.observer, torrent_finished{make_progress(st)});
+    },
+    [=](caf::error& err) {
+      fail_torrent(self, error{errc::actor_down, "storage: flushing files failed: " +
+                                                   caf::to_string(err)});
     });
+}
+
+/// Bans a peer for bad data: disconnects it if still connected, never dials it again.
+void ban_peer(self_ptr self, peer_slot slot, const std::string& why) {
+  auto& st = self->state;
+  if (auto it = st.peers.find(slot); it != st.peers.end()) {
+    auto& e = it->second;
+    if (e.banned)
+      return;
+    e.banned = true;
+    ++st.counters.bans;
+    st.log->warn("peer {} banned: {}", e.ep.to_string(), why);
+    self->send(e.handle, disconnect_peer{"banned: " + why});
+    return;
+  }
+  auto gone = st.departed.find(slot);
+  if (gone == st.departed.end())
+    return;
+  auto [ep, known] = gone->second;
+  st.departed.erase(gone);
+  ++st.counters.bans;
+  st.log->warn("peer {} banned: {} (already disconnected)", ep.to_string(), why);
+  if (known != SIZE_MAX)
+    st.known[known].st = known_peer::state::banned;
+}
+
+std::string peer_name(const torrent_state& st, peer_slot slot) {
+  if (auto it = st.peers.find(slot); it != st.peers.end())
+    return it->second.ep.to_string();
+  if (auto it = st.departed.find(slot); it != st.departed.end())
+    return it->second.first.to_string();
+  return "a peer already gone";
 }
 
 void on_piece_checked(self_ptr self, const piece_checked& pc) {
   auto& st = self->state;
-  if (pc.ok) {
-    st.picker->on_piece_verified(pc.piece);
-    st.pending_haves.push_back(pc.piece);
+  const auto& v = pc.verdict;
+  if (v.ok) {
+    st.picker->on_piece_verified(v.piece);
+    if (st.bans.remembers(v.piece)) {
+      // Smart ban: the piece failed before; whoever sent a block that differs from the data
+      // that verified now lied, and nobody else did.
+      for (auto& l : st.bans.on_piece_passed(v.piece, v.blocks))
+        ban_peer(self, l.peer, "sent " + std::to_string(l.bad_blocks) + " bad block" +
+                                 (l.bad_blocks == 1 ? "" : "s") + " of piece " +
+                                 std::to_string(v.piece.value));
+    }
+    st.pending_haves.push_back(v.piece);
     ++st.verified_since_save;
     if (!st.haves_flush_scheduled) {
       // HAVEs go out in batches: one message per peer for everything verified meanwhile.
@@ -419,31 +492,32 @@ void on_piece_checked(self_ptr self, const piece_checked& pc) {
     return;
   }
   ++st.pieces_failed;
-  std::vector<peer_slot> contributors;
-  st.picker->on_piece_failed(pc.piece, contributors);
-  std::string senders;
-  for (auto slot : contributors) {
-    auto it = st.peers.find(slot);
-    if (it == st.peers.end())
-      continue;
-    senders += (senders.empty() ? "" : ", ") + it->second.ep.to_string();
+  st.picker->on_piece_failed(v.piece);
+  st.bans.on_piece_failed(v.piece, v.blocks);
+  // Who sent the blocks that were hashed (storage's record of the copies on disk).
+  std::vector<std::pair<peer_slot, std::uint32_t>> senders;
+  for (auto& b : v.blocks) {
+    auto it = std::find_if(senders.begin(), senders.end(),
+                           [&](auto& s) { return s.first == b.sender; });
+    if (it == senders.end())
+      senders.emplace_back(b.sender, 1);
+    else
+      ++it->second;
   }
-  st.log->warn("piece {} hash check failed (data from {}); fetching it again", pc.piece.value,
-               senders.empty() ? "peers already gone" : senders);
-  for (auto slot : contributors) {
-    auto it = st.peers.find(slot);
-    if (it == st.peers.end())
-      continue;
-    auto& e = it->second;
-    // A peer that alone sent a bad piece is certainly lying; shared blame counts once.
-    e.hash_failures += contributors.size() == 1 ? st.cfg.ban_after_failures : 1;
-    if (e.hash_failures >= st.cfg.ban_after_failures && !e.banned) {
-      e.banned = true;
-      ++st.counters.bans;
-      st.log->warn("peer {} banned: sent data failing the hash check", e.ep.to_string());
-      self->send(e.handle, disconnect_peer{"banned: sent data failing the hash check"});
-    }
+  std::string from;
+  for (auto& [slot, n] : senders)
+    from += (from.empty() ? "" : ", ") + peer_name(st, slot) + " (" + std::to_string(n) +
+            (n == 1 ? " block)" : " blocks)");
+  st.log->warn("piece {} hash check failed (data from {}); fetching it again", v.piece.value,
+               from.empty() ? "nobody" : from);
+  if (senders.size() == 1 && senders[0].first != no_peer) {
+    // One peer sent every block of a piece that failed: it lied, whatever the others do.
+    ban_peer(self, senders[0].first,
+             "sent every block of piece " + std::to_string(v.piece.value) +
+               ", which failed the hash check");
   }
+  // Otherwise the piece is fetched again from one peer at a time (parole); when it passes,
+  // smart ban names the peers whose blocks differed.
   refill_all(self);
 }
 
@@ -517,14 +591,36 @@ void on_tick(self_ptr self) {
     connect_more(self);
     if (st.tracker && !st.announce_in_flight && now >= st.next_announce)
       send_announce(self, st.announced_started ? tracker::event::none : tracker::event::started);
-    // A peer that holds requests but delivers nothing for 30 s gives them back.
+    // A request much older than the peer's usual request time goes to another peer, and the
+    // slow peer's pipeline shrinks; a peer that delivers nothing at all for 60 s is dropped.
+    std::vector<peer_slot> slow;
     for (auto& [slot, e] : st.peers) {
-      if (!e.outstanding.empty() && now - e.last_block > seconds(30)) {
+      if (e.requests.empty())
+        continue;
+      if (now - e.last_block > seconds(60)) {
         drop_outstanding(st, slot, e);
-        self->send(e.handle, disconnect_peer{"no data for 30 s with requests pending"});
+        self->send(e.handle, disconnect_peer{"no data for 60 s with requests pending"});
+        continue;
       }
+      auto late = e.requests.take_timed_out(now);
+      if (late.empty())
+        continue;
+      for (auto b : late)
+        st.picker->on_request_dropped(slot, b);
+      st.counters.request_timeouts += late.size();
+      st.log->debug("peer {}: {} request(s) timed out after {} ms; pipeline now {}",
+                    e.ep.to_string(), late.size(), e.requests.timeout().count(),
+                    e.requests.pipeline());
+      self->send(e.handle, cancel_blocks{std::move(late)});
+      slow.push_back(slot);
     }
-    refill_all(self);
+    // Others first, so that the timed-out blocks go elsewhere.
+    for (auto& [slot, e] : st.peers)
+      if (std::find(slow.begin(), slow.end(), slot) == slow.end())
+        refill(self, slot, e);
+    for (auto slot : slow)
+      if (auto it = st.peers.find(slot); it != st.peers.end())
+        refill(self, slot, it->second);
   }
   if (!st.failed) {
     auto p = make_progress(st);
@@ -667,6 +763,9 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         for (auto p : ec.verified)
           st.picker->set_have(piece_index{p});
         st.checking = false;
+        // Announce now, not at the next tick: peers are what we wait for.
+        if (st.tracker && !st.announced_started)
+          send_announce(self, tracker::event::started);
         if (ec.checked > 0 || !ec.verified.empty())
           st.log->info("existing data: {} of {} pieces verified ({} hashed)", ec.verified.size(),
                        st.meta().piece_count(), ec.checked);
@@ -674,7 +773,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         maybe_finish(self);
       },
       [=](caf::error& err) {
-        fail_torrent(self, "storage: checking existing data failed: " + caf::to_string(err));
+        fail_torrent(self, error{errc::actor_down, "storage: checking existing data failed: " +
+                                                     caf::to_string(err)});
       });
     return {
       [=](tick) { on_tick(self); },
@@ -735,7 +835,7 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
             fill_free_slot(self, e);
         }
         for (auto b : a.rejected)
-          if (erase_outstanding(e, b))
+          if (e.requests.remove(b))
             st.picker->on_request_dropped(a.slot, b);
         if (a.choke_changed) {
           e.choked_us = a.choked;
@@ -751,18 +851,27 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         auto it = st.peers.find(bs.slot);
         peer_entry* e = it == st.peers.end() ? nullptr : &it->second;
         std::unordered_map<peer_slot, std::vector<block_ref>> cancels;
-        for (auto b : bs.blocks) {
+        auto now = clock_type::now();
+        for (auto sb : bs.blocks) {
+          auto b = sb.block;
           if (e)
-            erase_outstanding(*e, b);
+            e->requests.on_received(b, now);
+          if (sb.copy == 0) {
+            // Not written (its piece is verified already, or storage failed): the request is
+            // settled without data.
+            st.picker->on_request_dropped(bs.slot, b);
+            ++st.counters.blocks_duplicate;
+            continue;
+          }
           st.cancels.clear();
-          auto r = st.picker->on_block_received(bs.slot, b, st.cancels);
+          auto r = st.picker->on_block_received(bs.slot, b, sb.copy, st.cancels);
           if (r == piece_picker::receive_result::duplicate)
             ++st.counters.blocks_duplicate;
           else
             ++st.counters.blocks_fresh;
           for (auto other : st.cancels) {
             auto ot = st.peers.find(other);
-            if (ot != st.peers.end() && erase_outstanding(ot->second, b))
+            if (ot != st.peers.end() && ot->second.requests.remove(b))
               cancels[other].push_back(b);
           }
         }
@@ -796,10 +905,10 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         auto& st = self->state;
         st.announce_in_flight = false;
         auto now = clock_type::now();
-        if (!r.error.empty()) {
+        if (!r.result) {
           ++st.announce_failures;
           auto wait = std::min(300, 5 << std::min<std::uint32_t>(st.announce_failures, 6));
-          st.log->warn("tracker: {} (retrying in {} s)", r.error, wait);
+          st.log->warn("tracker: {} (retrying in {} s)", r.result.error().message, wait);
           st.next_announce = now + seconds(wait);
           return;
         }
@@ -820,25 +929,32 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
       },
       [=](incoming_peer& ip) {
         auto& st = self->state;
-        if (st.failed || st.checking || st.peers.size() >= st.cfg.max_peers) {
+        auto same_ip = st.per_ip.find(ip.remote.host);
+        bool ip_full = same_ip != st.per_ip.end() && same_ip->second >= st.cfg.max_peers_per_ip;
+        if (st.failed || st.checking || st.peers.size() >= st.cfg.max_peers || ip_full) {
           auto why = st.peers.size() >= st.cfg.max_peers ? "too many peers"
-                     : st.checking                       ? "still checking existing data"
-                                                         : "torrent failed";
+                     : ip_full     ? "too many connections from this address"
+                     : st.checking ? "still checking existing data"
+                                   : "torrent failed";
           st.log->info("incoming {} refused: {}", ip.remote.to_string(), why);
           ip.conn->close(why);
           return;
         }
         spawn_peer_for(self, ip.remote, SIZE_MAX, ip.conn, &ip.hs);
       },
-      [=](const storage_failed& sf) { fail_torrent(self, "storage: " + sf.reason); },
+      [=](const storage_failed& sf) {
+        fail_torrent(self, error{sf.why.code, "storage: " + sf.why.message});
+      },
       [=](stop_request) {
         auto& st = self->state;
         if (st.stopping)
           return;
         st.stopping = true;
         st.finishing = true;
-        if (st.tracker)
-          st.tracker_cancel->store(true); // abort an announce in flight: exit promptly
+        // Abort an announce in flight to exit promptly, except a "completed" one: trackers count
+        // completions, and it has its own short timeout.
+        if (st.tracker && !(st.announce_in_flight && st.in_flight_event == tracker::event::completed))
+          st.tracker_cancel->store(true);
         for (auto& [slot, e] : st.peers)
           self->send(e.handle, disconnect_peer{"shutting down"});
         // Peers publish their last counters as they close; wait for them (bounded).

@@ -35,7 +35,6 @@ struct torrent_config {
   caf::actor observer;               // receives torrent_progress / finished / failed
   std::uint32_t max_peers = 50;
   std::uint32_t max_outstanding = 256; // requests in flight per peer (pipeline depth)
-  std::uint32_t ban_after_failures = 2;
   std::uint32_t upload_slots = 4;      // peers unchoked by rate, plus one optimistic slot
   // From the resume data: pieces to trust as verified, and pieces to hash before trusting.
   std::vector<std::uint32_t> trusted_pieces;
@@ -43,6 +42,12 @@ struct torrent_config {
   std::uint32_t resume_interval_s = 5; // resume data is saved this often while pieces verify
   std::uint32_t peer_timeout_s = 150;  // a peer silent (no complete message) this long is closed
   std::uint32_t handshake_timeout_ms = 10000;
+  // A request times out after the peer's mean request time + 4 deviations, within these bounds
+  // (the upper one until the peer's time is known); the block then goes to another peer.
+  std::uint32_t min_request_timeout_ms = 3000;
+  std::uint32_t request_timeout_s = 60;
+  std::uint32_t max_half_open = 32;    // outgoing connections not yet handshaken
+  std::uint32_t max_peers_per_ip = 8;  // connections to one IP address
 
   // -- for the in-process load benchmark (bench/swarm_bench.cpp); the defaults are production --
   /// Spawns the actor of a new peer (empty: spawn_peer, which owns a real connection).

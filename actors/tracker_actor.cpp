@@ -124,8 +124,11 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
             ar.left = req.left;
             ar.ev = req.ev;
             std::string err;
-            // A "stopped" announce happens on the way out: it must not hold up the exit.
-            long timeout = req.ev == tracker::event::stopped ? 500L : conf->timeout_ms;
+            // A "stopped" announce happens on the way out: it must not hold up the exit. A
+            // "completed" one may be under way when the run ends: a short timeout too.
+            long timeout = req.ev == tracker::event::stopped     ? 500L
+                           : req.ev == tracker::event::completed ? std::min(2000L, conf->timeout_ms)
+                                                                 : conf->timeout_ms;
             if (conf->cancel->load() && req.ev != tracker::event::stopped)
               return;
             auto body = http_get(tracker::build_announce_url(ar), timeout,
@@ -158,7 +161,8 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
             errors += (errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
           }
         }
-        res.error = errors.empty() ? "no usable HTTP tracker" : errors;
+        res.result = error{errors.empty() ? errc::invalid_argument : errc::tracker_failure,
+                           errors.empty() ? "no usable HTTP tracker" : errors};
         self->send(torrent, std::move(res));
       },
       [=](stop_request) { self->quit(); },

@@ -51,6 +51,7 @@ struct swarm {
   // block receipt
   std::atomic<bool> serving{false};
   std::atomic<std::uint64_t> blocks{0};
+  std::atomic<std::uint32_t> copies{0}; // storage copy numbers handed out
   std::uint64_t target = 0;
   std::uint32_t blocks_per_read = 16;
   bool stats_per_block = false;
@@ -143,8 +144,8 @@ caf::behavior synthetic_peer(caf::stateful_actor<synth_state>* self, peer_config
         }
         blocks_stored bs;
         bs.slot = pc.slot;
-        bs.blocks.assign(r.blocks.begin() + static_cast<std::ptrdiff_t>(i),
-                         r.blocks.begin() + static_cast<std::ptrdiff_t>(end));
+        for (auto k = i; k < end; ++k)
+          bs.blocks.push_back(stored_block{r.blocks[k], ++sw->copies});
         self->send(pc.torrent, std::move(bs));
         auto n = sw->blocks.fetch_add(end - i) + (end - i);
         if (n >= sw->target && !sw->reached.exchange(true)) {
@@ -215,6 +216,8 @@ public:
     tc.use_trackers = false;
     tc.observer = observer_;
     tc.max_peers = sc.peers + 10;
+    tc.max_peers_per_ip = sc.peers + 10; // every synthetic peer is on 127.0.0.1
+    tc.max_half_open = sc.peers + 10;
     tc.max_outstanding = sc.pipeline;
     tc.batch_availability = sc.batch_availability;
     tc.recompute_requests = sc.recompute_requests;

@@ -171,6 +171,7 @@ struct download_options {
   std::string listen = "127.0.0.1:0";
   bool no_tracker = false;
   unsigned max_peers = 50;
+  unsigned max_peers_per_ip = 8;
   unsigned pipeline = 256;
   unsigned upload_slots = 4;
   unsigned peer_timeout_s = 150;   // silent peers are closed after this
@@ -288,6 +289,7 @@ int cmd_download(const download_options& opt) {
       tc.use_trackers = !opt.no_tracker;
       tc.observer = self;
       tc.max_peers = opt.max_peers;
+      tc.max_peers_per_ip = opt.max_peers_per_ip;
       tc.max_outstanding = opt.pipeline;
       tc.upload_slots = opt.upload_slots;
       tc.peer_timeout_s = opt.peer_timeout_s;
@@ -356,7 +358,7 @@ int cmd_download(const download_options& opt) {
             }
           },
           [&](torrent_failed& f) {
-            failure = f.reason;
+            failure = f.why.message;
             running = false;
             rc = 1;
           },
@@ -440,6 +442,10 @@ void add_peer_options(CLI::App* cmd, download_options& o) {
     ->capture_default_str();
   cmd->add_flag("--no-tracker", o.no_tracker, "do not announce to the torrent's trackers");
   cmd->add_option("--max-peers", o.max_peers, "connections at most")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 10000u));
+  cmd->add_option("--max-peers-per-ip", o.max_peers_per_ip,
+                  "connections to or from one IP address at most")
     ->capture_default_str()
     ->check(CLI::Range(1u, 10000u));
   cmd->add_option("--upload-slots", o.upload_slots, "peers unchoked at once (plus one optimistic)")

@@ -17,6 +17,8 @@ const char* to_string(errc code) {
     case errc::hash_mismatch: return "hash_mismatch";
     case errc::timeout: return "timeout";
     case errc::invalid_argument: return "invalid_argument";
+    case errc::actor_down: return "actor_down";
+    case errc::cancelled: return "cancelled";
   }
   return "unknown";
 }

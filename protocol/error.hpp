@@ -1,5 +1,6 @@
 // The project's error codes and a small value-or-error result for the CAF-free layers.
-// Actor code converts these into caf::error at its boundary (actors/errors.hpp).
+// The same type travels in the messages between actors (storage_failed, torrent_failed, ...),
+// so a failure keeps its code and its context across actor boundaries.
 #pragma once
 
 #include <cassert>
@@ -24,6 +25,8 @@ enum class errc : std::uint8_t {
   hash_mismatch,        // piece data does not match its SHA-1
   timeout,
   invalid_argument,
+  actor_down,           // an actor this one depended on has stopped (its reason in the message)
+  cancelled,            // stopped on request before it finished
 };
 
 /// Stable name of an error code, for messages and logs.

@@ -39,6 +39,20 @@ std::string to_hex(const sha1_digest& d);
 /// The standard block size requested from peers (BEP 3 recommends 16 KiB).
 inline constexpr std::uint32_t block_size = 16 * 1024;
 
+/// Small per-torrent peer number (index into the torrent's peer table; never reused).
+using peer_slot = std::uint32_t;
+inline constexpr peer_slot no_peer = ~peer_slot{0};
+
+/// One block of a piece.
+struct block_ref {
+  piece_index piece;
+  std::uint32_t block = 0; // block number inside the piece (offset / block_size)
+
+  friend bool operator==(block_ref a, block_ref b) {
+    return a.piece == b.piece && a.block == b.block;
+  }
+};
+
 } // namespace actorrent
 
 template <class Tag, class T>

@@ -100,7 +100,7 @@ struct driver {
     std::vector<peer_slot> local;
     auto& c = cancels ? *cancels : local;
     c.clear();
-    auto r = pp.on_block_received(peer, b, c);
+    auto r = pp.on_block_received(peer, b, ++copies, c);
     EXPECT_TRUE(pp.consistent());
     return name(r);
   }
@@ -123,12 +123,11 @@ struct driver {
     pp.on_piece_verified(piece_index{p});
     EXPECT_TRUE(pp.consistent());
   }
-  std::vector<peer_slot> failed(std::uint32_t p) {
-    std::vector<peer_slot> contributors;
-    pp.on_piece_failed(piece_index{p}, contributors);
+  void failed(std::uint32_t p) {
+    pp.on_piece_failed(piece_index{p});
     EXPECT_TRUE(pp.consistent());
-    return contributors;
   }
+  std::uint32_t copies = 0; // storage's copy numbers, as it would hand them out
 };
 
 } // namespace
@@ -505,7 +504,7 @@ TEST(piece_picker, a_block_in_flight_at_two_peers_keeps_its_piece_until_both_dro
 
 // -- hash failures -----------------------------------------------------------------------------
 
-TEST(piece_picker, failed_piece_names_contributors_and_goes_on_parole) {
+TEST(piece_picker, failed_piece_goes_on_parole) {
   driver d(make(3));
   for (peer_slot p : {A, B, C, D})
     d.add(p, "111");
@@ -518,9 +517,7 @@ TEST(piece_picker, failed_piece_names_contributors_and_goes_on_parole) {
   EXPECT_EQ(d.receive(A, blk(0, 1)), "piece_complete");
   EXPECT_EQ(d.pp.dirty_bytes(), 4u * K);
 
-  auto contributors = d.failed(0);
-  std::sort(contributors.begin(), contributors.end());
-  EXPECT_EQ(contributors, (std::vector<peer_slot>{A, B}));
+  d.failed(0);
   EXPECT_EQ(d.pp.dirty_bytes(piece_index{0}), 0u);
   EXPECT_EQ(d.pp.dirty_bytes(), 0u);
   EXPECT_FALSE(d.pp.have(piece_index{0}));
@@ -547,7 +544,7 @@ TEST(piece_picker, failed_piece_names_contributors_and_goes_on_parole) {
 
   // C alone delivers it: if it fails again, C alone is named.
   EXPECT_EQ(d.receive_piece(C, 0), "piece_complete");
-  EXPECT_EQ(d.failed(0), std::vector<peer_slot>{C});
+  d.failed(0);
   EXPECT_EQ(d.pick(E, 4), ""); // E lacks piece 0; everything else has two requesters
   EXPECT_EQ(d.pick(D, 4), "0.0 0.1 0.2 0.3");
   EXPECT_EQ(d.receive_piece(D, 0), "piece_complete");
@@ -563,7 +560,7 @@ TEST(piece_picker, parole_passes_on_when_the_peer_gives_everything_back) {
   d.add(D, "01");
   EXPECT_EQ(d.pick(A, 4), "0.0 0.1 0.2 0.3");
   EXPECT_EQ(d.receive_piece(A, 0), "piece_complete");
-  EXPECT_EQ(d.failed(0), std::vector<peer_slot>{A});
+  d.failed(0);
   EXPECT_EQ(d.pick(B, 4), "0.0 0.1 0.2 0.3");
   for (std::uint32_t i = 0; i < 4; ++i)
     d.drop(B, blk(0, i));
@@ -577,7 +574,7 @@ TEST(piece_picker, parole_passes_on_when_the_peer_gives_everything_back) {
 TEST(piece_picker, failing_a_piece_that_was_not_downloading_downloads_it_again) {
   driver d(make(2));
   d.add(A, "11");
-  EXPECT_TRUE(d.failed(1).empty());
+  d.failed(1);
   EXPECT_EQ(d.pp.downloading_count(), 1u);
   EXPECT_EQ(d.pick(A, 8), "1.0 1.1 1.2 1.3 0.0 0.1 0.2 0.3");
 }
@@ -662,6 +659,26 @@ TEST(piece_picker, availability_follows_bitfields) {
   EXPECT_EQ(d.pp.availability_updates(), 8u);
 }
 
+TEST(piece_picker, the_last_copy_of_a_block_is_the_one_recorded) {
+  // Storage keeps the last copy of a block; the picker records that copy's number, so a later
+  // take-back names the copy that is on disk, not one that was overwritten.
+  driver d(make(1));
+  d.add(A, "1");
+  d.add(B, "1");
+  EXPECT_EQ(d.pick(A, 2), "0.0 0.1");
+  EXPECT_EQ(d.receive(A, blk(0, 0)), "fresh");  // copy 1
+  EXPECT_EQ(d.receive(B, blk(0, 0)), "duplicate"); // copy 2 replaces it on disk
+  d.failed(0); // now on parole
+  EXPECT_EQ(d.pick(A, 1), "0.0");
+  EXPECT_EQ(d.receive(A, blk(0, 0)), "fresh");     // copy 3
+  EXPECT_EQ(d.receive(B, blk(0, 0)), "duplicate"); // copy 4, unasked: the last copy wins
+  d.drop(A, blk(0, 1)); // A's request from the first round is rejected
+  // A has nothing of the piece in flight; B takes over and the copy on disk (4) is what storage must drop.
+  EXPECT_EQ(d.pick(B, 4), "0.0 0.1 0.2 0.3");
+  ASSERT_EQ(d.pp.taken_back().size(), 1u);
+  EXPECT_EQ(d.pp.taken_back()[0].copy, 4u);
+}
+
 TEST(piece_picker, parole_passes_on_when_the_peer_leaves_halfway) {
   // The peer on parole asked for half the piece, got it, and disconnected: nothing of the piece
   // is in flight, so no dropped request tells the picker. Nobody else may add to its half, so
@@ -673,7 +690,7 @@ TEST(piece_picker, parole_passes_on_when_the_peer_leaves_halfway) {
   d.add(D, "01");
   EXPECT_EQ(d.pick(A, 4), "0.0 0.1 0.2 0.3");
   EXPECT_EQ(d.receive_piece(A, 0), "piece_complete");
-  EXPECT_EQ(d.failed(0), std::vector<peer_slot>{A});
+  d.failed(0);
   EXPECT_EQ(d.pick(B, 2), "0.0 0.1");
   EXPECT_EQ(d.pick(C, 4), "1.0 1.1 1.2 1.3"); // B has 0.0 and 0.1 in flight: its piece
   EXPECT_EQ(d.receive(B, blk(0, 0)), "fresh");
@@ -685,12 +702,21 @@ TEST(piece_picker, parole_passes_on_when_the_peer_leaves_halfway) {
   EXPECT_EQ(d.pp.dirty_bytes(piece_index{0}), 2u * K);
 
   EXPECT_EQ(d.pick(D, 4), "1.0 1.1 1.2 1.3"); // D lacks piece 0: end-game duplicates of C's
+  EXPECT_TRUE(d.pp.taken_back().empty());
   EXPECT_EQ(d.pick(C, 8), "0.0 0.1 0.2 0.3");
+  // Storage must drop B's two copies too (copies 5 and 6: A's first attempt had 1 to 4), or its
+  // count of the piece's blocks would run ahead of the picker's.
+  ASSERT_EQ(d.pp.taken_back().size(), 2u);
+  EXPECT_EQ(d.pp.taken_back()[0].block, blk(0, 0));
+  EXPECT_EQ(d.pp.taken_back()[0].copy, 5u);
+  EXPECT_EQ(d.pp.taken_back()[1].block, blk(0, 1));
+  EXPECT_EQ(d.pp.taken_back()[1].copy, 6u);
+  d.pp.taken_back().clear();
   EXPECT_EQ(d.pp.dirty_bytes(piece_index{0}), 0u);
   EXPECT_EQ(d.pp.dirty_bytes(), 0u);
   EXPECT_EQ(d.pick(A, 8), ""); // still on parole: C's alone, and no duplicates of it
   EXPECT_EQ(d.receive_piece(C, 0), "piece_complete");
-  EXPECT_EQ(d.failed(0), std::vector<peer_slot>{C}); // nothing of B's is left in it
+  d.failed(0); // nothing of B's is left in it
 }
 
 TEST(piece_picker, parole_passes_on_when_the_peer_chokes_halfway) {
@@ -699,7 +725,7 @@ TEST(piece_picker, parole_passes_on_when_the_peer_chokes_halfway) {
   d.add(B, "1");
   EXPECT_EQ(d.pick(A, 4), "0.0 0.1 0.2 0.3");
   EXPECT_EQ(d.receive_piece(A, 0), "piece_complete");
-  EXPECT_EQ(d.failed(0), std::vector<peer_slot>{A});
+  d.failed(0);
   EXPECT_EQ(d.pick(A, 3), "0.0 0.1 0.2");
   EXPECT_EQ(d.receive(A, blk(0, 1)), "fresh");
   EXPECT_EQ(d.pick(B, 4), ""); // A's piece
@@ -708,10 +734,13 @@ TEST(piece_picker, parole_passes_on_when_the_peer_chokes_halfway) {
   d.drop(A, blk(0, 2)); // choked: nothing in flight, a quarter of it received
   EXPECT_EQ(d.pp.dirty_bytes(), std::uint64_t{K});
   EXPECT_EQ(d.pick(B, 4), "0.0 0.1 0.2 0.3");
+  ASSERT_EQ(d.pp.taken_back().size(), 1u);
+  EXPECT_EQ(d.pp.taken_back()[0].block, blk(0, 1));
+  EXPECT_EQ(d.pp.taken_back()[0].copy, 5u);
   EXPECT_EQ(d.pp.dirty_bytes(), 0u);
   EXPECT_EQ(d.pick(A, 4), "");
   EXPECT_EQ(d.receive_piece(B, 0), "piece_complete");
-  EXPECT_EQ(d.failed(0), std::vector<peer_slot>{B});
+  d.failed(0);
 }
 
 // -- a whole swarm -----------------------------------------------------------------------------
@@ -893,7 +922,7 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
       e.outstanding.erase(e.outstanding.begin() + static_cast<std::ptrdiff_t>(i));
       auto expected_cancels = holders(b);
       cancels.clear();
-      auto r = pp.on_block_received(s, b, cancels);
+      auto r = pp.on_block_received(s, b, static_cast<std::uint32_t>(step + 1), cancels);
       auto p = b.piece.value;
       ASSERT_EQ(sender[p][b.block], no_peer);
       sender[p][b.block] = s;
@@ -935,16 +964,13 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
       std::fill(sender[p].begin(), sender[p].end(), no_peer);
       if (senders.count(liar) || chance(5)) {
         ++failures;
-        std::vector<peer_slot> contributors;
-        pp.on_piece_failed(piece_index{p}, contributors);
-        ASSERT_EQ(std::set<peer_slot>(contributors.begin(), contributors.end()), senders);
-        ASSERT_EQ(contributors.size(), senders.size()) << "a contributor named twice";
+        pp.on_piece_failed(piece_index{p});
         if (on_parole[p]) {
-          ASSERT_EQ(contributors.size(), 1u) << "piece " << p << " was on parole";
+          ASSERT_EQ(senders.size(), 1u) << "piece " << p << " was on parole";
         }
         on_parole[p] = true;
         parole[p] = no_peer;
-        if (contributors == std::vector<peer_slot>{liar} && !peers[liar].gone) {
+        if (senders == std::set<peer_slot>{liar} && !peers[liar].gone) {
           ++bans; // caught alone: banned, as the torrent does
           disconnect(liar);
         }

@@ -152,7 +152,8 @@ def main():
         torrent = H.make_torrent(payload, PIECE_LENGTH, sess.path("t.torrent"))
         port = H.free_port()
         argv = [os.path.abspath(a.actorrent), "seed", torrent.path, root, "--no-tracker", "-v",
-                "--listen", "%s:%d" % (H.LOOPBACK, port), "--max-peers", str(a.connections + 50)]
+                "--listen", "%s:%d" % (H.LOOPBACK, port), "--max-peers", str(a.connections + 50),
+                "--max-peers-per-ip", str(a.connections + 50)]
         H.log("run: " + " ".join(argv))
         seeder = sess.spawn("actorrent", argv, log_path=sess.path("stdout"), stderr_path=sess.path("stderr"))
         if not H.wait_for(lambda: "seeding:" in seeder.output() or not seeder.running(), 30):

@@ -1,0 +1,76 @@
+#include "actors/peer_requests.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace actorrent {
+
+bool peer_requests::on_received(block_ref b, clock::time_point now) {
+  // Blocks arrive roughly in request order: the search usually ends at the front.
+  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const entry& e) { return e.block == b; });
+  if (it == queue_.end())
+    return false;
+  double sample = std::chrono::duration<double, std::milli>(now - it->sent).count();
+  queue_.erase(it);
+  if (samples_ == 0) {
+    mean_ms_ = sample;
+    dev_ms_ = sample / 2;
+  } else {
+    // RFC 6298's smoothing: gains 1/8 for the mean, 1/4 for the deviation.
+    dev_ms_ += (std::abs(sample - mean_ms_) - dev_ms_) / 4;
+    mean_ms_ += (sample - mean_ms_) / 8;
+  }
+  ++samples_;
+  if (pipeline_ < max_pipeline_)
+    ++pipeline_;
+  return true;
+}
+
+bool peer_requests::remove(block_ref b) {
+  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const entry& e) { return e.block == b; });
+  if (it == queue_.end())
+    return false;
+  queue_.erase(it);
+  return true;
+}
+
+std::vector<block_ref> peer_requests::take_all() {
+  std::vector<block_ref> out;
+  out.reserve(queue_.size());
+  for (auto& e : queue_)
+    out.push_back(e.block);
+  queue_.clear();
+  return out;
+}
+
+peer_requests::ms peer_requests::timeout() const {
+  if (samples_ < 2)
+    return max_timeout_;
+  auto t = ms(static_cast<std::int64_t>(mean_ms_ + 4 * dev_ms_));
+  return std::clamp(t, min_timeout_, max_timeout_);
+}
+
+std::vector<block_ref> peer_requests::take_timed_out(clock::time_point now) {
+  std::vector<block_ref> out;
+  auto limit = timeout();
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (now - it->sent > limit) {
+      out.push_back(it->block);
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!out.empty()) {
+    timeouts_ += out.size();
+    pipeline_ = std::max<std::uint32_t>(2, pipeline_ / 2);
+  }
+  return out;
+}
+
+void peer_requests::set_max_pipeline(std::uint32_t n) {
+  max_pipeline_ = std::max<std::uint32_t>(1, n);
+  pipeline_ = std::min(pipeline_, max_pipeline_);
+}
+
+} // namespace actorrent

@@ -1,0 +1,81 @@
+#include "actors/peer_requests.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace actorrent;
+using namespace std::chrono_literals;
+
+namespace {
+block_ref blk(std::uint32_t p, std::uint32_t b) { return block_ref{piece_index{p}, b}; }
+const peer_requests::clock::time_point t0{};
+} // namespace
+
+TEST(peer_requests, a_block_is_settled_once) {
+  peer_requests r(8);
+  r.add(blk(0, 0), t0);
+  r.add(blk(0, 1), t0);
+  EXPECT_TRUE(r.on_received(blk(0, 1), t0 + 10ms));
+  EXPECT_FALSE(r.on_received(blk(0, 1), t0 + 11ms));
+  EXPECT_TRUE(r.remove(blk(0, 0)));
+  EXPECT_TRUE(r.empty());
+  EXPECT_EQ(r.samples(), 1u);
+}
+
+TEST(peer_requests, without_samples_the_longest_timeout_applies) {
+  peer_requests r(8);
+  r.set_timeout_bounds(3s, 60s);
+  EXPECT_EQ(r.timeout(), 60s);
+  r.add(blk(0, 0), t0);
+  EXPECT_TRUE(r.take_timed_out(t0 + 59s).empty());
+  auto late = r.take_timed_out(t0 + 61s);
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_EQ(late[0], blk(0, 0));
+}
+
+TEST(peer_requests, the_timeout_adapts_to_the_measured_request_time) {
+  peer_requests r(64);
+  r.set_timeout_bounds(3s, 60s);
+  // A peer that answers every request in about 400 ms.
+  auto now = t0;
+  for (std::uint32_t i = 0; i < 20; ++i) {
+    r.add(blk(1, i), now);
+    now += 400ms;
+    ASSERT_TRUE(r.on_received(blk(1, i), now));
+  }
+  EXPECT_EQ(r.timeout(), 3s) << "mean + 4 deviations of ~400 ms is under the floor";
+  // A slow peer (20 s per block, jittery): the timeout follows it, up to the ceiling.
+  peer_requests slow(64);
+  slow.set_timeout_bounds(3s, 60s);
+  now = t0;
+  for (std::uint32_t i = 0; i < 20; ++i) {
+    slow.add(blk(2, i), now);
+    now += i % 2 ? 15s : 25s;
+    ASSERT_TRUE(slow.on_received(blk(2, i), now));
+  }
+  EXPECT_GT(slow.timeout(), 20s);
+  EXPECT_LE(slow.timeout(), 60s);
+}
+
+TEST(peer_requests, a_timeout_halves_the_pipeline_and_blocks_grow_it_back) {
+  peer_requests r(16);
+  r.set_timeout_bounds(1s, 2s);
+  for (std::uint32_t i = 0; i < 4; ++i)
+    r.add(blk(0, i), t0 + std::chrono::milliseconds(i * 600));
+  // At 2.7 s the first (sent at 0 ms) and second (600 ms) are over 2 s old.
+  auto late = r.take_timed_out(t0 + 2700ms);
+  ASSERT_EQ(late.size(), 2u);
+  EXPECT_EQ(late[0], blk(0, 0));
+  EXPECT_EQ(late[1], blk(0, 1));
+  EXPECT_EQ(r.size(), 2u);
+  EXPECT_EQ(r.pipeline(), 8u);
+  EXPECT_EQ(r.timeouts(), 2u);
+  EXPECT_TRUE(r.on_received(blk(0, 2), t0 + 2800ms));
+  EXPECT_EQ(r.pipeline(), 9u);
+  for (int i = 0; i < 5; ++i)
+    r.take_timed_out(t0 + 1h); // repeated timeouts bottom out at 2
+  r.add(blk(0, 9), t0 + 2h);
+  r.take_timed_out(t0 + 3h);
+  EXPECT_EQ(r.pipeline(), 2u);
+  r.set_max_pipeline(1);
+  EXPECT_EQ(r.pipeline(), 1u);
+}
