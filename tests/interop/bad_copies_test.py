@@ -11,7 +11,9 @@ every other block right.  A case passes when:
     blocks reached that piece), the liar is banned; if none failed, the liar is not banned;
   * the pattern really happened (the seeders' logs show it), so the case cannot pass vacuously.
 
-Which path of actorrent each case exercises (actors/peer_actor.cpp, actors/storage_actor.cpp):
+Which path of actorrent each case exercises (actors/peer_actor.cpp and peer_requests.cpp: which
+blocks are expected from a peer; actors/storage_actor.cpp and storage/piece_writer.cpp: which copy
+of a block is on disk, who sent it, and the piece's hash; actors/smart_ban.cpp: whom to ban):
 
   The liar gets two copies of a block past the peer actor, which drops any block that it has no
   pending request for (settle_request), by being asked for that block twice: it answers one
@@ -26,8 +28,9 @@ Which path of actorrent each case exercises (actors/peer_actor.cpp, actors/stora
       usually reach the storage writer in the same write_blocks message: the first is the
       block's first copy, the second a duplicate of it, written over it.  The pieces involved
       hold only the liar's blocks.  Exercises: which copy is on disk versus which copy the
-      piece's SHA-1 was computed from (running hash fed from the receive buffer, and reset by
-      the duplicate), and that the verdict lands on the sender of the copy that is on disk.
+      piece's SHA-1 was computed from (the hash is fed from the receive buffers while blocks
+      come in order; a replaced copy must send it back to the disk), and that the verdict lands
+      on the sender of the copy that is on disk.
   endgame.late_wrong
       64 KiB pieces (4 blocks).  The liar holds its doubled blocks; in end-game actorrent asks
       the honest seeder for them too, gets them, and CANCELs them at the liar; the liar then at
