@@ -64,11 +64,13 @@ constexpr const char* client_version = "actorrent/0.1"; // BEP 10 `v`
 constexpr std::size_t max_refused_requests = 2 * max_upload_queue;
 constexpr std::size_t max_requests_for_missing = 100; // blocks of pieces we never announced
 constexpr std::size_t max_unrequested_blocks = 2048;  // late blocks after cancels are normal
+// BEP 6 peers answer every request after a choke (REJECT); entries they never answer expire.
+constexpr auto stale_request_age = std::chrono::seconds(30);
 constexpr std::size_t max_full_statements = 64; // BITFIELD / HAVE_ALL / HAVE_NONE per connection
 
 struct peer_state {
   peer_config cfg;
-  std::shared_ptr<peer_connection> conn;
+  std::shared_ptr<connection> conn;
   std::shared_ptr<spdlog::logger> log;
   bool active = false;        // handshake done
   bool closed = false;
@@ -88,6 +90,9 @@ struct peer_state {
   // rejected). Anything else the peer sends is dropped unwritten: data nobody asked for must
   // not overwrite, or be blamed on, another peer's blocks.
   std::unordered_map<std::uint64_t, std::uint32_t> requested;
+  // BEP 6 keeps requests across a choke until the peer rejects them; one that never does would
+  // leave them pending forever. Since when the peer has been choking us:
+  clock_type::time_point choked_since = clock_type::now();
   std::size_t unrequested_blocks = 0;
 
   // Upload side.
@@ -375,6 +380,8 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
       case wire::msg_id::choke:
         if (!st.fast)
           st.requested.clear(); // BEP 3: a choke discards every pending request
+        if (!st.peer_choking)
+          st.choked_since = clock_type::now();
         st.peer_choking = true;
         act.choke_changed = true;
         act.choked = true;
@@ -677,6 +684,16 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
         } else if (now - st.last_send > std::chrono::seconds(60)) {
           wire::append_keep_alive(st.out);
           flush(st);
+        }
+        if (st.fast && st.peer_choking && !st.requested.empty() &&
+            now - st.choked_since > stale_request_age) {
+          // The torrent gave these blocks to others when the choke came; a block arriving now
+          // counts as unrequested.
+          st.log->debug("{}: {} requests neither served nor rejected {} s after a choke: "
+                        "forgotten",
+                        st.cfg.remote.to_string(), st.requested.size(),
+                        std::chrono::duration_cast<std::chrono::seconds>(stale_request_age).count());
+          st.requested.clear();
         }
         if (st.up_unreported > 0) {
           peer_activity act;

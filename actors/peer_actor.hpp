@@ -16,7 +16,7 @@
 namespace actorrent {
 
 class io_runtime;
-class peer_connection;
+class connection;
 struct metainfo;
 
 struct peer_config {
@@ -28,7 +28,7 @@ struct peer_config {
   peer_id our_id{};
   io_runtime* io = nullptr;
   /// Incoming connection whose handshake was already read (nullptr: dial `remote`).
-  std::shared_ptr<peer_connection> accepted;
+  std::shared_ptr<connection> accepted;
   wire::handshake accepted_handshake;
   std::uint32_t inactivity_timeout_s = 150;  // no complete message for this long: closed
   std::uint32_t handshake_timeout_ms = 10000; // connect + handshake must finish by then

@@ -467,6 +467,7 @@ struct peer_listener::impl : std::enable_shared_from_this<peer_listener::impl> {
   std::uint16_t port = 0;
   std::atomic<bool> started{false};
   std::atomic<bool> closing{false};
+  std::atomic<std::uint32_t> handshaking{0}; // accepted, handshake not read yet
 
   void accept_next() {
     acceptor.async_accept([self = shared_from_this()](const asio::error_code& ec,
@@ -490,10 +491,20 @@ struct peer_listener::impl : std::enable_shared_from_this<peer_listener::impl> {
   }
 
   void welcome(asio::ip::tcp::socket s) {
-    auto p = std::make_unique<peer_connection::impl>(io, limits);
     asio::error_code ec;
     auto ep = s.remote_endpoint(ec);
-    p->remote = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    auto remote = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (handshaking.load() >= limits.max_handshaking) {
+      // A flood of connections that never handshake must not pin sockets and buffers.
+      s.close(ec);
+      if (failed)
+        failed(remote, "refused: " + std::to_string(limits.max_handshaking) +
+                         " connections are already waiting for their handshake", false);
+      return;
+    }
+    ++handshaking;
+    auto p = std::make_unique<peer_connection::impl>(io, limits);
+    p->remote = remote;
     // Move the accepted socket onto the connection's strand.
     asio::error_code local_ec;
     auto protocol = acceptor.local_endpoint(local_ec).protocol(); // v6 when listening on v6
@@ -503,16 +514,18 @@ struct peer_listener::impl : std::enable_shared_from_this<peer_listener::impl> {
     auto conn = std::make_shared<peer_connection>(std::move(p));
     auto* d = conn->impl_.get();
     auto h = handler;
-    if (failed) {
-      // Until the handshake is read, failures are the listener's to report.
-      d->events.on_closed = [f = failed, remote = d->remote](const std::string& reason,
-                                                             bool protocol_error) {
-        f(remote, reason, protocol_error);
-      };
-    }
-    asio::post(d->strand, [d, conn, h] {
+    auto self = shared_from_this();
+    // Until the handshake is read, failures are the listener's to report.
+    d->events.on_closed = [self, remote = d->remote](const std::string& reason,
+                                                     bool protocol_error) {
+      --self->handshaking;
+      if (self->failed)
+        self->failed(remote, reason, protocol_error);
+    };
+    asio::post(d->strand, [d, conn, h, self] {
       d->arm_handshake_timeout(conn);
-      d->read_handshake(conn, [d, conn, h](const wire::handshake& hs) {
+      d->read_handshake(conn, [d, conn, h, self](const wire::handshake& hs) {
+        --self->handshaking;
         d->events = connection_events{}; // from here on the torrent's peer reports
         h(conn, hs);
       });

@@ -48,9 +48,27 @@ struct connection_limits {
                                           // bounded by the session's receive budget)
   std::size_t max_write_queue = 8u << 20; // bytes queued for sending before the peer is dropped
   std::uint32_t handshake_timeout_ms = 10000;
+  std::uint32_t max_handshaking = 128; // incoming connections waiting for their handshake
 };
 
-class peer_connection : public std::enable_shared_from_this<peer_connection> {
+/// What a peer actor needs of its connection: a real peer_connection, or a recording stand-in
+/// in the peer actor's deterministic tests. Every call is thread-safe.
+class connection {
+public:
+  virtual ~connection() = default;
+  /// Queues bytes for sending.
+  virtual void send(std::string bytes) = 0;
+  /// Closes the socket; on_closed follows (if not already reported).
+  virtual void close(const std::string& reason) = 0;
+  /// Bytes queued and not yet written (backpressure for uploads).
+  virtual std::size_t queued_bytes() const noexcept = 0;
+  /// For connections accepted by a listener: begins streaming with these events after sending
+  /// our handshake.
+  virtual void start(const wire::handshake& ours, connection_events events) = 0;
+};
+
+class peer_connection : public connection,
+                        public std::enable_shared_from_this<peer_connection> {
 public:
   struct impl;
 
@@ -61,18 +79,14 @@ public:
                                                   connection_events events,
                                                   connection_limits limits = {});
 
-  ~peer_connection();
+  ~peer_connection() override;
 
-  /// Queues bytes for sending. Thread-safe.
-  void send(std::string bytes);
-  /// Closes the socket; on_closed follows (if not already reported). Thread-safe.
-  void close(const std::string& reason);
-  /// Bytes queued and not yet written (backpressure for uploads).
-  std::size_t queued_bytes() const noexcept { return queued_.load(std::memory_order_relaxed); }
-
-  /// For connections accepted by a listener: begins streaming with these events after sending
-  /// our handshake.
-  void start(const wire::handshake& ours, connection_events events);
+  void send(std::string bytes) override;
+  void close(const std::string& reason) override;
+  std::size_t queued_bytes() const noexcept override {
+    return queued_.load(std::memory_order_relaxed);
+  }
+  void start(const wire::handshake& ours, connection_events events) override;
 
   std::string remote_endpoint() const;
 
