@@ -22,11 +22,14 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/messages.hpp"
+#include "tests/actors/deterministic.hpp"
 #include "actors/peer_actor.hpp"
+#include "actors/storage_actor.hpp"
 #include "actors/torrent_actor.hpp"
 #include "protocol/metainfo.hpp"
 #include "protocol/sha1.hpp"
 #include "storage/file_store.hpp"
+#include "storage/resume.hpp"
 
 using namespace actorrent;
 
@@ -50,6 +53,7 @@ struct world {
   bool finished = false;
   bool failed = false;
   bool stopped = false;
+  torrent_progress final; // from torrent_stopped
 };
 
 caf::behavior scripted_peer(caf::event_based_actor* self, peer_config pc,
@@ -82,18 +86,16 @@ caf::behavior observer(caf::event_based_actor*, std::shared_ptr<world> w) {
     [=](torrent_progress& p) { w->progress.push_back(std::move(p)); },
     [=](torrent_finished&) { w->finished = true; },
     [=](torrent_failed&) { w->failed = true; },
-    [=](torrent_stopped&) { w->stopped = true; },
+    [=](torrent_stopped& s) {
+      w->stopped = true;
+      w->final = std::move(s.final);
+    },
   };
-}
-
-caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  return cfg;
 }
 
 struct fixture {
   caf::actor_system_config cfg;
-  caf::actor_system sys{testing_config(cfg)};
+  caf::actor_system sys{actor_test::deterministic(cfg)};
   caf::scheduler::test_coordinator& sched =
     dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
   std::shared_ptr<world> w = std::make_shared<world>();
@@ -102,16 +104,18 @@ struct fixture {
   std::string dir;
   std::ostringstream log;
   caf::actor torrent;
+  std::shared_ptr<const file_layout> layout_;
+
+  struct options {
+    bool data_on_disk = false;  // the whole content is already there, to be checked
+    bool stop_at_start = false; // told to stop before anything ran: during the data check
+  };
 
   /// A torrent of `pieces` pieces of 4 blocks; `peers` scripted peers are known to it.
-  explicit fixture(std::uint32_t pieces, std::uint32_t peers) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-    for (auto name : {"session", "torrent", "peer", "storage", "tracker"}) {
-      spdlog::drop(name);
-      auto logger = std::make_shared<spdlog::logger>(name, sink);
-      logger->set_level(spdlog::level::debug);
-      spdlog::register_logger(logger);
-    }
+  explicit fixture(std::uint32_t pieces, std::uint32_t peers) : fixture(pieces, peers, {}) {}
+  fixture(std::uint32_t pieces, std::uint32_t peers, options opt) {
+    actor_test::route_loggers(std::make_shared<spdlog::sinks::ostream_sink_mt>(log),
+                           spdlog::level::debug);
     std::mt19937 rng(11);
     data.resize(std::size_t{pieces} * 4 * K);
     for (auto& c : data)
@@ -124,8 +128,11 @@ struct fixture {
       meta->piece_hashes.push_back(sha1(std::string_view(data).substr(p * 4ull * K, 4 * K)));
     char tmpl[] = "/tmp/torrent_actor_test.XXXXXX";
     dir = ::mkdtemp(tmpl);
+    if (opt.data_on_disk)
+      std::ofstream(dir + "/t.bin", std::ios::binary) << data;
     auto layout = file_layout::create(*meta);
-    auto store = file_store::open(std::make_shared<const file_layout>(std::move(*layout)), dir);
+    layout_ = std::make_shared<const file_layout>(std::move(*layout));
+    auto store = file_store::open(layout_, dir);
     EXPECT_TRUE(store.ok());
 
     torrent_config tc;
@@ -144,8 +151,13 @@ struct fixture {
       wp->peers[pc.slot].handle = h;
       return h;
     };
+    if (opt.data_on_disk)
+      for (std::uint32_t p = 0; p < pieces; ++p)
+        tc.pieces_to_check.push_back(p);
     torrent = spawn_torrent(sys, std::move(tc));
-    sched.run(); // the (empty) data check, then the peers are dialled
+    if (opt.stop_at_start)
+      caf::anon_send(torrent, stop_request{});
+    sched.run(); // the data check, then the peers are dialled
   }
 
   ~fixture() {
@@ -334,4 +346,129 @@ TEST(torrent_actor, blocks_of_a_verified_piece_are_not_counted_as_stored) {
   std::ifstream in(f.dir + "/t.bin", std::ios::binary);
   std::string disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_TRUE(disk == f.data) << "the late wrong copy reached the disk";
+}
+
+TEST(torrent_actor, existing_data_is_checked_before_anything) {
+  fixture f(3, 1, {true, false});
+  EXPECT_TRUE(f.w->finished);
+  EXPECT_EQ(f.progress().pieces_verified, 3u);
+}
+
+TEST(torrent_actor, a_stop_during_the_data_check_ends_it_and_trusts_nothing_unchecked) {
+  // The stop arrives while storage is (about to be) busy hashing: the torrent raises the
+  // check's cancel flag, storage returns at once, and the resume data it saves lets the next
+  // run trust nothing that was not verified.
+  fixture f(3, 1, {true, true});
+  EXPECT_TRUE(f.w->stopped);
+  EXPECT_FALSE(f.w->finished);
+  EXPECT_EQ(f.w->final.pieces_verified, 0u);
+  auto resume = load_resume(f.dir, *f.meta, *f.layout_);
+  EXPECT_TRUE(resume.trusted.isEmpty());
+  EXPECT_EQ(resume.to_check.cardinality(), 3u);
+}
+
+// -- the storage actor alone ------------------------------------------------------------------
+
+namespace {
+
+struct storage_world {
+  std::vector<blocks_stored> stored;
+  std::vector<piece_verdict> verdicts;
+  std::vector<error> failures;
+};
+
+caf::behavior storage_observer(caf::event_based_actor*, std::shared_ptr<storage_world> w) {
+  return {
+    [=](blocks_stored& b) { w->stored.push_back(std::move(b)); },
+    [=](piece_checked& c) { w->verdicts.push_back(std::move(c.verdict)); },
+    [=](storage_failed& f) { w->failures.push_back(f.why); },
+    [=](check_progress&) {},
+  };
+}
+
+/// The storage actor on the test scheduler, with an actor standing in for its torrent.
+struct storage_fixture {
+  fixture base{1, 0}; // for the data, the directory and the scheduler
+  std::shared_ptr<storage_world> w = std::make_shared<storage_world>();
+  caf::actor storage;
+
+  storage_fixture() {
+    auto store = file_store::open(base.layout_, base.dir + "/alone");
+    EXPECT_TRUE(store.ok());
+    auto torrent = base.sys.spawn(storage_observer, w);
+    storage = spawn_storage(base.sys, std::move(*store), base.meta, torrent, false);
+  }
+  ~storage_fixture() {
+    caf::anon_send(storage, stop_request{});
+    base.sched.run();
+  }
+  void write(peer_slot slot, const std::vector<fixture::copy>& copies) {
+    auto buf = std::make_shared<std::string>();
+    write_blocks wb;
+    wb.slot = slot;
+    for (auto c : copies) {
+      auto bytes = base.data.substr((c.piece * 4ull + c.block) * K, K);
+      if (!c.right)
+        for (auto& ch : bytes)
+          ch = static_cast<char>(ch ^ 0x5a);
+      buf->append(bytes);
+    }
+    for (std::size_t i = 0; i < copies.size(); ++i)
+      wb.blocks.push_back(block_write{piece_index{copies[i].piece}, copies[i].block * K,
+                                      std::string_view(*buf).substr(i * K, K)});
+    wb.owner = buf;
+    caf::anon_send(storage, std::move(wb));
+    base.sched.run();
+  }
+};
+
+} // namespace
+
+TEST(storage_actor, reports_copies_then_the_verdict_with_the_senders) {
+  storage_fixture f;
+  f.write(1, {{0, 0}, {0, 1}, {0, 2}});
+  f.write(2, {{0, 1, false}}); // replaces 0.1: its sender is now 2
+  f.write(1, {{0, 3}});
+  ASSERT_EQ(f.w->stored.size(), 3u);
+  EXPECT_EQ(f.w->stored[1].blocks.at(0).block, (block_ref{piece_index{0}, 1}));
+  EXPECT_NE(f.w->stored[1].blocks.at(0).copy, f.w->stored[0].blocks.at(1).copy);
+  ASSERT_EQ(f.w->verdicts.size(), 1u);
+  auto& v = f.w->verdicts[0];
+  EXPECT_FALSE(v.ok);
+  ASSERT_EQ(v.blocks.size(), 4u);
+  EXPECT_EQ(v.blocks[1].sender, 2u);
+  EXPECT_EQ(v.blocks[0].sender, 1u);
+}
+
+TEST(storage_actor, a_discard_makes_the_piece_wait_for_its_blocks_again) {
+  storage_fixture f;
+  f.write(1, {{0, 0, false}, {0, 1, false}});
+  caf::anon_send(f.storage, discard_blocks{f.w->stored[0].blocks});
+  f.write(2, {{0, 2}, {0, 3}});
+  EXPECT_TRUE(f.w->verdicts.empty()) << "two blocks were discarded: the piece is not complete";
+  f.write(2, {{0, 0}, {0, 1}});
+  ASSERT_EQ(f.w->verdicts.size(), 1u);
+  EXPECT_TRUE(f.w->verdicts[0].ok);
+}
+
+TEST(storage_actor, serves_only_verified_pieces) {
+  storage_fixture f;
+  block_read got;
+  auto ask = [&] {
+    auto probe = f.base.sys.spawn([&got, s = f.storage](caf::event_based_actor* self) {
+      self->request(s, caf::infinite, read_block{piece_index{0}, K, K}).then([&got](block_read& r) {
+        got = std::move(r);
+      });
+    });
+    f.base.sched.run();
+  };
+  ask();
+  EXPECT_FALSE(got.result.ok());
+  EXPECT_TRUE(got.frame.empty());
+  f.write(1, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  ask();
+  ASSERT_TRUE(got.result.ok());
+  // 13-byte PIECE header, then the block as it is on disk.
+  ASSERT_EQ(got.frame.size(), 13u + K);
+  EXPECT_EQ(got.frame.substr(13), f.base.data.substr(K, K));
 }
