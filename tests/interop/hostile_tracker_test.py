@@ -12,6 +12,9 @@ reported as expected, and actorrent's RSS stayed bounded.
   flood_of_peers   a valid reply listing 20,000 peers (privileged ports on 127.0.0.2-21)
   redirect_loop    302 to itself, forever
   hang             accepts, reads the request and never answers
+  events           an honest tracker that records every announce: the first one ("started")
+                   comes right after the data check, "completed" when done, and "stopped" on
+                   the way out, before the process exits
 
   hostile_tracker_test.py --actorrent PATH --case NAME
 """
@@ -35,7 +38,9 @@ PIECE_LENGTH = 64 * 1024
 SIZE = 6 * H.MiB
 HONEST_RATE_KIB = 1024          # the download lasts ~6 s: several announces happen meanwhile
 RSS_LIMIT_MIB = 1024 if os.environ.get("ASAN_OPTIONS") else 96
-CASES = ["endless_reply", "garbage", "failure_reason", "flood_of_peers", "redirect_loop", "hang"]
+CASES = ["endless_reply", "garbage", "failure_reason", "flood_of_peers", "redirect_loop", "hang",
+         "events"]
+ASAN = bool(os.environ.get("ASAN_OPTIONS"))
 
 
 class CaseFailed(Exception):
@@ -46,6 +51,7 @@ class Tracker:
     def __init__(self, mode):
         self.mode = mode
         self.requests = 0
+        self.events = []                 # (monotonic time, event or "") per announce
         self.hold = threading.Event()
         tracker = self
 
@@ -57,6 +63,8 @@ class Tracker:
 
             def do_GET(self):
                 tracker.requests += 1
+                ev = re.search(r"[?&]event=(\w+)", self.path)
+                tracker.events.append((time.monotonic(), ev.group(1) if ev else ""))
                 m = tracker.mode
                 try:
                     if m == "endless_reply":
@@ -83,6 +91,8 @@ class Tracker:
                         self.end_headers()
                     elif m == "hang":
                         tracker.hold.wait(120)
+                    elif m == "events":
+                        self.reply(H.bencode({b"interval": 1800, b"peers": b""}))
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -133,6 +143,7 @@ def run_case(actorrent, mode):
             argv = [actorrent, "download", torrent.path, "-o", out, "--peer", honest.endpoint, "-v",
                     "--timeout", "60", "--metrics-port", str(metrics_port)]
             H.log("case %s: tracker %s; run: %s" % (mode, tracker.url, " ".join(argv)))
+            started_at = time.monotonic()
             dl = sess.spawn("actorrent", argv, log_path=sess.path("stdout"), stderr_path=sess.path("stderr"))
             rss, stop = [0], threading.Event()
             threading.Thread(target=H.sample_peak_rss, args=(dl.pid, rss, stop), daemon=True).start()
@@ -160,6 +171,22 @@ def run_case(actorrent, mode):
                     H.log("byte-exact in %.1f s; the tracker got %d request(s)" % (time.monotonic() - t0, tracker.requests))
             if tracker.requests == 0:
                 problems.append("actorrent never announced to the tracker")
+            if mode == "events":
+                names = [e for _, e in tracker.events]
+                H.log("announces: %s" % names)
+                if names[:1] != ["started"]:
+                    problems.append("the first announce was %r, not 'started'" % names[:1])
+                elif not ASAN:
+                    # An empty output directory is checked at once; the announce must not wait
+                    # for the next one-second tick (it did: ~1 s).
+                    delay = tracker.events[0][0] - started_at
+                    H.log("first announce %.3f s after launch" % delay)
+                    if delay > 0.6:
+                        problems.append("the first announce came %.2f s after launch" % delay)
+                if "completed" not in names:
+                    problems.append("no 'completed' announce")
+                if not names or names[-1] != "stopped":
+                    problems.append("the last announce was %r, not 'stopped'" % names[-1:])
             if "\x1b" in log or "\x07" in log.replace("\x1b[", ""):
                 problems.append("a control byte from the tracker reached actorrent's output")
             expect = {
@@ -169,6 +196,7 @@ def run_case(actorrent, mode):
                 "redirect_loop": r"announce to .* failed: .*",
                 "flood_of_peers": None,
                 "hang": None,
+                "events": None,
             }[mode]
             if expect:
                 hit = re.search(expect, log)
