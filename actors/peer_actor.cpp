@@ -6,6 +6,7 @@
 #include <chrono>
 #include <deque>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -63,7 +64,8 @@ constexpr const char* client_version = "actorrent/0.1"; // BEP 10 `v`
 // CHOKE for a peer without BEP 6).
 constexpr std::size_t max_refused_requests = 2 * max_upload_queue;
 constexpr std::size_t max_requests_for_missing = 100; // blocks of pieces we never announced
-constexpr std::size_t max_unrequested_blocks = 2048;  // late blocks after cancels are normal
+constexpr std::size_t max_unrequested_blocks = 2048;  // not counting late copies of cancelled ones
+constexpr std::size_t max_cancelled_remembered = 4096;
 // BEP 6 peers answer every request after a choke (REJECT); entries they never answer expire.
 constexpr auto stale_request_age = std::chrono::seconds(30);
 constexpr std::size_t max_full_statements = 64; // BITFIELD / HAVE_ALL / HAVE_NONE per connection
@@ -94,6 +96,9 @@ struct peer_state {
   // leave them pending forever. Since when the peer has been choking us:
   clock_type::time_point choked_since = clock_type::now();
   std::size_t unrequested_blocks = 0;
+  // Blocks we cancelled (or forgot after a choke): a copy still on its way is dropped without
+  // counting as unrequested, so an honest peer that ignores CANCEL is never taken for abusive.
+  std::unordered_set<std::uint64_t> cancelled;
 
   // Upload side.
   struct upload_request {
@@ -177,6 +182,12 @@ bool valid_block(const peer_state& st, const wire::message& m, std::uint32_t len
 
 std::uint64_t block_key(std::uint32_t piece, std::uint32_t begin) {
   return (std::uint64_t{piece} << 32) | begin;
+}
+
+void remember_cancel(peer_state& st, std::uint64_t key) {
+  if (st.cancelled.size() >= max_cancelled_remembered)
+    st.cancelled.clear(); // bounded: forgetting only makes a late copy count as unrequested
+  st.cancelled.insert(key);
 }
 
 /// Settles one pending request for the block; false when none was pending.
@@ -435,6 +446,8 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         if (!valid_block(st, m, len, why))
           return violation(why);
         if (!settle_request(st, m.index, m.begin)) {
+          if (st.cancelled.erase(block_key(m.index, m.begin)) != 0)
+            break; // a late copy of a block we cancelled: dropped, not held against the peer
           if (++st.unrequested_blocks > max_unrequested_blocks)
             return violation("sent " + std::to_string(st.unrequested_blocks) +
                              " blocks we did not request");
@@ -599,7 +612,8 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
           auto len = std::min(block_size, st.cfg.meta->piece_size(b.piece) - b.block * block_size);
           wire::append_request(st.out, wire::msg_id::cancel, b.piece.value, b.block * block_size,
                                len);
-          settle_request(st, b.piece.value, b.block * block_size);
+          if (settle_request(st, b.piece.value, b.block * block_size))
+            remember_cancel(st, block_key(b.piece.value, b.block * block_size));
         }
         flush(st);
       },
@@ -693,6 +707,8 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
                         "forgotten",
                         st.cfg.remote.to_string(), st.requested.size(),
                         std::chrono::duration_cast<std::chrono::seconds>(stale_request_age).count());
+          for (auto& [key, n] : st.requested)
+            remember_cancel(st, key);
           st.requested.clear();
         }
         if (st.up_unreported > 0) {

@@ -138,7 +138,9 @@ struct peer_connection::impl {
     auto fits = [&](std::size_t extra) {
       return budget.used.load(std::memory_order_relaxed) + extra <=
                budget.limit.load(std::memory_order_relaxed) ||
-             std::all_of(pool.begin(), pool.end(), [](auto& b) { return b.use_count() == 1; });
+             std::all_of(pool.begin(), pool.end(), [this](auto& b) {
+               return b.use_count() == 1 || (b == cur && b.use_count() == 2);
+             });
     };
     if (pool.size() >= limits.max_buffers) {
       // Replace an idle buffer that is too small, so a large frame can still get one.

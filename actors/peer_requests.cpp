@@ -63,7 +63,7 @@ std::vector<block_ref> peer_requests::take_timed_out(clock::time_point now) {
   }
   if (!out.empty()) {
     timeouts_ += out.size();
-    pipeline_ = std::max<std::uint32_t>(2, pipeline_ / 2);
+    pipeline_ = std::min(max_pipeline_, std::max<std::uint32_t>(2, pipeline_ / 2));
   }
   return out;
 }

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <unordered_map>
 #include <unordered_set>
+#include <deque>
+#include <set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -26,11 +28,14 @@ using clock_type = std::chrono::steady_clock;
 using std::chrono::seconds;
 
 constexpr std::size_t max_known_peers = 2000;
+constexpr std::size_t max_departed_peers = 4096;
 
 struct peer_entry {
   caf::actor handle;
   endpoint ep;
   std::size_t known = SIZE_MAX; // index into torrent_state::known (dialled peers)
+  peer_id id{};                 // from its handshake
+  std::uint64_t blocks_stored = 0; // copies of blocks it sent that storage wrote
   bool active = false;          // handshake done
   bool has_bits = false;
   bool seed = false;            // has every piece: counted once in availability
@@ -64,8 +69,16 @@ struct torrent_state {
   std::shared_ptr<spdlog::logger> log;
   std::unique_ptr<piece_picker> picker;
   smart_ban bans;
-  // Peers gone while smart ban still holds blocks they sent: where to ban them if they lied.
-  std::unordered_map<peer_slot, std::pair<endpoint, std::size_t>> departed;
+  // Peers gone after sending blocks (the latest few thousand): a verdict on a piece may still
+  // name them as liars, and must then reach their address and id.
+  struct departed_peer {
+    endpoint ep;
+    std::size_t known = SIZE_MAX;
+    peer_id id{};
+  };
+  std::unordered_map<peer_slot, departed_peer> departed;
+  std::deque<peer_slot> departed_order; // oldest first
+  std::set<peer_id> banned_ids;          // refused when they connect again
   caf::actor storage;
   caf::actor tracker;
   std::shared_ptr<std::atomic<bool>> tracker_cancel;
@@ -125,7 +138,6 @@ struct torrent_state {
   clock_type::time_point next_announce = clock_type::now();
   std::uint32_t announce_failures = 0;
   bool announced_started = false;
-  tracker::event in_flight_event = tracker::event::none;
 
   const metainfo& meta() const { return *cfg.meta; }
 };
@@ -141,7 +153,6 @@ void send_announce(self_ptr self, tracker::event ev) {
   if (!st.tracker || st.announce_in_flight)
     return;
   st.announce_in_flight = true;
-  st.in_flight_event = ev;
   self->send(st.tracker, announce{ev, st.payload_up, st.payload_down, bytes_left(st)});
 }
 
@@ -198,8 +209,8 @@ void finish_stop(self_ptr self) {
   self->send(st.cfg.observer, torrent_stopped{p});
   if (st.tracker) {
     // Say goodbye to a tracker that knows us (or may: an announce was under way). The announcer
-    // handles it after the announce in flight, which the stop cut short unless it was the
-    // "completed" one.
+    // handles it after what it has queued: a routine announce cut short by the stop, or a
+    // "completed" one (sent with its own short timeout).
     if (st.announced_started || st.announce_in_flight)
       self->send(st.tracker, announce{tracker::event::stopped, st.payload_up, st.payload_down,
                                       bytes_left(st)});
@@ -224,7 +235,9 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
   }
   if (e.known != SIZE_MAX) {
     auto& k = st.known[e.known];
-    if (misbehaved || e.banned || e.both_seeds) {
+    if (k.st == known_peer::state::banned) {
+      // banned meanwhile (smart ban named an earlier connection to it): stays banned
+    } else if (misbehaved || e.banned || e.both_seeds) {
       k.st = known_peer::state::banned;
     } else {
       k.st = known_peer::state::idle;
@@ -235,8 +248,14 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
     }
   }
   st.log->debug("peer {} gone: {}", e.ep.to_string(), reason);
-  if (!e.banned && st.bans.involves(slot))
-    st.departed.emplace(slot, std::make_pair(e.ep, e.known));
+  if (!e.banned && e.blocks_stored > 0) {
+    st.departed.emplace(slot, torrent_state::departed_peer{e.ep, e.known, e.id});
+    st.departed_order.push_back(slot);
+    while (st.departed_order.size() > max_departed_peers) {
+      st.departed.erase(st.departed_order.front());
+      st.departed_order.pop_front();
+    }
+  }
   st.slot_of.erase(e.handle.address());
   if (auto ip = st.per_ip.find(e.ep.host); ip != st.per_ip.end() && --ip->second == 0)
     st.per_ip.erase(ip);
@@ -437,35 +456,49 @@ void maybe_finish(self_ptr self) {
     });
 }
 
-/// Bans a peer for bad data: disconnects it if still connected, never dials it again.
+/// Bans a peer for bad data: disconnects it (and any other connection to the same address or
+/// with the same id) and never dials it again; it is refused if it connects again.
 void ban_peer(self_ptr self, peer_slot slot, const std::string& why) {
   auto& st = self->state;
+  endpoint ep;
+  std::size_t known = SIZE_MAX;
+  peer_id id{};
   if (auto it = st.peers.find(slot); it != st.peers.end()) {
-    auto& e = it->second;
-    if (e.banned)
+    if (it->second.banned)
       return;
-    e.banned = true;
-    ++st.counters.bans;
-    st.log->warn("peer {} banned: {}", e.ep.to_string(), why);
-    self->send(e.handle, disconnect_peer{"banned: " + why});
+    ep = it->second.ep;
+    known = it->second.known;
+    id = it->second.id;
+    st.log->warn("peer {} banned: {}", ep.to_string(), why);
+  } else if (auto gone = st.departed.find(slot); gone != st.departed.end()) {
+    ep = gone->second.ep;
+    known = gone->second.known;
+    id = gone->second.id;
+    st.departed.erase(gone);
+    st.log->warn("peer {} banned: {} (already disconnected)", ep.to_string(), why);
+  } else {
     return;
   }
-  auto gone = st.departed.find(slot);
-  if (gone == st.departed.end())
-    return;
-  auto [ep, known] = gone->second;
-  st.departed.erase(gone);
   ++st.counters.bans;
-  st.log->warn("peer {} banned: {} (already disconnected)", ep.to_string(), why);
   if (known != SIZE_MAX)
     st.known[known].st = known_peer::state::banned;
+  if (id != peer_id{})
+    st.banned_ids.insert(id);
+  for (auto& [other, e] : st.peers) {
+    bool same = other == slot || (known != SIZE_MAX && e.known == known) ||
+                (id != peer_id{} && e.id == id);
+    if (same && !e.banned) {
+      e.banned = true;
+      self->send(e.handle, disconnect_peer{"banned: " + why});
+    }
+  }
 }
 
 std::string peer_name(const torrent_state& st, peer_slot slot) {
   if (auto it = st.peers.find(slot); it != st.peers.end())
     return it->second.ep.to_string();
   if (auto it = st.departed.find(slot); it != st.departed.end())
-    return it->second.first.to_string();
+    return it->second.ep.to_string();
   return "a peer already gone";
 }
 
@@ -794,6 +827,12 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         if (it == self->state.peers.end())
           return;
         it->second.active = true;
+        it->second.id = pc.id;
+        if (self->state.banned_ids.count(pc.id) != 0) {
+          it->second.banned = true;
+          self->send(it->second.handle, disconnect_peer{"banned earlier for bad data"});
+          return;
+        }
         if (it->second.known != SIZE_MAX)
           self->state.known[it->second.known].st = known_peer::state::connected;
         self->send(it->second.handle, our_pieces{true, self->state.picker->have_pieces(), {}});
@@ -888,6 +927,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           self->send(st.peers[other].handle, cancel_blocks{std::move(blocks)});
         }
         if (e) {
+          for (auto sb : bs.blocks)
+            e->blocks_stored += sb.copy != 0;
           e->last_block = clock_type::now();
           refill(self, bs.slot, *e);
         }
@@ -960,9 +1001,9 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         st.finishing = true;
         if (st.checking)
           check_cancel->store(true); // storage returns what it verified so far
-        // Abort an announce in flight to exit promptly, except a "completed" one: trackers count
-        // completions, and it has its own short timeout.
-        if (st.tracker && !(st.announce_in_flight && st.in_flight_event == tracker::event::completed))
+        // Abort a routine announce in flight to exit promptly ("completed" and "stopped" are
+        // not cut short: they have short timeouts of their own).
+        if (st.tracker)
           st.tracker_cancel->store(true);
         for (auto& [slot, e] : st.peers)
           self->send(e.handle, disconnect_peer{"shutting down"});

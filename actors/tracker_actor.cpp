@@ -129,11 +129,14 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
             long timeout = req.ev == tracker::event::stopped     ? 500L
                            : req.ev == tracker::event::completed ? std::min(2000L, conf->timeout_ms)
                                                                  : conf->timeout_ms;
-            if (conf->cancel->load() && req.ev != tracker::event::stopped)
+            // A stop cancels routine announces; "completed" (trackers count completions) and
+            // "stopped" still go out, each with its short timeout.
+            bool farewell =
+              req.ev == tracker::event::stopped || req.ev == tracker::event::completed;
+            if (conf->cancel->load() && !farewell)
               return;
             auto body = http_get(tracker::build_announce_url(ar), timeout,
-                                 req.ev == tracker::event::stopped ? nullptr : conf->cancel.get(),
-                                 err);
+                                 farewell ? nullptr : conf->cancel.get(), err);
             if (err.empty()) {
               auto parsed = tracker::parse_announce_response(body);
               if (parsed) {

@@ -265,3 +265,25 @@ TEST(peer_actor, a_malformed_extended_handshake_closes_the_connection_with_a_rea
   EXPECT_NE(f.r->closed[0].reason.find("reqq"), std::string::npos) << f.r->closed[0].reason;
   EXPECT_TRUE(f.conn->closed);
 }
+
+TEST(peer_actor, late_copies_of_cancelled_blocks_never_count_as_abuse) {
+  // Request timeouts and end-game send CANCELs; a peer that ignores them (BEP 3 allows it)
+  // delivers those blocks anyway. Thousands of them over a long download must not get it
+  // disconnected as a sender of unrequested blocks; a block that was never asked for still is.
+  fixture f(true, false);
+  for (int i = 0; i < 2100; ++i) {
+    f.request({blk(0, 3)});
+    caf::anon_send(f.peer, cancel_blocks{{blk(0, 3)}});
+    f.sched.run();
+    f.receive(f.piece_frame(0, 3));
+    ASSERT_TRUE(f.r->closed.empty()) << "disconnected after " << i + 1 << " late copies";
+  }
+  EXPECT_EQ(f.blocks_written(), 0u);
+  std::string unasked;
+  for (int i = 0; i < 2049; ++i)
+    unasked += f.piece_frame(1, 2);
+  f.receive(unasked);
+  ASSERT_EQ(f.r->closed.size(), 1u);
+  EXPECT_TRUE(f.r->closed[0].misbehaved);
+  EXPECT_NE(f.r->closed[0].reason.find("did not request"), std::string::npos);
+}

@@ -472,3 +472,26 @@ TEST(storage_actor, serves_only_verified_pieces) {
   ASSERT_EQ(got.frame.size(), 13u + K);
   EXPECT_EQ(got.frame.substr(13), f.base.data.substr(K, K));
 }
+
+TEST(torrent_actor, a_liar_that_left_before_its_piece_failed_is_still_banned) {
+  // The liar sends one wrong block and disconnects before the piece is complete; the verdict
+  // that names it comes two rounds later. Its address must still be banned then.
+  fixture f(1, 2);
+  const peer_slot liar = 0, honest = 1;
+  f.connect_and_unchoke(liar);
+  f.connect_and_unchoke(honest); // end-game duplicates of the liar's requests
+  f.deliver(liar, {{0, 1, false}});
+  f.close(liar);
+  f.deliver(honest, {{0, 0}, {0, 2}, {0, 3}});
+  auto p = f.progress();
+  ASSERT_EQ(p.pieces_failed, 1u);
+  ASSERT_EQ(f.count_requests(honest, 0), 8u); // the piece again, on parole
+  f.deliver(honest, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  p = f.progress();
+  EXPECT_EQ(p.pieces_verified, 1u);
+  EXPECT_FALSE(f.banned(honest));
+  EXPECT_NE(f.log.str().find("127.0.0.1:7000 banned: sent 1 bad block of piece 0 (already "
+                             "disconnected)"),
+            std::string::npos)
+    << f.log.str();
+}
