@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -111,6 +112,7 @@ struct write_blocks {
   std::shared_ptr<const void> owner;
   peer_slot slot = no_peer;
   std::vector<block_write> blocks;
+  std::chrono::steady_clock::time_point received{}; // when the peer actor got the read
 };
 
 // -- torrent -> storage ----------------------------------------------------------------------
@@ -129,6 +131,9 @@ struct discard_blocks {
 struct blocks_stored {
   peer_slot slot = no_peer;
   std::vector<stored_block> blocks;
+  /// From write_blocks: request times are measured to the read, not to storage's turn (a disk
+  /// stall must not look like a slow peer).
+  std::chrono::steady_clock::time_point received{};
 };
 
 /// A piece whose every block is on disk was hashed (with the per-block record of senders and

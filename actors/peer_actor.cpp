@@ -487,6 +487,7 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
   st.payload_down += act.payload_bytes;
   if (!wb.blocks.empty()) {
     wb.owner = std::move(batch.buffer);
+    wb.received = st.last_receive;
     self->send(st.cfg.storage, std::move(wb));
   }
   if (av.has_bitfield || !av.haves.empty())

@@ -10,7 +10,8 @@ bool peer_requests::on_received(block_ref b, clock::time_point now) {
   auto it = std::find_if(queue_.begin(), queue_.end(), [&](const entry& e) { return e.block == b; });
   if (it == queue_.end())
     return false;
-  double sample = std::chrono::duration<double, std::milli>(now - it->sent).count();
+  // A re-requested block may arrive in a read older than the newest request for it.
+  double sample = std::max(0.0, std::chrono::duration<double, std::milli>(now - it->sent).count());
   queue_.erase(it);
   if (samples_ == 0) {
     mean_ms_ = sample;

@@ -80,7 +80,7 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
     self->set_default_handler(caf::drop);
     return {
       [=](write_blocks& msg) {
-        blocks_stored done{msg.slot, {}};
+        blocks_stored done{msg.slot, {}, msg.received};
         done.blocks.reserve(msg.blocks.size());
         st->complete.clear();
         if (st->failed) {

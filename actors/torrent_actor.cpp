@@ -897,11 +897,12 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         auto it = st.peers.find(bs.slot);
         peer_entry* e = it == st.peers.end() ? nullptr : &it->second;
         std::unordered_map<peer_slot, std::vector<block_ref>> cancels;
-        auto now = clock_type::now();
+        // Timed to when the peer's read arrived, not to storage's turn.
+        auto received = bs.received == clock_type::time_point{} ? clock_type::now() : bs.received;
         for (auto sb : bs.blocks) {
           auto b = sb.block;
           if (e)
-            e->requests.on_received(b, now);
+            e->requests.on_received(b, received);
           if (sb.copy == 0) {
             // Not written (its piece is verified already, or storage failed): the request is
             // settled without data.
