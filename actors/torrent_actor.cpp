@@ -901,8 +901,10 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         auto received = bs.received == clock_type::time_point{} ? clock_type::now() : bs.received;
         for (auto sb : bs.blocks) {
           auto b = sb.block;
-          if (e)
+          if (e) {
             e->requests.on_received(b, received);
+            e->blocks_stored += sb.copy != 0;
+          }
           if (sb.copy == 0) {
             // Not written (its piece is verified already, or storage failed): the request is
             // settled without data.
@@ -928,8 +930,6 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           self->send(st.peers[other].handle, cancel_blocks{std::move(blocks)});
         }
         if (e) {
-          for (auto sb : bs.blocks)
-            e->blocks_stored += sb.copy != 0;
           e->last_block = clock_type::now();
           refill(self, bs.slot, *e);
         }

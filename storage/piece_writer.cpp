@@ -50,7 +50,7 @@ status piece_writer::write(peer_slot sender, const std::vector<block_write>& blo
                            std::vector<stored_block>& stored, std::vector<piece_index>& complete) {
   auto first_stored = stored.size();
   spans_.clear();
-  span_copies_.clear();
+  span_sources_.clear();
   for (const auto& b : blocks) {
     block_ref ref{b.piece, b.begin / block_size};
     if (b.piece.value >= meta_.piece_count() || verified(b.piece)) {
@@ -68,7 +68,7 @@ status piece_writer::write(peer_slot sender, const std::vector<block_write>& blo
     bc.copy = ++next_copy_ == 0 ? ++next_copy_ : next_copy_;
     stored.push_back(stored_block{ref, bc.copy});
     spans_.push_back(file_store::span{b.piece, b.begin, b.bytes});
-    span_copies_.push_back(bc.copy);
+    span_sources_.push_back(span_source{&pp, bc.copy});
   }
   if (spans_.empty())
     return {};
@@ -82,8 +82,8 @@ status piece_writer::write(peer_slot sender, const std::vector<block_write>& blo
   // of one block in this read, the earlier one was overwritten.
   for (std::size_t i = 0; i < spans_.size(); ++i) {
     const auto& sp = spans_[i];
-    auto& pp = *pieces_[sp.piece.value];
-    if (pp.blocks[sp.offset / block_size].copy != span_copies_[i])
+    auto& pp = *span_sources_[i].piece; // no second lookup per block
+    if (pp.blocks[sp.offset / block_size].copy != span_sources_[i].copy)
       continue;
     if (!pp.from_disk && sp.offset == pp.next) {
       pp.hash.update(sp.data);

@@ -116,7 +116,11 @@ private:
   std::uint32_t next_copy_ = 0;
   std::uint64_t hashed_in_memory_ = 0;
   std::vector<file_store::span> spans_;
-  std::vector<std::uint32_t> span_copies_;
+  struct span_source {
+    piece_progress* piece; // the record of the span's piece (stable: owned by unique_ptr)
+    std::uint32_t copy;    // the copy number the span wrote
+  };
+  std::vector<span_source> span_sources_; // parallel to spans_
   std::vector<char> scratch_;
 };
 
