@@ -247,6 +247,22 @@ struct torrent_stopped {
   torrent_progress final;
 };
 
+// -- session (the API) -> torrent -------------------------------------------------------------
+
+/// Paused: every peer is closed, a 'stopped' announce is sent, nothing is dialled or accepted;
+/// verified pieces and settings stay. resume_torrent goes back to downloading or seeding.
+struct pause_torrent {};
+struct resume_torrent {};
+/// Per-torrent rate limits in bytes per second (0 = none), under the session's limits.
+struct set_torrent_limits {
+  std::uint64_t download = 0;
+  std::uint64_t upload = 0;
+};
+/// One priority per file of the torrent, in the torrent's file order (see file_priority).
+struct set_file_priorities {
+  std::vector<file_priority> priorities;
+};
+
 struct tick {};
 /// Asks a torrent for a fresh torrent_progress (metrics included) now, not at the next tick.
 struct get_progress {};
@@ -297,3 +313,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::flush_haves)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::get_progress)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::apply_availability)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::stop_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::pause_torrent)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::resume_torrent)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::set_torrent_limits)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::set_file_priorities)

@@ -53,6 +53,10 @@ struct block_ref {
   }
 };
 
+/// How much a file of a torrent is wanted. A piece takes the highest priority of the files it
+/// touches; pieces touching only skipped files are not downloaded.
+enum class file_priority : std::uint8_t { skip = 0, normal = 1, high = 2 };
+
 } // namespace actorrent
 
 template <class Tag, class T>
