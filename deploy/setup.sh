@@ -11,7 +11,7 @@ build_pkgs=(
   clang libclang-rt-14-dev
 )
 # Real peers and a tracker for the interop tests and the demo (all run on 127.0.0.1 only).
-peer_pkgs=(python3 python3-libtorrent aria2 transmission-cli rtorrent opentracker procps)
+peer_pkgs=(python3 python3-libtorrent libtorrent-rasterbar-dev aria2 transmission-cli rtorrent opentracker procps)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" != "--build-only" ]]; then
