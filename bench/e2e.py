@@ -6,18 +6,21 @@
 
 One single-file torrent (default 1 GiB, 256 KiB pieces) of deterministic data on tmpfs
 (/dev/shm), then these runs, each repeated --reps times (interleaved: rep 1 of every run, then
-rep 2, ...; the order inside a group rotates from rep to rep):
+rep 2, ...; the order inside a group rotates from rep to rep).  Every "libtorrent seeder" is
+bench/lt_client seed (libtorrent 2 in C++, POSIX disk I/O) and has hashed all of its data
+before the run's clock starts: no seed mode, so no lazy hashing inside the timed window.
 
+  a.lt_client     libtorrent seeder -> lt_client      THE baseline: every ratio divides by it
   a.actorrent     libtorrent seeder -> actorrent      (--peer SEEDER --no-tracker)
-  a.libtorrent    libtorrent seeder -> libtorrent     (harness.py lt-download --peer --no-tracker)
+  a.libtorrent    libtorrent seeder -> Python libtorrent (harness.py lt-download; mmap disk I/O)
   a.aria2         libtorrent seeder -> aria2c         (through a fresh opentracker: aria2c cannot
                                                        be told to dial a peer)
   a.transmission  libtorrent seeder -> transmission-cli (no tracker: the seeder dials the leecher,
                                                        transmission never dials 127.0.0.0/8)
   b.actorrent     actorrent seeder  -> actorrent
-  b.libtorrent    libtorrent seeder -> libtorrent     (same as a.libtorrent, measured again)
+  b.lt_client     libtorrent seeder -> lt_client      (a.lt_client measured again: noise)
   c.actorrent     4 libtorrent seeders -> actorrent   (4 x --peer)
-  c.libtorrent    4 libtorrent seeders -> libtorrent  (reference, not a target)
+  c.lt_client     4 libtorrent seeders -> lt_client
 
 Every run gets fresh seeder process(es) (and a fresh tracker for aria2) and a fresh output dir.
 Measured for the downloader only: time from launch to the client's own completion signal
@@ -35,9 +38,8 @@ All third-party clients run loopback-only with DHT, LSD, PEX, UPnP, NAT-PMP and 
 settings of tests/interop/harness.py, which this script imports).  Everything runs in one temp
 dir under /dev/shm, removed at the end; every child is killed at the end (also on SIGINT/TERM).
 
-Internal: e2e.py lt-seed TORRENT DATADIR --port P [--no-tracker] [--dial-file F]
-  harness.py's libtorrent seeder plus one feature: it connects out to every HOST:PORT written
-  to F (needed for transmission-cli leechers).
+bench/lt_client is built by bench/CMakeLists.txt when libtorrent-rasterbar-dev is installed
+(bench/run_e2e.sh builds it).
 """
 import argparse
 import hashlib
@@ -67,15 +69,22 @@ LOAD_QUIET = 1.5
 
 
 # ------------------------------------------------------------------------------ seeders
-class LtSeeder(H.LibtorrentSeeder):
-    """harness.py's libtorrent seeder (same session settings, seed_mode) that can also dial."""
+class LtSeeder(H.Seeder):
+    """bench/lt_client seed: libtorrent 2 in C++ (POSIX disk I/O) that hashes all of its data
+    before it reports READY -- no seed mode, so no lazy hashing inside the timed window -- and
+    dials every HOST:PORT written to its dial file (needed for transmission-cli leechers)."""
+    kind = "libtorrent"
+    binary = None
 
     def command(self):
-        c = [H.PY, SCRIPT, "lt-seed", self.torrent.path, self.datadir, "--port", str(self.port),
+        c = [self.binary, "seed", self.torrent.path, self.datadir, "--port", str(self.port),
              "--dial-file", os.path.join(self.home, "dial")]
         if not self.tracker:
             c.append("--no-tracker")
         return c
+
+    def client_ready(self):
+        return "READY" in self.proc.output()
 
     def dial(self, endpoint):
         tmp = os.path.join(self.home, "dial.tmp")
@@ -96,50 +105,6 @@ class ActorrentSeeder(H.Seeder):
         return "seeding:" in self.proc.output()
 
 
-def lt_seed_main(argv):
-    import libtorrent as lt
-    ap = argparse.ArgumentParser(prog="e2e.py lt-seed")
-    ap.add_argument("torrent")
-    ap.add_argument("datadir")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--no-tracker", action="store_true")
-    ap.add_argument("--dial-file")
-    a = ap.parse_args(argv)
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-
-    def say(*m):
-        print("[lt-seed %s]" % time.strftime("%H:%M:%S"), *m, file=sys.stderr, flush=True)
-
-    ses = H._lt_session(lt, a.port)
-    h, ti = H._lt_add(lt, ses, a.torrent, a.datadir, True, a.no_tracker)
-    announced, ready = a.no_tracker, False
-    say("seeding %s from %s on %s:%d" % (ti.name(), a.datadir, H.LOOPBACK, ses.listen_port()))
-    while not stop:
-        for al in ses.pop_alerts():
-            if isinstance(al, lt.tracker_reply_alert):
-                announced = True
-            elif isinstance(al, (lt.tracker_error_alert, lt.file_error_alert, lt.torrent_error_alert,
-                                 lt.listen_failed_alert, lt.hash_failed_alert)):
-                say("ERROR", al.message())
-                if isinstance(al, (lt.listen_failed_alert, lt.file_error_alert)):
-                    return 3
-        if not ready and h.status().is_seeding and announced:
-            ready = True
-            print("READY %d" % ses.listen_port(), flush=True)
-        if a.dial_file and os.path.exists(a.dial_file):
-            for line in open(a.dial_file).read().split():
-                host, port = line.rsplit(":", 1)
-                h.connect_peer((host, int(port)), 0)
-                say("dialing", line)
-            os.unlink(a.dial_file)
-        ses.wait_for_alert(100)
-    st = h.status()
-    say("stopping: uploaded %d payload bytes" % st.total_payload_upload)
-    return 0
-
-
 # ------------------------------------------------------------------------------ runs
 class RunSpec:
     def __init__(self, name, group, client, seeder, nseeders, note):
@@ -148,18 +113,19 @@ class RunSpec:
 
 
 RUNS = [
+    RunSpec("a.lt_client", "a", "lt_client", "libtorrent", 1, "THE baseline: C++ libtorrent, POSIX disk I/O; --peer"),
     RunSpec("a.actorrent", "a", "actorrent", "libtorrent", 1, "--peer SEEDER --no-tracker"),
-    RunSpec("a.libtorrent", "a", "libtorrent", "libtorrent", 1, "--peer SEEDER --no-tracker"),
+    RunSpec("a.libtorrent", "a", "libtorrent", "libtorrent", 1, "Python libtorrent (mmap disk I/O); --peer"),
     RunSpec("a.aria2", "a", "aria2", "libtorrent", 1, "via opentracker (aria2c cannot dial a given peer)"),
     RunSpec("a.transmission", "a", "transmission", "libtorrent", 1,
             "no tracker; the seeder dials the leecher (transmission never dials 127.0.0.0/8)"),
     RunSpec("b.actorrent", "b", "actorrent", "actorrent", 1, "actorrent seed -> actorrent download, --peer"),
-    RunSpec("b.libtorrent", "b", "libtorrent", "libtorrent", 1, "libtorrent -> libtorrent, --peer"),
+    RunSpec("b.lt_client", "b", "lt_client", "libtorrent", 1, "lt_client -> lt_client (a.lt_client again: noise)"),
     RunSpec("c.actorrent", "c", "actorrent", "libtorrent", 4, "4 x --peer"),
-    RunSpec("c.libtorrent", "c", "libtorrent", "libtorrent", 4, "4 x --peer (reference)"),
+    RunSpec("c.lt_client", "c", "lt_client", "libtorrent", 4, "4 x --peer (baseline)"),
 ]
 GROUP_TITLES = {
-    "a": "a. One libtorrent seeder, four downloaders",
+    "a": "a. One libtorrent seeder (lt_client, checked before the window), five downloaders",
     "b": "b. Each client seeding to itself",
     "c": "c. Four libtorrent seeders at once",
 }
@@ -273,6 +239,12 @@ def make_leecher(spec, bench, sess, torrent, outdir, seeders, timeout):
                    "--timeout", str(int(timeout))]
         for p in peers:
             lc.argv += ["--peer", p]
+    elif spec.client == "lt_client":
+        # the baseline: bench/lt_client (libtorrent 2 in C++, POSIX disk I/O)
+        lc.argv = [bench.lt_client, "download", torrent.path, "-o", outdir, "--port", str(lc.port),
+                   "--timeout", str(int(timeout)), "--no-tracker"]
+        for p in peers:
+            lc.argv += ["--peer", p]
     elif spec.client == "libtorrent":
         # harness.py lt-download: libtorrent 2.0 with harness.py's session settings
         lc.argv = [H.PY, os.path.join(H.HERE, "harness.py"), "lt-download", torrent.path, "-o", outdir,
@@ -311,6 +283,7 @@ class Bench:
         self.args = args
         self.actorrent = os.path.abspath(args.actorrent)
         ActorrentSeeder.binary = self.actorrent
+        self.lt_client = LtSeeder.binary = os.path.abspath(args.lt_client)
 
     def torrent_with_announce(self, sess, torrent, url, tag):
         """Copy of torrent with an announce URL (same info dict, same info-hash)."""
@@ -467,24 +440,30 @@ def fmt(x, nd=2):
     return "n/a" if x is None else ("%.*f" % (nd, x))
 
 
+# Every ratio's denominator is the same baseline run, a.lt_client (bench/lt_client: libtorrent 2 in
+# C++, POSIX disk I/O, from the same checked seeder), except where a target names another client.
 RATIOS = [
-    # (label, numerator run, denominator run, field, higher_is_better, target, target text)
-    ("download rate: actorrent ÷ libtorrent (same libtorrent seeder)", "a.actorrent", "a.libtorrent",
+    # (label, numerator run, denominator run or None for an absolute figure, field,
+    #  higher_is_better, target, target text)
+    ("download rate: actorrent ÷ lt_client (same seeder)", "a.actorrent", "a.lt_client",
      "mib_s", True, 1.3, "≥ 1.3×"),
-    ("rate: actorrent→actorrent ÷ libtorrent→libtorrent", "b.actorrent", "b.libtorrent", "mib_s", True, 2.0, "≥ 2×"),
-    ("CPU s/GiB: actorrent ÷ libtorrent", "a.actorrent", "a.libtorrent", "cpu_per_gib", False, 0.5, "≤ 0.5×"),
+    ("CPU s per GiB: actorrent (absolute)", "a.actorrent", None, "cpu_per_gib", False, 1.5, "≤ 1.5 s"),
+    ("CPU s/GiB: actorrent ÷ lt_client", "a.actorrent", "a.lt_client", "cpu_per_gib", False, 0.5, "≤ 0.5×"),
+    ("rate: actorrent→actorrent ÷ lt_client→lt_client", "b.actorrent", "a.lt_client", "mib_s", True, 2.0, "≥ 2×"),
     ("CPU s/GiB: actorrent ÷ aria2", "a.actorrent", "a.aria2", "cpu_per_gib", False, 1.0, "< 1× (below aria2)"),
     ("peak RssAnon: actorrent ÷ aria2", "a.actorrent", "a.aria2", "rss_anon_peak_mib", False, 1.5, "≤ 1.5×"),
 ]
 INFO_RATIOS = [
-    ("rate: actorrent ÷ aria2 (same libtorrent seeder)", "a.actorrent", "a.aria2", "mib_s"),
-    ("rate: actorrent ÷ transmission (same libtorrent seeder)", "a.actorrent", "a.transmission", "mib_s"),
-    ("rate: actorrent from 4 seeders ÷ from 1 seeder", "c.actorrent", "a.actorrent", "mib_s"),
-    ("rate: actorrent ÷ libtorrent, both from 4 seeders", "c.actorrent", "c.libtorrent", "mib_s"),
-    ("CPU s/GiB: actorrent ÷ libtorrent, both from 4 seeders", "c.actorrent", "c.libtorrent", "cpu_per_gib"),
-    ("peak RssAnon: actorrent ÷ libtorrent (same libtorrent seeder)", "a.actorrent", "a.libtorrent",
-     "rss_anon_peak_mib"),
-    ("rate: libtorrent run b ÷ libtorrent run a (same setup twice: noise)", "b.libtorrent", "a.libtorrent", "mib_s"),
+    ("rate: aria2 ÷ lt_client (same seeder)", "a.aria2", "a.lt_client", "mib_s"),
+    ("rate: transmission ÷ lt_client (same seeder)", "a.transmission", "a.lt_client", "mib_s"),
+    ("rate: Python libtorrent (mmap) ÷ lt_client (same seeder)", "a.libtorrent", "a.lt_client", "mib_s"),
+    ("CPU s/GiB: aria2 ÷ lt_client", "a.aria2", "a.lt_client", "cpu_per_gib"),
+    ("CPU s/GiB: Python libtorrent (mmap) ÷ lt_client", "a.libtorrent", "a.lt_client", "cpu_per_gib"),
+    ("peak RssAnon: actorrent ÷ lt_client (same seeder)", "a.actorrent", "a.lt_client", "rss_anon_peak_mib"),
+    ("rate: actorrent from 4 seeders ÷ lt_client from 1", "c.actorrent", "a.lt_client", "mib_s"),
+    ("rate: lt_client from 4 seeders ÷ lt_client from 1", "c.lt_client", "a.lt_client", "mib_s"),
+    ("CPU s/GiB: actorrent from 4 seeders ÷ lt_client from 1", "c.actorrent", "a.lt_client", "cpu_per_gib"),
+    ("rate: lt_client run b ÷ run a (same setup twice: noise)", "b.lt_client", "a.lt_client", "mib_s"),
 ]
 SUMMARY_FIELD = {"mib_s": "mib_s", "cpu_per_gib": "cpu_per_gib", "rss_anon_peak_mib": "rss"}
 
@@ -492,6 +471,8 @@ SUMMARY_FIELD = {"mib_s": "mib_s", "cpu_per_gib": "cpu_per_gib", "rss_anon_peak_
 def ratio_of(summ, num, den, field):
     """(ratio of medians, [paired per-rep ratios])"""
     a, b = summ.get(num), summ.get(den)
+    if den is None and a and a["ok"]:
+        return a[SUMMARY_FIELD[field]], [x[field] for x in a["rows"] if x["ok"]]
     if not a or not b or not a["ok"] or not b["ok"]:
         return None, []
     fa, fb = a[SUMMARY_FIELD[field]], b[SUMMARY_FIELD[field]]
@@ -502,7 +483,7 @@ def ratio_of(summ, num, den, field):
     return r, paired
 
 
-def versions(actorrent):
+def versions(actorrent, lt_client):
     def sh(cmd):
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=20, env=H.child_env())
@@ -518,6 +499,8 @@ def versions(actorrent):
         "actorrent": "%s (git %s%s; binary built %s)" % (
             os.path.relpath(actorrent, ROOT), commit,
             ", work tree had uncommitted changes by other engineers" if dirty else "", built),
+        "lt_client": "%s on libtorrent-rasterbar %s (POSIX disk I/O)" % (
+            os.path.relpath(lt_client, ROOT), sh(["pkg-config", "--modversion", "libtorrent-rasterbar"])),
         "libtorrent": "python3-libtorrent " + sh([H.PY, "-c", "import libtorrent as l; print(l.__version__)"]),
         "aria2": sh(["aria2c", "--version"]),
         "transmission": sh(["transmission-cli", "--version"]),
@@ -554,6 +537,10 @@ def write_report(path, jsonl_path, rows, args, meta):
              "MiB/s = size ÷ median time. CPU: user+sys of the downloader process tree (wait4 rusage). "
              "Peak RssAnon: max over 50 ms samples of /proc/PID/status RssAnon of the downloader process "
              "(every client here is a single process; mapped payload pages are file pages, not counted). Medians over the ok reps.")
+    L.append("- Seeders: `lt_client seed` (libtorrent 2 in C++, POSIX disk I/O) except in b.actorrent; each "
+             "hashed all of its data before the downloader was launched (no seed mode: no hashing in the "
+             "timed window). Every ratio divides by the one a.lt_client run of this report unless it names "
+             "another client.")
     L.append("- Every run: fresh seeder process(es), fresh output dir; a run is ok when the client completed, "
              "exited (status 0; transmission-cli exits by its -f script's SIGTERM) and the file is byte-identical.")
     L.append("")
@@ -569,7 +556,7 @@ def write_report(path, jsonl_path, rows, args, meta):
             verdict = "met" if r >= target else "not met"
         else:
             verdict = "met" if (r <= target if target != 1.0 else r < target) else "not met"
-        L.append("| %s | %s | %s | %s | %s |" % (label, "n/a" if r is None else "%.2f×" % r,
+        L.append("| %s | %s | %s | %s | %s |" % (label, "n/a" if r is None else "%.2f%s" % (r, "×" if den else ""),
                                                  ", ".join("%.2f" % p for p in paired) or "–", ttext,
                                                  "**%s**" % verdict if r is not None else verdict))
     L.append("")
@@ -579,7 +566,7 @@ def write_report(path, jsonl_path, rows, args, meta):
     L.append("|---|---|---|")
     for label, num, den, field in INFO_RATIOS:
         r, paired = ratio_of(summ, num, den, field)
-        if num in summ and den in summ:
+        if num in summ and den in summ:   # no row for runs left out with --only
             L.append("| %s | %s | %s |" % (label, "n/a" if r is None else "%.2f×" % r,
                                           ", ".join("%.2f" % p for p in paired) or "–"))
     L.append("")
@@ -628,14 +615,14 @@ def write_report(path, jsonl_path, rows, args, meta):
 
 # ------------------------------------------------------------------------------ main
 def main(argv):
-    if argv and argv[0] == "lt-seed":
-        return lt_seed_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=1024, help="payload size (default 1024 = 1 GiB)")
     ap.add_argument("--piece-kib", type=int, default=256)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", help="comma-separated run names or groups (a, b, c)")
     ap.add_argument("--actorrent", default=os.path.join(ROOT, "build", "actorrent"))
+    ap.add_argument("--lt-client", default=os.path.join(ROOT, "build", "bench", "lt_client"),
+                    help="the C++ libtorrent baseline (seeders and a.lt_client)")
     ap.add_argument("--out", help="report path (default bench/results/e2e-<date>.md); .jsonl next to it")
     ap.add_argument("--timeout", type=float, help="per-download limit, s (default 60 + 0.15 s per MiB)")
     ap.add_argument("--wait-quiet", type=float, default=0,
@@ -653,6 +640,9 @@ def main(argv):
         args.timeout = 60 + 0.15 * args.size_mib
     if any(r.client == "actorrent" or r.seeder == "actorrent" for r in runs) and not os.access(args.actorrent, os.X_OK):
         raise SystemExit("no actorrent binary at %s (build it: bench/run_e2e.sh builds and runs)" % args.actorrent)
+    if not os.access(args.lt_client, os.X_OK):
+        raise SystemExit("no lt_client at %s (needs libtorrent-rasterbar-dev; bench/run_e2e.sh builds it)"
+                         % args.lt_client)
     need = {"libtorrent"}
     for r in runs:
         need |= {"aria2": {"aria2c", "opentracker"}, "transmission": {"transmission-cli", "stdbuf"}}.get(r.client, set())
@@ -679,7 +669,7 @@ def main(argv):
         signal.signal(sg, on_sig)
 
     bench = Bench(args)
-    versions_seen = versions(bench.actorrent)
+    versions_seen = versions(bench.actorrent, bench.lt_client)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "size": args.size_mib * MiB, "piece": args.piece_kib * KiB,
             "command": shlex.join(["/usr/bin/python3", os.path.relpath(SCRIPT, ROOT)] + argv),
             "wrapper": os.environ.get("E2E_WRAPPER_COMMAND"), "host": platform.node(), "load_start": load_start,
@@ -693,6 +683,9 @@ def main(argv):
         with open(snap, "rb") as f:
             meta["versions"]["actorrent"] += ", sha256 %s (copied at start)" % hashlib.sha256(f.read()).hexdigest()[:16]
         bench.actorrent = ActorrentSeeder.binary = snap
+        lt_snap = os.path.join(sess.path("bin"), "lt_client")
+        shutil.copy2(bench.lt_client, lt_snap)
+        bench.lt_client = LtSeeder.binary = lt_snap
         seed_root = sess.mkdir("seed", mode=0o755)
         name = "e2e-%dMiB.bin" % args.size_mib
         payload = H.make_payload(seed_root, name, size=args.size_mib * MiB, seed="actorrent-e2e")
