@@ -722,7 +722,8 @@ int main(int argc, char** argv) {
     std::printf("| recomputed: per-event cost at 100k / at 10k pieces | %.2fx |\n",
                 per_event(100000, true) / per_event(10000, true));
 
-    std::printf("\n## C. Peer statistics: published per read vs per block (synthetic ablation)\n\n");
+    std::printf(
+      "\n## C. Peer statistics: published per read vs per block (synthetic ablation)\n\n");
     std::printf("Both variants are actorrent's torrent actor; libtorrent keeps these counters in "
                 "the connection object on the network thread and sends no message at all, so "
                 "the per-block variant is an ablation, not a design.\n\n");
