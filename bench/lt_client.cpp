@@ -16,7 +16,8 @@
 //       that session's resume data, as a client restarted on checked data does. Prints
 //       "READY PORT..." once every session is seeding. --upload-limit caps each session,
 //       loopback peers included. Host:port lines written to F are dialled by every session.
-//       Runs until SIGINT/SIGTERM, then prints the payload bytes uploaded.
+//       On SIGUSR1 prints "UPLOADED B1 B2 ..." (payload bytes each session has uploaded so far:
+//       which seeders were active). Runs until SIGINT/SIGTERM.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -44,12 +45,13 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 const auto process_start = clock_type::now();
 volatile std::sig_atomic_t stop_requested = 0;
+volatile std::sig_atomic_t upload_report_requested = 0;
 
 double elapsed() {
   return std::chrono::duration<double>(clock_type::now() - process_start).count();
 }
 
-void say(const char *fmt, const std::string &a = {}) {
+void say(const char* fmt, const std::string& a = {}) {
   std::fprintf(stderr, "[lt_client %.2f] ", elapsed());
   std::fprintf(stderr, fmt, a.c_str());
   std::fputc('\n', stderr);
@@ -65,7 +67,7 @@ struct options {
   bool no_tracker = false;
 };
 
-[[noreturn]] void usage(const char *why) {
+[[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "lt_client: %s\nusage: lt_client download TORRENT -o DIR [--peer HOST:PORT]... "
                "[--port P] [--timeout S] [--no-tracker]\n"
@@ -75,7 +77,7 @@ struct options {
   std::exit(2);
 }
 
-options parse(int argc, char **argv) {
+options parse(int argc, char** argv) {
   options o;
   if (argc < 3)
     usage("missing arguments");
@@ -111,7 +113,7 @@ options parse(int argc, char **argv) {
         usage(("unknown option " + a).c_str());
       else
         positional.push_back(a);
-    } catch (const std::exception &) {
+    } catch (const std::exception&) {
       usage(("bad number for " + a).c_str());
     }
   }
@@ -129,7 +131,7 @@ options parse(int argc, char **argv) {
   return o;
 }
 
-lt::tcp::endpoint parse_endpoint(const std::string &s) {
+lt::tcp::endpoint parse_endpoint(const std::string& s) {
   auto colon = s.rfind(':');
   if (colon == std::string::npos)
     throw std::invalid_argument("not HOST:PORT: " + s);
@@ -173,14 +175,14 @@ std::unique_ptr<lt::session> make_session(int port, long long upload_limit) {
 }
 
 /// Returns false (and says why) on an alert that ends the run.
-bool drain_alerts(lt::session &ses, bool *finished, std::vector<lt::add_torrent_params> *resume) {
-  std::vector<lt::alert *> alerts;
+bool drain_alerts(lt::session& ses, bool* finished, std::vector<lt::add_torrent_params>* resume) {
+  std::vector<lt::alert*> alerts;
   ses.pop_alerts(&alerts);
-  for (auto *a : alerts) {
+  for (auto* a : alerts) {
     if (lt::alert_cast<lt::torrent_finished_alert>(a)) {
       if (finished)
         *finished = true;
-    } else if (auto *r = lt::alert_cast<lt::save_resume_data_alert>(a)) {
+    } else if (auto* r = lt::alert_cast<lt::save_resume_data_alert>(a)) {
       if (resume)
         resume->push_back(r->params);
     } else if (lt::alert_cast<lt::file_error_alert>(a) ||
@@ -196,7 +198,7 @@ bool drain_alerts(lt::session &ses, bool *finished, std::vector<lt::add_torrent_
   return true;
 }
 
-lt::add_torrent_params base_params(const options &o, std::shared_ptr<lt::torrent_info> ti) {
+lt::add_torrent_params base_params(const options& o, std::shared_ptr<lt::torrent_info> ti) {
   lt::add_torrent_params atp;
   atp.ti = std::move(ti);
   atp.save_path = o.dir;
@@ -206,7 +208,7 @@ lt::add_torrent_params base_params(const options &o, std::shared_ptr<lt::torrent
   return atp;
 }
 
-int download(const options &o, std::shared_ptr<lt::torrent_info> ti) {
+int download(const options& o, std::shared_ptr<lt::torrent_info> ti) {
   auto ses = make_session(o.port, 0);
   auto atp = base_params(o, ti);
   lt::error_code ec;
@@ -217,7 +219,7 @@ int download(const options &o, std::shared_ptr<lt::torrent_info> ti) {
   }
   if (o.no_tracker)
     h.replace_trackers({});
-  for (auto &p : o.peers)
+  for (auto& p : o.peers)
     h.connect_peer(parse_endpoint(p));
   bool finished = false;
   while (!stop_requested) {
@@ -238,7 +240,7 @@ int download(const options &o, std::shared_ptr<lt::torrent_info> ti) {
   return 130;
 }
 
-int seed(const options &o, std::shared_ptr<lt::torrent_info> ti) {
+int seed(const options& o, std::shared_ptr<lt::torrent_info> ti) {
   std::vector<std::unique_ptr<lt::session>> sessions;
   std::vector<lt::torrent_handle> handles;
   auto add = [&](lt::add_torrent_params atp) {
@@ -292,27 +294,35 @@ int seed(const options &o, std::shared_ptr<lt::torrent_info> ti) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   std::string ports;
-  for (auto &s : sessions)
+  for (auto& s : sessions)
     ports += " " + std::to_string(s->listen_port());
   std::printf("READY%s\n", ports.c_str());
   std::fflush(stdout);
   while (!stop_requested) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    for (auto &s : sessions)
+    if (upload_report_requested) {
+      upload_report_requested = 0;
+      std::string line = "UPLOADED";
+      for (auto& h : handles)
+        line += " " + std::to_string(h.status().total_payload_upload);
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    }
+    for (auto& s : sessions)
       if (!drain_alerts(*s, nullptr, nullptr))
         return 1;
     if (!o.dial_file.empty()) {
       std::ifstream in(o.dial_file);
       if (in) {
         for (std::string line; in >> line;)
-          for (auto &h : handles)
+          for (auto& h : handles)
             h.connect_peer(parse_endpoint(line));
         std::remove(o.dial_file.c_str());
       }
     }
   }
   long long up = 0;
-  for (auto &h : handles)
+  for (auto& h : handles)
     up += h.status().total_payload_upload;
   say("stopping: uploaded %s payload bytes", std::to_string(up));
   return 0;
@@ -320,10 +330,11 @@ int seed(const options &o, std::shared_ptr<lt::torrent_info> ti) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   auto o = parse(argc, argv);
   std::signal(SIGINT, [](int) { stop_requested = 1; });
   std::signal(SIGTERM, [](int) { stop_requested = 1; });
+  std::signal(SIGUSR1, [](int) { upload_report_requested = 1; });
   lt::error_code ec;
   auto ti = std::make_shared<lt::torrent_info>(o.torrent, ec);
   if (ec) {
@@ -332,7 +343,7 @@ int main(int argc, char **argv) {
   }
   try {
     return o.mode == "download" ? download(o, ti) : seed(o, ti);
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     say("error: %s", e.what());
     return 2;
   }

@@ -20,9 +20,10 @@ Each rep runs both downloaders, alternating which goes first, each dialling ever
 
 Measured for the downloader only: time from launch to its "complete:" line, MiB/s, CPU user+sys
 (wait4 rusage) and CPU s/GiB, peak RSS (VmHWM of /proc/PID/status, read every 50 ms; with mmap
-payload pages would count, both clients here use pread/pwrite) and peak RssAnon; how many
-seeders sent payload is not visible from outside, so the report gives the seeders' total CPU
-instead. A download is ok when it completed, exited 0 and the file is byte-identical.
+payload pages would count, both clients here use pread/pwrite) and peak RssAnon; the seeders'
+CPU, and how many seeders sent payload during the download, with the least and most one sent
+(lt_client seed reports its sessions' uploads on SIGUSR1). A download is ok when it completed,
+exited 0 and the file is byte-identical.
 
 Ratios (actorrent ÷ lt_client, medians of the reps): rate (target >= 1.0x), CPU s/GiB (target
 <= 0.7x), peak RSS. Writes bench/results/many-seeders-<date>.md and a .jsonl of every rep.
@@ -85,6 +86,22 @@ def start_seeders(sess, args, torrent, datadir):
     return procs, endpoints
 
 
+def seeder_uploads(seed_procs):
+    """Payload bytes each seeding session has uploaded so far (lt_client seed answers SIGUSR1
+    with an "UPLOADED B1 B2 ..." line)."""
+    out = []
+    for p in seed_procs:
+        before = len(re.findall(r"(?m)^UPLOADED", p.output()))
+        p.popen.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while len(re.findall(r"(?m)^UPLOADED", p.output())) <= before:
+            if time.monotonic() > deadline or not p.running():
+                raise SystemExit("seeder process %s does not report its uploads" % p.name)
+            time.sleep(0.02)
+        out += [int(x) for x in re.findall(r"(?m)^UPLOADED((?: \d+)+)$", p.output())[-1].split()]
+    return out
+
+
 def run_download(sess, args, client, rep, torrent, payload, endpoints, seed_procs):
     outdir = sess.mkdir("out-%s-%d" % (client, rep))
     timeout = args.timeout
@@ -100,6 +117,7 @@ def run_download(sess, args, client, rep, torrent, payload, endpoints, seed_proc
         argv += ["--peer", e]
     rec = {"client": client, "rep": rep, "bytes": payload.total_size, "seeders": len(endpoints),
            "ok": False, "error": None, "load_before": e2e.loadavg()}
+    up0 = seeder_uploads(seed_procs)
     seed_cpu0 = [e2e.proc_cpu_s(p.pid) or 0.0 for p in seed_procs]
     busy0, _ = e2e.system_cpu()
     proc = sess.spawn("%s-%d" % (client, rep), argv, cwd=outdir, env=H.child_env(c_locale=client != "actorrent"))
@@ -131,6 +149,9 @@ def run_download(sess, args, client, rep, torrent, payload, endpoints, seed_proc
     cpu = rusage.ru_utime + rusage.ru_stime
     seed_cpu = sum((e2e.proc_cpu_s(p.pid) or c0) - c0 for p, c0 in zip(seed_procs, seed_cpu0))
     rc = os.waitstatus_to_exitcode(status)
+    sent = [b - a for a, b in zip(up0, seeder_uploads(seed_procs))]
+    rec.update({"seeders_active": sum(1 for x in sent if x > 0),
+                "seeder_sent_min_mib": round(min(sent) / MiB, 2), "seeder_sent_max_mib": round(max(sent) / MiB, 2)})
     rec.update({"argv_head": argv[:12], "rc": rc, "t_exit": round(t_exit - t0, 3), "cpu": round(cpu, 3),
                 "cpu_user": round(rusage.ru_utime, 3), "cpu_sys": round(rusage.ru_stime, 3),
                 "vm_hwm_mib": round(hwm / 1024, 1), "rss_anon_peak_mib": round(anon / 1024, 1),
@@ -163,7 +184,7 @@ def summarize(rows, client):
     return {"ok": len(ok), "reps": sum(1 for r in rows if r["client"] == client), "t": t,
             "mib_s": ok[0]["bytes"] / MiB / t, "cpu": med("cpu"), "cpu_per_gib": med("cpu_per_gib"),
             "hwm": med("vm_hwm_mib"), "anon": med("rss_anon_peak_mib"), "seeder_cpu": med("seeder_cpu"),
-            "other_cpu": med("other_cpu")}
+            "other_cpu": med("other_cpu"), "active": min(r["seeders_active"] for r in ok)}
 
 
 def write_report(path, rows, args, meta):
@@ -194,22 +215,26 @@ def write_report(path, rows, args, meta):
         verdict = "—" if target is None else ("**met**" if (r >= target if higher else r <= target) else "**not met**")
         L.append("| %s | %.2f× | %s | %s |" % (label, r, ttext, verdict))
     L += ["", "| client | ok/reps | median time s | MiB/s | CPU s | CPU s/GiB | peak RSS MiB | peak RssAnon MiB "
-          "| seeders' CPU s | other CPU s |", "|---|---|---|---|---|---|---|---|---|---|"]
+          "| seeders' CPU s | other CPU s | seeders that sent payload (fewest in a rep) |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in ("lt_client", "actorrent"):
         x = s[c]
         if x:
-            L.append("| %s | %d/%d | %.2f | %.1f | %.2f | %.2f | %.1f | %.1f | %.2f | %.2f |" % (
+            L.append("| %s | %d/%d | %.2f | %.1f | %.2f | %.2f | %.1f | %.1f | %.2f | %.2f | %d of %d |" % (
                 c, x["ok"], x["reps"], x["t"], x["mib_s"], x["cpu"], x["cpu_per_gib"], x["hwm"], x["anon"],
-                x["seeder_cpu"], x["other_cpu"]))
+                x["seeder_cpu"], x["other_cpu"], x["active"], args.seeders))
         else:
-            L.append("| %s | 0/%d | FAIL | | | | | | | |" % (c, sum(1 for r in rows if r["client"] == c)))
+            L.append("| %s | 0/%d | FAIL | | | | | | | | |" % (c, sum(1 for r in rows if r["client"] == c)))
     L += ["", "## Per rep", "", "| client | rep | ok | time s | MiB/s | CPU s | peak RSS MiB | peak RssAnon MiB | "
-          "seeders' CPU s | other CPU s | load before | error |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "seeders' CPU s | other CPU s | seeders that sent payload | MiB sent per seeder, min–max | load before "
+          "| error |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s |" % (
+        L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s |" % (
             r["client"], r["rep"], "ok" if r["ok"] else "FAIL", e2e.fmt(r.get("t_complete")),
             e2e.fmt(r.get("mib_s"), 1), e2e.fmt(r.get("cpu")), e2e.fmt(r.get("vm_hwm_mib"), 1),
             e2e.fmt(r.get("rss_anon_peak_mib"), 1), e2e.fmt(r.get("seeder_cpu")), e2e.fmt(r.get("other_cpu")),
+            r.get("seeders_active", "n/a"), "%s–%s" % (e2e.fmt(r.get("seeder_sent_min_mib"), 1),
+                                                       e2e.fmt(r.get("seeder_sent_max_mib"), 1)),
             r["load_before"], (r.get("error") or "").replace("|", "/")[:200]))
     L.append("")
     with open(path, "w") as f:
