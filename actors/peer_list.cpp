@@ -53,6 +53,12 @@ void peer_list::on_closed(std::size_t i, bool was_active, bool ban, clock::time_
   k.next_try = now + std::chrono::seconds(backoff);
 }
 
+void peer_list::reset_backoff(clock::time_point now) {
+  for (auto& k : known_)
+    if (k.st == state::idle)
+      k.next_try = std::min(k.next_try, now);
+}
+
 void peer_list::connection_closed(const std::string& host) {
   if (auto it = per_ip_.find(host); it != per_ip_.end() && --it->second == 0)
     per_ip_.erase(it);

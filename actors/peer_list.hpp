@@ -68,6 +68,9 @@ public:
   /// `ban`: never dial it again. A peer banned meanwhile stays banned.
   void on_closed(std::size_t i, bool was_active, bool ban, clock::time_point now);
   void ban(std::size_t i) { known_[i].st = state::banned; }
+  /// Every idle peer may be dialled at `now` (a resumed torrent does not wait out the backoff
+  /// of the connections its pause closed).
+  void reset_backoff(clock::time_point now);
 
   // -- connections per address (dialled and accepted) ---------------------------------------
   void connection_opened(const std::string& host) { ++per_ip_[host]; }

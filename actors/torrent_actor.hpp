@@ -1,10 +1,17 @@
 // A torrent: one actor per torrent that owns its metainfo, piece picker, availability, request
-// state, peer table and statistics. Peers, the storage writer and the tracker announcer are
-// its children; nothing of its state is shared.
+// record, peer list, choker, announce schedule and statistics. Peers, the storage writer and
+// the tracker announcer are its children; nothing of its state is shared. Its lifecycle is a
+// state machine (become(); diagram in torrent_actor.cpp):
 //
-//   starting --> downloading --all pieces verified, files synced--> finished
-//                    |                                                  (observer told)
-//                    +--storage error | stop--> failed / stopped
+//   awaiting_metadata (no metainfo yet) ..> checking --> downloading --> seeding
+//                                              |            ^  |          ^  |
+//                                              |     resume |  v pause    |  v pause
+//                                              +---------> paused <-------+--+
+//   any --stop_request--> stopping --peers closed--> (quit; observer gets torrent_stopped)
+//   checking | downloading | seeding | paused --storage error--> failed (observer told)
+//
+// It handles pause_torrent (peers closed, 'stopped' announced, verified pieces kept) and
+// resume_torrent (back to downloading or seeding, 'started' announced).
 #pragma once
 
 #include <cstdint>
@@ -25,7 +32,7 @@ struct metainfo;
 struct peer_config;
 
 struct torrent_config {
-  std::shared_ptr<const metainfo> meta;
+  std::shared_ptr<const metainfo> meta; // null: awaiting metadata (magnet link)
   std::unique_ptr<file_store> store; // opened (files created) by the caller
   peer_id id{};
   std::uint16_t listen_port = 0;

@@ -69,6 +69,8 @@ TEST(peer_list, failed_dials_back_off_exponentially_and_a_handshake_resets_it) {
   l.on_closed(0, true, false, now);
   EXPECT_EQ(l.at(0).attempts, 0u);
   EXPECT_EQ(l.at(0).next_try, now + 5s);
+  l.reset_backoff(now); // resumed after a pause
+  EXPECT_EQ(l.take_dials(now, 1, 8).size(), 1u);
 }
 
 TEST(peer_list, a_banned_peer_is_never_dialled_and_stays_banned) {
