@@ -849,7 +849,7 @@ void on_checked(self_ptr self, existing_checked& ec) {
     return;
   }
   if (st.pause_requested) {
-    enter(self, phase::paused);
+    pause(self); // quiet until resumed: not even 'completed' is announced before 'started'
     maybe_finish(self);
     return;
   }
@@ -1131,7 +1131,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
       tc.id = st.cfg.id;
       tc.listen_port = st.cfg.listen_port;
       st.tracker_cancel = tc.cancel;
-      st.tracker = spawn_tracker(self->system(), tc, me);
+      st.tracker = st.cfg.tracker_factory ? st.cfg.tracker_factory(self->system(), tc, me)
+                                          : spawn_tracker(self->system(), tc, me);
       self->link_to(st.tracker);
     }
     self->set_down_handler([=](caf::down_msg& dm) {

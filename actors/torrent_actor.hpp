@@ -30,6 +30,7 @@ class file_store;
 class io_runtime;
 struct metainfo;
 struct peer_config;
+struct tracker_config;
 
 struct torrent_config {
   std::shared_ptr<const metainfo> meta; // null: awaiting metadata (magnet link)
@@ -59,6 +60,10 @@ struct torrent_config {
   // -- for the in-process load benchmark (bench/swarm_bench.cpp); the defaults are production --
   /// Spawns the actor of a new peer (empty: spawn_peer, which owns a real connection).
   std::function<caf::actor(caf::actor_system&, const peer_config&)> peer_factory;
+  /// Spawns the tracker announcer (empty: spawn_tracker, which speaks HTTP). Deterministic
+  /// tests answer announces with a scripted actor.
+  std::function<caf::actor(caf::actor_system&, const tracker_config&, const caf::actor& torrent)>
+    tracker_factory;
   /// true: availability changes waiting in the mailbox are applied together, then each
   /// affected peer gets one interest check and one refill. false: every availability message
   /// is applied and followed by its own interest check and refill.
