@@ -4,18 +4,20 @@
 // the handlers all states with metainfo share (common_handlers: peer, storage and tracker
 // events; what they do is gated by the state, e.g. no requests but in downloading).
 //
-//                      (no metainfo yet: magnet link)
-//                       awaiting_metadata --metadata (BEP 9, next)--> checking
-//                                |
-//   spawn --metainfo-->  checking ---------existing data checked, pieces missing----------+
-//                         |    |                                                          v
-//                         |    +--all verified, flushed--> seeding <--all verified, --- downloading
-//                         |                                 |  ^          flushed          |  ^
-//                         |                          pause  |  | resume           pause    |  |
-//                         |                                 v  |                           v  |
-//                         +--pause was asked meanwhile--> paused (peers closed, 'stopped'   |
-//                                                         announced; resume: 'started')   -+
+//                     awaiting_metadata        (no metainfo yet: a magnet link; BEP 9 next)
+//                             :
+//                             v
+//  spawn --metainfo--> checking --pieces missing--> downloading --all verified, flushed--+
+//                       |  |                          |   ^                              |
+//                       |  |                    pause |   | resume (not complete)        v
+//                       |  |                          v   |                           seeding
+//                       |  +--all verified, flushed---|---|----------------------------> | ^
+//                       |                             |   |                        pause | |
+//                       +--pause asked meanwhile---> paused <----------------------------+ |
+//                                                     +---------resume (complete)----------+
 //
+//   paused: every peer closed, 'stopped' announced, verified pieces kept (resume data saved),
+//   nothing dialled or accepted; resume announces 'started' and dials at once.
 //   any state --stop_request--> stopping --every peer closed, or 500 ms--> (done: quit)
 //   checking | downloading | seeding | paused --storage error--> failed --stop--> stopping
 //
