@@ -20,6 +20,7 @@
 #include <caf/type_id.hpp>
 
 #include "actors/bitfield.hpp"
+#include "actors/endpoint.hpp"
 #include "actors/piece_picker.hpp"
 #include "protocol/tracker.hpp"
 #include "protocol/wire.hpp"
@@ -27,15 +28,6 @@
 #include "storage/piece_writer.hpp"
 
 namespace actorrent {
-
-struct endpoint {
-  std::string host;
-  std::uint16_t port = 0;
-  std::string to_string() const { return host + ":" + std::to_string(port); }
-  friend bool operator==(const endpoint& a, const endpoint& b) {
-    return a.host == b.host && a.port == b.port;
-  }
-};
 
 // -- peer -> torrent -------------------------------------------------------------------------
 

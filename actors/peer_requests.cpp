@@ -5,14 +5,31 @@
 
 namespace actorrent {
 
+void peer_requests::add(block_ref b, clock::time_point now) {
+  erase(b, nullptr);
+  auto seq = next_seq_++;
+  queue_.emplace_hint(queue_.end(), seq, entry{b, now});
+  seq_of_.emplace(key(b), seq);
+}
+
+bool peer_requests::erase(block_ref b, entry* out) {
+  auto it = seq_of_.find(key(b));
+  if (it == seq_of_.end())
+    return false;
+  auto q = queue_.find(it->second);
+  if (out)
+    *out = q->second;
+  queue_.erase(q);
+  seq_of_.erase(it);
+  return true;
+}
+
 bool peer_requests::on_received(block_ref b, clock::time_point now) {
-  // Blocks arrive roughly in request order: the search usually ends at the front.
-  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const entry& e) { return e.block == b; });
-  if (it == queue_.end())
+  entry e;
+  if (!erase(b, &e))
     return false;
   // A re-requested block may arrive in a read older than the newest request for it.
-  double sample = std::max(0.0, std::chrono::duration<double, std::milli>(now - it->sent).count());
-  queue_.erase(it);
+  double sample = std::max(0.0, std::chrono::duration<double, std::milli>(now - e.sent).count());
   if (samples_ == 0) {
     mean_ms_ = sample;
     dev_ms_ = sample / 2;
@@ -27,20 +44,15 @@ bool peer_requests::on_received(block_ref b, clock::time_point now) {
   return true;
 }
 
-bool peer_requests::remove(block_ref b) {
-  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const entry& e) { return e.block == b; });
-  if (it == queue_.end())
-    return false;
-  queue_.erase(it);
-  return true;
-}
+bool peer_requests::remove(block_ref b) { return erase(b, nullptr); }
 
 std::vector<block_ref> peer_requests::take_all() {
   std::vector<block_ref> out;
   out.reserve(queue_.size());
-  for (auto& e : queue_)
+  for (auto& [seq, e] : queue_)
     out.push_back(e.block);
   queue_.clear();
+  seq_of_.clear();
   return out;
 }
 
@@ -55,8 +67,9 @@ std::vector<block_ref> peer_requests::take_timed_out(clock::time_point now) {
   std::vector<block_ref> out;
   auto limit = timeout();
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (now - it->sent > limit) {
-      out.push_back(it->block);
+    if (now - it->second.sent > limit) {
+      out.push_back(it->second.block);
+      seq_of_.erase(key(it->second.block));
       it = queue_.erase(it);
     } else {
       ++it;

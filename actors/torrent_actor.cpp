@@ -1,19 +1,46 @@
+// The torrent actor: a thin behaviour per lifecycle state over one plain state struct, which
+// holds the CAF-free parts the torrent owns (piece_picker, request_record, peer_list, choker,
+// announce_schedule, smart_ban). Every state is a set of handlers of its own, tried first, and
+// the handlers all states with metainfo share (common_handlers: peer, storage and tracker
+// events; what they do is gated by the state, e.g. no requests but in downloading).
+//
+//                     awaiting_metadata        (no metainfo yet: a magnet link; BEP 9 next)
+//                             :
+//                             v
+//  spawn --metainfo--> checking --pieces missing--> downloading --all verified, flushed--+
+//                       |  |                          |   ^                              |
+//                       |  |                    pause |   | resume (not complete)        v
+//                       |  |                          v   |                           seeding
+//                       |  +--all verified, flushed---|---|----------------------------> | ^
+//                       |                             |   |                        pause | |
+//                       +--pause asked meanwhile---> paused <----------------------------+ |
+//                                                     +---------resume (complete)----------+
+//
+//   paused: every peer closed, 'stopped' announced, verified pieces kept (resume data saved),
+//   nothing dialled or accepted; resume announces 'started' and dials at once.
+//   any state --stop_request--> stopping --every peer closed, or 500 ms--> (done: quit)
+//   checking | downloading | seeding | paused --storage error--> failed --stop--> stopping
+//
+// Where future per-torrent code goes: rate limits (set_torrent_limits) and file priorities
+// (set_file_priorities) are handled in common_handlers (any state); the storage actor is
+// spawned in spawn_torrent, before the first state is entered.
 #include "actors/torrent_actor.hpp"
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <unordered_map>
-#include <unordered_set>
-#include <deque>
-#include <set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/announce_schedule.hpp"
+#include "actors/choker.hpp"
 #include "actors/metrics.hpp"
 #include "actors/peer_actor.hpp"
 #include "actors/peer_connection.hpp"
-#include "actors/peer_requests.hpp"
+#include "actors/peer_list.hpp"
+#include "actors/request_record.hpp"
 #include "actors/smart_ban.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/tracker_actor.hpp"
@@ -27,14 +54,35 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 using std::chrono::seconds;
 
-constexpr std::size_t max_known_peers = 2000;
-constexpr std::size_t max_departed_peers = 4096;
+enum class phase : std::uint8_t {
+  awaiting_metadata,
+  checking,
+  downloading,
+  seeding,
+  paused,
+  stopping,
+  failed,
+};
+
+const char* to_string(phase p) {
+  switch (p) {
+    case phase::awaiting_metadata: return "awaiting metadata";
+    case phase::checking: return "checking";
+    case phase::downloading: return "downloading";
+    case phase::seeding: return "seeding";
+    case phase::paused: return "paused";
+    case phase::stopping: return "stopping";
+    case phase::failed: return "failed";
+  }
+  return "?";
+}
 
 struct peer_entry {
   caf::actor handle;
   endpoint ep;
-  std::size_t known = SIZE_MAX; // index into torrent_state::known (dialled peers)
+  std::size_t known = peer_list::no_entry; // index into the peer list (dialled peers)
   peer_id id{};                 // from its handshake
+  peer_requests* requests = nullptr; // its part of the request record (stable address)
   std::uint64_t blocks_stored = 0; // copies of blocks it sent that storage wrote
   bool active = false;          // handshake done
   bool has_bits = false;
@@ -49,53 +97,39 @@ struct peer_entry {
   std::uint64_t down_round = 0;  // payload from / to the peer in this choke round
   std::uint64_t up_round = 0;
   std::uint64_t uploaded = 0;
-  peer_requests requests;             // in flight, oldest first, with the peer's timing
   bool avail_touched = false;         // in the current availability pass
   bool pending_interesting = false;   // its interest so far in that pass
   std::uint64_t payload = 0;
   clock_type::time_point last_block = clock_type::now();
 };
 
-struct known_peer {
-  enum class state : std::uint8_t { idle, connecting, connected, banned };
-  endpoint ep;
-  state st = state::idle;
-  std::uint32_t attempts = 0;
-  clock_type::time_point next_try = clock_type::now();
-};
-
 struct torrent_state {
   torrent_config cfg;
   std::shared_ptr<spdlog::logger> log;
+  phase state = phase::checking;
+  // -- the CAF-free parts --
   std::unique_ptr<piece_picker> picker;
+  request_record requests;
+  peer_list known;
+  std::unique_ptr<choker> chokes;
+  announce_schedule announces;
   smart_ban bans;
-  // Peers gone after sending blocks (the latest few thousand): a verdict on a piece may still
-  // name them as liars, and must then reach their address and id.
-  struct departed_peer {
-    endpoint ep;
-    std::size_t known = SIZE_MAX;
-    peer_id id{};
-  };
-  std::unordered_map<peer_slot, departed_peer> departed;
-  std::deque<peer_slot> departed_order; // oldest first
-  std::set<peer_id> banned_ids;          // refused when they connect again
+  // -- children --
   caf::actor storage;
   caf::actor tracker;
   std::shared_ptr<std::atomic<bool>> tracker_cancel;
+  std::shared_ptr<std::atomic<bool>> check_cancel; // a stop cuts the data check short
+  // -- connections --
   std::unordered_map<peer_slot, peer_entry> peers;
   std::unordered_map<caf::actor_addr, peer_slot> slot_of;
   peer_slot next_slot = 0; // slots are never reused: late messages cannot reach a successor
-  std::vector<known_peer> known;
-  std::unordered_set<std::string> known_index; // "host:port" of every entry of `known`
-  std::unordered_map<std::string, std::uint32_t> per_ip; // connections (any state) per address
   std::vector<block_ref> picked;
   std::vector<peer_slot> cancels;
   std::vector<peer_slot> touched; // peers whose availability changed in this pass
-  bool checking = true;   // hashing existing data; no peers yet
-  bool finishing = false; // every piece verified (or failed): no more requests
-  bool failed = false;
-  bool done = false;      // completion reported; seeding from now on
-  bool stopping = false;  // told to stop: waiting for peers to close
+  // -- lifecycle details inside the states --
+  bool finishing = false;      // every piece verified: flushing, no more requests
+  bool done = false;           // verified and flushed: completion reported
+  bool pause_requested = false; // a pause that arrived while checking
   bool stopped = false;
   std::vector<piece_index> pending_haves; // verified, not yet announced to peers
   std::vector<availability_delta> pending_avail; // received, applied by the next apply pass
@@ -104,7 +138,6 @@ struct torrent_state {
   std::uint32_t verified_since_save = 0;
   clock_type::time_point last_save = clock_type::now();
   std::uint32_t ticks = 0;
-  peer_slot optimistic = no_peer;
   std::uint64_t payload_up = 0;
   std::uint64_t payload_up_at_last_tick = 0;
   double up_rate = 0;
@@ -133,39 +166,41 @@ struct torrent_state {
   clock_type::time_point last_tick = clock_type::now();
   std::uint32_t pieces_failed = 0;
   double rate = 0;
-  // tracker
-  bool announce_in_flight = false;
-  clock_type::time_point next_announce = clock_type::now();
-  std::uint32_t announce_failures = 0;
-  bool announced_started = false;
 
   const metainfo& meta() const { return *cfg.meta; }
+  /// Peers are dialled, accepted and traded with.
+  bool running() const { return state == phase::downloading || state == phase::seeding; }
 };
 
 using self_ptr = caf::stateful_actor<torrent_state>*;
+
+// The states; each returns its behaviour (its own handlers, then the common ones).
+void enter(self_ptr self, phase next);
+void enter_stopping(self_ptr self);
+void pause(self_ptr self);
 
 std::uint64_t bytes_left(const torrent_state& st) {
   return st.meta().total_size - st.picker->verified_bytes();
 }
 
-void send_announce(self_ptr self, tracker::event ev) {
+void send_announce(self_ptr self, std::optional<tracker::event> ev) {
   auto& st = self->state;
-  if (!st.tracker || st.announce_in_flight)
-    return;
-  st.announce_in_flight = true;
-  self->send(st.tracker, announce{ev, st.payload_up, st.payload_down, bytes_left(st)});
+  if (st.tracker && ev)
+    self->send(st.tracker, announce{*ev, st.payload_up, st.payload_down, bytes_left(st)});
 }
 
 void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   auto& st = self->state;
-  if (st.finishing || e.choked_us || !e.has_bits || !e.active || e.banned)
+  if (st.state != phase::downloading || st.finishing || e.choked_us || !e.has_bits ||
+      !e.active || e.banned)
     return;
-  auto cap = std::size_t{e.requests.pipeline()}; // within the peer's BEP 10 reqq
+  auto cap = std::size_t{e.requests->pipeline()}; // within the peer's BEP 10 reqq
   // Refill before the pipeline drains, in batches of at least a quarter of it.
-  if (e.requests.size() > cap - cap / 4)
+  auto in_flight = e.requests->size();
+  if (in_flight > cap - cap / 4)
     return;
   st.picked.clear();
-  st.picker->pick(slot, e.seed ? nullptr : &e.bits, cap - e.requests.size(), st.picked);
+  st.picker->pick(slot, e.seed ? nullptr : &e.bits, cap - in_flight, st.picked);
   if (auto& back = st.picker->taken_back(); !back.empty()) {
     // Storage forgets these copies too, or its count of a piece's blocks would run ahead.
     self->send(st.storage, discard_blocks{std::move(back)});
@@ -175,7 +210,7 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
     return;
   auto now = clock_type::now();
   for (auto b : st.picked)
-    e.requests.add(b, now);
+    st.requests.add(slot, b, now);
   st.counters.requests_sent += st.picked.size();
   ++st.counters.request_msgs;
   self->send(e.handle, request_blocks{st.picked});
@@ -186,8 +221,8 @@ void refill_all(self_ptr self) {
     refill(self, slot, e);
 }
 
-void drop_outstanding(torrent_state& st, peer_slot slot, peer_entry& e) {
-  for (auto b : e.requests.take_all())
+void drop_outstanding(torrent_state& st, peer_slot slot) {
+  for (auto b : st.requests.take_all(slot))
     st.picker->on_request_dropped(slot, b);
 }
 
@@ -211,14 +246,14 @@ void finish_stop(self_ptr self) {
     // Say goodbye to a tracker that knows us (or may: an announce was under way). The announcer
     // handles it after what it has queued: a routine announce cut short by the stop, or a
     // "completed" one (sent with its own short timeout).
-    if (st.announced_started || st.announce_in_flight)
-      self->send(st.tracker, announce{tracker::event::stopped, st.payload_up, st.payload_down,
-                                      bytes_left(st)});
+    send_announce(self, st.announces.stopped());
     self->send(st.tracker, stop_request{});
   }
   self->send(st.storage, stop_request{}); // saves the resume data on its way out
   self->quit();
 }
+
+void connect_more(self_ptr self);
 
 void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool misbehaved) {
   auto& st = self->state;
@@ -226,57 +261,30 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
   if (it == st.peers.end())
     return;
   auto& e = it->second;
-  drop_outstanding(st, slot, e);
+  drop_outstanding(st, slot);
+  st.requests.remove_peer(slot);
   if (e.has_bits) {
     if (e.seed)
       st.picker->avail().remove_seed();
     else
       st.picker->remove_peer_pieces(e.bits);
   }
-  if (e.known != SIZE_MAX) {
-    auto& k = st.known[e.known];
-    if (k.st == known_peer::state::banned) {
-      // banned meanwhile (smart ban named an earlier connection to it): stays banned
-    } else if (misbehaved || e.banned || e.both_seeds) {
-      k.st = known_peer::state::banned;
-    } else {
-      k.st = known_peer::state::idle;
-      if (e.active)
-        k.attempts = 0;
-      auto backoff = e.active ? 5 : std::min(60, 1 << std::min<std::uint32_t>(k.attempts, 6));
-      k.next_try = clock_type::now() + seconds(backoff);
-    }
-  }
+  if (e.known != peer_list::no_entry)
+    st.known.on_closed(e.known, e.active, misbehaved || e.banned || e.both_seeds,
+                       clock_type::now());
   st.log->debug("peer {} gone: {}", e.ep.to_string(), reason);
-  if (!e.banned && e.blocks_stored > 0) {
-    st.departed.emplace(slot, torrent_state::departed_peer{e.ep, e.known, e.id});
-    st.departed_order.push_back(slot);
-    while (st.departed_order.size() > max_departed_peers) {
-      st.departed.erase(st.departed_order.front());
-      st.departed_order.pop_front();
-    }
-  }
+  if (!e.banned && e.blocks_stored > 0)
+    st.known.remember_departed(slot, peer_list::departed_peer{e.ep, e.known, e.id});
   st.slot_of.erase(e.handle.address());
-  if (auto ip = st.per_ip.find(e.ep.host); ip != st.per_ip.end() && --ip->second == 0)
-    st.per_ip.erase(ip);
+  st.known.connection_closed(e.ep.host);
   self->demonitor(e.handle);
   st.peers.erase(it);
-  if (st.stopping) {
+  if (st.state == phase::stopping) {
     if (st.peers.empty())
       finish_stop(self);
     return;
   }
   refill_all(self);
-}
-
-void add_known(torrent_state& st, const endpoint& ep) {
-  // Bound what a tracker can make us remember, before any work: a 20,000-peer reply costs
-  // 2,000 lookups, not 40 million comparisons.
-  if (ep.port == 0 || st.known.size() >= max_known_peers)
-    return;
-  if (!st.known_index.insert(ep.to_string()).second)
-    return;
-  st.known.push_back(known_peer{ep});
 }
 
 peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_index,
@@ -301,46 +309,39 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   self->monitor(handle);
   peer_entry e;
   e.handle = handle;
-  e.requests.set_max_pipeline(st.cfg.max_outstanding);
-  e.requests.set_timeout_bounds(std::chrono::milliseconds(st.cfg.min_request_timeout_ms),
-                                seconds(st.cfg.request_timeout_s));
+  e.requests = &st.requests.add_peer(pc.slot, st.cfg.max_outstanding);
+  e.requests->set_timeout_bounds(std::chrono::milliseconds(st.cfg.min_request_timeout_ms),
+                                 seconds(st.cfg.request_timeout_s));
   e.ep = ep;
   e.known = known_index;
   st.slot_of.emplace(handle.address(), pc.slot);
-  ++st.per_ip[ep.host];
+  st.known.connection_opened(ep.host);
   st.peers.emplace(pc.slot, std::move(e));
   return pc.slot;
 }
 
 void connect_more(self_ptr self) {
   auto& st = self->state;
-  if (st.checking || st.failed)
+  if (!st.running())
     return;
-  auto now = clock_type::now();
-  int started = 0;
   std::uint32_t half_open = 0;
   for (auto& [slot, e] : st.peers)
-    half_open += !e.active && e.known != SIZE_MAX;
-  for (std::size_t i = 0; i < st.known.size(); ++i) {
-    if (st.peers.size() >= st.cfg.max_peers || started >= 8 || half_open >= st.cfg.max_half_open)
-      break;
-    auto& k = st.known[i];
-    if (k.st != known_peer::state::idle || k.next_try > now)
-      continue;
-    if (auto ip = st.per_ip.find(k.ep.host);
-        ip != st.per_ip.end() && ip->second >= st.cfg.max_peers_per_ip)
-      continue;
-    ++half_open;
-    k.st = known_peer::state::connecting;
-    ++k.attempts;
-    ++started;
+    half_open += !e.active && e.known != peer_list::no_entry;
+  auto room = [](std::size_t limit, std::size_t used) { return limit > used ? limit - used : 0; };
+  std::size_t limit = std::min<std::size_t>({8, room(st.cfg.max_peers, st.peers.size()),
+                                             room(st.cfg.max_half_open, half_open)});
+  if (limit == 0)
+    return;
+  for (auto i : st.known.take_dials(clock_type::now(), limit, st.cfg.max_peers_per_ip)) {
     ++st.counters.connects;
-    spawn_peer_for(self, k.ep, i, nullptr, nullptr);
+    spawn_peer_for(self, st.known.at(i).ep, i, nullptr, nullptr);
   }
 }
 
 torrent_progress make_progress(const torrent_state& st) {
   torrent_progress p;
+  if (!st.cfg.meta || !st.picker)
+    return p; // awaiting metadata: nothing known yet
   p.total_size = st.meta().total_size;
   p.verified_bytes = st.picker->verified_bytes();
   p.dirty_bytes = st.picker->dirty_bytes();
@@ -356,13 +357,12 @@ torrent_progress make_progress(const torrent_state& st) {
   p.download_rate = st.rate;
   p.upload_rate = st.up_rate;
   p.uploaded_payload = st.payload_up;
-  p.checking = st.checking;
+  p.checking = st.state == phase::checking && !st.finishing;
   p.check_done = st.check_done;
   p.check_total = st.check_total;
   p.seeding = st.done;
   return p;
 }
-
 std::string render_metrics(self_ptr self, const torrent_progress& p) {
   auto& st = self->state;
   auto& c = st.counters;
@@ -412,43 +412,67 @@ std::string render_metrics(self_ptr self, const torrent_progress& p) {
 
 void fail_torrent(self_ptr self, const error& reason) {
   auto& st = self->state;
-  if (st.failed)
+  if (st.state == phase::failed)
     return;
-  st.failed = true;
-  st.finishing = true;
   st.log->error("{}", reason.message);
   self->send(st.cfg.observer, torrent_failed{reason});
+  if (st.state == phase::stopping) {
+    st.finishing = true; // reported; the stop goes on
+    return;
+  }
+  enter(self, phase::failed);
 }
 
+/// Every piece verified and the files flushed: seeding from now on (or later, when paused).
+void on_flushed(self_ptr self) {
+  auto& st = self->state;
+  if (st.state == phase::failed)
+    return;
+  st.done = true;
+  bool was_checking = st.state == phase::checking;
+  if (was_checking && st.pause_requested)
+    pause(self); // asked while the files were flushed; 'started' went out already
+  else if (was_checking)
+    enter(self, phase::seeding);
+  if (st.state == phase::downloading)
+    enter(self, phase::seeding);
+  send_announce(self, st.announces.completed()); // nothing while paused: sent on resume
+  if (st.state == phase::seeding) {
+    // Seeding now: a peer that has everything too has nothing to trade with us.
+    for (auto& [slot, e] : st.peers) {
+      if (e.seed) {
+        e.both_seeds = true;
+        self->send(e.handle, disconnect_peer{"both sides are seeds"});
+      }
+    }
+  }
+  self->send(st.cfg.observer, torrent_finished{make_progress(st)});
+  if (was_checking)
+    connect_more(self);
+}
+
+/// When every piece is verified: no more requests; the files are flushed before anyone is told.
 void maybe_finish(self_ptr self) {
   auto& st = self->state;
   if (st.finishing || !st.picker->complete())
     return;
+  if (st.state != phase::downloading && st.state != phase::checking &&
+      st.state != phase::paused)
+    return;
   st.finishing = true;
   for (auto& [slot, e] : st.peers) {
-    drop_outstanding(st, slot, e);
+    drop_outstanding(st, slot);
     update_interest(self, e, false);
   }
   // Done means on disk: flush every file before telling anyone.
   self->request(st.storage, caf::infinite, sync_storage{})
     .then([=](storage_synced& r) {
-      auto& st = self->state;
       if (!r.result) {
         fail_torrent(self, error{r.result.error().code,
                                  "flushing files failed: " + r.result.error().message});
         return;
       }
-      st.done = true;
-      st.announce_in_flight = false;
-      send_announce(self, tracker::event::completed);
-      // Seeding now: a peer that has everything too has nothing to trade with us.
-      for (auto& [slot, e] : st.peers) {
-        if (e.seed) {
-          e.both_seeds = true;
-          self->send(e.handle, disconnect_peer{"both sides are seeds"});
-        }
-      }
-      self->send(st.cfg.observer, torrent_finished{make_progress(st)});
+      on_flushed(self);
     },
     [=](caf::error& err) {
       fail_torrent(self, error{errc::actor_down, "storage: flushing files failed: " +
@@ -461,7 +485,7 @@ void maybe_finish(self_ptr self) {
 void ban_peer(self_ptr self, peer_slot slot, const std::string& why) {
   auto& st = self->state;
   endpoint ep;
-  std::size_t known = SIZE_MAX;
+  std::size_t known = peer_list::no_entry;
   peer_id id{};
   if (auto it = st.peers.find(slot); it != st.peers.end()) {
     if (it->second.banned)
@@ -470,22 +494,21 @@ void ban_peer(self_ptr self, peer_slot slot, const std::string& why) {
     known = it->second.known;
     id = it->second.id;
     st.log->warn("peer {} banned: {}", ep.to_string(), why);
-  } else if (auto gone = st.departed.find(slot); gone != st.departed.end()) {
-    ep = gone->second.ep;
-    known = gone->second.known;
-    id = gone->second.id;
-    st.departed.erase(gone);
+  } else if (auto gone = st.known.take_departed(slot)) {
+    ep = gone->ep;
+    known = gone->known;
+    id = gone->id;
     st.log->warn("peer {} banned: {} (already disconnected)", ep.to_string(), why);
   } else {
     return;
   }
   ++st.counters.bans;
-  if (known != SIZE_MAX)
-    st.known[known].st = known_peer::state::banned;
+  if (known != peer_list::no_entry)
+    st.known.ban(known);
   if (id != peer_id{})
-    st.banned_ids.insert(id);
+    st.known.ban_id(id);
   for (auto& [other, e] : st.peers) {
-    bool same = other == slot || (known != SIZE_MAX && e.known == known) ||
+    bool same = other == slot || (known != peer_list::no_entry && e.known == known) ||
                 (id != peer_id{} && e.id == id);
     if (same && !e.banned) {
       e.banned = true;
@@ -497,8 +520,8 @@ void ban_peer(self_ptr self, peer_slot slot, const std::string& why) {
 std::string peer_name(const torrent_state& st, peer_slot slot) {
   if (auto it = st.peers.find(slot); it != st.peers.end())
     return it->second.ep.to_string();
-  if (auto it = st.departed.find(slot); it != st.departed.end())
-    return it->second.ep.to_string();
+  if (auto* gone = st.known.departed(slot))
+    return gone->ep.to_string();
   return "a peer already gone";
 }
 
@@ -555,29 +578,15 @@ void on_piece_checked(self_ptr self, const piece_checked& pc) {
   refill_all(self);
 }
 
-/// Picks the peers we upload to: the upload_slots best by rate (what they give us while we
-/// download — reciprocation; what they take while we seed), plus one optimistic unchoke that
-/// rotates every 30 s so newcomers get a chance to prove themselves.
+/// Every 10 s: the choker picks the peers we upload to (see choker.hpp).
 void run_choker(self_ptr self) {
   auto& st = self->state;
-  std::vector<std::pair<std::uint64_t, peer_slot>> candidates;
+  std::vector<choker::candidate> candidates;
   for (auto& [slot, e] : st.peers)
     if (e.active && e.peer_interested && !e.banned)
-      candidates.emplace_back(st.done ? e.up_round : e.down_round, slot);
-  std::sort(candidates.begin(), candidates.end(), std::greater<>());
-  std::vector<peer_slot> unchoke;
-  for (std::size_t i = 0; i < candidates.size() && i < st.cfg.upload_slots; ++i)
-    unchoke.push_back(candidates[i].second);
-  bool rotate = st.ticks % 30 == 0 || st.peers.count(st.optimistic) == 0;
-  if (rotate) {
-    std::vector<peer_slot> others;
-    for (std::size_t i = st.cfg.upload_slots; i < candidates.size(); ++i)
-      others.push_back(candidates[i].second);
-    st.optimistic = others.empty() ? no_peer : others[st.ticks % others.size()];
-  }
-  if (st.optimistic != no_peer &&
-      std::find(unchoke.begin(), unchoke.end(), st.optimistic) == unchoke.end())
-    unchoke.push_back(st.optimistic);
+      candidates.push_back(choker::candidate{slot, e.down_round, e.up_round});
+  auto unchoke = st.chokes->run(std::move(candidates), st.done, st.ticks / 10,
+                                st.peers.count(st.chokes->optimistic()) != 0);
   for (auto& [slot, e] : st.peers) {
     bool choke = std::find(unchoke.begin(), unchoke.end(), slot) == unchoke.end();
     if (choke != e.am_choking && e.active) {
@@ -591,15 +600,49 @@ void run_choker(self_ptr self) {
 /// Unchokes an interested peer at once while a slot is free, instead of waiting for the round.
 void fill_free_slot(self_ptr self, peer_entry& e) {
   auto& st = self->state;
-  if (!e.am_choking || !e.peer_interested || !e.active || e.banned || st.checking)
+  if (!st.running() || !e.am_choking || !e.peer_interested || !e.active || e.banned)
     return;
   std::size_t unchoked = 0;
   for (auto& [slot, other] : st.peers)
     unchoked += !other.am_choking;
-  if (unchoked >= st.cfg.upload_slots + 1)
+  if (!st.chokes->has_free_slot(unchoked))
     return;
   e.am_choking = false;
   self->send(e.handle, set_choke{false});
+}
+
+/// A request much older than the peer's usual request time goes to another peer, and the slow
+/// peer's pipeline shrinks; a peer that delivers nothing at all for 60 s is dropped.
+void expire_requests(self_ptr self, clock_type::time_point now) {
+  auto& st = self->state;
+  std::vector<peer_slot> slow;
+  for (auto& [slot, e] : st.peers) {
+    if (e.requests->empty())
+      continue;
+    if (now - e.last_block > seconds(60)) {
+      drop_outstanding(st, slot);
+      self->send(e.handle, disconnect_peer{"no data for 60 s with requests pending"});
+      continue;
+    }
+    auto late = st.requests.take_timed_out(slot, now);
+    if (late.empty())
+      continue;
+    for (auto b : late)
+      st.picker->on_request_dropped(slot, b);
+    st.counters.request_timeouts += late.size();
+    st.log->debug("peer {}: {} request(s) timed out after {} ms; pipeline now {}",
+                  e.ep.to_string(), late.size(), e.requests->timeout().count(),
+                  e.requests->pipeline());
+    self->send(e.handle, cancel_blocks{std::move(late)});
+    slow.push_back(slot);
+  }
+  // Others first, so that the timed-out blocks go elsewhere.
+  for (auto& [slot, e] : st.peers)
+    if (std::find(slow.begin(), slow.end(), slot) == slow.end())
+      refill(self, slot, e);
+  for (auto slot : slow)
+    if (auto it = st.peers.find(slot); it != st.peers.end())
+      refill(self, slot, it->second);
 }
 
 void on_tick(self_ptr self) {
@@ -619,44 +662,15 @@ void on_tick(self_ptr self) {
     st.last_save = now;
     self->send(st.storage, save_resume_now{});
   }
-  if (!st.failed && !st.checking) {
+  if (st.running()) {
     if (st.ticks % 10 == 0)
       run_choker(self);
     connect_more(self);
-    if (st.tracker && !st.announce_in_flight && now >= st.next_announce)
-      send_announce(self, st.announced_started ? tracker::event::none : tracker::event::started);
-    // A request much older than the peer's usual request time goes to another peer, and the
-    // slow peer's pipeline shrinks; a peer that delivers nothing at all for 60 s is dropped.
-    std::vector<peer_slot> slow;
-    for (auto& [slot, e] : st.peers) {
-      if (e.requests.empty())
-        continue;
-      if (now - e.last_block > seconds(60)) {
-        drop_outstanding(st, slot, e);
-        self->send(e.handle, disconnect_peer{"no data for 60 s with requests pending"});
-        continue;
-      }
-      auto late = e.requests.take_timed_out(now);
-      if (late.empty())
-        continue;
-      for (auto b : late)
-        st.picker->on_request_dropped(slot, b);
-      st.counters.request_timeouts += late.size();
-      st.log->debug("peer {}: {} request(s) timed out after {} ms; pipeline now {}",
-                    e.ep.to_string(), late.size(), e.requests.timeout().count(),
-                    e.requests.pipeline());
-      self->send(e.handle, cancel_blocks{std::move(late)});
-      slow.push_back(slot);
-    }
-    // Others first, so that the timed-out blocks go elsewhere.
-    for (auto& [slot, e] : st.peers)
-      if (std::find(slow.begin(), slow.end(), slot) == slow.end())
-        refill(self, slot, e);
-    for (auto slot : slow)
-      if (auto it = st.peers.find(slot); it != st.peers.end())
-        refill(self, slot, it->second);
+    if (st.tracker)
+      send_announce(self, st.announces.poll(now));
+    expire_requests(self, now);
   }
-  if (!st.failed) {
+  if (st.state != phase::failed) {
     auto p = make_progress(st);
     p.metrics = render_metrics(self, p);
     self->send(st.cfg.observer, std::move(p));
@@ -714,7 +728,7 @@ bool apply_delta(torrent_state& st, peer_entry& e, availability_delta& d, bool i
 /// After a peer's availability changed: interest, seed-to-seed disconnect, requests.
 void after_availability(self_ptr self, peer_slot slot, peer_entry& e, bool interesting) {
   auto& st = self->state;
-  update_interest(self, e, interesting && !st.finishing);
+  update_interest(self, e, interesting && st.state == phase::downloading && !st.finishing);
   if (st.done && e.seed) {
     e.both_seeds = true;
     self->send(e.handle, disconnect_peer{"both sides are seeds"});
@@ -754,15 +768,356 @@ void apply_pending_availability(self_ptr self) {
   }
 }
 
+// -- what the states do ----------------------------------------------------------------------
+
+/// Refuses a connection that a listener accepted for us, with the reason.
+void refuse(self_ptr self, incoming_peer& ip, const char* why) {
+  self->state.log->info("incoming {} refused: {}", ip.remote.to_string(), why);
+  ip.conn->close(why);
+}
+
+void accept_peer(self_ptr self, incoming_peer& ip) {
+  auto& st = self->state;
+  bool ip_full = st.known.connections_from(ip.remote.host) >= st.cfg.max_peers_per_ip;
+  if (st.peers.size() >= st.cfg.max_peers)
+    return refuse(self, ip, "too many peers");
+  if (ip_full)
+    return refuse(self, ip, "too many connections from this address");
+  spawn_peer_for(self, ip.remote, peer_list::no_entry, ip.conn, &ip.hs);
+}
+
+/// stop_request in any state but stopping: close every peer, then quit (see finish_stop).
+void enter_stopping(self_ptr self) {
+  auto& st = self->state;
+  if (st.check_cancel)
+    st.check_cancel->store(true); // storage returns what it verified so far
+  // Abort a routine announce in flight to exit promptly ("completed" and "stopped" are not cut
+  // short: they have short timeouts of their own).
+  if (st.tracker)
+    st.tracker_cancel->store(true);
+  enter(self, phase::stopping);
+  st.finishing = true;
+  for (auto& [slot, e] : st.peers)
+    self->send(e.handle, disconnect_peer{"shutting down"});
+  // Peers publish their last counters as they close; wait for them (bounded).
+  if (st.peers.empty())
+    finish_stop(self);
+  else
+    self->delayed_send(self, std::chrono::milliseconds(500), stop_deadline{});
+}
+
+/// downloading | seeding -> paused: every peer closed, 'stopped' announced, verified pieces
+/// kept (and saved).
+void pause(self_ptr self) {
+  auto& st = self->state;
+  enter(self, phase::paused);
+  for (auto& [slot, e] : st.peers) {
+    drop_outstanding(st, slot);
+    self->send(e.handle, disconnect_peer{"paused"});
+  }
+  send_announce(self, st.announces.stopped());
+  st.verified_since_save = 0;
+  st.last_save = clock_type::now();
+  self->send(st.storage, save_resume_now{});
+}
+
+/// paused -> downloading | seeding: 'started' announced, peers dialled again at once.
+void resume(self_ptr self) {
+  auto& st = self->state;
+  auto now = clock_type::now();
+  enter(self, st.done ? phase::seeding : phase::downloading);
+  st.announces.restart(now);
+  send_announce(self, st.announces.first());
+  if (st.done)
+    send_announce(self, st.announces.completed()); // completed while paused
+  st.known.reset_backoff(now);
+  connect_more(self);
+  maybe_finish(self); // the last pieces may have verified while paused
+}
+
+/// checking -> downloading | seeding (after the flush) | paused.
+void on_checked(self_ptr self, existing_checked& ec) {
+  auto& st = self->state;
+  st.check_cancel.reset();
+  for (auto p : ec.verified)
+    st.picker->set_have(piece_index{p});
+  if (ec.checked > 0 || !ec.verified.empty())
+    st.log->info("existing data: {} of {} pieces verified ({} hashed)", ec.verified.size(),
+                 st.meta().piece_count(), ec.checked);
+  if (st.picker->complete() && !st.pause_requested) {
+    // Announce now, not at the next tick: peers are what we wait for.
+    send_announce(self, st.announces.first());
+    maybe_finish(self); // stays in checking until the files are flushed, then seeding
+    return;
+  }
+  if (st.pause_requested) {
+    pause(self); // quiet until resumed: not even 'completed' is announced before 'started'
+    maybe_finish(self);
+    return;
+  }
+  enter(self, phase::downloading);
+  send_announce(self, st.announces.first());
+  connect_more(self);
+}
+
+/// What every state with metainfo handles alike; the state's own handlers come first.
+caf::message_handler common_handlers(self_ptr self) {
+  return {
+    [=](tick) { on_tick(self); },
+    [=](get_progress) {
+      apply_pending_availability(self); // a fresh report reflects every message received
+      auto p = make_progress(self->state);
+      p.metrics = render_metrics(self, p);
+      return p;
+    },
+    [=](const peer_connected& pc) {
+      auto& st = self->state;
+      auto it = st.peers.find(pc.slot);
+      if (it == st.peers.end())
+        return;
+      auto& e = it->second;
+      e.active = true;
+      e.id = pc.id;
+      if (st.known.banned_id(pc.id)) {
+        e.banned = true;
+        self->send(e.handle, disconnect_peer{"banned earlier for bad data"});
+        return;
+      }
+      if (e.known != peer_list::no_entry)
+        st.known.on_connected(e.known);
+      self->send(e.handle, our_pieces{true, st.picker->have_pieces(), {}});
+    },
+    [=](availability_delta& d) {
+      auto& st = self->state;
+      ++st.counters.availability_msgs;
+      st.counters.haves += d.haves.size();
+      if (!st.cfg.batch_availability) {
+        auto it = st.peers.find(d.slot);
+        if (it == st.peers.end())
+          return;
+        ++st.counters.availability_passes;
+        bool interesting = apply_delta(st, it->second, d, it->second.interested);
+        after_availability(self, d.slot, it->second, interesting);
+        return;
+      }
+      // Whatever else is already in the mailbox arrives before the self-message: one pass
+      // then applies all of it.
+      st.pending_avail.push_back(std::move(d));
+      if (!st.avail_scheduled) {
+        st.avail_scheduled = true;
+        self->send(self, apply_availability{});
+      }
+    },
+    [=](apply_availability) { apply_pending_availability(self); },
+    [=](peer_activity& a) {
+      auto& st = self->state;
+      auto it = st.peers.find(a.slot);
+      if (it == st.peers.end())
+        return;
+      auto& e = it->second;
+      ++st.counters.activity_msgs;
+      st.counters.wire_bytes += a.wire_bytes;
+      e.payload += a.payload_bytes;
+      e.down_round += a.payload_bytes;
+      st.payload_down += a.payload_bytes;
+      e.uploaded += a.payload_up;
+      e.up_round += a.payload_up;
+      st.payload_up += a.payload_up;
+      if (a.request_limit > 0) // BEP 10 reqq: more would be dropped or rejected by the peer
+        e.requests->set_max_pipeline(std::min(st.cfg.max_outstanding, a.request_limit));
+      if (a.interest_changed) {
+        e.peer_interested = a.interested;
+        if (a.interested)
+          fill_free_slot(self, e);
+      }
+      for (auto b : a.rejected)
+        if (st.requests.remove(a.slot, b))
+          st.picker->on_request_dropped(a.slot, b);
+      if (a.choke_changed) {
+        e.choked_us = a.choked;
+        if (a.choked)
+          drop_outstanding(st, a.slot);
+        else
+          e.last_block = clock_type::now();
+      }
+      refill(self, a.slot, e);
+    },
+    [=](blocks_stored& bs) {
+      auto& st = self->state;
+      auto it = st.peers.find(bs.slot);
+      peer_entry* e = it == st.peers.end() ? nullptr : &it->second;
+      std::unordered_map<peer_slot, std::vector<block_ref>> cancels;
+      // Timed to when the peer's read arrived, not to storage's turn.
+      auto received = bs.received == clock_type::time_point{} ? clock_type::now() : bs.received;
+      for (auto sb : bs.blocks) {
+        auto b = sb.block;
+        st.requests.on_received(bs.slot, b, received);
+        if (e)
+          e->blocks_stored += sb.copy != 0;
+        if (sb.copy == 0) {
+          // Not written (its piece is verified already, or storage failed): the request is
+          // settled without data.
+          st.picker->on_request_dropped(bs.slot, b);
+          ++st.counters.blocks_duplicate;
+          continue;
+        }
+        st.cancels.clear();
+        auto r = st.picker->on_block_received(bs.slot, b, sb.copy, st.cancels);
+        if (r == piece_picker::receive_result::duplicate)
+          ++st.counters.blocks_duplicate;
+        else
+          ++st.counters.blocks_fresh;
+        for (auto other : st.cancels)
+          if (st.peers.count(other) != 0 && st.requests.remove(other, b))
+            cancels[other].push_back(b);
+      }
+      ++st.counters.stored_msgs;
+      for (auto& [other, blocks] : cancels) {
+        st.counters.cancels_sent += blocks.size();
+        self->send(st.peers[other].handle, cancel_blocks{std::move(blocks)});
+      }
+      if (e) {
+        e->last_block = clock_type::now();
+        refill(self, bs.slot, *e);
+      }
+    },
+    [=](const piece_checked& pc) { on_piece_checked(self, pc); },
+    [=](flush_haves) {
+      auto& st = self->state;
+      st.haves_flush_scheduled = false;
+      if (st.pending_haves.empty())
+        return;
+      for (auto& [slot, e] : st.peers)
+        if (e.active)
+          self->send(e.handle, our_pieces{false, {}, st.pending_haves});
+      st.pending_haves.clear();
+    },
+    [=](const check_progress& cp) {
+      self->state.check_done = cp.done;
+      self->state.check_total = cp.total;
+    },
+    [=](const peer_closed& pc) { remove_peer(self, pc.slot, pc.reason, pc.misbehaved); },
+    [=](announce_result& r) {
+      auto& st = self->state;
+      announce_schedule::result res{r.result.ok(), r.interval, r.min_interval};
+      auto ev = st.announces.on_result(res, !st.peers.empty(), clock_type::now());
+      if (!r.result) {
+        if (ev != tracker::event::stopped)
+          st.log->warn("tracker: {} (retrying in {} s)", r.result.error().message,
+                       st.announces.retry_delay().count());
+        return;
+      }
+      for (auto& ep : r.peers)
+        st.known.add(ep);
+      connect_more(self);
+    },
+    [=](add_peers& ap) {
+      for (auto& ep : ap.peers)
+        self->state.known.add(ep);
+      connect_more(self);
+    },
+    [=](const storage_failed& sf) {
+      fail_torrent(self, error{sf.why.code, "storage: " + sf.why.message});
+    },
+    [=](stop_request) { enter_stopping(self); },
+    [=](pause_torrent) {}, // already paused, stopping or failed
+    [=](resume_torrent) {},
+  };
+}
+
+caf::behavior checking_behavior(self_ptr self) {
+  return caf::message_handler{
+    [=](incoming_peer& ip) { refuse(self, ip, "still checking existing data"); },
+    // Remembered: the check runs to its end (its result is kept), then the torrent pauses.
+    [=](pause_torrent) { self->state.pause_requested = true; },
+    [=](resume_torrent) { self->state.pause_requested = false; },
+  }.or_else(common_handlers(self));
+}
+
+/// downloading and seeding: trading with peers.
+caf::behavior running_behavior(self_ptr self) {
+  return caf::message_handler{
+    [=](incoming_peer& ip) { accept_peer(self, ip); },
+    [=](pause_torrent) { pause(self); },
+  }.or_else(common_handlers(self));
+}
+
+caf::behavior paused_behavior(self_ptr self) {
+  return caf::message_handler{
+    [=](incoming_peer& ip) { refuse(self, ip, "torrent paused"); },
+    [=](resume_torrent) { resume(self); },
+  }.or_else(common_handlers(self));
+}
+
+caf::behavior stopping_behavior(self_ptr self) {
+  return caf::message_handler{
+    [=](incoming_peer& ip) { refuse(self, ip, "shutting down"); },
+    [=](stop_request) {},
+    [=](stop_deadline) { finish_stop(self); },
+  }.or_else(common_handlers(self));
+}
+
+caf::behavior failed_behavior(self_ptr self) {
+  return caf::message_handler{
+    [=](incoming_peer& ip) { refuse(self, ip, "torrent failed"); },
+  }.or_else(common_handlers(self));
+}
+
+/// No metainfo yet (a magnet link): nothing to check, dial or store. The metadata exchange
+/// (BEP 9) will end this state with checking.
+caf::behavior awaiting_metadata_behavior(self_ptr self) {
+  return {
+    [=](get_progress) { return make_progress(self->state); },
+    [=](add_peers& ap) {
+      for (auto& ep : ap.peers)
+        self->state.known.add(ep);
+    },
+    [=](incoming_peer& ip) { refuse(self, ip, "no metadata yet"); },
+    [=](pause_torrent) { self->state.pause_requested = true; },
+    [=](resume_torrent) { self->state.pause_requested = false; },
+    [=](stop_request) {
+      self->state.stopped = true;
+      self->send(self->state.cfg.observer, torrent_stopped{make_progress(self->state)});
+      self->quit();
+    },
+  };
+}
+
+void enter(self_ptr self, phase next) {
+  auto& st = self->state;
+  if (st.state != next)
+    st.log->debug("torrent {}: {} -> {}", st.cfg.meta ? st.meta().name : std::string{"?"},
+                  to_string(st.state), to_string(next));
+  st.state = next;
+  switch (next) {
+    case phase::awaiting_metadata: return self->become(awaiting_metadata_behavior(self));
+    case phase::checking: return self->become(checking_behavior(self));
+    case phase::downloading:
+    case phase::seeding: return self->become(running_behavior(self));
+    case phase::paused: return self->become(paused_behavior(self));
+    case phase::stopping: return self->become(stopping_behavior(self));
+    case phase::failed: return self->become(failed_behavior(self));
+  }
+}
+
 } // namespace
 
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
   auto store = std::make_shared<std::unique_ptr<file_store>>(std::move(cfg.store));
   auto conf = std::make_shared<torrent_config>(std::move(cfg));
-  return sys.spawn([store, conf](self_ptr self) -> caf::behavior {
+  return sys.spawn([store, conf](self_ptr self) {
     auto& st = self->state;
     st.cfg = std::move(*conf);
     st.log = spdlog::get("torrent");
+    st.chokes = std::make_unique<choker>(st.cfg.upload_slots);
+    self->set_default_handler(caf::drop);
+    for (auto& ep : st.cfg.peers)
+      st.known.add(ep);
+    if (!st.cfg.meta) {
+      st.state = phase::awaiting_metadata;
+      enter(self, phase::awaiting_metadata);
+      return;
+    }
     const auto& m = *st.cfg.meta;
     st.picker = std::make_unique<piece_picker>(m.piece_count(), m.piece_length, m.total_size);
     st.picker->recompute_from_scratch(st.cfg.recompute_requests);
@@ -778,244 +1133,36 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
       tc.id = st.cfg.id;
       tc.listen_port = st.cfg.listen_port;
       st.tracker_cancel = tc.cancel;
-      st.tracker = spawn_tracker(self->system(), tc, me);
+      st.tracker = st.cfg.tracker_factory ? st.cfg.tracker_factory(self->system(), tc, me)
+                                          : spawn_tracker(self->system(), tc, me);
       self->link_to(st.tracker);
     }
-    for (auto& ep : st.cfg.peers)
-      add_known(st, ep);
     self->set_down_handler([=](caf::down_msg& dm) {
       auto it = self->state.slot_of.find(dm.source);
       if (it != self->state.slot_of.end())
         remove_peer(self, it->second, "peer actor exited", false);
     });
-    self->set_default_handler(caf::drop);
     self->send(self, tick{});
     // Existing data first: trusted pieces from the resume data, the rest hashed by storage.
     // A stop raises check_cancel: storage is busy hashing and would see no message.
-    auto check_cancel = std::make_shared<std::atomic<bool>>(false);
+    st.check_cancel = std::make_shared<std::atomic<bool>>(false);
+    st.state = phase::checking;
+    enter(self, phase::checking);
     self->request(st.storage, caf::infinite,
                   check_existing{std::move(st.cfg.trusted_pieces),
-                                 std::move(st.cfg.pieces_to_check), check_cancel})
-      .then([=](existing_checked& ec) {
-        auto& st = self->state;
-        for (auto p : ec.verified)
-          st.picker->set_have(piece_index{p});
-        st.checking = false;
-        // Announce now, not at the next tick: peers are what we wait for.
-        if (st.tracker && !st.announced_started)
-          send_announce(self, tracker::event::started);
-        if (ec.checked > 0 || !ec.verified.empty())
-          st.log->info("existing data: {} of {} pieces verified ({} hashed)", ec.verified.size(),
-                       st.meta().piece_count(), ec.checked);
-        connect_more(self);
-        maybe_finish(self);
-      },
-      [=](caf::error& err) {
-        fail_torrent(self, error{errc::actor_down, "storage: checking existing data failed: " +
-                                                     caf::to_string(err)});
-      });
-    return {
-      [=](tick) { on_tick(self); },
-      [=](get_progress) {
-        apply_pending_availability(self); // a fresh report reflects every message received
-        auto p = make_progress(self->state);
-        p.metrics = render_metrics(self, p);
-        return p;
-      },
-      [=](const peer_connected& pc) {
-        auto it = self->state.peers.find(pc.slot);
-        if (it == self->state.peers.end())
-          return;
-        it->second.active = true;
-        it->second.id = pc.id;
-        if (self->state.banned_ids.count(pc.id) != 0) {
-          it->second.banned = true;
-          self->send(it->second.handle, disconnect_peer{"banned earlier for bad data"});
-          return;
-        }
-        if (it->second.known != SIZE_MAX)
-          self->state.known[it->second.known].st = known_peer::state::connected;
-        self->send(it->second.handle, our_pieces{true, self->state.picker->have_pieces(), {}});
-      },
-      [=](availability_delta& d) {
-        auto& st = self->state;
-        ++st.counters.availability_msgs;
-        st.counters.haves += d.haves.size();
-        if (!st.cfg.batch_availability) {
-          auto it = st.peers.find(d.slot);
-          if (it == st.peers.end())
-            return;
-          ++st.counters.availability_passes;
-          bool interesting = apply_delta(st, it->second, d, it->second.interested);
-          after_availability(self, d.slot, it->second, interesting);
-          return;
-        }
-        // Whatever else is already in the mailbox arrives before the self-message: one pass
-        // then applies all of it.
-        st.pending_avail.push_back(std::move(d));
-        if (!st.avail_scheduled) {
-          st.avail_scheduled = true;
-          self->send(self, apply_availability{});
-        }
-      },
-      [=](apply_availability) { apply_pending_availability(self); },
-      [=](peer_activity& a) {
-        auto& st = self->state;
-        auto it = st.peers.find(a.slot);
-        if (it == st.peers.end())
-          return;
-        auto& e = it->second;
-        ++st.counters.activity_msgs;
-        st.counters.wire_bytes += a.wire_bytes;
-        e.payload += a.payload_bytes;
-        e.down_round += a.payload_bytes;
-        st.payload_down += a.payload_bytes;
-        e.uploaded += a.payload_up;
-        e.up_round += a.payload_up;
-        st.payload_up += a.payload_up;
-        if (a.request_limit > 0) // BEP 10 reqq: more would be dropped or rejected by the peer
-          e.requests.set_max_pipeline(std::min(st.cfg.max_outstanding, a.request_limit));
-        if (a.interest_changed) {
-          e.peer_interested = a.interested;
-          if (a.interested)
-            fill_free_slot(self, e);
-        }
-        for (auto b : a.rejected)
-          if (e.requests.remove(b))
-            st.picker->on_request_dropped(a.slot, b);
-        if (a.choke_changed) {
-          e.choked_us = a.choked;
-          if (a.choked)
-            drop_outstanding(st, a.slot, e);
-          else
-            e.last_block = clock_type::now();
-        }
-        refill(self, a.slot, e);
-      },
-      [=](blocks_stored& bs) {
-        auto& st = self->state;
-        auto it = st.peers.find(bs.slot);
-        peer_entry* e = it == st.peers.end() ? nullptr : &it->second;
-        std::unordered_map<peer_slot, std::vector<block_ref>> cancels;
-        // Timed to when the peer's read arrived, not to storage's turn.
-        auto received = bs.received == clock_type::time_point{} ? clock_type::now() : bs.received;
-        for (auto sb : bs.blocks) {
-          auto b = sb.block;
-          if (e) {
-            e->requests.on_received(b, received);
-            e->blocks_stored += sb.copy != 0;
-          }
-          if (sb.copy == 0) {
-            // Not written (its piece is verified already, or storage failed): the request is
-            // settled without data.
-            st.picker->on_request_dropped(bs.slot, b);
-            ++st.counters.blocks_duplicate;
-            continue;
-          }
-          st.cancels.clear();
-          auto r = st.picker->on_block_received(bs.slot, b, sb.copy, st.cancels);
-          if (r == piece_picker::receive_result::duplicate)
-            ++st.counters.blocks_duplicate;
-          else
-            ++st.counters.blocks_fresh;
-          for (auto other : st.cancels) {
-            auto ot = st.peers.find(other);
-            if (ot != st.peers.end() && ot->second.requests.remove(b))
-              cancels[other].push_back(b);
-          }
-        }
-        ++st.counters.stored_msgs;
-        for (auto& [other, blocks] : cancels) {
-          st.counters.cancels_sent += blocks.size();
-          self->send(st.peers[other].handle, cancel_blocks{std::move(blocks)});
-        }
-        if (e) {
-          e->last_block = clock_type::now();
-          refill(self, bs.slot, *e);
-        }
-      },
-      [=](const piece_checked& pc) { on_piece_checked(self, pc); },
-      [=](flush_haves) {
-        auto& st = self->state;
-        st.haves_flush_scheduled = false;
-        if (st.pending_haves.empty())
-          return;
-        for (auto& [slot, e] : st.peers)
-          if (e.active)
-            self->send(e.handle, our_pieces{false, {}, st.pending_haves});
-        st.pending_haves.clear();
-      },
-      [=](const check_progress& cp) {
-        self->state.check_done = cp.done;
-        self->state.check_total = cp.total;
-      },
-      [=](const peer_closed& pc) { remove_peer(self, pc.slot, pc.reason, pc.misbehaved); },
-      [=](announce_result& r) {
-        auto& st = self->state;
-        st.announce_in_flight = false;
-        auto now = clock_type::now();
-        if (!r.result) {
-          ++st.announce_failures;
-          auto wait = std::min(300, 5 << std::min<std::uint32_t>(st.announce_failures, 6));
-          st.log->warn("tracker: {} (retrying in {} s)", r.result.error().message, wait);
-          st.next_announce = now + seconds(wait);
-          return;
-        }
-        st.announce_failures = 0;
-        st.announced_started = true;
-        for (auto& ep : r.peers)
-          add_known(st, ep);
-        auto interval = std::clamp<std::uint32_t>(r.interval, 30, 3600);
-        if (st.peers.empty())
-          interval = std::max<std::uint32_t>(15, std::min(interval, r.min_interval));
-        st.next_announce = now + seconds(interval);
-        connect_more(self);
-      },
-      [=](add_peers& ap) {
-        for (auto& ep : ap.peers)
-          add_known(self->state, ep);
-        connect_more(self);
-      },
-      [=](incoming_peer& ip) {
-        auto& st = self->state;
-        auto same_ip = st.per_ip.find(ip.remote.host);
-        bool ip_full = same_ip != st.per_ip.end() && same_ip->second >= st.cfg.max_peers_per_ip;
-        if (st.failed || st.checking || st.peers.size() >= st.cfg.max_peers || ip_full) {
-          auto why = st.peers.size() >= st.cfg.max_peers ? "too many peers"
-                     : ip_full     ? "too many connections from this address"
-                     : st.checking ? "still checking existing data"
-                                   : "torrent failed";
-          st.log->info("incoming {} refused: {}", ip.remote.to_string(), why);
-          ip.conn->close(why);
-          return;
-        }
-        spawn_peer_for(self, ip.remote, SIZE_MAX, ip.conn, &ip.hs);
-      },
-      [=](const storage_failed& sf) {
-        fail_torrent(self, error{sf.why.code, "storage: " + sf.why.message});
-      },
-      [=](stop_request) {
-        auto& st = self->state;
-        if (st.stopping)
-          return;
-        st.stopping = true;
-        st.finishing = true;
-        if (st.checking)
-          check_cancel->store(true); // storage returns what it verified so far
-        // Abort a routine announce in flight to exit promptly ("completed" and "stopped" are
-        // not cut short: they have short timeouts of their own).
-        if (st.tracker)
-          st.tracker_cancel->store(true);
-        for (auto& [slot, e] : st.peers)
-          self->send(e.handle, disconnect_peer{"shutting down"});
-        // Peers publish their last counters as they close; wait for them (bounded).
-        if (st.peers.empty())
-          finish_stop(self);
-        else
-          self->delayed_send(self, std::chrono::milliseconds(500), stop_deadline{});
-      },
-      [=](stop_deadline) { finish_stop(self); },
-    };
+                                 std::move(st.cfg.pieces_to_check), st.check_cancel})
+      .then(
+        [=](existing_checked& ec) {
+          if (self->state.state == phase::checking)
+            on_checked(self, ec);
+          else if (self->state.state == phase::stopping) // record what was verified
+            for (auto p : ec.verified)
+              self->state.picker->set_have(piece_index{p});
+        },
+        [=](caf::error& err) {
+          fail_torrent(self, error{errc::actor_down, "storage: checking existing data failed: " +
+                                                       caf::to_string(err)});
+        });
   });
 }
 

@@ -1,10 +1,17 @@
 // A torrent: one actor per torrent that owns its metainfo, piece picker, availability, request
-// state, peer table and statistics. Peers, the storage writer and the tracker announcer are
-// its children; nothing of its state is shared.
+// record, peer list, choker, announce schedule and statistics. Peers, the storage writer and
+// the tracker announcer are its children; nothing of its state is shared. Its lifecycle is a
+// state machine (become(); diagram in torrent_actor.cpp):
 //
-//   starting --> downloading --all pieces verified, files synced--> finished
-//                    |                                                  (observer told)
-//                    +--storage error | stop--> failed / stopped
+//   awaiting_metadata (no metainfo yet) ..> checking --> downloading --> seeding
+//                                              |            ^  |          ^  |
+//                                              |     resume |  v pause    |  v pause
+//                                              +---------> paused <-------+--+
+//   any --stop_request--> stopping --peers closed--> (quit; observer gets torrent_stopped)
+//   checking | downloading | seeding | paused --storage error--> failed (observer told)
+//
+// It handles pause_torrent (peers closed, 'stopped' announced, verified pieces kept) and
+// resume_torrent (back to downloading or seeding, 'started' announced).
 #pragma once
 
 #include <cstdint>
@@ -23,9 +30,10 @@ class file_store;
 class io_runtime;
 struct metainfo;
 struct peer_config;
+struct tracker_config;
 
 struct torrent_config {
-  std::shared_ptr<const metainfo> meta;
+  std::shared_ptr<const metainfo> meta; // null: awaiting metadata (magnet link)
   std::unique_ptr<file_store> store; // opened (files created) by the caller
   peer_id id{};
   std::uint16_t listen_port = 0;
@@ -52,6 +60,10 @@ struct torrent_config {
   // -- for the in-process load benchmark (bench/swarm_bench.cpp); the defaults are production --
   /// Spawns the actor of a new peer (empty: spawn_peer, which owns a real connection).
   std::function<caf::actor(caf::actor_system&, const peer_config&)> peer_factory;
+  /// Spawns the tracker announcer (empty: spawn_tracker, which speaks HTTP). Deterministic
+  /// tests answer announces with a scripted actor.
+  std::function<caf::actor(caf::actor_system&, const tracker_config&, const caf::actor& torrent)>
+    tracker_factory;
   /// true: availability changes waiting in the mailbox are applied together, then each
   /// affected peer gets one interest check and one refill. false: every availability message
   /// is applied and followed by its own interest check and refill.

@@ -26,6 +26,7 @@
 #include "actors/peer_actor.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/torrent_actor.hpp"
+#include "actors/tracker_actor.hpp"
 #include "protocol/metainfo.hpp"
 #include "protocol/sha1.hpp"
 #include "storage/file_store.hpp"
@@ -51,6 +52,8 @@ struct world {
   std::map<peer_slot, peer_log> peers;
   std::vector<torrent_progress> progress;
   bool finished = false;
+  int finished_count = 0;
+  std::vector<tracker::event> announces; // what the scripted tracker was asked, in order
   bool failed = false;
   bool stopped = false;
   torrent_progress final; // from torrent_stopped
@@ -84,12 +87,30 @@ caf::behavior scripted_peer(caf::event_based_actor* self, peer_config pc,
 caf::behavior observer(caf::event_based_actor*, std::shared_ptr<world> w) {
   return {
     [=](torrent_progress& p) { w->progress.push_back(std::move(p)); },
-    [=](torrent_finished&) { w->finished = true; },
+    [=](torrent_finished&) {
+      w->finished = true;
+      ++w->finished_count;
+    },
     [=](torrent_failed&) { w->failed = true; },
     [=](torrent_stopped& s) {
       w->stopped = true;
       w->final = std::move(s.final);
     },
+  };
+}
+
+/// Stands in for the tracker announcer: records each event and answers at once (no peers).
+caf::behavior scripted_tracker(caf::event_based_actor* self, caf::actor torrent,
+                               std::shared_ptr<world> w) {
+  return {
+    [=](const announce& a) {
+      w->announces.push_back(a.ev);
+      announce_result r;
+      r.url = "http://127.0.0.1:1/announce";
+      r.interval = 1800;
+      self->send(torrent, std::move(r));
+    },
+    [=](stop_request) { self->quit(); },
   };
 }
 
@@ -109,6 +130,8 @@ struct fixture {
   struct options {
     bool data_on_disk = false;  // the whole content is already there, to be checked
     bool stop_at_start = false; // told to stop before anything ran: during the data check
+    bool tracker = false;       // announces go to a scripted tracker (w->announces)
+    bool pause_at_start = false; // told to pause during the data check
   };
 
   /// A torrent of `pieces` pieces of 4 blocks; `peers` scripted peers are known to it.
@@ -154,9 +177,17 @@ struct fixture {
     if (opt.data_on_disk)
       for (std::uint32_t p = 0; p < pieces; ++p)
         tc.pieces_to_check.push_back(p);
+    if (opt.tracker) {
+      meta->announce = "http://127.0.0.1:1/announce";
+      tc.use_trackers = true;
+      tc.tracker_factory = [wp](caf::actor_system& s, const tracker_config&,
+                                const caf::actor& t) { return s.spawn(scripted_tracker, t, wp); };
+    }
     torrent = spawn_torrent(sys, std::move(tc));
     if (opt.stop_at_start)
       caf::anon_send(torrent, stop_request{});
+    if (opt.pause_at_start)
+      caf::anon_send(torrent, pause_torrent{});
     sched.run(); // the data check, then the peers are dialled
   }
 
@@ -218,6 +249,36 @@ struct fixture {
     wb.owner = buf;
     caf::anon_send(w->peers.at(slot).pc.storage, std::move(wb));
     sched.run();
+  }
+
+  void pause() {
+    caf::anon_send(torrent, pause_torrent{});
+    sched.run();
+  }
+  void resume() {
+    caf::anon_send(torrent, resume_torrent{});
+    sched.run();
+  }
+  /// The peer in `slot` finished its handshake and has nothing: a leecher.
+  void connect_leecher(peer_slot slot) {
+    caf::anon_send(torrent, peer_connected{slot, {}, true});
+    availability_delta d;
+    d.slot = slot;
+    d.has_bitfield = true;
+    d.bits = bitfield(meta->piece_count());
+    caf::anon_send(torrent, std::move(d));
+    sched.run();
+  }
+  void add_peer(std::uint16_t port) {
+    caf::anon_send(torrent, add_peers{{endpoint{"127.0.0.1", port}}});
+    sched.run();
+  }
+  std::vector<peer_slot> live_peers() const {
+    std::vector<peer_slot> out;
+    for (auto& [slot, p] : w->peers)
+      if (!p.disconnected)
+        out.push_back(slot);
+    return out;
   }
 
   torrent_progress progress() {
@@ -494,4 +555,172 @@ TEST(torrent_actor, a_liar_that_left_before_its_piece_failed_is_still_banned) {
                              "disconnected)"),
             std::string::npos)
     << f.log.str();
+}
+
+// -- the lifecycle: one test per transition ----------------------------------------------------
+
+namespace {
+using ev = tracker::event;
+} // namespace
+
+TEST(torrent_lifecycle, checking_to_downloading_when_pieces_are_missing) {
+  fixture f(2, 2, {false, false, true});
+  auto p = f.progress();
+  EXPECT_FALSE(p.checking);
+  EXPECT_FALSE(p.seeding);
+  EXPECT_FALSE(f.w->finished);
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started}));
+  EXPECT_EQ(f.live_peers().size(), 2u) << "downloading dials the known peers";
+  f.connect_and_unchoke(0);
+  EXPECT_EQ(f.w->peers.at(0).requested.size(), 8u);
+}
+
+TEST(torrent_lifecycle, checking_to_seeding_when_the_data_is_complete) {
+  fixture f(2, 1, {true, false, true});
+  auto p = f.progress();
+  EXPECT_TRUE(p.seeding);
+  EXPECT_EQ(p.pieces_verified, 2u);
+  EXPECT_EQ(f.w->finished_count, 1);
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::completed}));
+  ASSERT_EQ(f.live_peers().size(), 1u) << "a seed dials peers too";
+  f.connect_and_unchoke(0);
+  EXPECT_TRUE(f.w->peers.at(0).requested.empty()) << "a seed requests nothing";
+  EXPECT_TRUE(f.w->peers.at(0).disconnected) << "both sides are seeds";
+}
+
+TEST(torrent_lifecycle, downloading_to_seeding_when_the_last_piece_verifies) {
+  fixture f(2, 1, {false, false, true});
+  f.connect_and_unchoke(0);
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  EXPECT_FALSE(f.progress().seeding);
+  EXPECT_FALSE(f.w->finished);
+  f.deliver(0, {{1, 0}, {1, 1}, {1, 2}, {1, 3}});
+  EXPECT_TRUE(f.progress().seeding);
+  EXPECT_EQ(f.w->finished_count, 1);
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::completed}));
+  EXPECT_EQ(f.w->peers.at(0).reason, "both sides are seeds");
+}
+
+TEST(torrent_lifecycle, downloading_to_paused_and_back_keeps_verified_pieces) {
+  fixture f(2, 1, {false, false, true});
+  f.connect_and_unchoke(0);
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  f.pause();
+  EXPECT_TRUE(f.w->peers.at(0).disconnected);
+  EXPECT_EQ(f.w->peers.at(0).reason, "paused");
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
+  auto p = f.progress();
+  EXPECT_EQ(p.peers, 0u);
+  EXPECT_EQ(p.pieces_verified, 1u) << "a pause keeps verified pieces";
+  f.add_peer(7100);
+  f.pause(); // a second pause changes nothing
+  EXPECT_TRUE(f.live_peers().empty()) << "nothing is dialled while paused";
+  EXPECT_EQ(f.w->announces.size(), 2u);
+  f.resume();
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped, ev::started}));
+  auto again = f.live_peers();
+  ASSERT_EQ(again.size(), 2u) << "the known peer again, at once, and the one added meanwhile";
+  f.connect_and_unchoke(again[0]);
+  EXPECT_EQ(f.count_requests(again[0], 0), 0u) << "piece 0 is still verified";
+  EXPECT_EQ(f.count_requests(again[0], 1), 4u);
+  f.deliver(again[0], {{1, 0}, {1, 1}, {1, 2}, {1, 3}});
+  EXPECT_TRUE(f.w->finished);
+  EXPECT_TRUE(f.progress().seeding);
+}
+
+TEST(torrent_lifecycle, seeding_to_paused_and_back_to_seeding) {
+  fixture f(2, 1, {true, false, true});
+  f.connect_leecher(0);
+  f.pause();
+  EXPECT_EQ(f.w->peers.at(0).reason, "paused");
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::completed, ev::stopped}));
+  EXPECT_TRUE(f.live_peers().empty());
+  f.resume();
+  EXPECT_EQ(f.w->announces,
+            (std::vector<ev>{ev::started, ev::completed, ev::stopped, ev::started}))
+    << "'completed' is announced once per torrent";
+  EXPECT_TRUE(f.progress().seeding);
+  EXPECT_EQ(f.w->finished_count, 1);
+  ASSERT_EQ(f.live_peers().size(), 1u);
+  f.connect_leecher(f.live_peers()[0]);
+  EXPECT_FALSE(f.w->peers.at(f.live_peers()[0]).disconnected);
+}
+
+TEST(torrent_lifecycle, a_pause_during_the_check_takes_effect_after_it) {
+  fixture f(2, 1, {true, false, true, true});
+  EXPECT_EQ(f.progress().pieces_verified, 2u) << "the check ran to its end";
+  EXPECT_TRUE(f.live_peers().empty()) << "paused: nobody dialled";
+  EXPECT_TRUE(f.w->announces.empty()) << "never started: nothing to stop";
+  f.resume();
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::completed}));
+  EXPECT_TRUE(f.progress().seeding);
+  EXPECT_EQ(f.live_peers().size(), 1u);
+}
+
+TEST(torrent_lifecycle, downloading_to_stopping_closes_peers_then_quits) {
+  fixture f(2, 2, {false, false, true});
+  f.connect_and_unchoke(0);
+  caf::anon_send(f.torrent, stop_request{});
+  f.sched.run();
+  EXPECT_TRUE(f.w->stopped);
+  EXPECT_EQ(f.w->peers.at(0).reason, "shutting down");
+  EXPECT_EQ(f.w->peers.at(1).reason, "shutting down");
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
+  EXPECT_FALSE(f.w->finished);
+}
+
+TEST(torrent_lifecycle, paused_to_stopping_announces_stopped_only_once) {
+  fixture f(2, 1, {false, false, true});
+  f.pause();
+  caf::anon_send(f.torrent, stop_request{});
+  f.sched.run();
+  EXPECT_TRUE(f.w->stopped);
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
+}
+
+TEST(torrent_lifecycle, a_storage_failure_fails_the_torrent_until_it_is_stopped) {
+  fixture f(2, 1, {false, false, true});
+  f.connect_and_unchoke(0);
+  auto before = f.w->peers.at(0).requested.size();
+  caf::anon_send(f.torrent, storage_failed{error{errc::io_error, "disk full"}});
+  f.sched.run();
+  EXPECT_TRUE(f.w->failed);
+  EXPECT_NE(f.log.str().find("storage: disk full"), std::string::npos) << f.log.str();
+  f.add_peer(7100);
+  EXPECT_EQ(f.live_peers().size(), 1u) << "a failed torrent dials nobody";
+  f.choke(0);
+  f.unchoke(0);
+  EXPECT_EQ(f.w->peers.at(0).requested.size(), before) << "and requests nothing";
+  f.resume(); // ignored
+  caf::anon_send(f.torrent, stop_request{});
+  f.sched.run();
+  EXPECT_TRUE(f.w->stopped);
+}
+
+TEST(torrent_lifecycle, without_metainfo_it_awaits_metadata_until_stopped) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{actor_test::deterministic(cfg)};
+  auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  auto w = std::make_shared<world>();
+  torrent_config tc;
+  tc.observer = sys.spawn(observer, w);
+  tc.peers.push_back(endpoint{"127.0.0.1", 7000});
+  bool dialled = false;
+  tc.peer_factory = [&dialled](caf::actor_system& s, const peer_config&) {
+    dialled = true;
+    return s.spawn([] { return caf::behavior{[](tick) {}}; });
+  };
+  auto t = spawn_torrent(sys, std::move(tc));
+  sched.run();
+  torrent_progress p;
+  p.pieces = 99;
+  auto probe = sys.spawn([&p, t](caf::event_based_actor* self) {
+    self->request(t, caf::infinite, get_progress{}).then([&p](torrent_progress& r) { p = r; });
+  });
+  sched.run();
+  EXPECT_EQ(p.pieces, 0u) << "nothing known yet";
+  EXPECT_FALSE(dialled);
+  caf::anon_send(t, stop_request{});
+  sched.run();
+  EXPECT_TRUE(w->stopped);
 }

@@ -1,0 +1,68 @@
+// When a torrent announces to its trackers and with which event: 'started' first (and again
+// after a resume), routine announces at the tracker's interval (its min interval while we have
+// no peer), a growing retry delay after failures, 'completed' once when the download completes
+// and 'stopped' once when it stops or pauses, only to a tracker that knows us. Announces are
+// answered in order (one announcer per torrent), so the events in flight are a queue. Owned by
+// the torrent actor; CAF-free.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+
+#include "protocol/tracker.hpp"
+
+namespace actorrent {
+
+class announce_schedule {
+public:
+  using clock = std::chrono::steady_clock;
+  using event = tracker::event;
+
+  /// The first announce ('started'), as soon as the torrent is ready for peers; nothing if one
+  /// is in flight or 'started' was accepted already.
+  std::optional<event> first();
+  /// The announce due at `now` (routine, or 'started' until one was accepted); nothing while
+  /// one is in flight or before the next announce time.
+  std::optional<event> poll(clock::time_point now);
+  /// 'completed', exactly once per torrent, even while another announce is in flight.
+  std::optional<event> completed();
+  /// 'stopped', once per 'started', when a tracker knows us (or may: an announce is under way).
+  /// After it, nothing is announced until restart().
+  std::optional<event> stopped();
+  /// Resumed after a pause: 'started' is announced again (first() / poll()).
+  void restart(clock::time_point now);
+
+  struct result {
+    bool ok = false;
+    std::uint32_t interval = 0;
+    std::uint32_t min_interval = 0;
+  };
+  /// The answer to the oldest announce in flight. Returns that announce's event, and schedules
+  /// the next routine announce (`have_peers` false: at the tracker's min interval, >= 15 s).
+  /// After a failure the next try is 5 s doubling per failure up to 300 s (retry_delay()).
+  event on_result(const result& r, bool have_peers, clock::time_point now);
+
+  bool in_flight() const noexcept { return !in_flight_.empty(); }
+  bool started() const noexcept { return started_; }
+  bool halted() const noexcept { return halted_; }
+  clock::time_point next_announce() const noexcept { return next_; }
+  std::chrono::seconds retry_delay() const noexcept { return retry_delay_; }
+  std::uint32_t failures() const noexcept { return failures_; }
+
+private:
+  event send(event ev) {
+    in_flight_.push_back(ev);
+    return ev;
+  }
+  std::deque<event> in_flight_;
+  clock::time_point next_{};
+  std::chrono::seconds retry_delay_{0};
+  std::uint32_t failures_ = 0;
+  bool started_ = false;       // a 'started' (or later) announce was accepted
+  bool completed_sent_ = false;
+  bool halted_ = false;        // 'stopped' sent: quiet until restart()
+};
+
+} // namespace actorrent

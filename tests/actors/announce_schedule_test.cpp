@@ -1,0 +1,102 @@
+#include "actors/announce_schedule.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace actorrent;
+using namespace std::chrono_literals;
+using ev = tracker::event;
+
+namespace {
+const announce_schedule::clock::time_point t0 = announce_schedule::clock::time_point{} + 1h;
+announce_schedule::result ok(std::uint32_t interval, std::uint32_t min_interval = 0) {
+  return {true, interval, min_interval};
+}
+const announce_schedule::result failed{false, 0, 0};
+} // namespace
+
+TEST(announce_schedule, started_first_then_routine_at_the_trackers_interval) {
+  announce_schedule s;
+  EXPECT_EQ(s.first(), ev::started);
+  EXPECT_FALSE(s.first()) << "one in flight";
+  EXPECT_FALSE(s.poll(t0)) << "one in flight";
+  EXPECT_EQ(s.on_result(ok(1800), true, t0), ev::started);
+  EXPECT_TRUE(s.started());
+  EXPECT_FALSE(s.first()) << "started was accepted";
+  EXPECT_FALSE(s.poll(t0 + 1799s));
+  EXPECT_EQ(s.poll(t0 + 1800s), ev::none);
+}
+
+TEST(announce_schedule, intervals_are_clamped_and_min_interval_applies_without_peers) {
+  announce_schedule s;
+  s.first();
+  s.on_result(ok(5), true, t0);
+  EXPECT_EQ(s.next_announce(), t0 + 30s);
+  s.poll(t0 + 30s);
+  s.on_result(ok(100000), true, t0);
+  EXPECT_EQ(s.next_announce(), t0 + 3600s);
+  s.poll(t0 + 3600s);
+  s.on_result(ok(1800, 60), false, t0);
+  EXPECT_EQ(s.next_announce(), t0 + 60s) << "no peers: ask again at the min interval";
+  s.poll(t0 + 60s);
+  s.on_result(ok(1800, 1), false, t0);
+  EXPECT_EQ(s.next_announce(), t0 + 15s);
+}
+
+TEST(announce_schedule, failures_back_off_and_started_is_retried) {
+  announce_schedule s;
+  s.first();
+  std::vector<long> waits;
+  auto now = t0;
+  for (int i = 0; i < 8; ++i) {
+    s.on_result(failed, false, now);
+    waits.push_back(static_cast<long>(s.retry_delay().count()));
+    EXPECT_FALSE(s.poll(s.next_announce() - 1s));
+    now = s.next_announce();
+    EXPECT_EQ(s.poll(now), ev::started) << "not accepted yet";
+  }
+  EXPECT_EQ(waits, (std::vector<long>{10, 20, 40, 80, 160, 300, 300, 300}));
+  s.on_result(ok(900), true, now);
+  EXPECT_EQ(s.failures(), 0u);
+}
+
+TEST(announce_schedule, completed_exactly_once_even_with_an_announce_in_flight) {
+  announce_schedule s;
+  s.first();
+  EXPECT_EQ(s.completed(), ev::completed);
+  EXPECT_FALSE(s.completed());
+  EXPECT_EQ(s.on_result(ok(900), true, t0), ev::started);
+  EXPECT_EQ(s.on_result(ok(900), true, t0), ev::completed);
+  EXPECT_FALSE(s.in_flight());
+}
+
+TEST(announce_schedule, stopped_once_and_only_to_a_tracker_that_knows_us) {
+  announce_schedule quiet;
+  EXPECT_FALSE(quiet.stopped()) << "never announced";
+  announce_schedule s;
+  s.first();
+  s.on_result(ok(900), true, t0);
+  EXPECT_EQ(s.stopped(), ev::stopped);
+  EXPECT_FALSE(s.stopped());
+  EXPECT_FALSE(s.poll(t0 + 1h)) << "quiet after stopped";
+  EXPECT_FALSE(s.completed()) << "quiet after stopped";
+  EXPECT_EQ(s.on_result(ok(900), true, t0), ev::stopped);
+  EXPECT_FALSE(s.started()) << "the reply to 'stopped' does not make us started";
+  announce_schedule racing;
+  racing.first(); // in flight, no answer yet: the tracker may know us
+  EXPECT_EQ(racing.stopped(), ev::stopped);
+}
+
+TEST(announce_schedule, a_restart_announces_started_again_and_completed_never_twice) {
+  announce_schedule s;
+  s.first();
+  s.on_result(ok(900), true, t0);
+  s.completed();
+  s.on_result(ok(900), true, t0);
+  s.stopped();
+  s.on_result(ok(900), true, t0);
+  s.restart(t0 + 10s);
+  EXPECT_EQ(s.first(), ev::started);
+  s.on_result(ok(900), true, t0 + 10s);
+  EXPECT_FALSE(s.completed());
+  EXPECT_EQ(s.stopped(), ev::stopped);
+}
