@@ -14,6 +14,7 @@
 #include "actors/peer_actor.hpp"
 #include "actors/peer_connection.hpp"
 #include "actors/peer_requests.hpp"
+#include "actors/rate_limiter.hpp"
 #include "actors/smart_ban.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/tracker_actor.hpp"
@@ -138,6 +139,11 @@ struct torrent_state {
   clock_type::time_point next_announce = clock_type::now();
   std::uint32_t announce_failures = 0;
   bool announced_started = false;
+
+  // [session] The torrent's own rate limits (set_torrent_limits), shared with its peers'
+  // connections, under the session's. Rate 0: none.
+  std::shared_ptr<rate_limiter> download_limiter = std::make_shared<rate_limiter>();
+  std::shared_ptr<rate_limiter> upload_limiter = std::make_shared<rate_limiter>();
 
   const metainfo& meta() const { return *cfg.meta; }
 };
@@ -293,6 +299,8 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   pc.inactivity_timeout_s = st.cfg.peer_timeout_s;
   pc.handshake_timeout_ms = st.cfg.handshake_timeout_ms;
   pc.listen_port = st.cfg.listen_port;
+  pc.download_limiter = st.download_limiter; // [session] per-torrent rate limits
+  pc.upload_limiter = st.upload_limiter;
   pc.accepted = std::move(accepted);
   if (hs)
     pc.accepted_handshake = *hs;
@@ -1015,6 +1023,12 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           self->delayed_send(self, std::chrono::milliseconds(500), stop_deadline{});
       },
       [=](stop_deadline) { finish_stop(self); },
+      // [session] Per-torrent rate limits from the session API: the buckets are shared with
+      // every connection of this torrent, so the change applies to them at once.
+      [=](const set_torrent_limits& l) {
+        self->state.download_limiter->set_rate(l.download);
+        self->state.upload_limiter->set_rate(l.upload);
+      },
     };
   });
 }
