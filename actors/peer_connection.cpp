@@ -42,6 +42,19 @@ struct session_limits : asio::execution_context::service {
   std::atomic<std::uint32_t> max_connections{0}; // 0: no limit
   std::atomic<std::size_t> send_used{0};
   std::atomic<std::size_t> send_limit{std::size_t{256} << 20};
+
+  /// Takes a connection slot unless the limit is reached (a compare-and-swap: dials started
+  /// together cannot all see room and then all fail, or all pass).
+  bool try_admit() {
+    auto c = connections.load();
+    for (;;) {
+      auto max = max_connections.load();
+      if (max != 0 && c >= max)
+        return false;
+      if (connections.compare_exchange_weak(c, c + 1))
+        return true;
+    }
+  }
 };
 
 // -- io_runtime ------------------------------------------------------------------------------
@@ -112,13 +125,12 @@ struct peer_connection::impl {
     : strand(asio::make_strand(io)), socket(strand), timer(strand), read_wait(strand),
       write_wait(strand), limits(lim), parser(lim.max_message_length),
       budget(asio::use_service<receive_budget>(io)),
-      session(asio::use_service<session_limits>(io)) {
-    session.connections.fetch_add(1);
-  }
+      session(asio::use_service<session_limits>(io)) {}
 
   ~impl() {
     budget.used.fetch_sub(buffer_bytes, std::memory_order_relaxed);
-    session.connections.fetch_sub(1);
+    if (admitted)
+      session.connections.fetch_sub(1);
   }
 
   strand_t strand;
@@ -146,6 +158,7 @@ struct peer_connection::impl {
   std::vector<std::shared_ptr<recv_buffer>> pool;
   receive_budget& budget;
   session_limits& session;
+  bool admitted = false; // holds one of the session's connection slots
   std::shared_ptr<rate_limiter> torrent_down; // the torrent's own limits (may be null)
   std::shared_ptr<rate_limiter> torrent_up;
   std::size_t buffer_bytes = 0; // what `pool` holds, counted in `budget`
@@ -539,11 +552,12 @@ peer_connection::connect(io_runtime& rt, const std::string& host, std::uint16_t 
       d->fail("bad peer address " + host);
       return;
     }
-    if (auto max = d->session.max_connections.load();
-        max != 0 && d->session.connections.load() > max) {
-      d->fail("session connection limit (" + std::to_string(max) + ") reached");
+    if (!d->session.try_admit()) {
+      d->fail("session connection limit (" + std::to_string(d->session.max_connections.load()) +
+              ") reached");
       return;
     }
+    d->admitted = true;
     d->arm_handshake_timeout(conn);
     d->socket.async_connect(
       asio::ip::tcp::endpoint(addr, port), [d, conn, hs](const asio::error_code& ec2) {
@@ -647,14 +661,6 @@ struct peer_listener::impl : std::enable_shared_from_this<peer_listener::impl> {
     auto ep = s.remote_endpoint(ec);
     auto remote = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
     auto& session = asio::use_service<session_limits>(io);
-    if (auto max = session.max_connections.load();
-        max != 0 && session.connections.load() >= max) {
-      s.close(ec);
-      if (failed)
-        failed(remote, "refused: session connection limit (" + std::to_string(max) +
-                         ") reached", false);
-      return;
-    }
     if (handshaking.load() >= limits.max_handshaking) {
       // A flood of connections that never handshake must not pin sockets and buffers.
       s.close(ec);
@@ -663,8 +669,16 @@ struct peer_listener::impl : std::enable_shared_from_this<peer_listener::impl> {
                          " connections are already waiting for their handshake", false);
       return;
     }
+    if (!session.try_admit()) {
+      s.close(ec);
+      if (failed)
+        failed(remote, "refused: session connection limit (" +
+                         std::to_string(session.max_connections.load()) + ") reached", false);
+      return;
+    }
     ++handshaking;
     auto p = std::make_unique<peer_connection::impl>(io, limits);
+    p->admitted = true;
     p->remote = remote;
     // Move the accepted socket onto the connection's strand.
     asio::error_code local_ec;
