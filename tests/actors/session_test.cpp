@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -158,6 +159,77 @@ TEST_F(session_fixture, adds_reports_commands_and_removes_torrents) {
     }
     EXPECT_EQ(io.connection_count(), 0u);
   }
+}
+
+TEST_F(session_fixture, a_torrent_limit_set_through_the_api_holds_its_download) {
+  // Two sessions in one process over loopback: A seeds, B downloads with a limit of 1 MiB/s
+  // set through session_set_limits. Unlimited, 3 MiB take milliseconds here.
+  std::string data(std::size_t{3} << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i)
+    data[i] = static_cast<char>((i * 2654435761u) >> 13);
+  std::filesystem::create_directories(dir + "/seed");
+  std::ofstream(dir + "/seed/p.bin", std::ios::binary) << data;
+  auto m = small_torrent("p.bin", data, 7);
+  io_runtime io_b{1};
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{cfg};
+    std::string err;
+    session_config sc;
+    sc.io = &io;
+    auto listener_a = open_session_listener(sc, err);
+    ASSERT_TRUE(listener_a) << err;
+    sc.io = &io_b;
+    auto listener_b = open_session_listener(sc, err);
+    ASSERT_TRUE(listener_b) << err;
+    session_options so_a;
+    so_a.io = &io;
+    so_a.id.fill('a');
+    so_a.listen_port = listener_a->port();
+    session_options so_b;
+    so_b.io = &io_b;
+    so_b.id.fill('b');
+    so_b.listen_port = listener_b->port();
+    auto a = spawn_session(sys, listener_a, so_a);
+    auto b = spawn_session(sys, listener_b, so_b);
+    {
+      caf::scoped_actor self{sys};
+      ask<session_reply>(self, a, subscribe{caf::actor_cast<caf::actor>(self)});
+      torrent_options seed_opts;
+      seed_opts.use_trackers = false;
+      ASSERT_EQ(ask<add_torrent_result>(self, a, add_torrent{m, dir + "/seed", seed_opts}).id, 1u);
+      auto seeded = events_until(self, 1, torrent_event_kind::finished);
+      ASSERT_EQ(seeded.back().kind, torrent_event_kind::finished);
+
+      caf::scoped_actor watcher{sys};
+      ask<session_reply>(watcher, b, subscribe{caf::actor_cast<caf::actor>(watcher)});
+      torrent_options leech_opts;
+      leech_opts.use_trackers = false;
+      leech_opts.peers = {endpoint{"127.0.0.1", listener_a->port()}};
+      auto t0 = std::chrono::steady_clock::now();
+      auto id = ask<add_torrent_result>(watcher, b, add_torrent{m, dir + "/leech", leech_opts}).id;
+      ASSERT_EQ(id, 1u);
+      EXPECT_TRUE(ask<session_reply>(watcher, b, session_set_limits{id, {1u << 20, 0}}).ok);
+      std::vector<torrent_event> evs;
+      bool done = false;
+      while (!done)
+        watcher->receive(
+          [&](torrent_event& ev) {
+            done = ev.kind == torrent_event_kind::finished || ev.kind == torrent_event_kind::failed;
+            evs.push_back(std::move(ev));
+          },
+          caf::after(std::chrono::seconds(20)) >> [&] { done = true; });
+      double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ASSERT_EQ(evs.back().kind, torrent_event_kind::finished) << evs.back().why.message;
+      // 3 MiB at 1 MiB/s, less one burst (1/20 s) and the first bytes before the limit landed.
+      EXPECT_GE(seconds, 2.5);
+      EXPECT_LE(seconds, 8.0);
+      self->send(a, stop_request{});
+      watcher->send(b, stop_request{});
+    }
+  }
+  io_b.stop();
 }
 
 TEST(merge_metrics, labels_every_series_and_keeps_one_help_per_family) {
