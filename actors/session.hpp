@@ -116,7 +116,14 @@ struct session_reply {
 
 // -- events ----------------------------------------------------------------------------------
 
-enum class torrent_event_kind : std::uint8_t { added, checked, progress, finished, failed, removed };
+enum class torrent_event_kind : std::uint8_t {
+  added,
+  checked,
+  progress,
+  finished,
+  failed,
+  removed,
+};
 
 const char* to_string(torrent_event_kind k);
 

@@ -104,7 +104,8 @@ TEST_F(session_fixture, adds_reports_commands_and_removes_torrents) {
     auto session = spawn_session(sys, listener, so);
     {
       caf::scoped_actor self{sys};
-      EXPECT_TRUE(ask<session_reply>(self, session, subscribe{caf::actor_cast<caf::actor>(self)}).ok);
+      auto me = caf::actor_cast<caf::actor>(self);
+      EXPECT_TRUE(ask<session_reply>(self, session, subscribe{me}).ok);
       torrent_options opts;
       opts.use_trackers = false;
       auto added = ask<add_torrent_result>(self, session, add_torrent{a, dir, opts});
@@ -152,7 +153,9 @@ TEST_F(session_fixture, adds_reports_commands_and_removes_torrents) {
       self->send(session, stop_request{});
       bool stopped = false, removed = false;
       while (!stopped)
-        self->receive([&](torrent_event& ev) { removed |= ev.id == 2 && ev.kind == torrent_event_kind::removed; },
+        self->receive([&](torrent_event& ev) {
+                        removed |= ev.id == 2 && ev.kind == torrent_event_kind::removed;
+                      },
                       [&](session_stopped&) { stopped = true; },
                       caf::after(std::chrono::seconds(10)) >> [&] { stopped = true; });
       EXPECT_TRUE(removed);
