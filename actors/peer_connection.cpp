@@ -87,6 +87,12 @@ std::uint32_t io_runtime::connection_count() const {
   return asio::use_service<session_limits>(impl_->io).connections.load();
 }
 
+bool io_runtime::connections_full() const {
+  auto& l = asio::use_service<session_limits>(impl_->io);
+  auto max = l.max_connections.load();
+  return max != 0 && l.connections.load() >= max;
+}
+
 void io_runtime::set_send_budget(std::size_t bytes) {
   asio::use_service<session_limits>(impl_->io).send_limit.store(bytes);
 }

@@ -162,6 +162,8 @@ public:
   /// over it fail at once, accepts over it are closed.
   void set_max_connections(std::uint32_t n);
   std::uint32_t connection_count() const;
+  /// The connection limit is reached: a dial now would fail.
+  bool connections_full() const;
   /// Bytes queued for sending by all connections together before uploads pause (256 MiB).
   void set_send_budget(std::size_t bytes);
   std::size_t send_buffer_bytes() const;

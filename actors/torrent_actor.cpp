@@ -324,6 +324,10 @@ void connect_more(self_ptr self) {
   auto& st = self->state;
   if (st.checking || st.failed)
     return;
+  // [session] The session's --max-connections is reached: a dial would only fail and push the
+  // peer's next try back; the next tick tries again.
+  if (st.cfg.io && st.cfg.io->connections_full())
+    return;
   auto now = clock_type::now();
   int started = 0;
   std::uint32_t half_open = 0;
