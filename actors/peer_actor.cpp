@@ -335,7 +335,8 @@ void pump(caf::stateful_actor<peer_state>* self, peer_state& st) {
       return;
     if (u.reading)
       continue;
-    if (st.conn->queued_bytes() > max_send_backlog) {
+    // Also wait while the session's send buffers are full (all connections together).
+    if (st.conn->queued_bytes() > max_send_backlog || st.conn->send_budget_full()) {
       if (!st.pump_scheduled) {
         st.pump_scheduled = true;
         self->delayed_send(self, std::chrono::milliseconds(5), pump_uploads{});
@@ -577,6 +578,7 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
     auto events = make_events(self);
     if (cfg.accepted) {
       st.conn = cfg.accepted;
+      st.conn->set_torrent_limiters(cfg.download_limiter, cfg.upload_limiter);
       st.conn->start(our_handshake(cfg), std::move(events));
       if (!accept_handshake(self, st, cfg.accepted_handshake))
         return {};
@@ -585,6 +587,7 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
       limits.handshake_timeout_ms = cfg.handshake_timeout_ms;
       st.conn = peer_connection::connect(*cfg.io, cfg.remote.host, cfg.remote.port,
                                          our_handshake(cfg), std::move(events), limits);
+      st.conn->set_torrent_limiters(cfg.download_limiter, cfg.upload_limiter);
     }
     self->set_default_handler(caf::drop);
     self->delayed_send(self, std::chrono::seconds(1), tick{});

@@ -17,6 +17,7 @@ namespace actorrent {
 
 class io_runtime;
 class connection;
+class rate_limiter;
 struct metainfo;
 
 struct peer_config {
@@ -33,6 +34,10 @@ struct peer_config {
   std::uint32_t inactivity_timeout_s = 150;  // no complete message for this long: closed
   std::uint32_t handshake_timeout_ms = 10000; // connect + handshake must finish by then
   std::uint16_t listen_port = 0; // ours, told to the peer in the BEP 10 handshake (0: unknown)
+  /// The torrent's rate limits (set_torrent_limits), applied by the connection beside the
+  /// session's; null: none.
+  std::shared_ptr<rate_limiter> download_limiter;
+  std::shared_ptr<rate_limiter> upload_limiter;
 };
 
 caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg);

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <thread>
 
+#include "actors/rate_limiter.hpp"
+
 namespace actorrent {
 
 // -- receive budget --------------------------------------------------------------------------
@@ -24,6 +26,37 @@ struct receive_budget : asio::execution_context::service {
   std::atomic<std::size_t> limit{std::size_t{256} << 20};
 };
 
+// -- session limits --------------------------------------------------------------------------
+
+/// The limits of one session over all its connections (one io_context per session): transfer
+/// rates, the number of connections and the bytes queued for sending.
+struct session_limits : asio::execution_context::service {
+  using key_type = session_limits;
+  static inline asio::execution_context::id id;
+  explicit session_limits(asio::execution_context& ctx) : service(ctx) {}
+  void shutdown() override {}
+
+  rate_limiter down;
+  rate_limiter up;
+  std::atomic<std::uint32_t> connections{0};     // peer_connection objects alive
+  std::atomic<std::uint32_t> max_connections{0}; // 0: no limit
+  std::atomic<std::size_t> send_used{0};
+  std::atomic<std::size_t> send_limit{std::size_t{256} << 20};
+
+  /// Takes a connection slot unless the limit is reached (a compare-and-swap: dials started
+  /// together cannot all see room and then all fail, or all pass).
+  bool try_admit() {
+    auto c = connections.load();
+    for (;;) {
+      auto max = max_connections.load();
+      if (max != 0 && c >= max)
+        return false;
+      if (connections.compare_exchange_weak(c, c + 1))
+        return true;
+    }
+  }
+};
+
 // -- io_runtime ------------------------------------------------------------------------------
 
 struct io_runtime::impl {
@@ -38,6 +71,34 @@ void io_runtime::set_receive_budget(std::size_t bytes) {
 
 std::size_t io_runtime::receive_buffer_bytes() const {
   return asio::use_service<receive_budget>(impl_->io).used.load(std::memory_order_relaxed);
+}
+
+void io_runtime::set_rate_limits(std::uint64_t download, std::uint64_t upload) {
+  auto& l = asio::use_service<session_limits>(impl_->io);
+  l.down.set_rate(download);
+  l.up.set_rate(upload);
+}
+
+void io_runtime::set_max_connections(std::uint32_t n) {
+  asio::use_service<session_limits>(impl_->io).max_connections.store(n);
+}
+
+std::uint32_t io_runtime::connection_count() const {
+  return asio::use_service<session_limits>(impl_->io).connections.load();
+}
+
+bool io_runtime::connections_full() const {
+  auto& l = asio::use_service<session_limits>(impl_->io);
+  auto max = l.max_connections.load();
+  return max != 0 && l.connections.load() >= max;
+}
+
+void io_runtime::set_send_budget(std::size_t bytes) {
+  asio::use_service<session_limits>(impl_->io).send_limit.store(bytes);
+}
+
+std::size_t io_runtime::send_buffer_bytes() const {
+  return asio::use_service<session_limits>(impl_->io).send_used.load();
 }
 
 io_runtime::io_runtime(unsigned threads) : impl_(std::make_unique<impl>()) {
@@ -67,14 +128,24 @@ struct peer_connection::impl {
   using strand_t = asio::strand<asio::io_context::executor_type>;
 
   impl(asio::io_context& io, connection_limits lim)
-    : strand(asio::make_strand(io)), socket(strand), timer(strand), limits(lim),
-      parser(lim.max_message_length), budget(asio::use_service<receive_budget>(io)) {}
+    : strand(asio::make_strand(io)), socket(strand), timer(strand), read_wait(strand),
+      write_wait(strand), limits(lim), parser(lim.max_message_length),
+      budget(asio::use_service<receive_budget>(io)),
+      session(asio::use_service<session_limits>(io)) {}
 
-  ~impl() { budget.used.fetch_sub(buffer_bytes, std::memory_order_relaxed); }
+  ~impl() {
+    budget.used.fetch_sub(buffer_bytes, std::memory_order_relaxed);
+    if (admitted)
+      session.connections.fetch_sub(1);
+  }
 
   strand_t strand;
   asio::ip::tcp::socket socket;
   asio::steady_timer timer;
+  asio::steady_timer read_wait;  // reading paused by a rate limit
+  asio::steady_timer write_wait; // writing paused by a rate limit
+  bool read_throttled = false;
+  bool write_throttled = false;
   connection_limits limits;
   wire::stream_parser parser;
   connection_events events;
@@ -92,6 +163,10 @@ struct peer_connection::impl {
   std::size_t filled = 0;
   std::vector<std::shared_ptr<recv_buffer>> pool;
   receive_budget& budget;
+  session_limits& session;
+  bool admitted = false; // holds one of the session's connection slots
+  std::shared_ptr<rate_limiter> torrent_down; // the torrent's own limits (may be null)
+  std::shared_ptr<rate_limiter> torrent_up;
   std::size_t buffer_bytes = 0; // what `pool` holds, counted in `budget`
   // Set while reading waits for a buffer that storage still holds: the next release wakes it.
   std::atomic<bool> starved{false};
@@ -116,6 +191,8 @@ struct peer_connection::impl {
     socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
     timer.cancel();
+    read_wait.cancel();
+    write_wait.cancel();
     auto on_closed = std::move(events.on_closed);
     events = connection_events{};
     if (on_closed)
@@ -210,8 +287,49 @@ struct peer_connection::impl {
     return std::shared_ptr<const recv_buffer>(std::move(l), raw);
   }
 
+  // -- rate limits: the session's bucket and the torrent's; the stricter one decides --------
+
+  static std::chrono::nanoseconds wait_of(rate_limiter& a, rate_limiter* b,
+                                          rate_limiter::clock::time_point now) {
+    return std::max(a.wait_time(now), b ? b->wait_time(now) : std::chrono::nanoseconds(0));
+  }
+
+  /// How many bytes to move at once under the limits: what the buckets hold, at least one
+  /// block (so a small bucket does not mean tiny system calls); SIZE_MAX when unlimited.
+  static std::size_t chunk_of(rate_limiter& a, rate_limiter* b) {
+    if (a.unlimited() && (!b || b->unlimited()))
+      return SIZE_MAX;
+    auto now = rate_limiter::clock::now();
+    auto avail = std::min(a.available(now), b ? b->available(now) : a.available(now));
+    return std::max<std::size_t>(block_size, avail > 0 ? static_cast<std::size_t>(avail) : 0);
+  }
+
+  static void take(rate_limiter& a, rate_limiter* b, std::size_t n) {
+    auto now = rate_limiter::clock::now();
+    a.consume(n, now);
+    if (b)
+      b->consume(n, now);
+  }
+
+  /// True when reading must wait for the download buckets; a timer resumes it (no polling).
+  bool throttle_read(self_ptr self) {
+    if (read_throttled)
+      return true;
+    auto w = wait_of(session.down, torrent_down.get(), rate_limiter::clock::now());
+    if (w.count() == 0)
+      return false;
+    read_throttled = true;
+    read_wait.expires_after(w);
+    read_wait.async_wait([this, self](const asio::error_code& ec) {
+      read_throttled = false;
+      if (!ec && !closed)
+        do_read(self);
+    });
+    return true;
+  }
+
   void do_read(self_ptr self) {
-    if (closed)
+    if (closed || throttle_read(self))
       return;
     // Frames never straddle two buffers: a frame that starts at least `reserve` bytes before
     // the end of a buffer fits in it, so greedy reads stop there, and the frame in progress is
@@ -259,6 +377,7 @@ struct peer_connection::impl {
       want = read_end - filled;
       break;
     }
+    want = std::min(want, chunk_of(session.down, torrent_down.get()));
     socket.async_read_some(asio::buffer(cur->bytes.data() + filled, want),
                            [this, self](const asio::error_code& ec, std::size_t n) {
                              on_read(self, ec, n);
@@ -274,6 +393,7 @@ struct peer_connection::impl {
     }
     filled += n;
     unreported_bytes += n;
+    take(session.down, torrent_down.get(), n);
     if (n >= next_size / 2)
       next_size = limits.buffer_size; // one read took half a buffer: the peer sends fast
     read_batch batch;
@@ -296,15 +416,41 @@ struct peer_connection::impl {
     do_read(self);
   }
 
+  /// Counts bytes queued for sending, in the connection and in the session's send budget.
+  void count_queued(std::size_t n) {
+    owner->queued_.fetch_add(n, std::memory_order_relaxed);
+    session.send_used.fetch_add(n, std::memory_order_relaxed);
+  }
+
   void do_write(self_ptr self) {
-    if (closed || write_in_flight || pending.empty())
+    if (closed || write_in_flight || pending.empty() || write_throttled)
       return;
+    if (auto w = wait_of(session.up, torrent_up.get(), rate_limiter::clock::now());
+        w.count() > 0) {
+      write_throttled = true;
+      write_wait.expires_after(w);
+      write_wait.async_wait([this, self](const asio::error_code& ec) {
+        write_throttled = false;
+        if (!ec && !closed)
+          do_write(self);
+      });
+      return;
+    }
     writing.clear();
-    std::swap(writing, pending);
+    auto chunk = chunk_of(session.up, torrent_up.get());
+    if (chunk < pending.size()) {
+      // Under a rate limit: write what the bucket allows, keep the rest queued.
+      writing.assign(pending, 0, chunk);
+      pending.erase(0, chunk);
+    } else {
+      std::swap(writing, pending);
+    }
     write_in_flight = true;
     asio::async_write(socket, asio::buffer(writing),
                       [this, self](const asio::error_code& ec, std::size_t n) {
                         owner->queued_.fetch_sub(n, std::memory_order_relaxed);
+                        session.send_used.fetch_sub(n, std::memory_order_relaxed);
+                        take(session.up, torrent_up.get(), n);
                         write_in_flight = false;
                         if (ec) {
                           fail("write: " + ec.message());
@@ -376,7 +522,25 @@ peer_connection::peer_connection(std::unique_ptr<impl> p) : impl_(std::move(p)) 
   impl_->owner = this;
 }
 
-peer_connection::~peer_connection() = default;
+peer_connection::~peer_connection() {
+  // What was queued and never written leaves the session's send budget with the connection.
+  impl_->session.send_used.fetch_sub(queued_.load(), std::memory_order_relaxed);
+}
+
+void peer_connection::set_torrent_limiters(std::shared_ptr<rate_limiter> down,
+                                           std::shared_ptr<rate_limiter> up) {
+  auto self = shared_from_this();
+  asio::post(impl_->strand, [d = impl_.get(), self, down = std::move(down),
+                             up = std::move(up)]() mutable {
+    d->torrent_down = std::move(down);
+    d->torrent_up = std::move(up);
+  });
+}
+
+bool peer_connection::send_budget_full() const noexcept {
+  return impl_->session.send_used.load(std::memory_order_relaxed) >=
+         impl_->session.send_limit.load(std::memory_order_relaxed);
+}
 
 std::shared_ptr<peer_connection>
 peer_connection::connect(io_runtime& rt, const std::string& host, std::uint16_t port,
@@ -394,6 +558,12 @@ peer_connection::connect(io_runtime& rt, const std::string& host, std::uint16_t 
       d->fail("bad peer address " + host);
       return;
     }
+    if (!d->session.try_admit()) {
+      d->fail("session connection limit (" + std::to_string(d->session.max_connections.load()) +
+              ") reached");
+      return;
+    }
+    d->admitted = true;
     d->arm_handshake_timeout(conn);
     d->socket.async_connect(
       asio::ip::tcp::endpoint(addr, port), [d, conn, hs](const asio::error_code& ec2) {
@@ -406,7 +576,7 @@ peer_connection::connect(io_runtime& rt, const std::string& host, std::uint16_t 
         d->connected = true;
         asio::error_code ignored;
         d->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-        conn->queued_ += hs.size();
+        d->count_queued(hs.size());
         d->queue(conn, std::string(hs.data(), hs.size()));
         d->read_handshake(conn, [d, conn](const wire::handshake& peer_hs) {
           if (d->events.on_handshake)
@@ -428,14 +598,14 @@ void peer_connection::start(const wire::handshake& ours, connection_events event
       return;
     }
     d->events = std::move(ev);
-    self->queued_ += hs.size();
+    d->count_queued(hs.size());
     d->queue(self, std::string(hs.data(), hs.size()));
     d->do_read(self);
   });
 }
 
 void peer_connection::send(std::string bytes) {
-  queued_.fetch_add(bytes.size(), std::memory_order_relaxed);
+  impl_->count_queued(bytes.size());
   auto self = shared_from_this();
   asio::post(impl_->strand, [d = impl_.get(), self, b = std::move(bytes)]() mutable {
     d->queue(self, std::move(b));
@@ -496,6 +666,7 @@ struct peer_listener::impl : std::enable_shared_from_this<peer_listener::impl> {
     asio::error_code ec;
     auto ep = s.remote_endpoint(ec);
     auto remote = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    auto& session = asio::use_service<session_limits>(io);
     if (handshaking.load() >= limits.max_handshaking) {
       // A flood of connections that never handshake must not pin sockets and buffers.
       s.close(ec);
@@ -504,8 +675,16 @@ struct peer_listener::impl : std::enable_shared_from_this<peer_listener::impl> {
                          " connections are already waiting for their handshake", false);
       return;
     }
+    if (!session.try_admit()) {
+      s.close(ec);
+      if (failed)
+        failed(remote, "refused: session connection limit (" +
+                         std::to_string(session.max_connections.load()) + ") reached", false);
+      return;
+    }
     ++handshaking;
     auto p = std::make_unique<peer_connection::impl>(io, limits);
+    p->admitted = true;
     p->remote = remote;
     // Move the accepted socket onto the connection's strand.
     asio::error_code local_ec;

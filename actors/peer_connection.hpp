@@ -19,6 +19,7 @@
 namespace actorrent {
 
 class io_runtime;
+class rate_limiter;
 
 /// A receive buffer; shared by every message parsed from it until the last user drops it.
 struct recv_buffer {
@@ -65,6 +66,12 @@ public:
   /// For connections accepted by a listener: begins streaming with these events after sending
   /// our handshake.
   virtual void start(const wire::handshake& ours, connection_events events) = 0;
+  /// Puts the connection under its torrent's rate limits too (beside the session's); either
+  /// may be null. Call before start() for an accepted connection.
+  virtual void set_torrent_limiters(std::shared_ptr<rate_limiter> /*down*/,
+                                    std::shared_ptr<rate_limiter> /*up*/) {}
+  /// The session's send-buffer budget is used up: start no new upload reads until it drains.
+  virtual bool send_budget_full() const noexcept { return false; }
 };
 
 class peer_connection : public connection,
@@ -87,6 +94,9 @@ public:
     return queued_.load(std::memory_order_relaxed);
   }
   void start(const wire::handshake& ours, connection_events events) override;
+  void set_torrent_limiters(std::shared_ptr<rate_limiter> down,
+                            std::shared_ptr<rate_limiter> up) override;
+  bool send_budget_full() const noexcept override;
 
   std::string remote_endpoint() const;
 
@@ -143,6 +153,20 @@ public:
   /// more than this many bytes (default 256 MiB).
   void set_receive_budget(std::size_t bytes);
   std::size_t receive_buffer_bytes() const;
+
+  // -- session-wide limits over every connection of this runtime (one runtime per session) --
+  /// Download / upload rates in bytes per second (0: none), token buckets shared by all
+  /// connections: reads and writes wait on a timer when a bucket is empty.
+  void set_rate_limits(std::uint64_t download, std::uint64_t upload);
+  /// Connections (incoming and outgoing, handshaking included) at most; 0: no limit. Dials
+  /// over it fail at once, accepts over it are closed.
+  void set_max_connections(std::uint32_t n);
+  std::uint32_t connection_count() const;
+  /// The connection limit is reached: a dial now would fail.
+  bool connections_full() const;
+  /// Bytes queued for sending by all connections together before uploads pause (256 MiB).
+  void set_send_budget(std::size_t bytes);
+  std::size_t send_buffer_bytes() const;
 
 private:
   struct impl;

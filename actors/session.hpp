@@ -1,19 +1,34 @@
-// The session of one process: the listen socket, the I/O runtime handle and the torrents it
-// runs. Incoming connections are routed to the torrent their handshake names.
+// The session of one process: the listen socket, the torrents it runs and what they share —
+// rate limits, the connection limit, buffer budgets (all held by the I/O runtime) and the
+// metrics registry. Everything else (the CLI, batch jobs, cluster workers) drives torrents
+// through the session's message set below and watches them through torrent_event.
+//
+//   add_torrent ------------> [session] --spawns--> torrent (observer: the session)
+//   remove_torrent / session_pause / session_resume / session_set_limits /
+//   session_set_file_priorities / set_session_limits / subscribe
+//                                  |
+//   observers <-- torrent_event (added, checked, progress, finished, failed, removed)
+//             <-- session_stopped (after stop_request, once every torrent has stopped)
+//
+// Incoming connections are routed to the torrent their handshake names.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 
 #include "actors/messages.hpp"
+#include "protocol/error.hpp"
 
 namespace actorrent {
 
 class io_runtime;
+class metrics_server;
 class peer_listener;
+struct metainfo;
 
 struct session_config {
   io_runtime* io = nullptr;
@@ -22,11 +37,106 @@ struct session_config {
   std::uint32_t handshake_timeout_ms = 10000; // incoming connections must handshake by then
 };
 
-/// Adds a torrent to the session so that incoming peers reach it.
-struct register_torrent {
-  info_hash hash{};
-  caf::actor torrent;
+/// What the session gives every torrent it runs.
+struct session_options {
+  io_runtime* io = nullptr;
+  peer_id id{};
+  std::uint16_t listen_port = 0;           // ours, told to peers and trackers
+  std::shared_ptr<metrics_server> metrics; // serves every torrent's series (null: none)
 };
+
+/// A torrent's id in its session: 1, 2, ... in the order they were added (0: none).
+using torrent_id = std::uint32_t;
+
+/// How one torrent runs (the defaults are the CLI's).
+struct torrent_options {
+  std::vector<endpoint> peers;          // dialled directly
+  bool use_trackers = true;
+  bool require_data = false;            // refuse when none of its data is in the directory (seed)
+  std::uint64_t download_limit = 0;     // bytes per second under the session's (0: none)
+  std::uint64_t upload_limit = 0;
+  std::vector<file_priority> priorities; // passed to the torrent as is (empty: all normal)
+  std::uint32_t max_peers = 50;
+  std::uint32_t max_peers_per_ip = 8;
+  std::uint32_t pipeline = 256;
+  std::uint32_t upload_slots = 4;
+  std::uint32_t peer_timeout_s = 150;
+  std::uint32_t handshake_timeout_ms = 10000;
+};
+
+// -- requests (each answered: add_torrent with add_torrent_result, the others with
+//    session_reply) ------------------------------------------------------------------------
+
+/// Adds a torrent whose files go to `out_dir` (as `out_dir/<its name>`): reads its resume
+/// data, opens (creates) its files and starts it.
+struct add_torrent {
+  std::shared_ptr<const metainfo> meta;
+  std::string out_dir;
+  torrent_options options;
+};
+struct add_torrent_result {
+  torrent_id id = 0; // 0: not added, see `why` (unsafe_path, io_error, invalid_argument, ...)
+  error why;
+};
+/// Stops a torrent (its resume data is saved); observers get `removed` with its last report.
+struct remove_torrent {
+  torrent_id id = 0;
+};
+/// pause_torrent / resume_torrent / set_torrent_limits / set_file_priorities for one torrent.
+struct session_pause {
+  torrent_id id = 0;
+};
+struct session_resume {
+  torrent_id id = 0;
+};
+struct session_set_limits {
+  torrent_id id = 0;
+  set_torrent_limits limits;
+};
+struct session_set_file_priorities {
+  torrent_id id = 0;
+  set_file_priorities priorities;
+};
+/// Session-wide limits over every torrent: rates in bytes per second (0: none), connections
+/// (0: none).
+struct set_session_limits {
+  std::uint64_t download = 0;
+  std::uint64_t upload = 0;
+  std::uint32_t max_connections = 0;
+};
+/// `observer` receives torrent_event for every torrent (also those added before) and
+/// session_stopped.
+struct subscribe {
+  caf::actor observer;
+};
+struct session_reply {
+  bool ok = true;
+  error why; // when !ok: e.g. "no torrent 7"
+};
+
+// -- events ----------------------------------------------------------------------------------
+
+enum class torrent_event_kind : std::uint8_t {
+  added,
+  checked,
+  progress,
+  finished,
+  failed,
+  removed,
+};
+
+const char* to_string(torrent_event_kind k);
+
+struct torrent_event {
+  torrent_id id = 0;
+  torrent_event_kind kind = torrent_event_kind::progress;
+  std::string name;          // from the metainfo (untrusted: print with printable())
+  info_hash hash{};
+  torrent_progress progress; // the latest report (finished, removed: the final one); no metrics
+  error why;                 // failed
+};
+/// Every torrent has stopped and the session has ended (the answer to stop_request).
+struct session_stopped {};
 
 /// Binds the session's listen socket (nothing is accepted yet). On failure returns nullptr and
 /// sets `error_text`, which names the address and port.
@@ -35,9 +145,29 @@ std::shared_ptr<peer_listener> open_session_listener(const session_config& cfg,
 
 /// Spawns the session, which owns `listener` from now on and starts accepting on it: the
 /// accept callback holds the session's handle from the start. stop_request closes the socket
-/// without waiting and ends the session.
-caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> listener);
+/// without waiting, stops every torrent and ends the session (observers get session_stopped).
+caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> listener,
+                         session_options opts);
+
+/// The Prometheus text of several torrents' reports, each series labelled
+/// torrent="<first 16 hex digits of its info-hash>": one HELP/TYPE per family. CAF-free.
+struct labelled_metrics {
+  std::string label;
+  std::string text; // one torrent's Prometheus text (metrics_registry::to_prometheus)
+};
+std::string merge_metrics(const std::vector<labelled_metrics>& parts);
 
 } // namespace actorrent
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::register_torrent)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::add_torrent)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::add_torrent_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::remove_torrent)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_pause)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_resume)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_set_limits)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_set_file_priorities)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::set_session_limits)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::subscribe)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::torrent_event)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_stopped)

@@ -40,6 +40,7 @@
 #include "actors/peer_actor.hpp"
 #include "actors/peer_connection.hpp"
 #include "actors/peer_list.hpp"
+#include "actors/rate_limiter.hpp"
 #include "actors/request_record.hpp"
 #include "actors/smart_ban.hpp"
 #include "actors/storage_actor.hpp"
@@ -166,6 +167,11 @@ struct torrent_state {
   clock_type::time_point last_tick = clock_type::now();
   std::uint32_t pieces_failed = 0;
   double rate = 0;
+
+  // [session] The torrent's own rate limits (set_torrent_limits), shared with its peers'
+  // connections, under the session's. Rate 0: none.
+  std::shared_ptr<rate_limiter> download_limiter = std::make_shared<rate_limiter>();
+  std::shared_ptr<rate_limiter> upload_limiter = std::make_shared<rate_limiter>();
 
   const metainfo& meta() const { return *cfg.meta; }
   /// Peers are dialled, accepted and traded with.
@@ -301,6 +307,8 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   pc.inactivity_timeout_s = st.cfg.peer_timeout_s;
   pc.handshake_timeout_ms = st.cfg.handshake_timeout_ms;
   pc.listen_port = st.cfg.listen_port;
+  pc.download_limiter = st.download_limiter; // [session] per-torrent rate limits
+  pc.upload_limiter = st.upload_limiter;
   pc.accepted = std::move(accepted);
   if (hs)
     pc.accepted_handshake = *hs;
@@ -323,6 +331,10 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
 void connect_more(self_ptr self) {
   auto& st = self->state;
   if (!st.running())
+    return;
+  // [session] The session's --max-connections is reached: a dial would only fail and push the
+  // peer's next try back; the next tick tries again.
+  if (st.cfg.io && st.cfg.io->connections_full())
     return;
   std::uint32_t half_open = 0;
   for (auto& [slot, e] : st.peers)
@@ -864,6 +876,12 @@ void on_checked(self_ptr self, existing_checked& ec) {
 caf::message_handler common_handlers(self_ptr self) {
   return {
     [=](tick) { on_tick(self); },
+    // [session] Per-torrent rate limits from the session API: the buckets are shared with
+    // every connection of this torrent, so the change applies to them at once.
+    [=](const set_torrent_limits& l) {
+      self->state.download_limiter->set_rate(l.download);
+      self->state.upload_limiter->set_rate(l.upload);
+    },
     [=](get_progress) {
       apply_pending_availability(self); // a fresh report reflects every message received
       auto p = make_progress(self->state);

@@ -235,7 +235,7 @@ def make_leecher(spec, bench, sess, torrent, outdir, seeders, timeout):
     lc = Leecher(sess, spec.client)
     peers = [s.endpoint for s in seeders]
     if spec.client == "actorrent":
-        lc.argv = [bench.actorrent, "download", torrent.path, "-o", outdir, "--no-tracker", "-q",
+        lc.argv = [bench.actorrent, "download", "--listen", "127.0.0.1:0", torrent.path, "-o", outdir, "--no-tracker", "-q",
                    "--timeout", str(int(timeout))]
         for p in peers:
             lc.argv += ["--peer", p]

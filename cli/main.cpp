@@ -1,5 +1,5 @@
-// actorrent's command line: `download` and `info`. Thin: parses arguments, builds the actor
-// system and prints what the torrent actor reports.
+// actorrent's command line: `download`, `seed`, `create` and `info`. Thin: parses arguments,
+// builds the actor system, adds the torrents to the session and prints what it reports.
 #include <unistd.h>
 
 #include <atomic>
@@ -18,12 +18,10 @@
 #include "actors/metrics_server.hpp"
 #include "cli/create_command.hpp"
 #include "actors/peer_connection.hpp"
+#include "actors/rate_limiter.hpp"
 #include "actors/session.hpp"
-#include "actors/torrent_actor.hpp"
 #include "protocol/metainfo.hpp"
 #include "storage/file_layout.hpp"
-#include "storage/file_store.hpp"
-#include "storage/resume.hpp"
 
 using namespace actorrent;
 
@@ -96,41 +94,56 @@ std::string eta_text(double seconds) {
   return buf;
 }
 
-void print_progress(const torrent_progress& p, bool tty) {
+/// One progress line (without a line end) for a torrent, or for several summed up.
+std::string progress_line(const torrent_progress& p) {
+  char line[256];
   if (p.checking) {
     double pct = p.check_total ? 100.0 * p.check_done / p.check_total : 0.0;
-    if (tty)
-      std::fprintf(stderr, "\r\033[Kchecking existing data %5.1f%% (%u/%u pieces)", pct,
-                   p.check_done, p.check_total);
-    else
-      std::fprintf(stderr, "checking existing data %5.1f%% (%u/%u pieces)\n", pct, p.check_done,
-                   p.check_total);
-    std::fflush(stderr);
-    return;
+    std::snprintf(line, sizeof line, "checking existing data %5.1f%% (%u/%u pieces)", pct,
+                  p.check_done, p.check_total);
+    return line;
   }
   if (p.seeding) {
-    char line[160];
-    std::snprintf(line, sizeof line, "seeding  up %s/s  uploaded %s  peers %u", 
+    std::snprintf(line, sizeof line, "seeding  up %s/s  uploaded %s  peers %u",
                   human_size(p.upload_rate).c_str(),
                   human_size(static_cast<double>(p.uploaded_payload)).c_str(), p.peers);
-    std::fprintf(stderr, tty ? "\r\033[K%s" : "%s\n", line);
-    std::fflush(stderr);
-    return;
+    return line;
   }
   double done = static_cast<double>(p.verified_bytes + p.dirty_bytes);
   double pct = p.total_size ? 100.0 * done / static_cast<double>(p.total_size) : 100.0;
   double left = static_cast<double>(p.total_size) - done;
   double eta = p.download_rate > 0 ? left / p.download_rate : -1;
-  char line[256];
   std::snprintf(line, sizeof line, "%5.1f%%  %s/%s  down %s/s  up %s/s  peers %u/%u  ETA %s",
                 pct, human_size(done).c_str(), human_size(static_cast<double>(p.total_size)).c_str(),
                 human_size(p.download_rate).c_str(), human_size(p.upload_rate).c_str(), p.peers,
                 p.known_peers, eta_text(eta).c_str());
-  if (tty)
-    std::fprintf(stderr, "\r\033[K%s", line);
-  else
-    std::fprintf(stderr, "%s\n", line);
-  std::fflush(stderr);
+  return line;
+}
+
+/// The sum of several torrents' reports: checking while any checks, seeding when all seed.
+torrent_progress total_of(const std::vector<const torrent_progress*>& all) {
+  torrent_progress t;
+  t.seeding = !all.empty();
+  for (auto* p : all) {
+    t.total_size += p->total_size;
+    t.verified_bytes += p->verified_bytes;
+    t.dirty_bytes += p->dirty_bytes;
+    t.downloaded_payload += p->downloaded_payload;
+    t.uploaded_payload += p->uploaded_payload;
+    t.pieces += p->pieces;
+    t.pieces_verified += p->pieces_verified;
+    t.pieces_failed += p->pieces_failed;
+    t.peers += p->peers;
+    t.peers_unchoked += p->peers_unchoked;
+    t.known_peers += p->known_peers;
+    t.download_rate += p->download_rate;
+    t.upload_rate += p->upload_rate;
+    t.checking = t.checking || p->checking;
+    t.check_done += p->check_done;
+    t.check_total += p->check_total;
+    t.seeding = t.seeding && p->seeding;
+  }
+  return t;
 }
 
 int cmd_info(const std::string& path) {
@@ -173,11 +186,11 @@ int cmd_info(const std::string& path) {
 }
 
 struct download_options {
-  std::string torrent;
+  std::vector<std::string> torrents;
   std::string out_dir = ".";
   std::vector<std::string> peers;
   double timeout = 0;
-  std::string listen = "127.0.0.1:0";
+  std::string listen;         // empty: 0.0.0.0, port 6881 or the next free one up to 6889
   bool no_tracker = false;
   unsigned max_peers = 50;
   unsigned max_peers_per_ip = 8;
@@ -186,6 +199,9 @@ struct download_options {
   unsigned peer_timeout_s = 150;   // silent peers are closed after this
   double handshake_timeout_s = 10; // connect + handshake must finish by then
   int metrics_port = -1;      // serve Prometheus text on 127.0.0.1:PORT (0: any free port)
+  std::string download_limit = "0"; // session-wide, bytes per second (RATE: 10M, 500K, ...)
+  std::string upload_limit = "0";
+  unsigned max_connections = 0;     // session-wide (0: no limit)
   bool seed = false;          // keep seeding after completion (download --seed, and `seed`)
   double seed_ratio = 0;      // stop seeding once uploaded >= ratio * size (0: no limit)
   double seed_time = 0;       // stop seeding after this many seconds (0: no limit)
@@ -196,17 +212,69 @@ struct download_options {
 
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
 
-int cmd_download(const download_options& opt) {
-  auto m = load_metainfo(opt.torrent);
-  if (!m) {
-    std::fprintf(stderr, "error: %s\n", m.error().message.c_str()); // names the path
-    return 2;
+constexpr std::uint16_t default_port_first = 6881; // a real user's default, as other clients
+constexpr std::uint16_t default_port_last = 6889;
+
+/// Opens the session's listen socket: `--listen HOST:PORT` exactly, or by default every
+/// interface on the first free port of 6881-6889.
+std::shared_ptr<peer_listener> open_listener(io_runtime& io, const download_options& opt,
+                                             const endpoint& listen, std::string& host,
+                                             std::string& err) {
+  session_config sc;
+  sc.io = &io;
+  sc.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
+  if (!opt.listen.empty()) {
+    sc.listen_host = host = listen.host;
+    sc.listen_port = listen.port;
+    return open_session_listener(sc, err);
   }
-  auto meta = std::make_shared<const metainfo>(std::move(*m));
-  auto layout = file_layout::create(*meta);
-  if (!layout) {
-    std::fprintf(stderr, "error: %s: %s\n", opt.torrent.c_str(), layout.error().message.c_str());
-    return 2;
+  sc.listen_host = host = "0.0.0.0";
+  std::string last;
+  for (auto port = default_port_first; port <= default_port_last; ++port) {
+    sc.listen_port = port;
+    if (auto l = open_session_listener(sc, last))
+      return l;
+  }
+  err = "listen on 0.0.0.0: ports " + std::to_string(default_port_first) + "-" +
+        std::to_string(default_port_last) + " are all taken (last: " + last +
+        "); choose one with --listen HOST:PORT";
+  return nullptr;
+}
+
+/// What the CLI knows of each torrent it runs.
+struct cli_torrent {
+  std::string path;
+  std::shared_ptr<const metainfo> meta;
+  torrent_id id = 0;
+  torrent_progress last{};
+  bool completed = false;
+  bool removed = false;
+};
+
+int cmd_download(const download_options& opt) {
+  std::vector<cli_torrent> torrents;
+  for (auto& path : opt.torrents) {
+    auto m = load_metainfo(path);
+    if (!m) {
+      std::fprintf(stderr, "error: %s\n", m.error().message.c_str()); // names the path
+      return 2;
+    }
+    auto layout = file_layout::create(*m);
+    if (!layout) {
+      std::fprintf(stderr, "error: %s: %s\n", path.c_str(), layout.error().message.c_str());
+      return 2;
+    }
+    for (auto& t : torrents) {
+      if (t.meta->hash == m->hash) {
+        std::fprintf(stderr, "error: %s and %s are the same torrent (info-hash %s)\n",
+                     t.path.c_str(), path.c_str(), to_hex(m->hash).c_str());
+        return 2;
+      }
+    }
+    cli_torrent t;
+    t.path = path;
+    t.meta = std::make_shared<const metainfo>(std::move(*m));
+    torrents.push_back(std::move(t));
   }
   std::vector<endpoint> peers;
   for (auto& p : opt.peers) {
@@ -218,40 +286,45 @@ int cmd_download(const download_options& opt) {
     peers.push_back(ep);
   }
   endpoint listen;
-  if (opt.listen.size() > 2 && opt.listen.compare(opt.listen.size() - 2, 2, ":0") == 0)
+  if (opt.listen.empty()) {
+    // the default: every interface, 6881-6889 (see open_listener)
+  } else if (opt.listen.size() > 2 &&
+             opt.listen.compare(opt.listen.size() - 2, 2, ":0") == 0) {
     listen = endpoint{opt.listen.substr(0, opt.listen.size() - 2), 0};
-  else if (!parse_endpoint(opt.listen, listen)) {
+  } else if (!parse_endpoint(opt.listen, listen)) {
     std::fprintf(stderr, "error: --listen %s: expected HOST:PORT\n", opt.listen.c_str());
     return 2;
+  }
+  set_session_limits limits;
+  {
+    std::string why;
+    auto down = parse_rate(opt.download_limit, why);
+    if (!down) {
+      std::fprintf(stderr, "error: --download-limit %s: %s\n", opt.download_limit.c_str(),
+                   why.c_str());
+      return 2;
+    }
+    auto up = parse_rate(opt.upload_limit, why);
+    if (!up) {
+      std::fprintf(stderr, "error: --upload-limit %s: %s\n", opt.upload_limit.c_str(),
+                   why.c_str());
+      return 2;
+    }
+    limits.download = *down;
+    limits.upload = *up;
+    limits.max_connections = opt.max_connections;
   }
   if (opt.no_tracker && peers.empty() && !opt.seed_only) {
     std::fprintf(stderr, "error: --no-tracker needs at least one --peer\n");
     return 2;
   }
   setup_logging(opt.verbosity);
-  auto shared_layout = std::make_shared<const file_layout>(std::move(*layout));
-  // Resume data is read before the files are opened: opening creates missing files.
-  auto resume = load_resume(opt.out_dir, *meta, *shared_layout);
-  if (!resume.warning.empty())
-    spdlog::get("storage")->warn("{}", resume.warning);
-  if (!resume.notice.empty())
-    spdlog::get("storage")->info("{}", resume.notice);
-  if (opt.seed_only && resume.to_check.isEmpty() && resume.trusted.isEmpty() &&
-      meta->piece_count() > 0) {
-    std::fprintf(stderr, "error: no data of %s found in %s\n", printable(meta->name).c_str(),
-                 opt.out_dir.c_str());
-    return 1;
-  }
   // The ports first: one that cannot be bound ends the run at once (exit 1, the message names
   // it), before any file is created and before any actor runs.
   io_runtime io(1);
-  session_config sc;
-  sc.io = &io;
-  sc.listen_host = listen.host;
-  sc.listen_port = listen.port;
-  sc.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
   std::string err;
-  auto listener = open_session_listener(sc, err);
+  std::string listen_host;
+  auto listener = open_listener(io, opt, listen, listen_host, err);
   if (!listener) {
     std::fprintf(stderr, "error: %s\n", err.c_str());
     return 1;
@@ -266,13 +339,6 @@ int cmd_download(const download_options& opt) {
       return 1;
     }
   }
-  auto store = file_store::open(shared_layout, opt.out_dir);
-  if (!store) {
-    std::fprintf(stderr, "error: %s\n", store.error().message.c_str());
-    return store.error().code == errc::unsafe_path ? 2 : 1;
-  }
-  if (metrics)
-    std::fprintf(stderr, "metrics: http://127.0.0.1:%u/metrics\n", metrics->port());
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -292,110 +358,212 @@ int cmd_download(const download_options& opt) {
     // From here on nothing returns early: every actor is stopped and awaited below, before the
     // I/O thread they use goes away.
     caf::actor_system sys{cfg};
-    auto session = spawn_session(sys, std::move(listener));
+    session_options so;
+    so.io = &io;
+    so.id = make_peer_id();
+    so.listen_port = port;
+    so.metrics = metrics;
+    auto session = spawn_session(sys, std::move(listener), so);
     {
       // The scoped actor counts as running: it must be gone before the wait below.
       caf::scoped_actor self{sys};
-      torrent_config tc;
-      tc.meta = meta;
-      tc.store = std::move(*store);
-      tc.id = make_peer_id();
-      tc.listen_port = port;
-      tc.io = &io;
-      tc.peers = peers;
-      tc.use_trackers = !opt.no_tracker;
-      tc.observer = self;
-      tc.max_peers = opt.max_peers;
-      tc.max_peers_per_ip = opt.max_peers_per_ip;
-      tc.max_outstanding = opt.pipeline;
-      tc.upload_slots = opt.upload_slots;
-      tc.peer_timeout_s = opt.peer_timeout_s;
-      tc.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
-      for (auto p : resume.trusted)
-        tc.trusted_pieces.push_back(p);
-      for (auto p : resume.to_check)
-        tc.pieces_to_check.push_back(p);
-      auto torrent = spawn_torrent(sys, std::move(tc));
-      self->send(session, register_torrent{meta->hash, torrent});
-      spdlog::get("session")->info("listening on {}:{}", listen.host, port);
-
-      bool tty = isatty(STDERR_FILENO) && !opt.quiet;
+      std::string failure;
+      bool running = true;
+      auto ask = [&](auto msg) {
+        // The session's own answers: limits and subscription cannot fail.
+        self->request(session, caf::infinite, std::move(msg))
+          .receive([&](session_reply&) {}, [&](caf::error&) {});
+      };
+      auto add = [&](add_torrent msg) {
+        add_torrent_result result;
+        self->request(session, caf::infinite, std::move(msg))
+          .receive([&](add_torrent_result& r) { result = std::move(r); },
+                   [&](caf::error& e) {
+                     result.why = error{errc::actor_down, "session: " + caf::to_string(e)};
+                   });
+        return result;
+      };
+      ask(limits);
+      ask(subscribe{caf::actor_cast<caf::actor>(self)});
+      for (auto& t : torrents) {
+        torrent_options to;
+        to.peers = peers;
+        to.use_trackers = !opt.no_tracker;
+        to.require_data = opt.seed_only;
+        to.max_peers = opt.max_peers;
+        to.max_peers_per_ip = opt.max_peers_per_ip;
+        to.pipeline = opt.pipeline;
+        to.upload_slots = opt.upload_slots;
+        to.peer_timeout_s = opt.peer_timeout_s;
+        to.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
+        auto r = add(add_torrent{t.meta, opt.out_dir, std::move(to)});
+        if (r.id == 0) {
+          failure = r.why.message;
+          rc = r.why.code == errc::unsafe_path ? 2 : 1;
+          running = false;
+          break;
+        }
+        t.id = r.id;
+      }
+      if (running && metrics)
+        std::fprintf(stderr, "metrics: http://127.0.0.1:%u/metrics\n", metrics->port());
+      spdlog::get("session")->info("listening on {}:{}", listen_host, port);
+      auto find = [&](torrent_id id) -> cli_torrent* {
+        for (auto& t : torrents)
+          if (t.id == id && id != 0)
+            return &t;
+        return nullptr;
+      };
+      auto total = [&] {
+        std::vector<const torrent_progress*> all;
+        for (auto& t : torrents)
+          all.push_back(&t.last);
+        return total_of(all);
+      };
+      const bool several = torrents.size() > 1;
+      const bool tty = isatty(STDERR_FILENO) && !opt.quiet;
+      std::size_t tty_lines = 0; // lines of the last TTY display (cursor is on its last line)
+      auto show_tty = [&] {
+        // One line per torrent, redrawn in place.
+        std::string out;
+        if (tty_lines > 1)
+          out += "\033[" + std::to_string(tty_lines - 1) + "A";
+        for (std::size_t i = 0; i < torrents.size(); ++i) {
+          out += "\r\033[K";
+          if (several) {
+            auto name = printable(torrents[i].meta->name);
+            if (name.size() > 24)
+              name = name.substr(0, 23) + "~";
+            char head[40];
+            std::snprintf(head, sizeof head, "%-24s  ", name.c_str());
+            out += head;
+          }
+          out += progress_line(torrents[i].last);
+          if (i + 1 < torrents.size())
+            out += "\n";
+        }
+        tty_lines = torrents.size();
+        std::fputs(out.c_str(), stderr);
+        std::fflush(stderr);
+      };
+      auto end_tty = [&] {
+        if (tty && tty_lines > 0)
+          std::fprintf(stderr, "\n");
+        tty_lines = 0;
+      };
       auto start = std::chrono::steady_clock::now();
       auto last_plain = start;
-      std::optional<std::chrono::steady_clock::time_point> completed_at;
-      torrent_progress last{};
-      bool running = true;
+      std::optional<std::chrono::steady_clock::time_point> completed_at; // all of them
       bool was_checking = false;
       bool seed_line_shown = false; // the last plain seeding line: what it said
       std::uint64_t seed_line_uploaded = 0;
       std::uint32_t seed_line_peers = 0;
-      std::string failure;
       auto seconds_since = [](std::chrono::steady_clock::time_point t) {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       };
+      auto on_progress = [&] {
+        auto p = total();
+        if (p.checking && !was_checking) {
+          was_checking = true;
+          spdlog::get("storage")->info("checking existing data");
+        }
+        auto now = std::chrono::steady_clock::now();
+        bool due = tty || now - last_plain >= std::chrono::seconds(2);
+        if (!tty && p.seeding) {
+          // A log file must not grow by a line every 2 s for as long as a seed runs: one
+          // line when seeding starts, then at most one a minute and only when the
+          // uploaded bytes or the peer count changed.
+          bool changed = !seed_line_shown || p.uploaded_payload != seed_line_uploaded ||
+                         p.peers != seed_line_peers;
+          due = changed && (!seed_line_shown || now - last_plain >= std::chrono::minutes(1));
+        }
+        if (opt.quiet || !due)
+          return;
+        last_plain = now;
+        if (tty) {
+          show_tty();
+        } else {
+          // Not a terminal: one line for all torrents together.
+          auto line = progress_line(p);
+          if (several)
+            std::fprintf(stderr, "all %zu: %s\n", torrents.size(), line.c_str());
+          else
+            std::fprintf(stderr, "%s\n", line.c_str());
+          std::fflush(stderr);
+        }
+        if (p.seeding) {
+          seed_line_shown = true;
+          seed_line_uploaded = p.uploaded_payload;
+          seed_line_peers = p.peers;
+        }
+      };
       while (running) {
         self->receive(
-          [&](torrent_progress& p) {
-            if (metrics)
-              metrics->publish(std::move(p.metrics));
-            last = p;
-            if (p.checking && !was_checking) {
-              was_checking = true;
-              spdlog::get("storage")->info("checking existing data");
-            }
-            auto now = std::chrono::steady_clock::now();
-            bool due = tty || now - last_plain >= std::chrono::seconds(2);
-            if (!tty && p.seeding) {
-              // A log file must not grow by a line every 2 s for as long as a seed runs: one
-              // line when seeding starts, then at most one a minute and only when the
-              // uploaded bytes or the peer count changed.
-              bool changed = !seed_line_shown || p.uploaded_payload != seed_line_uploaded ||
-                             p.peers != seed_line_peers;
-              due = changed && (!seed_line_shown || now - last_plain >= std::chrono::minutes(1));
-            }
-            if (!opt.quiet && due) {
-              last_plain = now;
-              print_progress(p, tty);
-              if (p.seeding) {
-                seed_line_shown = true;
-                seed_line_uploaded = p.uploaded_payload;
-                seed_line_peers = p.peers;
+          [&](torrent_event& ev) {
+            auto* t = find(ev.id);
+            if (!t)
+              return;
+            switch (ev.kind) {
+              case torrent_event_kind::added:
+              case torrent_event_kind::checked:
+                break;
+              case torrent_event_kind::progress:
+                t->last = std::move(ev.progress);
+                on_progress();
+                break;
+              case torrent_event_kind::finished: {
+                t->last = std::move(ev.progress);
+                if (t->completed)
+                  break;
+                t->completed = true;
+                end_tty();
+                if (opt.seed_only) {
+                  std::printf("seeding: %s on %s:%u (%u pieces verified)\n",
+                              printable(t->meta->name).c_str(), listen_host.c_str(), port,
+                              t->last.pieces_verified);
+                } else {
+                  double elapsed = seconds_since(start);
+                  // What this run fetched (a resumed download already had part of it).
+                  double rate =
+                    elapsed > 0 ? static_cast<double>(t->last.downloaded_payload) / elapsed : 0;
+                  std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u "
+                              "failed the hash check, %llu bytes uploaded\n",
+                              printable(t->meta->name).c_str(),
+                              static_cast<unsigned long long>(t->meta->content_size()),
+                              elapsed, human_size(rate).c_str(), t->last.pieces_verified,
+                              t->last.pieces_failed,
+                              static_cast<unsigned long long>(t->last.uploaded_payload));
+                }
+                std::fflush(stdout);
+                bool all = std::all_of(torrents.begin(), torrents.end(),
+                                       [](const cli_torrent& x) { return x.completed; });
+                if (all) {
+                  completed_at = std::chrono::steady_clock::now();
+                  if (!opt.seed) {
+                    running = false;
+                    rc = 0;
+                  }
+                }
+                break;
               }
+              case torrent_event_kind::failed:
+                failure = several ? printable(t->meta->name) + ": " + ev.why.message
+                                  : ev.why.message;
+                running = false;
+                rc = 1;
+                break;
+              case torrent_event_kind::removed:
+                t->last = std::move(ev.progress);
+                t->removed = true;
+                if (!t->completed) {
+                  failure = printable(t->meta->name) + ": stopped unexpectedly";
+                  running = false;
+                  rc = 1;
+                }
+                break;
             }
           },
-          [&](torrent_finished& f) {
-            last = f.final;
-            completed_at = std::chrono::steady_clock::now();
-            if (tty)
-              std::fprintf(stderr, "\n");
-            if (opt.seed_only) {
-              std::printf("seeding: %s on %s:%u (%u pieces verified)\n",
-                          printable(meta->name).c_str(),
-                          listen.host.c_str(), port, last.pieces_verified);
-            } else {
-              double elapsed = seconds_since(start);
-              // What this run fetched (a resumed download already had part of it).
-              double rate =
-                elapsed > 0 ? static_cast<double>(last.downloaded_payload) / elapsed : 0;
-              std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u "
-                          "failed the hash check, %llu bytes uploaded\n",
-                          printable(meta->name).c_str(),
-                          static_cast<unsigned long long>(meta->content_size()),
-                          elapsed, human_size(rate).c_str(), last.pieces_verified,
-                          last.pieces_failed,
-                          static_cast<unsigned long long>(last.uploaded_payload));
-            }
-            std::fflush(stdout);
-            if (!opt.seed) {
-              running = false;
-              rc = 0;
-            }
-          },
-          [&](torrent_failed& f) {
-            failure = f.why.message;
-            running = false;
-            rc = 1;
-          },
+          [&](session_reply&) {}, [&](session_stopped&) {},
           caf::after(std::chrono::milliseconds(200)) >> [] {});
         if (!running)
           break;
@@ -410,50 +578,52 @@ int cmd_download(const download_options& opt) {
           break;
         }
         if (completed_at) {
-          bool ratio_met = opt.seed_ratio > 0 && static_cast<double>(last.uploaded_payload) >=
-                                                   opt.seed_ratio *
-                                                     static_cast<double>(meta->total_size);
+          auto p = total();
+          bool ratio_met = opt.seed_ratio > 0;
+          for (auto& t : torrents)
+            ratio_met = ratio_met && static_cast<double>(t.last.uploaded_payload) >=
+                                       opt.seed_ratio * static_cast<double>(t.meta->total_size);
           bool time_met = opt.seed_time > 0 && seconds_since(*completed_at) >= opt.seed_time;
           if (ratio_met || time_met) {
             spdlog::get("session")->info("seeding goal met: uploaded {} bytes",
-                                         last.uploaded_payload);
+                                         p.uploaded_payload);
             rc = 0;
             break;
           }
         } else if (opt.timeout > 0 && seconds_since(start) > opt.timeout) {
+          auto p = total();
           char buf[256];
           double elapsed = seconds_since(start);
-          if (last.peers == 0)
+          if (p.peers == 0)
             std::snprintf(buf, sizeof buf,
                           "timed out after %.0f s: no peer could be reached (%u known)", elapsed,
-                          last.known_peers);
+                          p.known_peers);
           else
             std::snprintf(buf, sizeof buf,
                           "timed out after %.0f s with %u of %u pieces verified (%u peers)",
-                          elapsed, last.pieces_verified, last.pieces, last.peers);
+                          elapsed, p.pieces_verified, p.pieces, p.peers);
           failure = buf;
           rc = 3;
           break;
         }
       }
-      if (tty && !completed_at)
-        std::fprintf(stderr, "\n");
+      end_tty();
+      // Every torrent's last report counts what peers sent and received until they closed.
       self->send(session, stop_request{});
-      self->send(torrent, stop_request{});
-      // The torrent's last report counts what peers sent and received until they closed.
-      bool final_report = false;
-      while (!final_report)
+      bool stopped = false;
+      while (!stopped)
         self->receive(
-          [&](torrent_stopped& ts) {
-            last = ts.final;
-            final_report = true;
+          [&](torrent_event& ev) {
+            if (auto* t = find(ev.id); t && ev.kind == torrent_event_kind::removed)
+              t->last = std::move(ev.progress);
           },
-          [&](torrent_progress&) {}, [&](torrent_finished&) {}, [&](torrent_failed&) {},
-          caf::after(std::chrono::seconds(2)) >> [&] { final_report = true; });
+          [&](session_stopped&) { stopped = true; }, [&](session_reply&) {},
+          caf::after(std::chrono::seconds(5)) >> [&] { stopped = true; });
       if (rc != 0)
         std::fprintf(stderr, "error: %s\n", failure.c_str());
       if (completed_at && opt.seed)
-        std::printf("uploaded: %llu bytes\n", static_cast<unsigned long long>(last.uploaded_payload));
+        std::printf("uploaded: %llu bytes\n",
+                    static_cast<unsigned long long>(total().uploaded_payload));
       std::fflush(stdout);
     }
     // Every actor (peers hold sockets) must be gone before the I/O threads stop; storage saves
@@ -472,8 +642,8 @@ int cmd_download(const download_options& opt) {
 void add_peer_options(CLI::App* cmd, download_options& o) {
   cmd->add_option("--peer", o.peers, "connect to this peer (HOST:PORT), repeatable")
     ->allow_extra_args(false);
-  cmd->add_option("--listen", o.listen, "listen for peers on HOST:PORT (port 0: any)")
-    ->capture_default_str();
+  cmd->add_option("--listen", o.listen, "listen for peers on HOST:PORT (port 0: any; default: "
+                  "every interface, port 6881 or the next free one up to 6889)");
   cmd->add_flag("--no-tracker", o.no_tracker, "do not announce to the torrent's trackers");
   cmd->add_option("--max-peers", o.max_peers, "connections at most")
     ->capture_default_str()
@@ -497,6 +667,15 @@ void add_peer_options(CLI::App* cmd, download_options& o) {
                   "connected and handshaken after this many seconds")
     ->capture_default_str()
     ->check(CLI::Range(0.1, 600.0));
+  cmd->add_option("--download-limit", o.download_limit, "session download rate at most: bytes "
+                  "per second, or 500K, 10M (= 10 MiB/s), 1G; 0: no limit")
+    ->capture_default_str();
+  cmd->add_option("--upload-limit", o.upload_limit, "session upload rate at most (as "
+                  "--download-limit)")
+    ->capture_default_str();
+  cmd->add_option("--max-connections", o.max_connections, "peer connections of all torrents "
+                  "together at most (0: no limit)")
+    ->capture_default_str();
   cmd->add_option("--metrics-port", o.metrics_port,
                   "serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)");
   cmd->add_flag("-v,--verbose", o.verbosity, "more log output (-vv: debug)");
@@ -513,7 +692,8 @@ int main(int argc, char** argv) {
 
   download_options dl;
   auto* download = app.add_subcommand("download", "Download a torrent into a directory");
-  download->add_option("torrent", dl.torrent, "the .torrent file")->required();
+  download->add_option("torrent", dl.torrents, "the .torrent file(s), all downloaded at once")
+    ->required();
   download->add_option("-o,--output", dl.out_dir, "output directory (created if missing)")
     ->capture_default_str();
   add_peer_options(download, dl);
@@ -547,7 +727,8 @@ int main(int argc, char** argv) {
   download_options sd;
   sd.seed = sd.seed_only = true;
   auto* seed = app.add_subcommand("seed", "Check existing data and seed it");
-  seed->add_option("torrent", sd.torrent, "the .torrent file")->required();
+  std::string seed_torrent;
+  seed->add_option("torrent", seed_torrent, "the .torrent file")->required();
   seed->add_option("dir", sd.out_dir, "directory that holds the data")->required();
   add_peer_options(seed, sd);
 
@@ -558,8 +739,10 @@ int main(int argc, char** argv) {
   }
   if (*info)
     return cmd_info(info_path);
-  if (*seed)
+  if (*seed) {
+    sd.torrents = {seed_torrent};
     return cmd_download(sd);
+  }
   if (*create) {
     if (!parse_size(piece_size_text, co.piece_length)) {
       std::fprintf(stderr, "error: --piece-size %s: expected bytes like 262144, 256K or 1M\n",

@@ -6,6 +6,7 @@ arguments, nobody to download from. Each case runs the real binary on 127.0.0.1 
 """
 import hashlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -81,7 +82,7 @@ class CliTest(unittest.TestCase):
                     self.assertIn("byte", lines[0], label)
                 # download refuses the same file before touching the disk
                 out_dir = os.path.join(self.dir, "out-" + label.replace(" ", "_"))
-                rc, _, err, _ = run("download", os.path.join(self.dir, "bad.torrent"), "-o", out_dir,
+                rc, _, err, _ = run("download", "--listen", "127.0.0.1:0", os.path.join(self.dir, "bad.torrent"), "-o", out_dir,
                                     "--peer", "127.0.0.1:9", "--no-tracker")
                 self.assertEqual(rc, 2, err)
                 self.assertFalse(os.path.exists(out_dir))
@@ -106,7 +107,7 @@ class CliTest(unittest.TestCase):
                 t = self.write("unsafe.torrent", data)
                 out_dir = os.path.join(self.dir, "out")
                 before = set(os.listdir(self.dir))
-                rc, _, err, _ = run("download", t, "-o", out_dir, "--peer", "127.0.0.1:9",
+                rc, _, err, _ = run("download", "--listen", "127.0.0.1:0", t, "-o", out_dir, "--peer", "127.0.0.1:9",
                                     "--no-tracker")
                 self.assertEqual(rc, 2, label + ": " + err)
                 self.assertIn("error:", err)
@@ -120,7 +121,7 @@ class CliTest(unittest.TestCase):
         os.mkdir(out_dir)
         os.symlink(outside, os.path.join(out_dir, "multi"))
         data, _ = torrent_bytes(name="multi", files=[(["f.bin"], 20000)])
-        rc, _, err, _ = run("download", self.write("t.torrent", data), "-o", out_dir,
+        rc, _, err, _ = run("download", "--listen", "127.0.0.1:0", self.write("t.torrent", data), "-o", out_dir,
                             "--peer", "127.0.0.1:9", "--no-tracker")
         self.assertEqual(rc, 2, err)
         self.assertIn("symbolic link", err)
@@ -136,7 +137,7 @@ class CliTest(unittest.TestCase):
             ports.append(s.getsockname()[1])
             s.close()
         data, _ = torrent_bytes(announce="http://127.0.0.1:%d/announce" % ports[1])
-        rc, _, err, elapsed = run("download", self.write("t.torrent", data), "-o",
+        rc, _, err, elapsed = run("download", "--listen", "127.0.0.1:0", self.write("t.torrent", data), "-o",
                                   os.path.join(self.dir, "out"), "--peer", "127.0.0.1:%d" % ports[0],
                                   "--timeout", "4", "-q")
         self.assertEqual(rc, 3, err)
@@ -155,8 +156,9 @@ class CliTest(unittest.TestCase):
         raw = open(os.path.join(self.dir, "s.torrent"), "rb").read()
         start = raw.index(b"4:info") + 6
         info_hash = hashlib.sha1(raw[start:-1]).digest()
+        listen = [] if "--listen" in extra else ["--listen", "127.0.0.1:0"]
         p = subprocess.Popen([ACTORRENT, "seed", os.path.join(self.dir, "s.torrent"), self.dir,
-                              "--no-tracker", "-q", *extra],
+                              "--no-tracker", "-q", *listen, *extra],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: (p.kill(), p.wait()))
         line = p.stdout.readline()
@@ -168,7 +170,7 @@ class CliTest(unittest.TestCase):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-        self.start_seed("--metrics-port", str(port))
+        _, info_hash = self.start_seed("--metrics-port", str(port))
         time.sleep(1.2)   # the first snapshot is published with the first tick
         with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
             c.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
@@ -179,7 +181,10 @@ class CliTest(unittest.TestCase):
                     break
                 reply += chunk
         self.assertTrue(reply.startswith(b"HTTP/1.0 200 OK"), reply[:80])
-        self.assertIn(b"actorrent_pieces_total 16", reply)
+        # the session labels every torrent's series with the start of its info-hash
+        self.assertIn(b'actorrent_pieces_total{torrent="%s"} 16' % info_hash.hex()[:16].encode(),
+                      reply)
+        self.assertIn(b"actorrent_session_torrents 1", reply)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
             c.sendall(b"GET /nothing HTTP/1.0\r\n\r\n")
             self.assertTrue(c.recv(100).startswith(b"HTTP/1.0 404"))
@@ -220,7 +225,7 @@ class CliTest(unittest.TestCase):
             t = self.write("t.torrent", data)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with self.subTest(sig=sig):
-                    p = subprocess.Popen([ACTORRENT, "download", t, "-o", os.path.join(self.dir, "out"), "-q"],
+                    p = subprocess.Popen([ACTORRENT, "download", "--listen", "127.0.0.1:0", t, "-o", os.path.join(self.dir, "out"), "-q"],
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                     time.sleep(1.5)  # the announce is under way by now
                     t0 = time.monotonic()
@@ -259,6 +264,8 @@ class CliTest(unittest.TestCase):
                     with open(os.path.join(out_dir, "payload.bin"), "wb") as f:
                         f.write(bytes(20000))
                     args = ["seed", t, out_dir, "--no-tracker"]
+                if option != "--listen":
+                    args += ["--listen", "127.0.0.1:0"]
                 try:
                     rc, _, err, elapsed = run(*args, option, value, "-q", timeout=10)
                 except subprocess.TimeoutExpired:
@@ -341,7 +348,7 @@ class CliTest(unittest.TestCase):
     def test_signal_during_check_of_existing_data_download(self):
         t, pieces = self.big_torrent()
         out_dir = os.path.join(self.dir, "out")
-        args = ["download", t, "-o", out_dir, "--peer", "127.0.0.1:9", "--no-tracker", "-v"]
+        args = ["download", "--listen", "127.0.0.1:0", t, "-o", out_dir, "--peer", "127.0.0.1:9", "--no-tracker", "-v"]
         for sig in (signal.SIGINT, signal.SIGTERM):
             with self.subTest(sig=sig.name):
                 self.big_data(out_dir)
@@ -354,7 +361,7 @@ class CliTest(unittest.TestCase):
     def test_signal_during_check_of_existing_data_seed(self):
         t, pieces = self.big_torrent()
         out_dir = os.path.join(self.dir, "data")
-        args = ["seed", t, out_dir, "--no-tracker", "-v"]
+        args = ["seed", "--listen", "127.0.0.1:0", t, out_dir, "--no-tracker", "-v"]
         for sig in (signal.SIGINT, signal.SIGTERM):
             with self.subTest(sig=sig.name):
                 self.big_data(out_dir)
@@ -375,7 +382,7 @@ class CliTest(unittest.TestCase):
         missing = os.path.join(self.dir, "missing.torrent")
         for path in (bad, missing):
             for args in (["info", path],
-                         ["download", path, "-o", os.path.join(self.dir, "o"), "--peer",
+                         ["download", "--listen", "127.0.0.1:0", path, "-o", os.path.join(self.dir, "o"), "--peer",
                           "127.0.0.1:9", "--no-tracker"]):
                 with self.subTest(args=args[0], torrent=os.path.basename(path)):
                     rc, _, err, _ = run(*args)
@@ -406,7 +413,7 @@ class CliTest(unittest.TestCase):
 
     def test_v2_only_torrent_is_refused_as_such(self):
         t, _ = self.lt_torrent("v2", v2_only=True)
-        for args in (["info", t], ["download", t, "-o", os.path.join(self.dir, "o"), "--peer",
+        for args in (["info", t], ["download", "--listen", "127.0.0.1:0", t, "-o", os.path.join(self.dir, "o"), "--peer",
                                    "127.0.0.1:9", "--no-tracker"]):
             with self.subTest(args=args[0]):
                 rc, _, err, _ = run(*args)
@@ -422,7 +429,7 @@ class CliTest(unittest.TestCase):
         self.assertIn("padding:", out)  # libtorrent did pad: the test means something
         self.assertIn("files:       2\n", out)
         # The data is already there: the download checks it and completes.
-        rc, out, err, _ = run("download", t, "-o", os.path.join(self.dir, "data"), "--peer",
+        rc, out, err, _ = run("download", "--listen", "127.0.0.1:0", t, "-o", os.path.join(self.dir, "data"), "--peer",
                               "127.0.0.1:9", "--no-tracker", "-q", timeout=60)
         self.assertEqual(rc, 0, err)
         self.assertIn("complete: hybrid %d bytes" % size, out)
@@ -430,7 +437,7 @@ class CliTest(unittest.TestCase):
     def test_first_run_over_existing_data_does_not_warn(self):
         t, _ = self.lt_torrent("hybrid", v2_only=False)
         data = os.path.join(self.dir, "data")
-        p = subprocess.Popen([ACTORRENT, "seed", t, data, "--no-tracker", "-q"],
+        p = subprocess.Popen([ACTORRENT, "seed", "--listen", "127.0.0.1:0", t, data, "--no-tracker", "-q"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: (p.kill(), p.wait()))
         line = p.stdout.readline()
@@ -439,7 +446,7 @@ class CliTest(unittest.TestCase):
         self.assertTrue(line.startswith("seeding:"), line + err)
         self.assertNotIn("warning", err)
         subprocess.run(["rm", "-rf", os.path.join(data, ".actorrent")])
-        rc, out, err, _ = run("download", t, "-o", data, "--peer", "127.0.0.1:9",
+        rc, out, err, _ = run("download", "--listen", "127.0.0.1:0", t, "-o", data, "--peer", "127.0.0.1:9",
                               "--no-tracker", "-q", timeout=60)
         self.assertEqual(rc, 0, err)
         self.assertNotIn("warning", err)
@@ -447,7 +454,7 @@ class CliTest(unittest.TestCase):
         resume = [f for f in os.listdir(os.path.join(data, ".actorrent"))][0]
         with open(os.path.join(data, ".actorrent", resume), "r+b") as f:
             f.truncate(10)
-        rc, out, err, _ = run("download", t, "-o", data, "--peer", "127.0.0.1:9",
+        rc, out, err, _ = run("download", "--listen", "127.0.0.1:0", t, "-o", data, "--peer", "127.0.0.1:9",
                               "--no-tracker", "-q", timeout=60)
         self.assertEqual(rc, 0, err)
         self.assertIn("warning", err)
@@ -460,7 +467,7 @@ class CliTest(unittest.TestCase):
                             os.path.join(self.dir, "s.torrent"), "-q")
         self.assertEqual(rc, 0, err)
         # No -q, stderr is a pipe: plain progress lines.
-        p = subprocess.Popen([ACTORRENT, "seed", os.path.join(self.dir, "s.torrent"), self.dir,
+        p = subprocess.Popen([ACTORRENT, "seed", "--listen", "127.0.0.1:0", os.path.join(self.dir, "s.torrent"), self.dir,
                               "--no-tracker"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: (p.kill(), p.wait()))
@@ -474,14 +481,57 @@ class CliTest(unittest.TestCase):
         # One line when seeding starts; nothing changes afterwards, so nothing more.
         self.assertEqual(len(lines), 1, err)
 
+    def test_default_listen_is_every_interface_6881_to_6889(self):
+        # Hold 6881 (when free) so that the default has to move on to the next free port.
+        held = socket.socket()
+        try:
+            held.bind(("0.0.0.0", 6881))
+            held.listen(1)
+        except OSError:
+            held.close()
+            held = None
+        self.addCleanup(lambda: held and held.close())
+        self.write("s.bin", os.urandom(20000))
+        rc, _, err, _ = run("create", os.path.join(self.dir, "s.bin"), "-o",
+                            os.path.join(self.dir, "s.torrent"), "-q")
+        self.assertEqual(rc, 0, err)
+        p = subprocess.Popen([ACTORRENT, "seed", os.path.join(self.dir, "s.torrent"), self.dir,
+                              "--no-tracker", "-q"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        line = p.stdout.readline()
+        if not line:
+            err = p.stderr.read()
+            if "are all taken" in err:  # other programs on this machine hold 6881-6889
+                self.skipTest(err.strip())
+            self.fail(err)
+        m = re.match(r"seeding: s\.bin on 0\.0\.0\.0:(\d+) ", line)
+        self.assertTrue(m, line)
+        port = int(m.group(1))
+        self.assertTrue(6881 <= port <= 6889, line)
+        if held:
+            self.assertNotEqual(port, 6881)
+        # every interface: reachable on loopback
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
     def test_bad_arguments_exit_2(self):
         data, _ = torrent_bytes()
         t = self.write("t.torrent", data)
         for args in (["--peer", "nohostport"], ["--peer", "127.0.0.1:0"], ["--no-tracker"],
                      ["--pipeline", "0", "--peer", "127.0.0.1:9"]):
             with self.subTest(args=args):
-                rc, _, err, _ = run("download", t, "-o", os.path.join(self.dir, "o"), *args)
+                rc, _, err, _ = run("download", "--listen", "127.0.0.1:0", t, "-o", os.path.join(self.dir, "o"), *args)
                 self.assertEqual(rc, 2, err)
+        # A rate that cannot be read is refused with what was wrong, before anything runs.
+        for args, message in ((["--download-limit", "fast"], "--download-limit fast: expected a number"),
+                              (["--upload-limit", "10X"], "--upload-limit 10X: unknown unit 'x'"),
+                              (["--download-limit", "-1M"], "--download-limit -1M: expected a number")):
+            with self.subTest(args=args):
+                rc, _, err, _ = run("download", "--listen", "127.0.0.1:0", t, "-o",
+                                    os.path.join(self.dir, "o"), "--peer", "127.0.0.1:9", *args)
+                self.assertEqual(rc, 2, err)
+                self.assertIn("error: " + message, err)
+                self.assertFalse(os.path.exists(os.path.join(self.dir, "o")))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def main():
             tracker.start([torrent.info_hash])
             seeder = H.LibtorrentSeeder(sess, torrent, seed_root, tracker=tracker).start(timeout=60)
             out = sess.mkdir("download")
-            argv = [actorrent, "download", torrent.path, "-o", out, "--timeout", str(a.timeout)]
+            argv = [actorrent, "download", "--listen", "127.0.0.1:0", torrent.path, "-o", out, "--timeout", str(a.timeout)]
             H.log("demo: " + " ".join(argv))
             print(flush=True)
             t0 = time.monotonic()

@@ -58,7 +58,7 @@ def remount(path, size_mib):
 
 class Run:
     def __init__(self, sess, actorrent, torrent, out, seeder, label):
-        argv = [actorrent, "download", torrent.path, "-o", out, "--no-tracker", "--peer", seeder.endpoint,
+        argv = [actorrent, "download", "--listen", "127.0.0.1:0", torrent.path, "-o", out, "--no-tracker", "--peer", seeder.endpoint,
                 "-v", "--timeout", "60"]
         H.log("%s: %s" % (label, " ".join(argv)))
         self.proc = sess.spawn(label, argv, log_path=sess.path(label + ".stdout"),

@@ -140,7 +140,7 @@ def run_case(actorrent, mode):
             honest.start(timeout=20)
             out = sess.mkdir("download")
             metrics_port = H.free_port()
-            argv = [actorrent, "download", torrent.path, "-o", out, "--peer", honest.endpoint, "-v",
+            argv = [actorrent, "download", "--listen", "127.0.0.1:0", torrent.path, "-o", out, "--peer", honest.endpoint, "-v",
                     "--timeout", "60", "--metrics-port", str(metrics_port)]
             H.log("case %s: tracker %s; run: %s" % (mode, tracker.url, " ".join(argv)))
             started_at = time.monotonic()

@@ -101,7 +101,7 @@ class Case:
         if self.args.downloader == "libtorrent":
             argv = [H.PY, os.path.join(H.HERE, "harness.py"), "lt-download", torrent.path, "-o", out]
         else:
-            argv = [self.args.actorrent, "download", torrent.path, "-o", out]
+            argv = [self.args.actorrent, "download", "--listen", "127.0.0.1:0", torrent.path, "-o", out]
         for p in peers:
             argv += ["--peer", p]
         if no_tracker:

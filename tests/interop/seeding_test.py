@@ -651,7 +651,7 @@ class Case:
         return self.seeder_uploaded(seeder)[0]
 
     def download_argv(self, torrent, out, peers, no_tracker=True):
-        argv = [self.args.actorrent, "download", torrent.path, "-o", out]
+        argv = [self.args.actorrent, "download", "--listen", "127.0.0.1:0", torrent.path, "-o", out]
         for p in peers:
             argv += ["--peer", p]
         if no_tracker:
