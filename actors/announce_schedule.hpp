@@ -42,6 +42,7 @@ public:
   /// The answer to the oldest announce in flight. Returns that announce's event, and schedules
   /// the next routine announce (`have_peers` false: at the tracker's min interval, >= 15 s).
   /// After a failure the next try is 5 s doubling per failure up to 300 s (retry_delay()).
+  /// A reply to an announce sent before a 'stopped' still in flight is stale: it changes nothing.
   event on_result(const result& r, bool have_peers, clock::time_point now);
 
   bool in_flight() const noexcept { return !in_flight_.empty(); }

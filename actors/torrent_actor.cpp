@@ -1000,7 +1000,11 @@ caf::message_handler common_handlers(self_ptr self) {
     [=](announce_result& r) {
       auto& st = self->state;
       announce_schedule::result res{r.result.ok(), r.interval, r.min_interval};
-      auto ev = st.announces.on_result(res, !st.peers.empty(), clock_type::now());
+      auto now = clock_type::now();
+      auto ev = st.announces.on_result(res, !st.peers.empty(), now);
+      // The reply to a pause's 'stopped' may be what a resume's 'started' waited for.
+      if (st.running())
+        send_announce(self, st.announces.poll(now));
       if (!r.result) {
         if (ev != tracker::event::stopped)
           st.log->warn("tracker: {} (retrying in {} s)", r.result.error().message,

@@ -54,6 +54,8 @@ struct world {
   bool finished = false;
   int finished_count = 0;
   std::vector<tracker::event> announces; // what the scripted tracker was asked, in order
+  bool hold_announces = false; // the scripted tracker keeps its replies (answer_announce())
+  int held_announces = 0;
   bool failed = false;
   bool stopped = false;
   torrent_progress final; // from torrent_stopped
@@ -99,12 +101,24 @@ caf::behavior observer(caf::event_based_actor*, std::shared_ptr<world> w) {
   };
 }
 
-/// Stands in for the tracker announcer: records each event and answers at once (no peers).
+announce_result tracker_reply() {
+  announce_result r;
+  r.url = "http://127.0.0.1:1/announce";
+  r.interval = 1800;
+  return r;
+}
+
+/// Stands in for the tracker announcer: records each event and answers at once (no peers), or
+/// later while the world holds announces.
 caf::behavior scripted_tracker(caf::event_based_actor* self, caf::actor torrent,
                                std::shared_ptr<world> w) {
   return {
     [=](const announce& a) {
       w->announces.push_back(a.ev);
+      if (w->hold_announces) {
+        ++w->held_announces;
+        return;
+      }
       announce_result r;
       r.url = "http://127.0.0.1:1/announce";
       r.interval = 1800;
@@ -251,6 +265,13 @@ struct fixture {
     sched.run();
   }
 
+  /// The scripted tracker answers the oldest announce it held.
+  void answer_announce() {
+    ASSERT_GT(w->held_announces, 0);
+    --w->held_announces;
+    caf::anon_send(torrent, tracker_reply());
+    sched.run();
+  }
   void pause() {
     caf::anon_send(torrent, pause_torrent{});
     sched.run();
@@ -626,6 +647,29 @@ TEST(torrent_lifecycle, downloading_to_paused_and_back_keeps_verified_pieces) {
   f.deliver(again[0], {{1, 0}, {1, 1}, {1, 2}, {1, 3}});
   EXPECT_TRUE(f.w->finished);
   EXPECT_TRUE(f.progress().seeding);
+}
+
+TEST(torrent_lifecycle, a_quick_pause_and_resume_announces_started_again) {
+  fixture f(2, 1, {false, false, true});
+  // 'started' went out and was answered at once; a routine announce is next, in 30 min.
+  f.w->hold_announces = true;
+  f.pause();
+  f.resume();
+  f.pause();
+  f.resume();
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}))
+    << "'started' waits for the farewell's reply";
+  f.answer_announce();
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped, ev::started}))
+    << "the resume's 'started' goes out as soon as 'stopped' is answered";
+  f.pause();
+  f.resume(); // 'started' in flight, 'stopped' queued behind it, then resumed
+  f.answer_announce(); // the stale 'started'
+  EXPECT_EQ(f.w->announces.size(), 4u);
+  f.answer_announce(); // 'stopped'
+  EXPECT_EQ(f.w->announces,
+            (std::vector<ev>{ev::started, ev::stopped, ev::started, ev::stopped, ev::started}))
+    << "a reply to a 'started' sent before the pause does not count as started";
 }
 
 TEST(torrent_lifecycle, seeding_to_paused_and_back_to_seeding) {
