@@ -28,6 +28,9 @@ public:
   std::optional<event> poll(clock::time_point now);
   /// 'completed', exactly once per torrent, even while another announce is in flight.
   std::optional<event> completed();
+  /// Complete when the torrent started: 'completed' is never announced (BEP 3: it is sent when
+  /// the download completes, not for a torrent that was complete at start).
+  void complete_at_start() noexcept { completed_sent_ = true; }
   /// 'stopped', once per 'started', when a tracker knows us (or may: an announce is under way).
   /// After it, nothing is announced until restart().
   std::optional<event> stopped();

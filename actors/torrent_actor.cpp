@@ -844,6 +844,8 @@ void on_checked(self_ptr self, existing_checked& ec) {
   if (ec.checked > 0 || !ec.verified.empty())
     st.log->info("existing data: {} of {} pieces verified ({} hashed)", ec.verified.size(),
                  st.meta().piece_count(), ec.checked);
+  if (st.picker->complete())
+    st.announces.complete_at_start(); // BEP 3: no 'completed' for what was complete at start
   if (st.picker->complete() && !st.pause_requested) {
     // Announce now, not at the next tick: peers are what we wait for.
     send_announce(self, st.announces.first());

@@ -602,7 +602,8 @@ TEST(torrent_lifecycle, checking_to_seeding_when_the_data_is_complete) {
   EXPECT_TRUE(p.seeding);
   EXPECT_EQ(p.pieces_verified, 2u);
   EXPECT_EQ(f.w->finished_count, 1);
-  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::completed}));
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started}))
+    << "BEP 3: no 'completed' for a torrent complete at start";
   ASSERT_EQ(f.live_peers().size(), 1u) << "a seed dials peers too";
   f.connect_and_unchoke(0);
   EXPECT_TRUE(f.w->peers.at(0).requested.empty()) << "a seed requests nothing";
@@ -677,12 +678,11 @@ TEST(torrent_lifecycle, seeding_to_paused_and_back_to_seeding) {
   f.connect_leecher(0);
   f.pause();
   EXPECT_EQ(f.w->peers.at(0).reason, "paused");
-  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::completed, ev::stopped}));
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
   EXPECT_TRUE(f.live_peers().empty());
   f.resume();
-  EXPECT_EQ(f.w->announces,
-            (std::vector<ev>{ev::started, ev::completed, ev::stopped, ev::started}))
-    << "'completed' is announced once per torrent";
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped, ev::started}))
+    << "complete at start: never 'completed'";
   EXPECT_TRUE(f.progress().seeding);
   EXPECT_EQ(f.w->finished_count, 1);
   ASSERT_EQ(f.live_peers().size(), 1u);
@@ -696,7 +696,8 @@ TEST(torrent_lifecycle, a_pause_during_the_check_takes_effect_after_it) {
   EXPECT_TRUE(f.live_peers().empty()) << "paused: nobody dialled";
   EXPECT_TRUE(f.w->announces.empty()) << "never started: nothing to stop";
   f.resume();
-  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::completed}));
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started}))
+    << "BEP 3: no 'completed' for a torrent complete at start";
   EXPECT_TRUE(f.progress().seeding);
   EXPECT_EQ(f.live_peers().size(), 1u);
 }
