@@ -94,6 +94,9 @@ struct peer_entry {
   bool am_choking = true;
   bool banned = false;
   bool both_seeds = false;       // dropped because neither side needs anything: don't redial
+  // Told to disconnect by a pause or a stop; gone for the torrent until its peer_closed arrives
+  // (no requests, no slot in any limit, its peer-list entry already released).
+  bool closing = false;
   std::uint64_t down_round = 0;  // payload from / to the peer in this choke round
   std::uint64_t up_round = 0;
   std::uint64_t uploaded = 0;
@@ -192,7 +195,7 @@ void send_announce(self_ptr self, std::optional<tracker::event> ev) {
 void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   auto& st = self->state;
   if (st.state != phase::downloading || st.finishing || e.choked_us || !e.has_bits ||
-      !e.active || e.banned)
+      !e.active || e.banned || e.closing)
     return;
   auto cap = std::size_t{e.requests->pipeline()}; // within the peer's BEP 10 reqq
   // Refill before the pipeline drains, in batches of at least a quarter of it.
@@ -269,14 +272,17 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
     else
       st.picker->remove_peer_pieces(e.bits);
   }
-  if (e.known != peer_list::no_entry)
+  // A closing peer's entry was released when it was told to close (a resume may have dialled
+  // it again since); only a ban still applies to it.
+  if (e.known != peer_list::no_entry && (!e.closing || misbehaved || e.banned))
     st.known.on_closed(e.known, e.active, misbehaved || e.banned || e.both_seeds,
                        clock_type::now());
   st.log->debug("peer {} gone: {}", e.ep.to_string(), reason);
   if (!e.banned && e.blocks_stored > 0)
     st.known.remember_departed(slot, peer_list::departed_peer{e.ep, e.known, e.id});
   st.slot_of.erase(e.handle.address());
-  st.known.connection_closed(e.ep.host);
+  if (!e.closing) // else counted out when told to close
+    st.known.connection_closed(e.ep.host);
   self->demonitor(e.handle);
   st.peers.erase(it);
   if (st.state == phase::stopping) {
@@ -320,15 +326,40 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   return pc.slot;
 }
 
+/// Connections that count towards the limits: not the ones closing.
+std::size_t open_peers(const torrent_state& st) {
+  std::size_t n = 0;
+  for (auto& [slot, e] : st.peers)
+    n += !e.closing;
+  return n;
+}
+
+/// Tells every peer to close. They count for nothing from now on, and the peer list gets their
+/// entries back at once, so that a resume dials them again without waiting for their close.
+void close_all_peers(self_ptr self, const char* why) {
+  auto& st = self->state;
+  auto now = clock_type::now();
+  for (auto& [slot, e] : st.peers) {
+    if (e.closing)
+      continue;
+    drop_outstanding(st, slot);
+    e.closing = true;
+    if (e.known != peer_list::no_entry)
+      st.known.release(e.known, now);
+    st.known.connection_closed(e.ep.host);
+    self->send(e.handle, disconnect_peer{why});
+  }
+}
+
 void connect_more(self_ptr self) {
   auto& st = self->state;
   if (!st.running())
     return;
   std::uint32_t half_open = 0;
   for (auto& [slot, e] : st.peers)
-    half_open += !e.active && e.known != peer_list::no_entry;
+    half_open += !e.active && !e.closing && e.known != peer_list::no_entry;
   auto room = [](std::size_t limit, std::size_t used) { return limit > used ? limit - used : 0; };
-  std::size_t limit = std::min<std::size_t>({8, room(st.cfg.max_peers, st.peers.size()),
+  std::size_t limit = std::min<std::size_t>({8, room(st.cfg.max_peers, open_peers(st)),
                                              room(st.cfg.max_half_open, half_open)});
   if (limit == 0)
     return;
@@ -350,8 +381,8 @@ torrent_progress make_progress(const torrent_state& st) {
   p.pieces_verified = st.picker->have_count();
   p.pieces_failed = st.pieces_failed;
   for (auto& [slot, e] : st.peers) {
-    p.peers += e.active;
-    p.peers_unchoked += e.active && !e.choked_us;
+    p.peers += e.active && !e.closing;
+    p.peers_unchoked += e.active && !e.closing && !e.choked_us;
   }
   p.known_peers = static_cast<std::uint32_t>(st.known.size());
   p.download_rate = st.rate;
@@ -583,13 +614,13 @@ void run_choker(self_ptr self) {
   auto& st = self->state;
   std::vector<choker::candidate> candidates;
   for (auto& [slot, e] : st.peers)
-    if (e.active && e.peer_interested && !e.banned)
+    if (e.active && e.peer_interested && !e.banned && !e.closing)
       candidates.push_back(choker::candidate{slot, e.down_round, e.up_round});
   auto unchoke = st.chokes->run(std::move(candidates), st.done, st.ticks / 10,
                                 st.peers.count(st.chokes->optimistic()) != 0);
   for (auto& [slot, e] : st.peers) {
     bool choke = std::find(unchoke.begin(), unchoke.end(), slot) == unchoke.end();
-    if (choke != e.am_choking && e.active) {
+    if (choke != e.am_choking && e.active && !e.closing) {
       e.am_choking = choke;
       self->send(e.handle, set_choke{choke});
     }
@@ -600,11 +631,11 @@ void run_choker(self_ptr self) {
 /// Unchokes an interested peer at once while a slot is free, instead of waiting for the round.
 void fill_free_slot(self_ptr self, peer_entry& e) {
   auto& st = self->state;
-  if (!st.running() || !e.am_choking || !e.peer_interested || !e.active || e.banned)
+  if (!st.running() || !e.am_choking || !e.peer_interested || !e.active || e.banned || e.closing)
     return;
   std::size_t unchoked = 0;
   for (auto& [slot, other] : st.peers)
-    unchoked += !other.am_choking;
+    unchoked += !other.am_choking && !other.closing;
   if (!st.chokes->has_free_slot(unchoked))
     return;
   e.am_choking = false;
@@ -779,7 +810,7 @@ void refuse(self_ptr self, incoming_peer& ip, const char* why) {
 void accept_peer(self_ptr self, incoming_peer& ip) {
   auto& st = self->state;
   bool ip_full = st.known.connections_from(ip.remote.host) >= st.cfg.max_peers_per_ip;
-  if (st.peers.size() >= st.cfg.max_peers)
+  if (open_peers(st) >= st.cfg.max_peers)
     return refuse(self, ip, "too many peers");
   if (ip_full)
     return refuse(self, ip, "too many connections from this address");
@@ -797,8 +828,7 @@ void enter_stopping(self_ptr self) {
     st.tracker_cancel->store(true);
   enter(self, phase::stopping);
   st.finishing = true;
-  for (auto& [slot, e] : st.peers)
-    self->send(e.handle, disconnect_peer{"shutting down"});
+  close_all_peers(self, "shutting down");
   // Peers publish their last counters as they close; wait for them (bounded).
   if (st.peers.empty())
     finish_stop(self);
@@ -811,10 +841,7 @@ void enter_stopping(self_ptr self) {
 void pause(self_ptr self) {
   auto& st = self->state;
   enter(self, phase::paused);
-  for (auto& [slot, e] : st.peers) {
-    drop_outstanding(st, slot);
-    self->send(e.handle, disconnect_peer{"paused"});
-  }
+  close_all_peers(self, "paused");
   send_announce(self, st.announces.stopped());
   st.verified_since_save = 0;
   st.last_save = clock_type::now();
@@ -878,6 +905,8 @@ caf::message_handler common_handlers(self_ptr self) {
       if (it == st.peers.end())
         return;
       auto& e = it->second;
+      if (e.closing)
+        return; // its handshake finished after it was told to close
       e.active = true;
       e.id = pc.id;
       if (st.known.banned_id(pc.id)) {
@@ -990,7 +1019,7 @@ caf::message_handler common_handlers(self_ptr self) {
       if (st.pending_haves.empty())
         return;
       for (auto& [slot, e] : st.peers)
-        if (e.active)
+        if (e.active && !e.closing)
           self->send(e.handle, our_pieces{false, {}, st.pending_haves});
       st.pending_haves.clear();
     },

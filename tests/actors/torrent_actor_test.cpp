@@ -56,6 +56,7 @@ struct world {
   std::vector<tracker::event> announces; // what the scripted tracker was asked, in order
   bool hold_announces = false; // the scripted tracker keeps its replies (answer_announce())
   int held_announces = 0;
+  bool slow_close = false; // a disconnected peer closes when the test says (finish_close())
   bool failed = false;
   bool stopped = false;
   torrent_progress final; // from torrent_stopped
@@ -77,6 +78,8 @@ caf::behavior scripted_peer(caf::event_based_actor* self, peer_config pc,
       auto& p = w->peers[slot];
       p.disconnected = true;
       p.reason = d.reason;
+      if (w->slow_close)
+        return;
       self->send(p.pc.torrent, peer_closed{slot, d.reason, false});
       self->quit();
     },
@@ -146,6 +149,7 @@ struct fixture {
     bool stop_at_start = false; // told to stop before anything ran: during the data check
     bool tracker = false;       // announces go to a scripted tracker (w->announces)
     bool pause_at_start = false; // told to pause during the data check
+    std::uint32_t max_peers = 50;
   };
 
   /// A torrent of `pieces` pieces of 4 blocks; `peers` scripted peers are known to it.
@@ -178,6 +182,7 @@ struct fixture {
     tc.use_trackers = false;
     tc.detached_storage = false;
     tc.max_peers_per_ip = 100;
+    tc.max_peers = opt.max_peers;
     tc.observer = sys.spawn(observer, w);
     for (std::uint32_t i = 0; i < peers; ++i)
       tc.peers.push_back(endpoint{"127.0.0.1", static_cast<std::uint16_t>(7000 + i)});
@@ -265,6 +270,13 @@ struct fixture {
     sched.run();
   }
 
+  /// The peer in `slot`, told to disconnect while slow_close was set, closes now.
+  void finish_close(peer_slot slot) {
+    auto& p = w->peers.at(slot);
+    caf::anon_send(torrent, peer_closed{slot, p.reason, false});
+    caf::anon_send_exit(p.handle, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
   /// The scripted tracker answers the oldest announce it held.
   void answer_announce() {
     ASSERT_GT(w->held_announces, 0);
@@ -671,6 +683,28 @@ TEST(torrent_lifecycle, a_quick_pause_and_resume_announces_started_again) {
   EXPECT_EQ(f.w->announces,
             (std::vector<ev>{ev::started, ev::stopped, ev::started, ev::stopped, ev::started}))
     << "a reply to a 'started' sent before the pause does not count as started";
+}
+
+TEST(torrent_lifecycle, peers_closing_after_a_pause_are_gone_for_a_resume) {
+  fixture::options opt;
+  opt.max_peers = 1;
+  fixture f(2, 1, opt);
+  f.connect_and_unchoke(0);
+  auto requested = f.w->peers.at(0).requested.size();
+  f.w->slow_close = true;
+  f.pause();
+  f.resume(); // before peer 0 has closed
+  ASSERT_EQ(f.w->peers.size(), 2u) << "its address is dialled again at once, within max_peers";
+  f.unchoke(0); // late news from the closing peer
+  EXPECT_EQ(f.w->peers.at(0).requested.size(), requested) << "no requests to a closing peer";
+  caf::anon_send(f.torrent, peer_connected{0, {}, true});
+  f.sched.run();
+  EXPECT_EQ(f.progress().peers, 0u) << "a closing peer is not counted";
+  f.finish_close(0);
+  f.add_peer(7100);
+  EXPECT_EQ(f.w->peers.size(), 2u) << "the late close frees no slot twice nor redials 7000";
+  f.connect_and_unchoke(1);
+  EXPECT_EQ(f.w->peers.at(1).requested.size(), 8u) << "the new connection downloads";
 }
 
 TEST(torrent_lifecycle, seeding_to_paused_and_back_to_seeding) {
