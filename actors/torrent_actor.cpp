@@ -11,18 +11,20 @@
 //                       |  |                          |   ^                              |
 //                       |  |                    pause |   | resume (not complete)        v
 //                       |  |                          v   |                           seeding
-//                       |  +--all verified, flushed---|---|----------------------------> | ^
+//                       |  +--all verified------------|---|----------------------------> | ^
 //                       |                             |   |                        pause | |
 //                       +--pause asked meanwhile---> paused <----------------------------+ |
 //                                                     +---------resume (complete)----------+
 //
 //   paused: every peer closed, 'stopped' announced, verified pieces kept (resume data saved),
 //   nothing dialled or accepted; resume announces 'started' and dials at once.
+//   seeding from the check: peers at once, the files flushed meanwhile, then 'finished'.
 //   any state --stop_request--> stopping --every peer closed, or 500 ms--> (done: quit)
 //   checking | downloading | seeding | paused --storage error--> failed --stop--> stopping
+//   failed: every peer closed, 'stopped' announced, nothing dialled or accepted.
 //
-// Where future per-torrent code goes: rate limits (set_torrent_limits) and file priorities
-// (set_file_priorities) are handled in common_handlers (any state); the storage actor is
+// Where future per-torrent code goes: handlers for rate limits (set_torrent_limits) and file
+// priorities (set_file_priorities) belong in common_handlers (any state); the storage actor is
 // spawned in spawn_torrent, before the first state is entered.
 #include "actors/torrent_actor.hpp"
 
@@ -371,8 +373,9 @@ void connect_more(self_ptr self) {
 
 torrent_progress make_progress(const torrent_state& st) {
   torrent_progress p;
+  p.known_peers = static_cast<std::uint32_t>(st.known.size());
   if (!st.cfg.meta || !st.picker)
-    return p; // awaiting metadata: nothing known yet
+    return p; // awaiting metadata: nothing known of the content yet
   p.total_size = st.meta().total_size;
   p.verified_bytes = st.picker->verified_bytes();
   p.dirty_bytes = st.picker->dirty_bytes();
@@ -384,14 +387,13 @@ torrent_progress make_progress(const torrent_state& st) {
     p.peers += e.active && !e.closing;
     p.peers_unchoked += e.active && !e.closing && !e.choked_us;
   }
-  p.known_peers = static_cast<std::uint32_t>(st.known.size());
   p.download_rate = st.rate;
   p.upload_rate = st.up_rate;
   p.uploaded_payload = st.payload_up;
   p.checking = st.state == phase::checking && !st.finishing;
   p.check_done = st.check_done;
   p.check_total = st.check_total;
-  p.seeding = st.done;
+  p.seeding = st.done && st.state != phase::paused;
   return p;
 }
 std::string render_metrics(self_ptr self, const torrent_progress& p) {
@@ -452,6 +454,10 @@ void fail_torrent(self_ptr self, const error& reason) {
     return;
   }
   enter(self, phase::failed);
+  // A failed torrent keeps no connection, and trackers stop handing it out.
+  close_all_peers(self, "torrent failed");
+  if (st.tracker)
+    send_announce(self, st.announces.stopped());
 }
 
 /// Every piece verified and the files flushed: seeding from now on (or later, when paused).
@@ -460,14 +466,10 @@ void on_flushed(self_ptr self) {
   if (st.state == phase::failed)
     return;
   st.done = true;
-  bool was_checking = st.state == phase::checking;
-  if (was_checking && st.pause_requested)
-    pause(self); // asked while the files were flushed; 'started' went out already
-  else if (was_checking)
-    enter(self, phase::seeding);
   if (st.state == phase::downloading)
     enter(self, phase::seeding);
-  send_announce(self, st.announces.completed()); // nothing while paused: sent on resume
+  if (st.tracker) // nothing while paused: sent on resume
+    send_announce(self, st.announces.completed());
   if (st.state == phase::seeding) {
     // Seeding now: a peer that has everything too has nothing to trade with us.
     for (auto& [slot, e] : st.peers) {
@@ -478,8 +480,6 @@ void on_flushed(self_ptr self) {
     }
   }
   self->send(st.cfg.observer, torrent_finished{make_progress(st)});
-  if (was_checking)
-    connect_more(self);
 }
 
 /// When every piece is verified: no more requests; the files are flushed before anyone is told.
@@ -487,8 +487,7 @@ void maybe_finish(self_ptr self) {
   auto& st = self->state;
   if (st.finishing || !st.picker->complete())
     return;
-  if (st.state != phase::downloading && st.state != phase::checking &&
-      st.state != phase::paused)
+  if (st.state == phase::stopping || st.state == phase::failed)
     return;
   st.finishing = true;
   for (auto& [slot, e] : st.peers) {
@@ -616,8 +615,11 @@ void run_choker(self_ptr self) {
   for (auto& [slot, e] : st.peers)
     if (e.active && e.peer_interested && !e.banned && !e.closing)
       candidates.push_back(choker::candidate{slot, e.down_round, e.up_round});
-  auto unchoke = st.chokes->run(std::move(candidates), st.done, st.ticks / 10,
-                                st.peers.count(st.chokes->optimistic()) != 0);
+  // A banned, closing or uninterested optimistic peer is no candidate: it loses its slot.
+  bool optimistic_present =
+    std::any_of(candidates.begin(), candidates.end(),
+                [&](const choker::candidate& c) { return c.slot == st.chokes->optimistic(); });
+  auto unchoke = st.chokes->run(std::move(candidates), st.done, st.ticks / 10, optimistic_present);
   for (auto& [slot, e] : st.peers) {
     bool choke = std::find(unchoke.begin(), unchoke.end(), slot) == unchoke.end();
     if (choke != e.am_choking && e.active && !e.closing) {
@@ -842,7 +844,8 @@ void pause(self_ptr self) {
   auto& st = self->state;
   enter(self, phase::paused);
   close_all_peers(self, "paused");
-  send_announce(self, st.announces.stopped());
+  if (st.tracker)
+    send_announce(self, st.announces.stopped());
   st.verified_since_save = 0;
   st.last_save = clock_type::now();
   self->send(st.storage, save_resume_now{});
@@ -853,16 +856,18 @@ void resume(self_ptr self) {
   auto& st = self->state;
   auto now = clock_type::now();
   enter(self, st.done ? phase::seeding : phase::downloading);
-  st.announces.restart(now);
-  send_announce(self, st.announces.first());
-  if (st.done)
-    send_announce(self, st.announces.completed()); // completed while paused
+  if (st.tracker) {
+    st.announces.restart(now);
+    send_announce(self, st.announces.first());
+    if (st.done)
+      send_announce(self, st.announces.completed()); // completed while paused
+  }
   st.known.reset_backoff(now);
   connect_more(self);
   maybe_finish(self); // the last pieces may have verified while paused
 }
 
-/// checking -> downloading | seeding (after the flush) | paused.
+/// checking -> downloading | seeding | paused.
 void on_checked(self_ptr self, existing_checked& ec) {
   auto& st = self->state;
   st.check_cancel.reset();
@@ -871,22 +876,22 @@ void on_checked(self_ptr self, existing_checked& ec) {
   if (ec.checked > 0 || !ec.verified.empty())
     st.log->info("existing data: {} of {} pieces verified ({} hashed)", ec.verified.size(),
                  st.meta().piece_count(), ec.checked);
-  if (st.picker->complete())
+  bool complete = st.picker->complete();
+  if (complete)
     st.announces.complete_at_start(); // BEP 3: no 'completed' for what was complete at start
-  if (st.picker->complete() && !st.pause_requested) {
-    // Announce now, not at the next tick: peers are what we wait for.
-    send_announce(self, st.announces.first());
-    maybe_finish(self); // stays in checking until the files are flushed, then seeding
-    return;
-  }
   if (st.pause_requested) {
-    pause(self); // quiet until resumed: not even 'completed' is announced before 'started'
+    pause(self); // quiet until resumed
     maybe_finish(self);
     return;
   }
-  enter(self, phase::downloading);
-  send_announce(self, st.announces.first());
+  // A complete torrent seeds at once: what the check verified is on disk already and may be
+  // served while the files are flushed; the flush only decides when it reports itself finished.
+  enter(self, complete ? phase::seeding : phase::downloading);
+  // Announce now, not at the next tick: peers are what we wait for.
+  if (st.tracker)
+    send_announce(self, st.announces.first());
   connect_more(self);
+  maybe_finish(self);
 }
 
 /// What every state with metainfo handles alike; the state's own handlers come first.
@@ -1190,8 +1195,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         [=](existing_checked& ec) {
           if (self->state.state == phase::checking)
             on_checked(self, ec);
-          else if (self->state.state == phase::stopping) // record what was verified
-            for (auto p : ec.verified)
+          else if (self->state.state == phase::stopping || self->state.state == phase::failed)
+            for (auto p : ec.verified) // record what was verified (resume data, progress)
               self->state.picker->set_have(piece_index{p});
         },
         [=](caf::error& err) {

@@ -150,6 +150,8 @@ struct fixture {
     bool tracker = false;       // announces go to a scripted tracker (w->announces)
     bool pause_at_start = false; // told to pause during the data check
     std::uint32_t max_peers = 50;
+    bool fail_at_start = false; // storage reports a failure during the data check
+    bool hold_start = false;    // nothing runs until the test runs the scheduler
   };
 
   /// A torrent of `pieces` pieces of 4 blocks; `peers` scripted peers are known to it.
@@ -207,7 +209,10 @@ struct fixture {
       caf::anon_send(torrent, stop_request{});
     if (opt.pause_at_start)
       caf::anon_send(torrent, pause_torrent{});
-    sched.run(); // the data check, then the peers are dialled
+    if (opt.fail_at_start)
+      caf::anon_send(torrent, storage_failed{error{errc::io_error, "disk gone"}});
+    if (!opt.hold_start)
+      sched.run(); // the data check, then the peers are dialled
   }
 
   ~fixture() {
@@ -714,6 +719,7 @@ TEST(torrent_lifecycle, seeding_to_paused_and_back_to_seeding) {
   EXPECT_EQ(f.w->peers.at(0).reason, "paused");
   EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
   EXPECT_TRUE(f.live_peers().empty());
+  EXPECT_FALSE(f.progress().seeding) << "paused";
   f.resume();
   EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped, ev::started}))
     << "complete at start: never 'completed'";
@@ -760,20 +766,71 @@ TEST(torrent_lifecycle, paused_to_stopping_announces_stopped_only_once) {
 TEST(torrent_lifecycle, a_storage_failure_fails_the_torrent_until_it_is_stopped) {
   fixture f(2, 1, {false, false, true});
   f.connect_and_unchoke(0);
-  auto before = f.w->peers.at(0).requested.size();
   caf::anon_send(f.torrent, storage_failed{error{errc::io_error, "disk full"}});
   f.sched.run();
   EXPECT_TRUE(f.w->failed);
   EXPECT_NE(f.log.str().find("storage: disk full"), std::string::npos) << f.log.str();
+  EXPECT_EQ(f.w->peers.at(0).reason, "torrent failed") << "a failed torrent keeps no peer";
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
   f.add_peer(7100);
-  EXPECT_EQ(f.live_peers().size(), 1u) << "a failed torrent dials nobody";
-  f.choke(0);
-  f.unchoke(0);
-  EXPECT_EQ(f.w->peers.at(0).requested.size(), before) << "and requests nothing";
-  f.resume(); // ignored
+  EXPECT_EQ(f.w->peers.size(), 1u) << "a failed torrent dials nobody";
+  f.resume();
+  f.pause();
+  f.resume();
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}))
+    << "resume does not bring a failed torrent back";
+  EXPECT_EQ(f.w->peers.size(), 1u) << "still failed: nobody dialled";
   caf::anon_send(f.torrent, stop_request{});
   f.sched.run();
   EXPECT_TRUE(f.w->stopped);
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
+}
+
+TEST(torrent_lifecycle, a_storage_failure_during_the_check_keeps_what_it_verified) {
+  fixture::options opt;
+  opt.data_on_disk = true;
+  opt.fail_at_start = true;
+  fixture f(2, 1, opt);
+  EXPECT_TRUE(f.w->failed);
+  EXPECT_EQ(f.progress().pieces_verified, 2u);
+  EXPECT_TRUE(f.w->peers.empty());
+}
+
+TEST(torrent_lifecycle, a_complete_torrent_takes_peers_before_its_files_are_flushed) {
+  fixture::options opt;
+  opt.data_on_disk = true;
+  opt.tracker = true;
+  opt.hold_start = true;
+  fixture f(2, 1, opt);
+  // Run until the check's 'started' reached the tracker: the flush was asked after it.
+  while (f.w->announces.empty() && f.sched.try_run_once()) {
+  }
+  ASSERT_EQ(f.w->announces, (std::vector<ev>{ev::started}));
+  EXPECT_EQ(f.w->peers.size(), 1u) << "dialled with the announce, not after the flush";
+  // The flush then fails (the file was deleted): the peer dialled meanwhile is closed.
+  std::filesystem::remove(f.dir + "/t.bin");
+  f.sched.run();
+  EXPECT_TRUE(f.w->failed);
+  EXPECT_FALSE(f.w->finished);
+  ASSERT_EQ(f.w->peers.size(), 1u);
+  EXPECT_EQ(f.w->peers.at(0).reason, "torrent failed");
+}
+
+TEST(torrent_lifecycle, a_pause_during_the_check_of_incomplete_data) {
+  fixture::options opt;
+  opt.tracker = true;
+  opt.pause_at_start = true;
+  fixture f(2, 1, opt);
+  auto p = f.progress();
+  EXPECT_FALSE(p.checking);
+  EXPECT_FALSE(p.seeding);
+  EXPECT_TRUE(f.w->peers.empty()) << "paused: nobody dialled";
+  EXPECT_TRUE(f.w->announces.empty()) << "never started: nothing to stop";
+  f.resume();
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started}));
+  ASSERT_EQ(f.live_peers().size(), 1u);
+  f.connect_and_unchoke(f.live_peers()[0]);
+  EXPECT_EQ(f.w->peers.at(f.live_peers()[0]).requested.size(), 8u) << "downloading";
 }
 
 TEST(torrent_lifecycle, without_metainfo_it_awaits_metadata_until_stopped) {
@@ -798,6 +855,7 @@ TEST(torrent_lifecycle, without_metainfo_it_awaits_metadata_until_stopped) {
   });
   sched.run();
   EXPECT_EQ(p.pieces, 0u) << "nothing known yet";
+  EXPECT_EQ(p.known_peers, 1u);
   EXPECT_FALSE(dialled);
   caf::anon_send(t, stop_request{});
   sched.run();
