@@ -46,6 +46,7 @@ struct peer_log {
   std::vector<block_ref> cancelled;
   bool disconnected = false;
   std::string reason;
+  bool choked = true; // the last set_choke the torrent sent it
 };
 
 struct world {
@@ -84,7 +85,7 @@ caf::behavior scripted_peer(caf::event_based_actor* self, peer_config pc,
       self->quit();
     },
     [=](set_interested) {},
-    [=](set_choke) {},
+    [=](set_choke c) { w->peers[slot].choked = c.choke; },
     [=](our_pieces&) {},
   };
 }
@@ -152,6 +153,7 @@ struct fixture {
     std::uint32_t max_peers = 50;
     bool fail_at_start = false; // storage reports a failure during the data check
     bool hold_start = false;    // nothing runs until the test runs the scheduler
+    std::uint32_t upload_slots = 4;
   };
 
   /// A torrent of `pieces` pieces of 4 blocks; `peers` scripted peers are known to it.
@@ -185,6 +187,7 @@ struct fixture {
     tc.detached_storage = false;
     tc.max_peers_per_ip = 100;
     tc.max_peers = opt.max_peers;
+    tc.upload_slots = opt.upload_slots;
     tc.observer = sys.spawn(observer, w);
     for (std::uint32_t i = 0; i < peers; ++i)
       tc.peers.push_back(endpoint{"127.0.0.1", static_cast<std::uint16_t>(7000 + i)});
@@ -281,6 +284,22 @@ struct fixture {
     caf::anon_send(torrent, peer_closed{slot, p.reason, false});
     caf::anon_send_exit(p.handle, caf::exit_reason::user_shutdown);
     sched.run();
+  }
+  /// The peer in `slot` says whether it is interested in us.
+  void interested(peer_slot slot, bool yes) {
+    peer_activity a;
+    a.slot = slot;
+    a.interest_changed = true;
+    a.interested = yes;
+    caf::anon_send(torrent, std::move(a));
+    sched.run();
+  }
+  /// One-second ticks until the torrent has counted `n` of them (the choker runs every 10th).
+  void ticks(int n) {
+    for (int i = 0; i < n; ++i) {
+      sched.trigger_timeouts();
+      sched.run();
+    }
   }
   /// The scripted tracker answers the oldest announce it held.
   void answer_announce() {
@@ -710,6 +729,25 @@ TEST(torrent_lifecycle, peers_closing_after_a_pause_are_gone_for_a_resume) {
   EXPECT_EQ(f.w->peers.size(), 2u) << "the late close frees no slot twice nor redials 7000";
   f.connect_and_unchoke(1);
   EXPECT_EQ(f.w->peers.at(1).requested.size(), 8u) << "the new connection downloads";
+}
+
+TEST(torrent_lifecycle, an_optimistic_peer_that_loses_interest_loses_its_slot) {
+  fixture::options opt;
+  opt.data_on_disk = true;
+  opt.upload_slots = 1; // one by rate, one optimistic
+  fixture f(2, 3, opt);
+  for (peer_slot s = 0; s < 3; ++s)
+    f.connect_leecher(s);
+  for (peer_slot s = 0; s < 3; ++s)
+    f.interested(s, true);
+  f.ticks(9); // round 1: slot 2 by rate (ties go to the newest), slot 1 optimistic
+  ASSERT_FALSE(f.w->peers.at(2).choked);
+  ASSERT_FALSE(f.w->peers.at(1).choked);
+  ASSERT_TRUE(f.w->peers.at(0).choked);
+  f.interested(1, false);
+  f.ticks(10); // round 2: not a rotation round, but the optimistic peer is no candidate
+  EXPECT_TRUE(f.w->peers.at(1).choked) << "uninterested: its optimistic slot goes";
+  EXPECT_FALSE(f.w->peers.at(0).choked) << "to the one interested peer left choked";
 }
 
 TEST(torrent_lifecycle, seeding_to_paused_and_back_to_seeding) {
