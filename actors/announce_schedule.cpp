@@ -27,8 +27,10 @@ std::optional<announce_schedule::event> announce_schedule::stopped() {
   if (halted_)
     return std::nullopt;
   halted_ = true;
-  if (!started_ && !in_flight())
-    return std::nullopt; // no tracker knows us
+  // The tracker may know us if it accepted a 'started' or has one (or later) under way; not if
+  // the last thing it was sent is a farewell (paused again before the resume announced).
+  if (!started_ && (!in_flight() || in_flight_.back() == event::stopped))
+    return std::nullopt;
   started_ = false;
   return send(event::stopped);
 }
@@ -47,6 +49,15 @@ announce_schedule::event announce_schedule::on_result(const result& r, bool have
   }
   if (ev == event::stopped)
     return ev; // a farewell: it schedules nothing
+  // A reply to an announce sent before a 'stopped' still queued (a pause, maybe a resume since)
+  // is stale: the tracker will have forgotten us, so it neither starts us nor moves the next
+  // announce, and after the farewell's reply the resume's 'started' goes out at once.
+  if (std::find(in_flight_.begin(), in_flight_.end(), event::stopped) != in_flight_.end())
+    return ev;
+  // 'completed' with no 'started' accepted (sent on a resume while the old 'stopped' was still
+  // in flight) is not a start either: 'started' is still due.
+  if (ev == event::completed && !started_)
+    return ev;
   if (!r.ok) {
     ++failures_;
     retry_delay_ = std::chrono::seconds(std::min(300, 5 << std::min<std::uint32_t>(failures_, 6)));

@@ -28,6 +28,9 @@ public:
   std::optional<event> poll(clock::time_point now);
   /// 'completed', exactly once per torrent, even while another announce is in flight.
   std::optional<event> completed();
+  /// Complete when the torrent started: 'completed' is never announced (BEP 3: it is sent when
+  /// the download completes, not for a torrent that was complete at start).
+  void complete_at_start() noexcept { completed_sent_ = true; }
   /// 'stopped', once per 'started', when a tracker knows us (or may: an announce is under way).
   /// After it, nothing is announced until restart().
   std::optional<event> stopped();
@@ -42,6 +45,7 @@ public:
   /// The answer to the oldest announce in flight. Returns that announce's event, and schedules
   /// the next routine announce (`have_peers` false: at the tracker's min interval, >= 15 s).
   /// After a failure the next try is 5 s doubling per failure up to 300 s (retry_delay()).
+  /// A reply to an announce sent before a 'stopped' still in flight is stale: it changes nothing.
   event on_result(const result& r, bool have_peers, clock::time_point now);
 
   bool in_flight() const noexcept { return !in_flight_.empty(); }

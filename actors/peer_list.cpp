@@ -53,6 +53,16 @@ void peer_list::on_closed(std::size_t i, bool was_active, bool ban, clock::time_
   k.next_try = now + std::chrono::seconds(backoff);
 }
 
+void peer_list::release(std::size_t i, clock::time_point now) {
+  auto& k = known_[i];
+  if (k.st == state::banned)
+    return;
+  if (k.st == state::connected)
+    k.attempts = 0;
+  k.st = state::idle;
+  k.next_try = now;
+}
+
 void peer_list::reset_backoff(clock::time_point now) {
   for (auto& k : known_)
     if (k.st == state::idle)

@@ -6,6 +6,7 @@
 //   idle --dial--> connecting --handshake--> connected
 //    ^                 |                         |
 //    +----backoff------+--------closed-----------+        any --ban / misbehaved--> banned
+//    +-----------------+---release (we close it)-+  at once: a resume redials it
 #pragma once
 
 #include <chrono>
@@ -68,6 +69,10 @@ public:
   /// `ban`: never dial it again. A peer banned meanwhile stays banned.
   void on_closed(std::size_t i, bool was_active, bool ban, clock::time_point now);
   void ban(std::size_t i) { known_[i].st = state::banned; }
+  /// We are closing the connection to known peer `i` ourselves (a pause): it is idle and may be
+  /// dialled again at once, without waiting for the close to complete. Its on_closed is then
+  /// not called (but for a ban).
+  void release(std::size_t i, clock::time_point now);
   /// Every idle peer may be dialled at `now` (a resumed torrent does not wait out the backoff
   /// of the connections its pause closed).
   void reset_backoff(clock::time_point now);

@@ -11,18 +11,20 @@
 //                       |  |                          |   ^                              |
 //                       |  |                    pause |   | resume (not complete)        v
 //                       |  |                          v   |                           seeding
-//                       |  +--all verified, flushed---|---|----------------------------> | ^
+//                       |  +--all verified------------|---|----------------------------> | ^
 //                       |                             |   |                        pause | |
 //                       +--pause asked meanwhile---> paused <----------------------------+ |
 //                                                     +---------resume (complete)----------+
 //
 //   paused: every peer closed, 'stopped' announced, verified pieces kept (resume data saved),
 //   nothing dialled or accepted; resume announces 'started' and dials at once.
+//   seeding from the check: peers at once, the files flushed meanwhile, then 'finished'.
 //   any state --stop_request--> stopping --every peer closed, or 500 ms--> (done: quit)
 //   checking | downloading | seeding | paused --storage error--> failed --stop--> stopping
+//   failed: every peer closed, 'stopped' announced, nothing dialled or accepted.
 //
-// Where future per-torrent code goes: rate limits (set_torrent_limits) and file priorities
-// (set_file_priorities) are handled in common_handlers (any state); the storage actor is
+// Where future per-torrent code goes: handlers for rate limits (set_torrent_limits) and file
+// priorities (set_file_priorities) belong in common_handlers (any state); the storage actor is
 // spawned in spawn_torrent, before the first state is entered.
 #include "actors/torrent_actor.hpp"
 
@@ -95,6 +97,9 @@ struct peer_entry {
   bool am_choking = true;
   bool banned = false;
   bool both_seeds = false;       // dropped because neither side needs anything: don't redial
+  // Told to disconnect by a pause or a stop; gone for the torrent until its peer_closed arrives
+  // (no requests, no slot in any limit, its peer-list entry already released).
+  bool closing = false;
   std::uint64_t down_round = 0;  // payload from / to the peer in this choke round
   std::uint64_t up_round = 0;
   std::uint64_t uploaded = 0;
@@ -198,7 +203,7 @@ void send_announce(self_ptr self, std::optional<tracker::event> ev) {
 void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   auto& st = self->state;
   if (st.state != phase::downloading || st.finishing || e.choked_us || !e.has_bits ||
-      !e.active || e.banned)
+      !e.active || e.banned || e.closing)
     return;
   auto cap = std::size_t{e.requests->pipeline()}; // within the peer's BEP 10 reqq
   // Refill before the pipeline drains, in batches of at least a quarter of it.
@@ -275,14 +280,17 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
     else
       st.picker->remove_peer_pieces(e.bits);
   }
-  if (e.known != peer_list::no_entry)
+  // A closing peer's entry was released when it was told to close (a resume may have dialled
+  // it again since); only a ban still applies to it.
+  if (e.known != peer_list::no_entry && (!e.closing || misbehaved || e.banned))
     st.known.on_closed(e.known, e.active, misbehaved || e.banned || e.both_seeds,
                        clock_type::now());
   st.log->debug("peer {} gone: {}", e.ep.to_string(), reason);
   if (!e.banned && e.blocks_stored > 0)
     st.known.remember_departed(slot, peer_list::departed_peer{e.ep, e.known, e.id});
   st.slot_of.erase(e.handle.address());
-  st.known.connection_closed(e.ep.host);
+  if (!e.closing) // else counted out when told to close
+    st.known.connection_closed(e.ep.host);
   self->demonitor(e.handle);
   st.peers.erase(it);
   if (st.state == phase::stopping) {
@@ -328,6 +336,31 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   return pc.slot;
 }
 
+/// Connections that count towards the limits: not the ones closing.
+std::size_t open_peers(const torrent_state& st) {
+  std::size_t n = 0;
+  for (auto& [slot, e] : st.peers)
+    n += !e.closing;
+  return n;
+}
+
+/// Tells every peer to close. They count for nothing from now on, and the peer list gets their
+/// entries back at once, so that a resume dials them again without waiting for their close.
+void close_all_peers(self_ptr self, const char* why) {
+  auto& st = self->state;
+  auto now = clock_type::now();
+  for (auto& [slot, e] : st.peers) {
+    if (e.closing)
+      continue;
+    drop_outstanding(st, slot);
+    e.closing = true;
+    if (e.known != peer_list::no_entry)
+      st.known.release(e.known, now);
+    st.known.connection_closed(e.ep.host);
+    self->send(e.handle, disconnect_peer{why});
+  }
+}
+
 void connect_more(self_ptr self) {
   auto& st = self->state;
   if (!st.running())
@@ -338,9 +371,9 @@ void connect_more(self_ptr self) {
     return;
   std::uint32_t half_open = 0;
   for (auto& [slot, e] : st.peers)
-    half_open += !e.active && e.known != peer_list::no_entry;
+    half_open += !e.active && !e.closing && e.known != peer_list::no_entry;
   auto room = [](std::size_t limit, std::size_t used) { return limit > used ? limit - used : 0; };
-  std::size_t limit = std::min<std::size_t>({8, room(st.cfg.max_peers, st.peers.size()),
+  std::size_t limit = std::min<std::size_t>({8, room(st.cfg.max_peers, open_peers(st)),
                                              room(st.cfg.max_half_open, half_open)});
   if (limit == 0)
     return;
@@ -352,8 +385,9 @@ void connect_more(self_ptr self) {
 
 torrent_progress make_progress(const torrent_state& st) {
   torrent_progress p;
+  p.known_peers = static_cast<std::uint32_t>(st.known.size());
   if (!st.cfg.meta || !st.picker)
-    return p; // awaiting metadata: nothing known yet
+    return p; // awaiting metadata: nothing known of the content yet
   p.total_size = st.meta().total_size;
   p.verified_bytes = st.picker->verified_bytes();
   p.dirty_bytes = st.picker->dirty_bytes();
@@ -362,17 +396,16 @@ torrent_progress make_progress(const torrent_state& st) {
   p.pieces_verified = st.picker->have_count();
   p.pieces_failed = st.pieces_failed;
   for (auto& [slot, e] : st.peers) {
-    p.peers += e.active;
-    p.peers_unchoked += e.active && !e.choked_us;
+    p.peers += e.active && !e.closing;
+    p.peers_unchoked += e.active && !e.closing && !e.choked_us;
   }
-  p.known_peers = static_cast<std::uint32_t>(st.known.size());
   p.download_rate = st.rate;
   p.upload_rate = st.up_rate;
   p.uploaded_payload = st.payload_up;
   p.checking = st.state == phase::checking && !st.finishing;
   p.check_done = st.check_done;
   p.check_total = st.check_total;
-  p.seeding = st.done;
+  p.seeding = st.done && st.state != phase::paused;
   return p;
 }
 std::string render_metrics(self_ptr self, const torrent_progress& p) {
@@ -433,6 +466,10 @@ void fail_torrent(self_ptr self, const error& reason) {
     return;
   }
   enter(self, phase::failed);
+  // A failed torrent keeps no connection, and trackers stop handing it out.
+  close_all_peers(self, "torrent failed");
+  if (st.tracker)
+    send_announce(self, st.announces.stopped());
 }
 
 /// Every piece verified and the files flushed: seeding from now on (or later, when paused).
@@ -441,14 +478,10 @@ void on_flushed(self_ptr self) {
   if (st.state == phase::failed)
     return;
   st.done = true;
-  bool was_checking = st.state == phase::checking;
-  if (was_checking && st.pause_requested)
-    pause(self); // asked while the files were flushed; 'started' went out already
-  else if (was_checking)
-    enter(self, phase::seeding);
   if (st.state == phase::downloading)
     enter(self, phase::seeding);
-  send_announce(self, st.announces.completed()); // nothing while paused: sent on resume
+  if (st.tracker) // nothing while paused: sent on resume
+    send_announce(self, st.announces.completed());
   if (st.state == phase::seeding) {
     // Seeding now: a peer that has everything too has nothing to trade with us.
     for (auto& [slot, e] : st.peers) {
@@ -459,8 +492,6 @@ void on_flushed(self_ptr self) {
     }
   }
   self->send(st.cfg.observer, torrent_finished{make_progress(st)});
-  if (was_checking)
-    connect_more(self);
 }
 
 /// When every piece is verified: no more requests; the files are flushed before anyone is told.
@@ -468,8 +499,7 @@ void maybe_finish(self_ptr self) {
   auto& st = self->state;
   if (st.finishing || !st.picker->complete())
     return;
-  if (st.state != phase::downloading && st.state != phase::checking &&
-      st.state != phase::paused)
+  if (st.state == phase::stopping || st.state == phase::failed)
     return;
   st.finishing = true;
   for (auto& [slot, e] : st.peers) {
@@ -595,13 +625,16 @@ void run_choker(self_ptr self) {
   auto& st = self->state;
   std::vector<choker::candidate> candidates;
   for (auto& [slot, e] : st.peers)
-    if (e.active && e.peer_interested && !e.banned)
+    if (e.active && e.peer_interested && !e.banned && !e.closing)
       candidates.push_back(choker::candidate{slot, e.down_round, e.up_round});
-  auto unchoke = st.chokes->run(std::move(candidates), st.done, st.ticks / 10,
-                                st.peers.count(st.chokes->optimistic()) != 0);
+  // A banned, closing or uninterested optimistic peer is no candidate: it loses its slot.
+  bool optimistic_present =
+    std::any_of(candidates.begin(), candidates.end(),
+                [&](const choker::candidate& c) { return c.slot == st.chokes->optimistic(); });
+  auto unchoke = st.chokes->run(std::move(candidates), st.done, st.ticks / 10, optimistic_present);
   for (auto& [slot, e] : st.peers) {
     bool choke = std::find(unchoke.begin(), unchoke.end(), slot) == unchoke.end();
-    if (choke != e.am_choking && e.active) {
+    if (choke != e.am_choking && e.active && !e.closing) {
       e.am_choking = choke;
       self->send(e.handle, set_choke{choke});
     }
@@ -612,11 +645,11 @@ void run_choker(self_ptr self) {
 /// Unchokes an interested peer at once while a slot is free, instead of waiting for the round.
 void fill_free_slot(self_ptr self, peer_entry& e) {
   auto& st = self->state;
-  if (!st.running() || !e.am_choking || !e.peer_interested || !e.active || e.banned)
+  if (!st.running() || !e.am_choking || !e.peer_interested || !e.active || e.banned || e.closing)
     return;
   std::size_t unchoked = 0;
   for (auto& [slot, other] : st.peers)
-    unchoked += !other.am_choking;
+    unchoked += !other.am_choking && !other.closing;
   if (!st.chokes->has_free_slot(unchoked))
     return;
   e.am_choking = false;
@@ -791,7 +824,7 @@ void refuse(self_ptr self, incoming_peer& ip, const char* why) {
 void accept_peer(self_ptr self, incoming_peer& ip) {
   auto& st = self->state;
   bool ip_full = st.known.connections_from(ip.remote.host) >= st.cfg.max_peers_per_ip;
-  if (st.peers.size() >= st.cfg.max_peers)
+  if (open_peers(st) >= st.cfg.max_peers)
     return refuse(self, ip, "too many peers");
   if (ip_full)
     return refuse(self, ip, "too many connections from this address");
@@ -809,8 +842,7 @@ void enter_stopping(self_ptr self) {
     st.tracker_cancel->store(true);
   enter(self, phase::stopping);
   st.finishing = true;
-  for (auto& [slot, e] : st.peers)
-    self->send(e.handle, disconnect_peer{"shutting down"});
+  close_all_peers(self, "shutting down");
   // Peers publish their last counters as they close; wait for them (bounded).
   if (st.peers.empty())
     finish_stop(self);
@@ -823,11 +855,9 @@ void enter_stopping(self_ptr self) {
 void pause(self_ptr self) {
   auto& st = self->state;
   enter(self, phase::paused);
-  for (auto& [slot, e] : st.peers) {
-    drop_outstanding(st, slot);
-    self->send(e.handle, disconnect_peer{"paused"});
-  }
-  send_announce(self, st.announces.stopped());
+  close_all_peers(self, "paused");
+  if (st.tracker)
+    send_announce(self, st.announces.stopped());
   st.verified_since_save = 0;
   st.last_save = clock_type::now();
   self->send(st.storage, save_resume_now{});
@@ -838,16 +868,18 @@ void resume(self_ptr self) {
   auto& st = self->state;
   auto now = clock_type::now();
   enter(self, st.done ? phase::seeding : phase::downloading);
-  st.announces.restart(now);
-  send_announce(self, st.announces.first());
-  if (st.done)
-    send_announce(self, st.announces.completed()); // completed while paused
+  if (st.tracker) {
+    st.announces.restart(now);
+    send_announce(self, st.announces.first());
+    if (st.done)
+      send_announce(self, st.announces.completed()); // completed while paused
+  }
   st.known.reset_backoff(now);
   connect_more(self);
   maybe_finish(self); // the last pieces may have verified while paused
 }
 
-/// checking -> downloading | seeding (after the flush) | paused.
+/// checking -> downloading | seeding | paused.
 void on_checked(self_ptr self, existing_checked& ec) {
   auto& st = self->state;
   st.check_cancel.reset();
@@ -856,20 +888,22 @@ void on_checked(self_ptr self, existing_checked& ec) {
   if (ec.checked > 0 || !ec.verified.empty())
     st.log->info("existing data: {} of {} pieces verified ({} hashed)", ec.verified.size(),
                  st.meta().piece_count(), ec.checked);
-  if (st.picker->complete() && !st.pause_requested) {
-    // Announce now, not at the next tick: peers are what we wait for.
-    send_announce(self, st.announces.first());
-    maybe_finish(self); // stays in checking until the files are flushed, then seeding
-    return;
-  }
+  bool complete = st.picker->complete();
+  if (complete)
+    st.announces.complete_at_start(); // BEP 3: no 'completed' for what was complete at start
   if (st.pause_requested) {
-    pause(self); // quiet until resumed: not even 'completed' is announced before 'started'
+    pause(self); // quiet until resumed
     maybe_finish(self);
     return;
   }
-  enter(self, phase::downloading);
-  send_announce(self, st.announces.first());
+  // A complete torrent seeds at once: what the check verified is on disk already and may be
+  // served while the files are flushed; the flush only decides when it reports itself finished.
+  enter(self, complete ? phase::seeding : phase::downloading);
+  // Announce now, not at the next tick: peers are what we wait for.
+  if (st.tracker)
+    send_announce(self, st.announces.first());
   connect_more(self);
+  maybe_finish(self);
 }
 
 /// What every state with metainfo handles alike; the state's own handlers come first.
@@ -894,6 +928,8 @@ caf::message_handler common_handlers(self_ptr self) {
       if (it == st.peers.end())
         return;
       auto& e = it->second;
+      if (e.closing)
+        return; // its handshake finished after it was told to close
       e.active = true;
       e.id = pc.id;
       if (st.known.banned_id(pc.id)) {
@@ -1006,7 +1042,7 @@ caf::message_handler common_handlers(self_ptr self) {
       if (st.pending_haves.empty())
         return;
       for (auto& [slot, e] : st.peers)
-        if (e.active)
+        if (e.active && !e.closing)
           self->send(e.handle, our_pieces{false, {}, st.pending_haves});
       st.pending_haves.clear();
     },
@@ -1018,7 +1054,11 @@ caf::message_handler common_handlers(self_ptr self) {
     [=](announce_result& r) {
       auto& st = self->state;
       announce_schedule::result res{r.result.ok(), r.interval, r.min_interval};
-      auto ev = st.announces.on_result(res, !st.peers.empty(), clock_type::now());
+      auto now = clock_type::now();
+      auto ev = st.announces.on_result(res, !st.peers.empty(), now);
+      // The reply to a pause's 'stopped' may be what a resume's 'started' waited for.
+      if (st.running())
+        send_announce(self, st.announces.poll(now));
       if (!r.result) {
         if (ev != tracker::event::stopped)
           st.log->warn("tracker: {} (retrying in {} s)", r.result.error().message,
@@ -1173,8 +1213,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         [=](existing_checked& ec) {
           if (self->state.state == phase::checking)
             on_checked(self, ec);
-          else if (self->state.state == phase::stopping) // record what was verified
-            for (auto p : ec.verified)
+          else if (self->state.state == phase::stopping || self->state.state == phase::failed)
+            for (auto p : ec.verified) // record what was verified (resume data, progress)
               self->state.picker->set_have(piece_index{p});
         },
         [=](caf::error& err) {

@@ -100,3 +100,44 @@ TEST(announce_schedule, a_restart_announces_started_again_and_completed_never_tw
   EXPECT_FALSE(s.completed());
   EXPECT_EQ(s.stopped(), ev::stopped);
 }
+
+TEST(announce_schedule, a_reply_from_before_a_pause_neither_starts_us_nor_delays_the_next) {
+  // started in flight, paused (stopped queued), resumed, then the stale 'started' reply.
+  announce_schedule s;
+  EXPECT_EQ(s.first(), ev::started);
+  EXPECT_EQ(s.stopped(), ev::stopped);
+  s.restart(t0);
+  EXPECT_FALSE(s.first()) << "two in flight";
+  EXPECT_EQ(s.on_result(ok(1800), true, t0), ev::started);
+  EXPECT_FALSE(s.started()) << "the tracker was told 'stopped' after it";
+  EXPECT_EQ(s.next_announce(), t0) << "the stale reply does not move the next announce";
+  EXPECT_FALSE(s.poll(t0)) << "'stopped' still in flight";
+  EXPECT_EQ(s.on_result(ok(1800), true, t0), ev::stopped);
+  EXPECT_EQ(s.poll(t0), ev::started) << "resume's 'started' goes out after the farewell";
+  EXPECT_EQ(s.on_result(ok(1800), true, t0), ev::started);
+  EXPECT_TRUE(s.started());
+  EXPECT_EQ(s.next_announce(), t0 + 1800s);
+}
+
+TEST(announce_schedule, a_failed_reply_from_before_a_pause_adds_no_retry_delay) {
+  announce_schedule s;
+  s.first();
+  s.stopped();
+  s.restart(t0);
+  s.on_result(failed, true, t0);
+  EXPECT_EQ(s.failures(), 0u);
+  EXPECT_EQ(s.next_announce(), t0);
+}
+
+TEST(announce_schedule, paused_again_before_the_resume_announced_says_stopped_once) {
+  announce_schedule s;
+  s.first();
+  s.on_result(ok(900), true, t0);
+  EXPECT_EQ(s.stopped(), ev::stopped);
+  s.restart(t0);
+  EXPECT_FALSE(s.first()) << "'stopped' in flight";
+  EXPECT_FALSE(s.stopped()) << "the tracker was told already";
+  s.restart(t0);
+  EXPECT_EQ(s.on_result(ok(900), true, t0), ev::stopped);
+  EXPECT_EQ(s.poll(t0), ev::started);
+}

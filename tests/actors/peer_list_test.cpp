@@ -104,3 +104,20 @@ TEST(peer_list, departed_peers_are_remembered_up_to_the_bound) {
   EXPECT_EQ(l.departed(2), nullptr);
   EXPECT_FALSE(l.take_departed(2));
 }
+
+TEST(peer_list, a_connection_we_close_is_released_for_a_dial_at_once) {
+  peer_list l;
+  l.add(ep("10.0.0.1", 1));
+  l.add(ep("10.0.0.1", 2));
+  l.add(ep("10.0.0.1", 3));
+  ASSERT_EQ(l.take_dials(t0, 8, 100).size(), 3u);
+  l.on_connected(0);
+  l.ban(2);
+  l.release(0, t0); // paused: told to close, the close not complete yet
+  l.release(1, t0);
+  l.release(2, t0);
+  EXPECT_EQ(l.at(0).st, peer_list::state::idle);
+  EXPECT_EQ(l.at(0).attempts, 0u) << "it had completed its handshake";
+  EXPECT_EQ(l.at(2).st, peer_list::state::banned) << "a ban survives";
+  EXPECT_EQ(l.take_dials(t0, 8, 100), (std::vector<std::size_t>{0, 1}));
+}

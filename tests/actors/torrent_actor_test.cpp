@@ -46,6 +46,7 @@ struct peer_log {
   std::vector<block_ref> cancelled;
   bool disconnected = false;
   std::string reason;
+  bool choked = true; // the last set_choke the torrent sent it
 };
 
 struct world {
@@ -54,6 +55,9 @@ struct world {
   bool finished = false;
   int finished_count = 0;
   std::vector<tracker::event> announces; // what the scripted tracker was asked, in order
+  bool hold_announces = false; // the scripted tracker keeps its replies (answer_announce())
+  int held_announces = 0;
+  bool slow_close = false; // a disconnected peer closes when the test says (finish_close())
   bool failed = false;
   bool stopped = false;
   torrent_progress final; // from torrent_stopped
@@ -75,11 +79,13 @@ caf::behavior scripted_peer(caf::event_based_actor* self, peer_config pc,
       auto& p = w->peers[slot];
       p.disconnected = true;
       p.reason = d.reason;
+      if (w->slow_close)
+        return;
       self->send(p.pc.torrent, peer_closed{slot, d.reason, false});
       self->quit();
     },
     [=](set_interested) {},
-    [=](set_choke) {},
+    [=](set_choke c) { w->peers[slot].choked = c.choke; },
     [=](our_pieces&) {},
   };
 }
@@ -99,12 +105,24 @@ caf::behavior observer(caf::event_based_actor*, std::shared_ptr<world> w) {
   };
 }
 
-/// Stands in for the tracker announcer: records each event and answers at once (no peers).
+announce_result tracker_reply() {
+  announce_result r;
+  r.url = "http://127.0.0.1:1/announce";
+  r.interval = 1800;
+  return r;
+}
+
+/// Stands in for the tracker announcer: records each event and answers at once (no peers), or
+/// later while the world holds announces.
 caf::behavior scripted_tracker(caf::event_based_actor* self, caf::actor torrent,
                                std::shared_ptr<world> w) {
   return {
     [=](const announce& a) {
       w->announces.push_back(a.ev);
+      if (w->hold_announces) {
+        ++w->held_announces;
+        return;
+      }
       announce_result r;
       r.url = "http://127.0.0.1:1/announce";
       r.interval = 1800;
@@ -132,6 +150,10 @@ struct fixture {
     bool stop_at_start = false; // told to stop before anything ran: during the data check
     bool tracker = false;       // announces go to a scripted tracker (w->announces)
     bool pause_at_start = false; // told to pause during the data check
+    std::uint32_t max_peers = 50;
+    bool fail_at_start = false; // storage reports a failure during the data check
+    bool hold_start = false;    // nothing runs until the test runs the scheduler
+    std::uint32_t upload_slots = 4;
   };
 
   /// A torrent of `pieces` pieces of 4 blocks; `peers` scripted peers are known to it.
@@ -164,6 +186,8 @@ struct fixture {
     tc.use_trackers = false;
     tc.detached_storage = false;
     tc.max_peers_per_ip = 100;
+    tc.max_peers = opt.max_peers;
+    tc.upload_slots = opt.upload_slots;
     tc.observer = sys.spawn(observer, w);
     for (std::uint32_t i = 0; i < peers; ++i)
       tc.peers.push_back(endpoint{"127.0.0.1", static_cast<std::uint16_t>(7000 + i)});
@@ -188,7 +212,10 @@ struct fixture {
       caf::anon_send(torrent, stop_request{});
     if (opt.pause_at_start)
       caf::anon_send(torrent, pause_torrent{});
-    sched.run(); // the data check, then the peers are dialled
+    if (opt.fail_at_start)
+      caf::anon_send(torrent, storage_failed{error{errc::io_error, "disk gone"}});
+    if (!opt.hold_start)
+      sched.run(); // the data check, then the peers are dialled
   }
 
   ~fixture() {
@@ -251,6 +278,36 @@ struct fixture {
     sched.run();
   }
 
+  /// The peer in `slot`, told to disconnect while slow_close was set, closes now.
+  void finish_close(peer_slot slot) {
+    auto& p = w->peers.at(slot);
+    caf::anon_send(torrent, peer_closed{slot, p.reason, false});
+    caf::anon_send_exit(p.handle, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+  /// The peer in `slot` says whether it is interested in us.
+  void interested(peer_slot slot, bool yes) {
+    peer_activity a;
+    a.slot = slot;
+    a.interest_changed = true;
+    a.interested = yes;
+    caf::anon_send(torrent, std::move(a));
+    sched.run();
+  }
+  /// One-second ticks until the torrent has counted `n` of them (the choker runs every 10th).
+  void ticks(int n) {
+    for (int i = 0; i < n; ++i) {
+      sched.trigger_timeouts();
+      sched.run();
+    }
+  }
+  /// The scripted tracker answers the oldest announce it held.
+  void answer_announce() {
+    ASSERT_GT(w->held_announces, 0);
+    --w->held_announces;
+    caf::anon_send(torrent, tracker_reply());
+    sched.run();
+  }
   void pause() {
     caf::anon_send(torrent, pause_torrent{});
     sched.run();
@@ -581,7 +638,8 @@ TEST(torrent_lifecycle, checking_to_seeding_when_the_data_is_complete) {
   EXPECT_TRUE(p.seeding);
   EXPECT_EQ(p.pieces_verified, 2u);
   EXPECT_EQ(f.w->finished_count, 1);
-  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::completed}));
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started}))
+    << "BEP 3: no 'completed' for a torrent complete at start";
   ASSERT_EQ(f.live_peers().size(), 1u) << "a seed dials peers too";
   f.connect_and_unchoke(0);
   EXPECT_TRUE(f.w->peers.at(0).requested.empty()) << "a seed requests nothing";
@@ -628,17 +686,81 @@ TEST(torrent_lifecycle, downloading_to_paused_and_back_keeps_verified_pieces) {
   EXPECT_TRUE(f.progress().seeding);
 }
 
+TEST(torrent_lifecycle, a_quick_pause_and_resume_announces_started_again) {
+  fixture f(2, 1, {false, false, true});
+  // 'started' went out and was answered at once; a routine announce is next, in 30 min.
+  f.w->hold_announces = true;
+  f.pause();
+  f.resume();
+  f.pause();
+  f.resume();
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}))
+    << "'started' waits for the farewell's reply";
+  f.answer_announce();
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped, ev::started}))
+    << "the resume's 'started' goes out as soon as 'stopped' is answered";
+  f.pause();
+  f.resume(); // 'started' in flight, 'stopped' queued behind it, then resumed
+  f.answer_announce(); // the stale 'started'
+  EXPECT_EQ(f.w->announces.size(), 4u);
+  f.answer_announce(); // 'stopped'
+  EXPECT_EQ(f.w->announces,
+            (std::vector<ev>{ev::started, ev::stopped, ev::started, ev::stopped, ev::started}))
+    << "a reply to a 'started' sent before the pause does not count as started";
+}
+
+TEST(torrent_lifecycle, peers_closing_after_a_pause_are_gone_for_a_resume) {
+  fixture::options opt;
+  opt.max_peers = 1;
+  fixture f(2, 1, opt);
+  f.connect_and_unchoke(0);
+  auto requested = f.w->peers.at(0).requested.size();
+  f.w->slow_close = true;
+  f.pause();
+  f.resume(); // before peer 0 has closed
+  ASSERT_EQ(f.w->peers.size(), 2u) << "its address is dialled again at once, within max_peers";
+  f.unchoke(0); // late news from the closing peer
+  EXPECT_EQ(f.w->peers.at(0).requested.size(), requested) << "no requests to a closing peer";
+  caf::anon_send(f.torrent, peer_connected{0, {}, true});
+  f.sched.run();
+  EXPECT_EQ(f.progress().peers, 0u) << "a closing peer is not counted";
+  f.finish_close(0);
+  f.add_peer(7100);
+  EXPECT_EQ(f.w->peers.size(), 2u) << "the late close frees no slot twice nor redials 7000";
+  f.connect_and_unchoke(1);
+  EXPECT_EQ(f.w->peers.at(1).requested.size(), 8u) << "the new connection downloads";
+}
+
+TEST(torrent_lifecycle, an_optimistic_peer_that_loses_interest_loses_its_slot) {
+  fixture::options opt;
+  opt.data_on_disk = true;
+  opt.upload_slots = 1; // one by rate, one optimistic
+  fixture f(2, 3, opt);
+  for (peer_slot s = 0; s < 3; ++s)
+    f.connect_leecher(s);
+  for (peer_slot s = 0; s < 3; ++s)
+    f.interested(s, true);
+  f.ticks(9); // round 1: slot 2 by rate (ties go to the newest), slot 1 optimistic
+  ASSERT_FALSE(f.w->peers.at(2).choked);
+  ASSERT_FALSE(f.w->peers.at(1).choked);
+  ASSERT_TRUE(f.w->peers.at(0).choked);
+  f.interested(1, false);
+  f.ticks(10); // round 2: not a rotation round, but the optimistic peer is no candidate
+  EXPECT_TRUE(f.w->peers.at(1).choked) << "uninterested: its optimistic slot goes";
+  EXPECT_FALSE(f.w->peers.at(0).choked) << "to the one interested peer left choked";
+}
+
 TEST(torrent_lifecycle, seeding_to_paused_and_back_to_seeding) {
   fixture f(2, 1, {true, false, true});
   f.connect_leecher(0);
   f.pause();
   EXPECT_EQ(f.w->peers.at(0).reason, "paused");
-  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::completed, ev::stopped}));
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
   EXPECT_TRUE(f.live_peers().empty());
+  EXPECT_FALSE(f.progress().seeding) << "paused";
   f.resume();
-  EXPECT_EQ(f.w->announces,
-            (std::vector<ev>{ev::started, ev::completed, ev::stopped, ev::started}))
-    << "'completed' is announced once per torrent";
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped, ev::started}))
+    << "complete at start: never 'completed'";
   EXPECT_TRUE(f.progress().seeding);
   EXPECT_EQ(f.w->finished_count, 1);
   ASSERT_EQ(f.live_peers().size(), 1u);
@@ -652,7 +774,8 @@ TEST(torrent_lifecycle, a_pause_during_the_check_takes_effect_after_it) {
   EXPECT_TRUE(f.live_peers().empty()) << "paused: nobody dialled";
   EXPECT_TRUE(f.w->announces.empty()) << "never started: nothing to stop";
   f.resume();
-  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::completed}));
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started}))
+    << "BEP 3: no 'completed' for a torrent complete at start";
   EXPECT_TRUE(f.progress().seeding);
   EXPECT_EQ(f.live_peers().size(), 1u);
 }
@@ -681,20 +804,71 @@ TEST(torrent_lifecycle, paused_to_stopping_announces_stopped_only_once) {
 TEST(torrent_lifecycle, a_storage_failure_fails_the_torrent_until_it_is_stopped) {
   fixture f(2, 1, {false, false, true});
   f.connect_and_unchoke(0);
-  auto before = f.w->peers.at(0).requested.size();
   caf::anon_send(f.torrent, storage_failed{error{errc::io_error, "disk full"}});
   f.sched.run();
   EXPECT_TRUE(f.w->failed);
   EXPECT_NE(f.log.str().find("storage: disk full"), std::string::npos) << f.log.str();
+  EXPECT_EQ(f.w->peers.at(0).reason, "torrent failed") << "a failed torrent keeps no peer";
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
   f.add_peer(7100);
-  EXPECT_EQ(f.live_peers().size(), 1u) << "a failed torrent dials nobody";
-  f.choke(0);
-  f.unchoke(0);
-  EXPECT_EQ(f.w->peers.at(0).requested.size(), before) << "and requests nothing";
-  f.resume(); // ignored
+  EXPECT_EQ(f.w->peers.size(), 1u) << "a failed torrent dials nobody";
+  f.resume();
+  f.pause();
+  f.resume();
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}))
+    << "resume does not bring a failed torrent back";
+  EXPECT_EQ(f.w->peers.size(), 1u) << "still failed: nobody dialled";
   caf::anon_send(f.torrent, stop_request{});
   f.sched.run();
   EXPECT_TRUE(f.w->stopped);
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
+}
+
+TEST(torrent_lifecycle, a_storage_failure_during_the_check_keeps_what_it_verified) {
+  fixture::options opt;
+  opt.data_on_disk = true;
+  opt.fail_at_start = true;
+  fixture f(2, 1, opt);
+  EXPECT_TRUE(f.w->failed);
+  EXPECT_EQ(f.progress().pieces_verified, 2u);
+  EXPECT_TRUE(f.w->peers.empty());
+}
+
+TEST(torrent_lifecycle, a_complete_torrent_takes_peers_before_its_files_are_flushed) {
+  fixture::options opt;
+  opt.data_on_disk = true;
+  opt.tracker = true;
+  opt.hold_start = true;
+  fixture f(2, 1, opt);
+  // Run until the check's 'started' reached the tracker: the flush was asked after it.
+  while (f.w->announces.empty() && f.sched.try_run_once()) {
+  }
+  ASSERT_EQ(f.w->announces, (std::vector<ev>{ev::started}));
+  EXPECT_EQ(f.w->peers.size(), 1u) << "dialled with the announce, not after the flush";
+  // The flush then fails (the file was deleted): the peer dialled meanwhile is closed.
+  std::filesystem::remove(f.dir + "/t.bin");
+  f.sched.run();
+  EXPECT_TRUE(f.w->failed);
+  EXPECT_FALSE(f.w->finished);
+  ASSERT_EQ(f.w->peers.size(), 1u);
+  EXPECT_EQ(f.w->peers.at(0).reason, "torrent failed");
+}
+
+TEST(torrent_lifecycle, a_pause_during_the_check_of_incomplete_data) {
+  fixture::options opt;
+  opt.tracker = true;
+  opt.pause_at_start = true;
+  fixture f(2, 1, opt);
+  auto p = f.progress();
+  EXPECT_FALSE(p.checking);
+  EXPECT_FALSE(p.seeding);
+  EXPECT_TRUE(f.w->peers.empty()) << "paused: nobody dialled";
+  EXPECT_TRUE(f.w->announces.empty()) << "never started: nothing to stop";
+  f.resume();
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started}));
+  ASSERT_EQ(f.live_peers().size(), 1u);
+  f.connect_and_unchoke(f.live_peers()[0]);
+  EXPECT_EQ(f.w->peers.at(f.live_peers()[0]).requested.size(), 8u) << "downloading";
 }
 
 TEST(torrent_lifecycle, without_metainfo_it_awaits_metadata_until_stopped) {
@@ -719,6 +893,7 @@ TEST(torrent_lifecycle, without_metainfo_it_awaits_metadata_until_stopped) {
   });
   sched.run();
   EXPECT_EQ(p.pieces, 0u) << "nothing known yet";
+  EXPECT_EQ(p.known_peers, 1u);
   EXPECT_FALSE(dialled);
   caf::anon_send(t, stop_request{});
   sched.run();
