@@ -161,13 +161,16 @@ int cmd_info(const std::string& path) {
   if (!m->comment.empty())
     std::printf("comment:     %s\n", printable(m->comment).c_str());
   std::printf("files:       %zu\n", m->files.size() - pads);
+  // Numbered from 1, padding files left out: the numbers `download --select-file` takes.
+  std::size_t number = 0;
   for (auto& f : m->files) {
     if (f.pad)
       continue;
     std::string p;
     for (auto& c : f.path)
       p += (p.empty() ? "" : "/") + c;
-    std::printf("  %12llu  %s\n", static_cast<unsigned long long>(f.length), printable(p).c_str());
+    std::printf("  %4zu  %12llu  %s\n", ++number, static_cast<unsigned long long>(f.length),
+                printable(p).c_str());
   }
   return 0;
 }
