@@ -24,11 +24,16 @@ void piece_picker::set_priorities(const std::vector<file_priority>& pieces) {
     if (old == now)
       continue;
     priority_[i] = now;
-    if (old == file_priority::skip)
+    const bool held = have_.test(p);
+    if (old == file_priority::skip) {
       wanted_bytes_ += piece_size(p);
-    if (now == file_priority::skip)
+      wanted_verified_bytes_ += held ? piece_size(p) : 0;
+    }
+    if (now == file_priority::skip) {
       wanted_bytes_ -= piece_size(p);
-    if (have_.test(p))
+      wanted_verified_bytes_ -= held ? piece_size(p) : 0;
+    }
+    if (held)
       continue;
     wanted_left_ += (now != file_priority::skip) - (old != file_priority::skip);
     high_left_ += (now == file_priority::high) - (old == file_priority::high);
@@ -47,8 +52,10 @@ void piece_picker::count_held(piece_index p) {
   have_.set(p);
   ++have_count_;
   verified_bytes_ += piece_size(p);
-  if (priority_[p.value] != file_priority::skip)
+  if (priority_[p.value] != file_priority::skip) {
     --wanted_left_;
+    wanted_verified_bytes_ += piece_size(p);
+  }
   if (priority_[p.value] == file_priority::high)
     --high_left_;
 }
@@ -400,16 +407,22 @@ bool piece_picker::consistent() const {
     dirty += dirty_bytes(d.piece);
   }
   std::uint32_t wanted = 0, high = 0;
+  std::uint64_t wanted_bytes = 0, wanted_verified = 0;
   for (std::uint32_t i = 0; i < piece_count_; ++i) {
     piece_index p{i};
     wanted += this->wanted(p);
+    if (priority_[i] != file_priority::skip) {
+      wanted_bytes += piece_size(p);
+      wanted_verified += have_.test(p) ? piece_size(p) : 0;
+    }
     high += !have_.test(p) && priority_[i] == file_priority::high;
     // A skip piece is never pickable (unless started before it was deselected: then parked).
     if (priority_[i] == file_priority::skip && !avail_.parked(p))
       return false;
   }
   return dirty == dirty_total_ && have_.count() == have_count_ && wanted == wanted_left_ &&
-         high == high_left_;
+         high == high_left_ && wanted_bytes == wanted_bytes_ &&
+         wanted_verified == wanted_verified_bytes_;
 }
 
 } // namespace actorrent

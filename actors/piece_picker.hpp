@@ -60,6 +60,8 @@ public:
   }
   /// Bytes of the wanted pieces, held or not (what a selective download fetches in all).
   std::uint64_t wanted_bytes() const noexcept { return wanted_bytes_; }
+  /// Bytes of the wanted pieces held.
+  std::uint64_t wanted_verified_bytes() const noexcept { return wanted_verified_bytes_; }
 
   // -- priorities (file selection) -----------------------------------------------------------
   /// One priority per piece (size piece_count()). A piece set to skip while it is downloading
@@ -161,6 +163,7 @@ private:
   std::uint32_t wanted_left_ = 0;         // wanted pieces not held
   std::uint32_t high_left_ = 0;           // high pieces not held
   std::uint64_t wanted_bytes_ = 0;
+  std::uint64_t wanted_verified_bytes_ = 0;
   bool sequential_ = false;
   std::uint32_t sequential_cursor_ = 0;   // every piece below it is held or skip
   std::uint64_t verified_bytes_ = 0;

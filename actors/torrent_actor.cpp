@@ -18,6 +18,7 @@
 #include "actors/storage_actor.hpp"
 #include "actors/tracker_actor.hpp"
 #include "protocol/metainfo.hpp"
+#include "storage/file_selection.hpp"
 #include "storage/file_store.hpp"
 
 namespace actorrent {
@@ -145,7 +146,8 @@ struct torrent_state {
 using self_ptr = caf::stateful_actor<torrent_state>*;
 
 std::uint64_t bytes_left(const torrent_state& st) {
-  return st.meta().total_size - st.picker->verified_bytes();
+  // Of the selected pieces only: a selective download that has them all has nothing left.
+  return st.picker->wanted_bytes() - st.picker->wanted_verified_bytes();
 }
 
 void send_announce(self_ptr self, tracker::event ev) {
@@ -341,8 +343,9 @@ void connect_more(self_ptr self) {
 
 torrent_progress make_progress(const torrent_state& st) {
   torrent_progress p;
-  p.total_size = st.meta().total_size;
-  p.verified_bytes = st.picker->verified_bytes();
+  // With a file selection, progress is of the selected pieces.
+  p.total_size = st.picker->wanted_bytes();
+  p.verified_bytes = st.picker->wanted_verified_bytes();
   p.dirty_bytes = st.picker->dirty_bytes();
   p.downloaded_payload = st.payload_down;
   p.pieces = st.meta().piece_count();
@@ -697,7 +700,7 @@ bool apply_delta(torrent_state& st, peer_entry& e, availability_delta& d, bool i
           continue;
         e.bits.set(p);
         picker.avail().increment(p);
-        interesting = interesting || !picker.have(p);
+        interesting = interesting || picker.wanted(p);
       }
       picker.count_availability_update(d.haves.size());
       if (e.bits.all()) {
@@ -766,6 +769,12 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
     const auto& m = *st.cfg.meta;
     st.picker = std::make_unique<piece_picker>(m.piece_count(), m.piece_length, m.total_size);
     st.picker->recompute_from_scratch(st.cfg.recompute_requests);
+    // File selection: storage was opened with the file priorities, the picker takes the
+    // pieces' (a piece the highest of its files').
+    if (!st.cfg.file_priorities.empty())
+      if (auto pieces = piece_priorities(m, st.cfg.file_priorities))
+        st.picker->set_priorities(*pieces);
+    st.picker->set_sequential(st.cfg.sequential);
     auto me = caf::actor_cast<caf::actor>(self);
     st.storage = spawn_storage(self->system(), std::move(*store), st.cfg.meta, me,
                                st.cfg.detached_storage);
@@ -1015,6 +1024,28 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           self->delayed_send(self, std::chrono::milliseconds(500), stop_deadline{});
       },
       [=](stop_deadline) { finish_stop(self); },
+      // File selection changed through the API: storage creates newly selected files (before
+      // any of their blocks is requested), the picker re-prioritises, peers are re-evaluated.
+      [=](set_file_priorities& fp) {
+        auto& st = self->state;
+        auto pieces = piece_priorities(st.meta(), fp.priorities);
+        if (!pieces) {
+          st.log->warn("file priorities ignored: {}", pieces.error().message);
+          return;
+        }
+        self->send(st.storage, fp);
+        st.picker->set_priorities(*pieces);
+        if (st.finishing && !st.failed && !st.stopping && !st.picker->complete())
+          st.finishing = st.done = false; // a wider selection: downloading again
+        for (auto& [slot, e] : st.peers) {
+          if (!e.has_bits)
+            continue;
+          update_interest(self, e, st.picker->is_interesting(e.seed ? nullptr : &e.bits) &&
+                                     !st.finishing);
+          refill(self, slot, e);
+        }
+        maybe_finish(self);
+      },
     };
   });
 }

@@ -22,6 +22,7 @@
 #include "actors/torrent_actor.hpp"
 #include "protocol/metainfo.hpp"
 #include "storage/file_layout.hpp"
+#include "storage/file_selection.hpp"
 #include "storage/file_store.hpp"
 #include "storage/resume.hpp"
 
@@ -193,6 +194,9 @@ struct download_options {
   double seed_ratio = 0;      // stop seeding once uploaded >= ratio * size (0: no limit)
   double seed_time = 0;       // stop seeding after this many seconds (0: no limit)
   bool seed_only = false;     // the `seed` command: the data must already be complete
+  std::vector<std::string> select_files; // --select-file LIST (1-based, as `info` numbers)
+  std::vector<std::string> select_globs; // --select GLOB
+  bool sequential = false;               // --sequential: pieces in order (streaming)
   int verbosity = 0;
   bool quiet = false;
 };
@@ -211,6 +215,18 @@ int cmd_download(const download_options& opt) {
     std::fprintf(stderr, "error: %s: %s\n", opt.torrent.c_str(), layout.error().message.c_str());
     return 2;
   }
+  // File selection: one priority per file; a bad list or a glob matching nothing ends the run
+  // here, before anything is created.
+  auto selection = select_files(*layout, opt.select_files, opt.select_globs);
+  if (!selection) {
+    std::fprintf(stderr, "error: %s\n", selection.error().message.c_str());
+    return 2;
+  }
+  const bool selective = !opt.select_files.empty() || !opt.select_globs.empty();
+  std::uint64_t selected_size = 0;
+  for (std::size_t i = 0; i < meta->files.size(); ++i)
+    if (!meta->files[i].pad && (*selection)[i] != file_priority::skip)
+      selected_size += meta->files[i].length;
   std::vector<endpoint> peers;
   for (auto& p : opt.peers) {
     endpoint ep;
@@ -269,7 +285,8 @@ int cmd_download(const download_options& opt) {
       return 1;
     }
   }
-  auto store = file_store::open(shared_layout, opt.out_dir);
+  auto store = file_store::open(shared_layout, opt.out_dir, *selection,
+                                part_file_path(opt.out_dir, meta->hash));
   if (!store) {
     std::fprintf(stderr, "error: %s\n", store.error().message.c_str());
     return store.error().code == errc::unsafe_path ? 2 : 1;
@@ -314,6 +331,9 @@ int cmd_download(const download_options& opt) {
       tc.upload_slots = opt.upload_slots;
       tc.peer_timeout_s = opt.peer_timeout_s;
       tc.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
+      if (selective)
+        tc.file_priorities = *selection;
+      tc.sequential = opt.sequential;
       for (auto p : resume.trusted)
         tc.trusted_pieces.push_back(p);
       for (auto p : resume.to_check)
@@ -380,13 +400,15 @@ int cmd_download(const download_options& opt) {
               // What this run fetched (a resumed download already had part of it).
               double rate =
                 elapsed > 0 ? static_cast<double>(last.downloaded_payload) / elapsed : 0;
+              // With a selection: the selected files' size. Last: what this run fetched.
               std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u "
-                          "failed the hash check, %llu bytes uploaded\n",
+                          "failed the hash check, %llu bytes uploaded, %llu bytes downloaded\n",
                           printable(meta->name).c_str(),
-                          static_cast<unsigned long long>(meta->content_size()),
+                          static_cast<unsigned long long>(selected_size),
                           elapsed, human_size(rate).c_str(), last.pieces_verified,
                           last.pieces_failed,
-                          static_cast<unsigned long long>(last.uploaded_payload));
+                          static_cast<unsigned long long>(last.uploaded_payload),
+                          static_cast<unsigned long long>(last.downloaded_payload));
             }
             std::fflush(stdout);
             if (!opt.seed) {
@@ -526,6 +548,15 @@ int main(int argc, char** argv) {
     ->capture_default_str()
     ->check(CLI::Range(1u, 2000u));
   download->add_flag("--seed", dl.seed, "keep seeding after the download completes");
+  download->add_option("--select-file", dl.select_files,
+                       "download only these files, numbered as `info` lists them: 1,3-5 "
+                       "(repeatable; with --select: either)")
+    ->allow_extra_args(false);
+  download->add_option("--select", dl.select_globs,
+                       "download only files whose path inside the torrent matches GLOB (*, ?, "
+                       "[..]; without '/': the file name in any folder; repeatable)")
+    ->allow_extra_args(false);
+  download->add_flag("--sequential", dl.sequential, "fetch pieces in order (for streaming)");
 
   create_options co;
   std::string create_out;

@@ -1175,9 +1175,16 @@ TEST(piece_picker, held_skip_pieces_do_not_count_as_wanted) {
   EXPECT_TRUE(d.pp.consistent());
   EXPECT_EQ(d.pp.wanted_left(), 2u);
   EXPECT_EQ(d.pp.have_count(), 1u);
+  EXPECT_EQ(d.pp.wanted_verified_bytes(), 0u);
   d.pp.set_have(piece_index{1});
   d.pp.set_have(piece_index{2});
   EXPECT_TRUE(d.pp.complete());
+  EXPECT_EQ(d.pp.wanted_verified_bytes(), d.pp.wanted_bytes());
   set_prios(d, "nnnn"); // 0 is held already: only 3 is left
   EXPECT_EQ(d.pp.wanted_left(), 1u);
+  EXPECT_EQ(d.pp.wanted_verified_bytes(), 3ull * piece4);
+  EXPECT_EQ(d.pp.wanted_bytes(), 4ull * piece4);
+  set_prios(d, "snss");
+  EXPECT_EQ(d.pp.wanted_verified_bytes(), std::uint64_t{piece4});
+  EXPECT_TRUE(d.pp.complete());
 }
