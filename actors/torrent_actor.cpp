@@ -444,9 +444,10 @@ void maybe_finish(self_ptr self) {
       st.done = true;
       st.announce_in_flight = false;
       send_announce(self, tracker::event::completed);
-      // Seeding now: a peer that has everything too has nothing to trade with us.
+      // Seeding now: a peer that has everything too has nothing to trade with us. Not after a
+      // partial selection: a wider one may want its pieces yet.
       for (auto& [slot, e] : st.peers) {
-        if (e.seed) {
+        if (e.seed && st.picker->have_count() == st.meta().piece_count()) {
           e.both_seeds = true;
           self->send(e.handle, disconnect_peer{"both sides are seeds"});
         }
@@ -718,7 +719,7 @@ bool apply_delta(torrent_state& st, peer_entry& e, availability_delta& d, bool i
 void after_availability(self_ptr self, peer_slot slot, peer_entry& e, bool interesting) {
   auto& st = self->state;
   update_interest(self, e, interesting && !st.finishing);
-  if (st.done && e.seed) {
+  if (st.done && e.seed && st.picker->have_count() == st.meta().piece_count()) {
     e.both_seeds = true;
     self->send(e.handle, disconnect_peer{"both sides are seeds"});
     return;
