@@ -198,6 +198,9 @@ status check_glob(std::string_view pattern) {
       while (k < pattern.size() && pattern[k] != ']') {
         if (pattern[k] == '\\')
           ++k;
+        if (k < pattern.size() && pattern[k] == '/')
+          return bad("'/' at column " + std::to_string(k + 1) +
+                     " is inside [...], where it can never match (paths are split at '/')");
         ++k;
       }
       if (k >= pattern.size())
@@ -209,6 +212,20 @@ status check_glob(std::string_view pattern) {
 }
 
 bool glob_match(std::string_view pattern, std::string_view path) {
+  // An escaped '/' is still the separator: drop its backslash (other escapes stay).
+  std::string unescaped;
+  if (pattern.find("\\/") != std::string_view::npos) {
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+      if (pattern[i] == '\\' && i + 1 < pattern.size()) {
+        if (pattern[i + 1] != '/')
+          unescaped += '\\';
+        unescaped += pattern[++i];
+      } else {
+        unescaped += pattern[i];
+      }
+    }
+    pattern = unescaped;
+  }
   if (pattern.find('/') == std::string_view::npos) {
     auto slash = path.rfind('/');
     return match_component(pattern,

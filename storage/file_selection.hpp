@@ -21,7 +21,7 @@ namespace actorrent {
 /// ("1,,3"), 0, a reversed range ("5-3"), an index above `count`, anything not a number.
 result<std::vector<std::uint32_t>> parse_file_list(std::string_view list, std::uint32_t count);
 
-/// Checks a glob pattern: not empty, every '[' closed, no trailing '\\'.
+/// Checks a glob pattern: not empty, every '[' closed, no '/' inside [...], no trailing '\\'.
 status check_glob(std::string_view pattern);
 
 /// fnmatch-like matching with '/' as the separator: '*' is any run of characters but '/', '?'

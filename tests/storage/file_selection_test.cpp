@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
+
+#include <fnmatch.h>
 
 using namespace actorrent;
 
@@ -110,12 +113,16 @@ TEST(glob, classes_escapes_and_double_star) {
   EXPECT_TRUE(glob_match("a/**/c.bin", "a/x/y/c.bin"));
   EXPECT_FALSE(glob_match("a/**/c.bin", "b/x/c.bin"));
   EXPECT_TRUE(glob_match("/top.bin", "top.bin"));
+  EXPECT_TRUE(glob_match("a\\/b*", "a/bc")); // an escaped '/' is still the separator
+  EXPECT_TRUE(glob_match("*\\/b", "a/b"));
 }
 
 TEST(glob, bad_patterns_are_refused_precisely) {
   EXPECT_EQ(check_glob("").error().message, "empty pattern");
   EXPECT_EQ(check_glob("a[bc").error().message, "'[' at column 2 is never closed");
   EXPECT_EQ(check_glob("a\\").error().message, "'\\' at the end of the pattern escapes nothing");
+  EXPECT_EQ(check_glob("a[b/]").error().message,
+            "'/' at column 4 is inside [...], where it can never match (paths are split at '/')");
   EXPECT_TRUE(check_glob("a[]]").ok());
   EXPECT_TRUE(check_glob("\\[x").ok());
 }
@@ -180,4 +187,41 @@ TEST(piece_priorities, padding_files_do_not_count) {
   using fp = file_priority;
   EXPECT_EQ(str(*piece_priorities(m, {fp::skip, fp::normal, fp::normal})), "sn");
   EXPECT_EQ(str(*piece_priorities(m, {fp::normal, fp::normal, fp::skip})), "ns");
+}
+
+// Differential: on patterns both understand (no "**", no leading '/'), glob_match agrees with
+// the C library's fnmatch: FNM_PATHNAME for patterns with '/', the file name otherwise.
+TEST(glob, agrees_with_fnmatch_on_random_patterns) {
+  std::mt19937 rng(20261202);
+  const std::string pattern_chars = "ab/*?[]!-\\";
+  const std::string name_chars = "ab-]!*";
+  auto pick = [&](const std::string& from) { return from[rng() % from.size()]; };
+  int compared = 0;
+  for (int i = 0; i < 200000 && compared < 20000; ++i) {
+    std::string pattern;
+    for (auto n = rng() % 8 + 1; n > 0; --n)
+      pattern += pick(pattern_chars);
+    // Left out: "**" and a leading '/' (fnmatch has neither meaning), and an escaped '/',
+    // which glibc matches only where no '*' precedes it in the component.
+    if (!check_glob(pattern).ok() || pattern.find("**") != std::string::npos ||
+        pattern.front() == '/' || pattern.find("\\/") != std::string::npos)
+      continue;
+    std::string path;
+    for (auto parts = rng() % 3 + 1; parts > 0; --parts) {
+      if (!path.empty())
+        path += '/';
+      for (auto n = rng() % 4 + 1; n > 0; --n)
+        path += pick(name_chars);
+    }
+    bool expected;
+    if (pattern.find('/') == std::string::npos) {
+      auto name = path.substr(path.rfind('/') + 1);
+      expected = ::fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
+    } else {
+      expected = ::fnmatch(pattern.c_str(), path.c_str(), FNM_PATHNAME) == 0;
+    }
+    ASSERT_EQ(glob_match(pattern, path), expected) << "pattern " << pattern << " path " << path;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 20000);
 }
