@@ -229,7 +229,8 @@ status file_store::move_from_part_file(std::size_t i) {
   if (part_->empty() || f.length == 0)
     return {};
   const std::uint32_t first = static_cast<std::uint32_t>(f.offset / l.piece_length());
-  const std::uint32_t last = static_cast<std::uint32_t>((f.offset + f.length - 1) / l.piece_length());
+  const std::uint32_t last =
+    static_cast<std::uint32_t>((f.offset + f.length - 1) / l.piece_length());
   std::vector<char> buf;
   for (std::uint32_t p = first; p <= last; ++p) {
     piece_index pi{p};

@@ -75,7 +75,8 @@ TEST(file_list, errors_name_the_item_and_column) {
   EXPECT_EQ(list_error("5-3", 9), "range 5-3 at column 1 is reversed (write 3-5)");
   EXPECT_EQ(list_error("2,7", 4),
             "file number 7 at column 3 is out of range (the torrent has 4 files)");
-  EXPECT_EQ(list_error("2", 1), "file number 2 at column 1 is out of range (the torrent has 1 file)");
+  EXPECT_EQ(list_error("2", 1),
+            "file number 2 at column 1 is out of range (the torrent has 1 file)");
   EXPECT_EQ(list_error("1,x", 3), "\"x\" at column 3 is not a file number");
   EXPECT_EQ(list_error(" 1", 3), "\" 1\" at column 1 is not a file number");
   EXPECT_EQ(list_error("1-", 3), "missing file number at column 3");

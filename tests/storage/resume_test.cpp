@@ -671,7 +671,7 @@ TEST_F(resume_test, the_selection_round_trips_and_older_files_record_none) {
             "1 file priorities for a torrent of 5 files");
 }
 
-TEST_F(resume_test, a_skipped_absent_file_keeps_boundary_pieces_trusted_while_the_part_file_is_there) {
+TEST_F(resume_test, a_skipped_absent_file_keeps_its_boundary_pieces_while_the_part_file_is_there) {
   // e skipped and never created: piece 4 (c and e) was verified with e's bytes in the part file.
   auto t = make_torrent(sample_files, 16);
   write_data(t);
