@@ -23,6 +23,9 @@ void piece_picker::set_priorities(const std::vector<file_priority>& pieces) {
     const auto now = pieces[i];
     if (old == now)
       continue;
+    const bool pickable = !avail_.parked(p);
+    high_pickable_ += pickable && now == file_priority::high;
+    high_pickable_ -= pickable && old == file_priority::high;
     priority_[i] = now;
     const bool held = have_.test(p);
     if (old == file_priority::skip) {
@@ -41,11 +44,23 @@ void piece_picker::set_priorities(const std::vector<file_priority>& pieces) {
     if (find_downloading(p))
       continue;
     if (now == file_priority::skip)
-      avail_.park(p);
+      park(p);
     else if (old == file_priority::skip)
-      avail_.unpark(p);
+      unpark(p);
   }
   sequential_cursor_ = 0; // pieces before it may be wanted now
+}
+
+void piece_picker::park(piece_index p) {
+  if (!avail_.parked(p) && priority_[p.value] == file_priority::high)
+    --high_pickable_;
+  avail_.park(p);
+}
+
+void piece_picker::unpark(piece_index p) {
+  if (avail_.parked(p) && priority_[p.value] == file_priority::high)
+    ++high_pickable_;
+  avail_.unpark(p);
 }
 
 void piece_picker::count_held(piece_index p) {
@@ -95,7 +110,7 @@ void piece_picker::set_have(piece_index p) {
     return;
   }
   count_held(p);
-  avail_.park(p);
+  park(p);
 }
 
 bool piece_picker::is_interesting(const bitfield* has) const {
@@ -119,7 +134,7 @@ piece_picker::downloading_piece* piece_picker::find_downloading(piece_index p) {
 
 piece_picker::downloading_piece& piece_picker::start_piece(piece_index p, peer_slot) {
   assert(downloading_index_[p.value] < 0);
-  avail_.park(p);
+  park(p);
   downloading_piece d;
   d.piece = p;
   d.blocks.resize(blocks_in_piece(p));
@@ -200,19 +215,22 @@ std::size_t piece_picker::pick(peer_slot peer, const bitfield* has, std::size_t 
     return n;
   // 2. Start new pieces, rarest first. Chosen first, started after: starting one re-orders the
   // buckets being walked.
-  // Skip pieces are parked, so no walk sees them. High pieces go first: a pass for them alone
-  // while any is left, then the others.
+  // Skip pieces are parked, so no walk sees them. High pieces go first: while any is
+  // pickable, a pass for them alone (it ends once it has seen them all), then the others.
   std::vector<piece_index> chosen;
   std::size_t planned = n;
-  bool high_pass = high_left_ > 0;
+  const bool split = high_pickable_ > 0;
+  bool high_pass = split;
+  std::uint32_t high_seen = 0;
   auto consider = [&](piece_index p) {
+    if (split && (priority_[p.value] == file_priority::high) != high_pass)
+      return true;
+    const bool last_high = high_pass && ++high_seen == high_pickable_;
     if (has && !has->test(p))
-      return true;
-    if (high_left_ > 0 && (priority_[p.value] == file_priority::high) != high_pass)
-      return true;
+      return !last_high;
     chosen.push_back(p);
     planned += blocks_in_piece(p);
-    return planned < max_blocks;
+    return planned < max_blocks && !last_high;
   };
   auto walk = [&] {
     if (sequential_) {
@@ -330,7 +348,7 @@ void piece_picker::on_request_dropped(peer_slot peer, block_ref b) {
       auto p = d->piece;
       finish_downloading(p);
       if (priority_[p.value] != file_priority::skip)
-        avail_.unpark(p);
+        unpark(p);
     }
   }
 }
@@ -356,7 +374,7 @@ void piece_picker::on_piece_verified(piece_index p) {
   std::uint32_t first = global_block(block_ref{p, 0});
   roaring_bitmap_remove_range(&received_.roaring, first, std::uint64_t{first} + blocks_in_piece(p));
   finish_downloading(p);
-  avail_.park(p);
+  park(p);
   count_held(p);
 }
 
@@ -406,7 +424,7 @@ bool piece_picker::consistent() const {
       return false;
     dirty += dirty_bytes(d.piece);
   }
-  std::uint32_t wanted = 0, high = 0;
+  std::uint32_t wanted = 0, high = 0, high_pickable = 0;
   std::uint64_t wanted_bytes = 0, wanted_verified = 0;
   for (std::uint32_t i = 0; i < piece_count_; ++i) {
     piece_index p{i};
@@ -416,12 +434,14 @@ bool piece_picker::consistent() const {
       wanted_verified += have_.test(p) ? piece_size(p) : 0;
     }
     high += !have_.test(p) && priority_[i] == file_priority::high;
+    high_pickable += !avail_.parked(p) && priority_[i] == file_priority::high;
     // A skip piece is never pickable (unless started before it was deselected: then parked).
     if (priority_[i] == file_priority::skip && !avail_.parked(p))
       return false;
   }
   return dirty == dirty_total_ && have_.count() == have_count_ && wanted == wanted_left_ &&
-         high == high_left_ && wanted_bytes == wanted_bytes_ &&
+         high == high_left_ && high_pickable == high_pickable_ &&
+         wanted_bytes == wanted_bytes_ &&
          wanted_verified == wanted_verified_bytes_;
 }
 

@@ -144,6 +144,9 @@ private:
 
   downloading_piece* find_downloading(piece_index p);
   void count_held(piece_index p); // p is held from now on (verified or trusted)
+  // The availability's park / unpark, keeping count of the high pieces left pickable.
+  void park(piece_index p);
+  void unpark(piece_index p);
   downloading_piece& start_piece(piece_index p, peer_slot peer);
   void finish_downloading(piece_index p); // remove from downloading_, without unparking
   std::size_t take_free_blocks(downloading_piece& d, peer_slot peer, std::size_t max_blocks,
@@ -162,6 +165,7 @@ private:
   std::vector<file_priority> priority_;   // per piece; all normal unless set_priorities
   std::uint32_t wanted_left_ = 0;         // wanted pieces not held
   std::uint32_t high_left_ = 0;           // high pieces not held
+  std::uint32_t high_pickable_ = 0;       // high pieces not parked
   std::uint64_t wanted_bytes_ = 0;
   std::uint64_t wanted_verified_bytes_ = 0;
   bool sequential_ = false;

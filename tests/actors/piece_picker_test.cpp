@@ -1188,3 +1188,20 @@ TEST(piece_picker, held_skip_pieces_do_not_count_as_wanted) {
   EXPECT_EQ(d.pp.wanted_verified_bytes(), std::uint64_t{piece4});
   EXPECT_TRUE(d.pp.complete());
 }
+
+TEST(piece_picker, a_peer_without_the_high_pieces_gets_normal_ones) {
+  driver d(make(4));
+  d.add(A, "0111");
+  d.add(B, "1111"); // availability 1 2 2 2
+  set_prios(d, "hnnn");
+  auto a = d.pick_refs(A, 4); // A lacks the high piece 0: a normal one
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_NE(a[0].piece.value, 0u);
+  EXPECT_EQ(d.pick(B, 4), "0.0 0.1 0.2 0.3"); // B has it: high first, though rarest too
+  set_prios(d, "snnh"); // the started piece 0 deselected, 3 raised
+  auto b = d.pick_refs(B, 4);
+  ASSERT_EQ(b.size(), 4u);
+  if (a[0].piece.value != 3)
+    EXPECT_EQ(b[0].piece.value, 3u) << show(b); // the raised piece, before rarer ones
+  EXPECT_NE(b[0].piece.value, 0u) << show(b);   // the deselected one is not restarted
+}
