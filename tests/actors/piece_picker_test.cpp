@@ -1201,7 +1201,8 @@ TEST(piece_picker, a_peer_without_the_high_pieces_gets_normal_ones) {
   set_prios(d, "snnh"); // the started piece 0 deselected, 3 raised
   auto b = d.pick_refs(B, 4);
   ASSERT_EQ(b.size(), 4u);
-  if (a[0].piece.value != 3)
+  if (a[0].piece.value != 3) {
     EXPECT_EQ(b[0].piece.value, 3u) << show(b); // the raised piece, before rarer ones
+  }
   EXPECT_NE(b[0].piece.value, 0u) << show(b);   // the deselected one is not restarted
 }
