@@ -10,8 +10,69 @@ piece_picker::piece_picker(std::uint32_t piece_count, std::uint32_t piece_length
   : piece_count_(piece_count), piece_length_(piece_length), total_size_(total_size),
     blocks_per_piece_((piece_length + block_size - 1) / block_size),
     avail_(piece_count, shuffle_seed), have_(piece_count),
-    downloading_index_(piece_count, -1) {
+    priority_(piece_count, file_priority::normal), wanted_left_(piece_count),
+    wanted_bytes_(total_size), downloading_index_(piece_count, -1) {
   assert(piece_length > 0);
+}
+
+void piece_picker::set_priorities(const std::vector<file_priority>& pieces) {
+  assert(pieces.size() == piece_count_);
+  for (std::uint32_t i = 0; i < piece_count_ && i < pieces.size(); ++i) {
+    piece_index p{i};
+    const auto old = priority_[i];
+    const auto now = pieces[i];
+    if (old == now)
+      continue;
+    const bool pickable = !avail_.parked(p);
+    high_pickable_ += pickable && now == file_priority::high;
+    high_pickable_ -= pickable && old == file_priority::high;
+    priority_[i] = now;
+    const bool held = have_.test(p);
+    if (old == file_priority::skip) {
+      wanted_bytes_ += piece_size(p);
+      wanted_verified_bytes_ += held ? piece_size(p) : 0;
+    }
+    if (now == file_priority::skip) {
+      wanted_bytes_ -= piece_size(p);
+      wanted_verified_bytes_ -= held ? piece_size(p) : 0;
+    }
+    if (held)
+      continue;
+    wanted_left_ += (now != file_priority::skip) - (old != file_priority::skip);
+    high_left_ += (now == file_priority::high) - (old == file_priority::high);
+    // A started piece is finished whatever it became: its blocks are on their way.
+    if (find_downloading(p))
+      continue;
+    if (now == file_priority::skip)
+      park(p);
+    else if (old == file_priority::skip)
+      unpark(p);
+  }
+  sequential_cursor_ = 0; // pieces before it may be wanted now
+}
+
+void piece_picker::park(piece_index p) {
+  if (!avail_.parked(p) && priority_[p.value] == file_priority::high)
+    --high_pickable_;
+  avail_.park(p);
+}
+
+void piece_picker::unpark(piece_index p) {
+  if (avail_.parked(p) && priority_[p.value] == file_priority::high)
+    ++high_pickable_;
+  avail_.unpark(p);
+}
+
+void piece_picker::count_held(piece_index p) {
+  have_.set(p);
+  ++have_count_;
+  verified_bytes_ += piece_size(p);
+  if (priority_[p.value] != file_priority::skip) {
+    --wanted_left_;
+    wanted_verified_bytes_ += piece_size(p);
+  }
+  if (priority_[p.value] == file_priority::high)
+    --high_left_;
 }
 
 std::uint32_t piece_picker::piece_size(piece_index p) const noexcept {
@@ -48,10 +109,8 @@ void piece_picker::set_have(piece_index p) {
     on_piece_verified(p);
     return;
   }
-  have_.set(p);
-  ++have_count_;
-  verified_bytes_ += piece_size(p);
-  avail_.park(p);
+  count_held(p);
+  park(p);
 }
 
 bool piece_picker::is_interesting(const bitfield* has) const {
@@ -62,7 +121,7 @@ bool piece_picker::is_interesting(const bitfield* has) const {
   // Scans words, not pieces: a piece we lack and the peer has.
   bool found = false;
   has->for_each_set([&](piece_index p) {
-    if (!found && !have_.test(p))
+    if (!found && wanted(p))
       found = true;
   });
   return found;
@@ -75,7 +134,7 @@ piece_picker::downloading_piece* piece_picker::find_downloading(piece_index p) {
 
 piece_picker::downloading_piece& piece_picker::start_piece(piece_index p, peer_slot) {
   assert(downloading_index_[p.value] < 0);
-  avail_.park(p);
+  park(p);
   downloading_piece d;
   d.piece = p;
   d.blocks.resize(blocks_in_piece(p));
@@ -156,30 +215,53 @@ std::size_t piece_picker::pick(peer_slot peer, const bitfield* has, std::size_t 
     return n;
   // 2. Start new pieces, rarest first. Chosen first, started after: starting one re-orders the
   // buckets being walked.
+  // Skip pieces are parked, so no walk sees them. High pieces go first: while any is
+  // pickable, a pass for them alone (it ends once it has seen them all), then the others.
   std::vector<piece_index> chosen;
   std::size_t planned = n;
+  const bool split = high_pickable_ > 0;
+  bool high_pass = split;
+  std::uint32_t high_seen = 0;
   auto consider = [&](piece_index p) {
-    if (has && !has->test(p))
+    if (split && (priority_[p.value] == file_priority::high) != high_pass)
       return true;
+    const bool last_high = high_pass && ++high_seen == high_pickable_;
+    if (has && !has->test(p))
+      return !last_high;
     chosen.push_back(p);
     planned += blocks_in_piece(p);
-    return planned < max_blocks;
+    return planned < max_blocks && !last_high;
   };
-  if (!recompute_) {
-    avail_.for_each_rarest(has == nullptr, consider);
-  } else {
-    scratch_order_.clear();
-    for (std::uint32_t i = 0; i < piece_count_; ++i) {
-      piece_index p{i};
-      auto c = avail_.count(p) - avail_.seeds();
-      if (avail_.parked(p) || (has != nullptr && c == 0))
-        continue;
-      scratch_order_.emplace_back(c, i);
+  auto walk = [&] {
+    if (sequential_) {
+      // Streaming: the lowest pieces first. The cursor skips the held prefix for good.
+      while (sequential_cursor_ < piece_count_ &&
+             !wanted(piece_index{sequential_cursor_}))
+        ++sequential_cursor_;
+      for (std::uint32_t i = sequential_cursor_; i < piece_count_; ++i)
+        if (!avail_.parked(piece_index{i}) && !consider(piece_index{i}))
+          return;
+    } else if (!recompute_) {
+      avail_.for_each_rarest(has == nullptr, consider);
+    } else {
+      scratch_order_.clear();
+      for (std::uint32_t i = 0; i < piece_count_; ++i) {
+        piece_index p{i};
+        auto c = avail_.count(p) - avail_.seeds();
+        if (avail_.parked(p) || (has != nullptr && c == 0))
+          continue;
+        scratch_order_.emplace_back(c, i);
+      }
+      std::sort(scratch_order_.begin(), scratch_order_.end());
+      for (auto [c, i] : scratch_order_)
+        if (!consider(piece_index{i}))
+          break;
     }
-    std::sort(scratch_order_.begin(), scratch_order_.end());
-    for (auto [c, i] : scratch_order_)
-      if (!consider(piece_index{i}))
-        break;
+  };
+  walk();
+  if (high_pass && planned < max_blocks) {
+    high_pass = false;
+    walk();
   }
   for (auto p : chosen) {
     auto& d = start_piece(p, peer);
@@ -265,7 +347,8 @@ void piece_picker::on_request_dropped(peer_slot peer, block_ref b) {
     } else {
       auto p = d->piece;
       finish_downloading(p);
-      avail_.unpark(p);
+      if (priority_[p.value] != file_priority::skip)
+        unpark(p);
     }
   }
 }
@@ -291,10 +374,8 @@ void piece_picker::on_piece_verified(piece_index p) {
   std::uint32_t first = global_block(block_ref{p, 0});
   roaring_bitmap_remove_range(&received_.roaring, first, std::uint64_t{first} + blocks_in_piece(p));
   finish_downloading(p);
-  avail_.park(p);
-  have_.set(p);
-  ++have_count_;
-  verified_bytes_ += piece_size(p);
+  park(p);
+  count_held(p);
 }
 
 void piece_picker::on_piece_failed(piece_index p) {
@@ -304,6 +385,11 @@ void piece_picker::on_piece_failed(piece_index p) {
   std::uint32_t first = global_block(block_ref{p, 0});
   roaring_bitmap_remove_range(&received_.roaring, first, std::uint64_t{first} + blocks_in_piece(p));
   auto* d = find_downloading(p);
+  if (priority_[p.value] == file_priority::skip) {
+    // Deselected meanwhile: not fetched again (it stays parked).
+    finish_downloading(p);
+    return;
+  }
   if (!d) {
     // Completed by blocks we had not asked for: make sure it is downloaded again.
     d = &start_piece(p, no_peer);
@@ -338,7 +424,25 @@ bool piece_picker::consistent() const {
       return false;
     dirty += dirty_bytes(d.piece);
   }
-  return dirty == dirty_total_ && have_.count() == have_count_;
+  std::uint32_t wanted = 0, high = 0, high_pickable = 0;
+  std::uint64_t wanted_bytes = 0, wanted_verified = 0;
+  for (std::uint32_t i = 0; i < piece_count_; ++i) {
+    piece_index p{i};
+    wanted += this->wanted(p);
+    if (priority_[i] != file_priority::skip) {
+      wanted_bytes += piece_size(p);
+      wanted_verified += have_.test(p) ? piece_size(p) : 0;
+    }
+    high += !have_.test(p) && priority_[i] == file_priority::high;
+    high_pickable += !avail_.parked(p) && priority_[i] == file_priority::high;
+    // A skip piece is never pickable (unless started before it was deselected: then parked).
+    if (priority_[i] == file_priority::skip && !avail_.parked(p))
+      return false;
+  }
+  return dirty == dirty_total_ && have_.count() == have_count_ && wanted == wanted_left_ &&
+         high == high_left_ && high_pickable == high_pickable_ &&
+         wanted_bytes == wanted_bytes_ &&
+         wanted_verified == wanted_verified_bytes_;
 }
 
 } // namespace actorrent

@@ -3,6 +3,10 @@
 // first, end-game duplicates at the end). Every event updates only the pieces and blocks it
 // touches; nothing is recomputed from scratch. Owned by the torrent actor; CAF-free.
 //
+// Piece priorities (from the file selection): skip pieces stay parked (never picked, not
+// needed for complete()); high pieces are started before normal ones; in sequential mode new
+// pieces are started in index order instead of rarest first (streaming).
+//
 // A piece moves through:
 //
 //   pickable --pick--> downloading --all blocks received--> awaiting hash --ok--> have
@@ -46,10 +50,30 @@ public:
   bool have(piece_index p) const noexcept { return have_.test(p); }
   const bitfield& have_pieces() const noexcept { return have_; }
   std::uint32_t have_count() const noexcept { return have_count_; }
-  bool complete() const noexcept { return have_count_ == piece_count_; }
+  /// Every wanted (not skip) piece is verified.
+  bool complete() const noexcept { return wanted_left_ == 0; }
+  /// Wanted pieces not verified yet.
+  std::uint32_t wanted_left() const noexcept { return wanted_left_; }
+  /// Not held and not skip: a piece a peer could give us that we want.
+  bool wanted(piece_index p) const noexcept {
+    return !have_.test(p) && priority_[p.value] != file_priority::skip;
+  }
+  /// Bytes of the wanted pieces, held or not (what a selective download fetches in all).
+  std::uint64_t wanted_bytes() const noexcept { return wanted_bytes_; }
+  /// Bytes of the wanted pieces held.
+  std::uint64_t wanted_verified_bytes() const noexcept { return wanted_verified_bytes_; }
+
+  // -- priorities (file selection) -----------------------------------------------------------
+  /// One priority per piece (size piece_count()). A piece set to skip while it is downloading
+  /// is finished (its blocks are on their way); one set from skip to wanted becomes pickable.
+  void set_priorities(const std::vector<file_priority>& pieces);
+  file_priority priority(piece_index p) const noexcept { return priority_[p.value]; }
+  /// Start new pieces in index order (streaming) instead of rarest first.
+  void set_sequential(bool on) noexcept { sequential_ = on; }
+  bool sequential() const noexcept { return sequential_; }
   /// Marks a piece as held without downloading it (e.g. from resume data).
   void set_have(piece_index p);
-  /// True when `has` (nullptr: a seed) holds a piece we still need.
+  /// True when `has` (nullptr: a seed) holds a piece we still want.
   bool is_interesting(const bitfield* has) const;
 
   // -- requests -----------------------------------------------------------------------------
@@ -119,6 +143,10 @@ private:
   };
 
   downloading_piece* find_downloading(piece_index p);
+  void count_held(piece_index p); // p is held from now on (verified or trusted)
+  // The availability's park / unpark, keeping count of the high pieces left pickable.
+  void park(piece_index p);
+  void unpark(piece_index p);
   downloading_piece& start_piece(piece_index p, peer_slot peer);
   void finish_downloading(piece_index p); // remove from downloading_, without unparking
   std::size_t take_free_blocks(downloading_piece& d, peer_slot peer, std::size_t max_blocks,
@@ -134,6 +162,14 @@ private:
   availability avail_;
   bitfield have_;
   std::uint32_t have_count_ = 0;
+  std::vector<file_priority> priority_;   // per piece; all normal unless set_priorities
+  std::uint32_t wanted_left_ = 0;         // wanted pieces not held
+  std::uint32_t high_left_ = 0;           // high pieces not held
+  std::uint32_t high_pickable_ = 0;       // high pieces not parked
+  std::uint64_t wanted_bytes_ = 0;
+  std::uint64_t wanted_verified_bytes_ = 0;
+  bool sequential_ = false;
+  std::uint32_t sequential_cursor_ = 0;   // every piece below it is held or skip
   std::uint64_t verified_bytes_ = 0;
   std::uint64_t dirty_total_ = 0;
   std::uint64_t avail_updates_ = 0;

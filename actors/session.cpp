@@ -166,7 +166,8 @@ add_torrent_result do_add(self_ptr self, add_torrent& req) {
                                     req.out_dir};
     return r;
   }
-  auto store = file_store::open(shared_layout, req.out_dir);
+  auto store = file_store::open(shared_layout, req.out_dir, o.priorities,
+                                part_file_path(req.out_dir, meta->hash));
   if (!store) {
     r.why = store.error();
     return r;
@@ -186,6 +187,8 @@ add_torrent_result do_add(self_ptr self, add_torrent& req) {
   tc.upload_slots = o.upload_slots;
   tc.peer_timeout_s = o.peer_timeout_s;
   tc.handshake_timeout_ms = o.handshake_timeout_ms;
+  tc.file_priorities = o.priorities;
+  tc.sequential = o.sequential;
   for (auto p : resume.trusted)
     tc.trusted_pieces.push_back(p);
   for (auto p : resume.to_check)
@@ -194,8 +197,6 @@ add_torrent_result do_add(self_ptr self, add_torrent& req) {
   self->monitor(handle);
   if (o.download_limit != 0 || o.upload_limit != 0)
     self->send(handle, set_torrent_limits{o.download_limit, o.upload_limit});
-  if (!o.priorities.empty())
-    self->send(handle, set_file_priorities{o.priorities});
   r.id = st.next_id++;
   torrent_entry e;
   e.handle = handle;

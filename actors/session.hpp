@@ -55,7 +55,9 @@ struct torrent_options {
   bool require_data = false;            // refuse when none of its data is in the directory (seed)
   std::uint64_t download_limit = 0;     // bytes per second under the session's (0: none)
   std::uint64_t upload_limit = 0;
-  std::vector<file_priority> priorities; // passed to the torrent as is (empty: all normal)
+  std::vector<file_priority> priorities; // one per file (empty: all normal); skipped files
+                                         // are not created (their boundary bytes: part file)
+  bool sequential = false;              // pieces in order (streaming)
   std::uint32_t max_peers = 50;
   std::uint32_t max_peers_per_ip = 8;
   std::uint32_t pipeline = 256;

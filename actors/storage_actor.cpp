@@ -49,7 +49,8 @@ struct storage_state {
       fail(self, synced.error());
       return;
     }
-    auto saved = save_resume(store->root(), *meta, store->layout(), writer->verified_pieces());
+    auto saved = save_resume(store->root(), *meta, store->layout(), writer->verified_pieces(),
+                             Roaring(), store->priorities());
     if (!saved) {
       spdlog::get("storage")->warn("could not save resume data: {}", saved.error().message);
       return;
@@ -156,7 +157,8 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
           // pieces not verified (failed or never hashed) as unknown so that the next run
           // hashes them again instead of trusting or skipping them.
           auto saved = save_resume(st->store->root(), *st->meta, st->store->layout(),
-                                   st->writer->verified_pieces(), to_check - good);
+                                   st->writer->verified_pieces(), to_check - good,
+                                   st->store->priorities());
           if (!saved)
             spdlog::get("storage")->warn("could not save resume data: {}",
                                          saved.error().message);
@@ -165,6 +167,17 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
         return out;
       },
       [=](save_resume_now) { st->save(self); },
+      // File selection: files leaving skip are created and get their bytes from the part file
+      // before any block for them can arrive (the torrent asks for them only after this).
+      [=](const set_file_priorities& fp) {
+        if (st->failed)
+          return;
+        if (auto s = st->store->set_priorities(fp.priorities); !s) {
+          st->fail(self, s.error());
+          return;
+        }
+        st->dirty_resume = true;
+      },
       [=](sync_storage) {
         auto status = st->store->check_files();
         if (status)

@@ -23,7 +23,7 @@
 //   checking | downloading | seeding | paused --storage error--> failed --stop--> stopping
 //   failed: every peer closed, 'stopped' announced, nothing dialled or accepted.
 //
-// Where future per-torrent code goes: handlers for rate limits (set_torrent_limits) and file
+// Handlers for rate limits (set_torrent_limits) and file
 // priorities (set_file_priorities) belong in common_handlers (any state); the storage actor is
 // spawned in spawn_torrent, before the first state is entered.
 #include "actors/torrent_actor.hpp"
@@ -48,6 +48,7 @@
 #include "actors/storage_actor.hpp"
 #include "actors/tracker_actor.hpp"
 #include "protocol/metainfo.hpp"
+#include "storage/file_selection.hpp"
 #include "storage/file_store.hpp"
 
 namespace actorrent {
@@ -191,7 +192,8 @@ void enter_stopping(self_ptr self);
 void pause(self_ptr self);
 
 std::uint64_t bytes_left(const torrent_state& st) {
-  return st.meta().total_size - st.picker->verified_bytes();
+  // Of the selected pieces only: a selective download that has them all has nothing left.
+  return st.picker->wanted_bytes() - st.picker->wanted_verified_bytes();
 }
 
 void send_announce(self_ptr self, std::optional<tracker::event> ev) {
@@ -388,8 +390,9 @@ torrent_progress make_progress(const torrent_state& st) {
   p.known_peers = static_cast<std::uint32_t>(st.known.size());
   if (!st.cfg.meta || !st.picker)
     return p; // awaiting metadata: nothing known of the content yet
-  p.total_size = st.meta().total_size;
-  p.verified_bytes = st.picker->verified_bytes();
+  // With a file selection, progress is of the selected pieces.
+  p.total_size = st.picker->wanted_bytes();
+  p.verified_bytes = st.picker->wanted_verified_bytes();
   p.dirty_bytes = st.picker->dirty_bytes();
   p.downloaded_payload = st.payload_down;
   p.pieces = st.meta().piece_count();
@@ -483,9 +486,10 @@ void on_flushed(self_ptr self) {
   if (st.tracker) // nothing while paused: sent on resume
     send_announce(self, st.announces.completed());
   if (st.state == phase::seeding) {
-    // Seeding now: a peer that has everything too has nothing to trade with us.
+    // Seeding now: a peer that has everything too has nothing to trade with us. Not after a
+    // partial selection: a wider one may want its pieces yet.
     for (auto& [slot, e] : st.peers) {
-      if (e.seed) {
+      if (e.seed && st.picker->have_count() == st.meta().piece_count()) {
         e.both_seeds = true;
         self->send(e.handle, disconnect_peer{"both sides are seeds"});
       }
@@ -756,7 +760,7 @@ bool apply_delta(torrent_state& st, peer_entry& e, availability_delta& d, bool i
           continue;
         e.bits.set(p);
         picker.avail().increment(p);
-        interesting = interesting || !picker.have(p);
+        interesting = interesting || picker.wanted(p);
       }
       picker.count_availability_update(d.haves.size());
       if (e.bits.all()) {
@@ -774,7 +778,7 @@ bool apply_delta(torrent_state& st, peer_entry& e, availability_delta& d, bool i
 void after_availability(self_ptr self, peer_slot slot, peer_entry& e, bool interesting) {
   auto& st = self->state;
   update_interest(self, e, interesting && st.state == phase::downloading && !st.finishing);
-  if (st.done && e.seed) {
+  if (st.done && e.seed && st.picker->have_count() == st.meta().piece_count()) {
     e.both_seeds = true;
     self->send(e.handle, disconnect_peer{"both sides are seeds"});
     return;
@@ -910,6 +914,34 @@ void on_checked(self_ptr self, existing_checked& ec) {
 caf::message_handler common_handlers(self_ptr self) {
   return {
     [=](tick) { on_tick(self); },
+    // File selection changed through the API: storage creates newly selected files (before
+    // any of their blocks is requested), the picker re-prioritises, peers are re-evaluated.
+    // A wider selection after completion goes back to downloading (or will, when resumed).
+    [=](set_file_priorities& fp) {
+      auto& st = self->state;
+      auto pieces = piece_priorities(st.meta(), fp.priorities);
+      if (!pieces) {
+        st.log->warn("file priorities ignored: {}", pieces.error().message);
+        return;
+      }
+      self->send(st.storage, fp);
+      st.picker->set_priorities(*pieces);
+      if (st.state == phase::stopping || st.state == phase::failed)
+        return;
+      if (st.finishing && !st.picker->complete()) {
+        st.finishing = st.done = false;
+        if (st.state == phase::seeding)
+          enter(self, phase::downloading);
+      }
+      for (auto& [slot, e] : st.peers) {
+        if (!e.has_bits)
+          continue;
+        update_interest(self, e, st.picker->is_interesting(e.seed ? nullptr : &e.bits) &&
+                                   st.state == phase::downloading && !st.finishing);
+        refill(self, slot, e);
+      }
+      maybe_finish(self);
+    },
     // [session] Per-torrent rate limits from the session API: the buckets are shared with
     // every connection of this torrent, so the change applies to them at once.
     [=](const set_torrent_limits& l) {
@@ -1179,6 +1211,12 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
     const auto& m = *st.cfg.meta;
     st.picker = std::make_unique<piece_picker>(m.piece_count(), m.piece_length, m.total_size);
     st.picker->recompute_from_scratch(st.cfg.recompute_requests);
+    // File selection: storage was opened with the file priorities, the picker takes the
+    // pieces' (a piece the highest of its files').
+    if (!st.cfg.file_priorities.empty())
+      if (auto pieces = piece_priorities(m, st.cfg.file_priorities))
+        st.picker->set_priorities(*pieces);
+    st.picker->set_sequential(st.cfg.sequential);
     auto me = caf::actor_cast<caf::actor>(self);
     st.storage = spawn_storage(self->system(), std::move(*store), st.cfg.meta, me,
                                st.cfg.detached_storage);

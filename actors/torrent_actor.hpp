@@ -56,6 +56,10 @@ struct torrent_config {
   std::uint32_t request_timeout_s = 60;
   std::uint32_t max_half_open = 32;    // outgoing connections not yet handshaken
   std::uint32_t max_peers_per_ip = 8;  // connections to one IP address
+  // File selection: one priority per file (empty: every file normal; storage was opened with
+  // the same), and new pieces in index order instead of rarest first (streaming).
+  std::vector<file_priority> file_priorities;
+  bool sequential = false;
 
   // -- for the in-process load benchmark (bench/swarm_bench.cpp); the defaults are production --
   /// Spawns the actor of a new peer (empty: spawn_peer, which owns a real connection).

@@ -22,6 +22,7 @@
 #include "actors/session.hpp"
 #include "protocol/metainfo.hpp"
 #include "storage/file_layout.hpp"
+#include "storage/file_selection.hpp"
 
 using namespace actorrent;
 
@@ -174,13 +175,16 @@ int cmd_info(const std::string& path) {
   if (!m->comment.empty())
     std::printf("comment:     %s\n", printable(m->comment).c_str());
   std::printf("files:       %zu\n", m->files.size() - pads);
+  // Numbered from 1, padding files left out: the numbers `download --select-file` takes.
+  std::size_t number = 0;
   for (auto& f : m->files) {
     if (f.pad)
       continue;
     std::string p;
     for (auto& c : f.path)
       p += (p.empty() ? "" : "/") + c;
-    std::printf("  %12llu  %s\n", static_cast<unsigned long long>(f.length), printable(p).c_str());
+    std::printf("  %4zu  %12llu  %s\n", ++number, static_cast<unsigned long long>(f.length),
+                printable(p).c_str());
   }
   return 0;
 }
@@ -206,6 +210,9 @@ struct download_options {
   double seed_ratio = 0;      // stop seeding once uploaded >= ratio * size (0: no limit)
   double seed_time = 0;       // stop seeding after this many seconds (0: no limit)
   bool seed_only = false;     // the `seed` command: the data must already be complete
+  std::vector<std::string> select_files; // --select-file LIST (1-based, as `info` numbers)
+  std::vector<std::string> select_globs; // --select GLOB
+  bool sequential = false;               // --sequential: pieces in order (streaming)
   int verbosity = 0;
   bool quiet = false;
 };
@@ -247,6 +254,8 @@ struct cli_torrent {
   std::shared_ptr<const metainfo> meta;
   torrent_id id = 0;
   torrent_progress last{};
+  std::vector<file_priority> priorities; // empty: every file (no --select-file / --select)
+  std::uint64_t selected_size = 0;       // content bytes of the selected files
   bool completed = false;
   bool removed = false;
 };
@@ -273,6 +282,18 @@ int cmd_download(const download_options& opt) {
     }
     cli_torrent t;
     t.path = path;
+    // File selection: one priority per file; a bad list or a glob matching nothing ends the
+    // run here, before anything is created. With several torrents it applies to each.
+    auto selection = select_files(*layout, opt.select_files, opt.select_globs);
+    if (!selection) {
+      std::fprintf(stderr, "error: %s: %s\n", path.c_str(), selection.error().message.c_str());
+      return 2;
+    }
+    for (std::size_t i = 0; i < m->files.size(); ++i)
+      if (!m->files[i].pad && (*selection)[i] != file_priority::skip)
+        t.selected_size += m->files[i].length;
+    if (!opt.select_files.empty() || !opt.select_globs.empty())
+      t.priorities = std::move(*selection);
     t.meta = std::make_shared<const metainfo>(std::move(*m));
     torrents.push_back(std::move(t));
   }
@@ -396,6 +417,8 @@ int cmd_download(const download_options& opt) {
         to.upload_slots = opt.upload_slots;
         to.peer_timeout_s = opt.peer_timeout_s;
         to.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
+        to.priorities = t.priorities;
+        to.sequential = opt.sequential;
         auto r = add(add_torrent{t.meta, opt.out_dir, std::move(to)});
         if (r.id == 0) {
           failure = r.why.message;
@@ -526,13 +549,16 @@ int cmd_download(const download_options& opt) {
                   // What this run fetched (a resumed download already had part of it).
                   double rate =
                     elapsed > 0 ? static_cast<double>(t->last.downloaded_payload) / elapsed : 0;
+                  // With a selection: the selected files' size. Last: what this run fetched.
                   std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u pieces verified, %u "
-                              "failed the hash check, %llu bytes uploaded\n",
+                              "failed the hash check, %llu bytes uploaded, %llu bytes "
+                              "downloaded\n",
                               printable(t->meta->name).c_str(),
-                              static_cast<unsigned long long>(t->meta->content_size()),
+                              static_cast<unsigned long long>(t->selected_size),
                               elapsed, human_size(rate).c_str(), t->last.pieces_verified,
                               t->last.pieces_failed,
-                              static_cast<unsigned long long>(t->last.uploaded_payload));
+                              static_cast<unsigned long long>(t->last.uploaded_payload),
+                              static_cast<unsigned long long>(t->last.downloaded_payload));
                 }
                 std::fflush(stdout);
                 bool all = std::all_of(torrents.begin(), torrents.end(),
@@ -703,6 +729,15 @@ int main(int argc, char** argv) {
     ->capture_default_str()
     ->check(CLI::Range(1u, 2000u));
   download->add_flag("--seed", dl.seed, "keep seeding after the download completes");
+  download->add_option("--select-file", dl.select_files,
+                       "download only these files, numbered as `info` lists them: 1,3-5 "
+                       "(repeatable; with --select: either)")
+    ->allow_extra_args(false);
+  download->add_option("--select", dl.select_globs,
+                       "download only files whose path inside the torrent matches GLOB (*, ?, "
+                       "[..]; without '/': the file name in any folder; repeatable)")
+    ->allow_extra_args(false);
+  download->add_flag("--sequential", dl.sequential, "fetch pieces in order (for streaming)");
 
   create_options co;
   std::string create_out;

@@ -13,6 +13,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "storage/part_file.hpp"
+
 namespace actorrent {
 
 namespace {
@@ -109,9 +111,18 @@ file_store::~file_store() {
 }
 
 result<std::unique_ptr<file_store>> file_store::open(std::shared_ptr<const file_layout> layout,
-                                                     const std::string& root) {
+                                                     const std::string& root,
+                                                     const std::vector<file_priority>& priorities,
+                                                     const std::string& part_path) {
   if (!layout)
     return error{errc::invalid_argument, "no file layout"};
+  if (!priorities.empty() && priorities.size() != layout->files().size())
+    return error{errc::invalid_argument, std::to_string(priorities.size()) +
+                                             " file priorities for a torrent of " +
+                                             std::to_string(layout->files().size()) + " files"};
+  if (part_path.empty() &&
+      std::count(priorities.begin(), priorities.end(), file_priority::skip) > 0)
+    return error{errc::invalid_argument, "skipped files need a part file"};
   if (auto s = make_root(root); !s)
     return s.error();
   unique_fd root_fd{open_retry(AT_FDCWD, root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
@@ -121,56 +132,163 @@ result<std::unique_ptr<file_store>> file_store::open(std::shared_ptr<const file_
   // Owned from here on so that the destructor closes whatever was opened before a failure.
   std::unique_ptr<file_store> store{new file_store(std::move(layout), root)};
   const auto& files = store->layout_->files();
+  store->priorities_ = priorities.empty()
+                          ? std::vector<file_priority>(files.size(), file_priority::normal)
+                          : priorities;
+  store->in_part_.assign(files.size(), false);
+  store->part_ = std::make_unique<part_file>(part_path, store->layout_->piece_count(),
+                                             store->layout_->piece_length());
+  if (!part_path.empty())
+    if (auto s = store->part_->load(); !s)
+      return s.error();
   for (std::size_t i = 0; i < files.size(); ++i) {
-    const auto& f = files[i];
-    if (f.pad)
+    if (files[i].pad)
       continue;
-    const auto parts = split(f.path);
-    assert(!parts.empty());
-    std::string full = root;
-    // Walk down one directory at a time relative to an already-open directory. O_NOFOLLOW on
-    // each step means a symbolic link planted anywhere in the path (by an earlier torrent, a
-    // local user, ...) is refused instead of followed outside the root.
-    unique_fd dir;
-    int cur = root_fd.get();
-    for (std::size_t k = 0; k + 1 < parts.size(); ++k) {
-      const auto& name = parts[k];
-      full += "/" + name;
-      if (::mkdirat(cur, name.c_str(), 0755) != 0 && errno != EEXIST)
-        return io_failure("cannot create directory", full, errno);
-      unique_fd next{
-          open_retry(cur, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
-      if (next.get() < 0)
-        return open_failure(cur, name, f.path, full, errno);
-      dir = std::move(next);
-      cur = dir.get();
-    }
-    const auto& name = parts.back();
-    full += "/" + name;
-    unique_fd fd{open_retry(cur, name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644)};
-    if (fd.get() < 0)
-      return open_failure(cur, name, f.path, full, errno);
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0)
-      return io_failure("cannot stat", full, errno);
-    // A FIFO or device planted under the root could block or reach hardware; only plain files
-    // hold torrent data.
-    if (!S_ISREG(st.st_mode))
-      return error{errc::io_error, "cannot use " + full + ": not a regular file"};
-    // Existing bytes are kept (they may be resumable data); only the length is corrected.
-    if (static_cast<std::uint64_t>(st.st_size) != f.length) {
-      int rc;
-      do
-        rc = ::ftruncate(fd.get(), static_cast<off_t>(f.length));
-      while (rc != 0 && errno == EINTR);
-      if (rc != 0)
-        return io_failure("cannot resize", full, errno);
-    }
-    // 0-byte files only need to exist; keeping them open would waste descriptors.
-    if (f.length > 0)
-      store->fds_[i] = fd.release();
+    if (auto s = store->open_file(root_fd.get(), i); !s)
+      return s.error();
   }
+  if (auto s = store->drop_part_file_if_unused(); !s)
+    return s.error();
   return store;
+}
+
+status file_store::open_file(int root_fd, std::size_t i) {
+  const auto& f = layout_->files()[i];
+  // A skipped file is not created (nor its folders); its bytes go to the part file. One that
+  // exists already (an earlier selection, or put there by hand) is used as it is.
+  const bool skip = priorities_[i] == file_priority::skip;
+  const auto parts = split(f.path);
+  assert(!parts.empty());
+  std::string full = root_;
+  // Walk down one directory at a time relative to an already-open directory. O_NOFOLLOW on
+  // each step means a symbolic link planted anywhere in the path (by an earlier torrent, a
+  // local user, ...) is refused instead of followed outside the root.
+  unique_fd dir;
+  int cur = root_fd;
+  for (std::size_t k = 0; k + 1 < parts.size(); ++k) {
+    const auto& name = parts[k];
+    full += "/" + name;
+    if (!skip && ::mkdirat(cur, name.c_str(), 0755) != 0 && errno != EEXIST)
+      return io_failure("cannot create directory", full, errno);
+    unique_fd next{
+        open_retry(cur, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+    if (next.get() < 0 && skip && errno == ENOENT) {
+      in_part_[i] = true;
+      return {};
+    }
+    if (next.get() < 0)
+      return open_failure(cur, name, f.path, full, errno);
+    dir = std::move(next);
+    cur = dir.get();
+  }
+  const auto& name = parts.back();
+  full += "/" + name;
+  unique_fd fd{open_retry(cur, name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC)};
+  bool created = false;
+  if (fd.get() < 0 && errno == ENOENT) {
+    if (skip) {
+      in_part_[i] = true;
+      return {};
+    }
+    fd = unique_fd{open_retry(cur, name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                              0644)};
+    created = fd.get() >= 0;
+  }
+  if (fd.get() < 0)
+    return open_failure(cur, name, f.path, full, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0)
+    return io_failure("cannot stat", full, errno);
+  // A FIFO or device planted under the root could block or reach hardware; only plain files
+  // hold torrent data.
+  if (!S_ISREG(st.st_mode))
+    return error{errc::io_error, "cannot use " + full + ": not a regular file"};
+  // Existing bytes are kept (they may be resumable data); only the length is corrected.
+  if (static_cast<std::uint64_t>(st.st_size) != f.length) {
+    int rc;
+    do
+      rc = ::ftruncate(fd.get(), static_cast<off_t>(f.length));
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0)
+      return io_failure("cannot resize", full, errno);
+  }
+  // 0-byte files only need to exist; keeping them open would waste descriptors.
+  if (f.length > 0)
+    fds_[i] = fd.release();
+  in_part_[i] = false;
+  // Bytes stored while the file was not selected move in. Only into a file made just now:
+  // one that existed keeps what it holds.
+  if (created && f.length > 0)
+    return move_from_part_file(i);
+  return {};
+}
+
+status file_store::move_from_part_file(std::size_t i) {
+  const auto& l = *layout_;
+  const auto& f = l.files()[i];
+  if (part_->empty() || f.length == 0)
+    return {};
+  const std::uint32_t first = static_cast<std::uint32_t>(f.offset / l.piece_length());
+  const std::uint32_t last =
+    static_cast<std::uint32_t>((f.offset + f.length - 1) / l.piece_length());
+  std::vector<char> buf;
+  for (std::uint32_t p = first; p <= last; ++p) {
+    piece_index pi{p};
+    if (!part_->has(pi))
+      continue;
+    const std::uint64_t piece_begin = std::uint64_t{p} * l.piece_length();
+    const std::uint64_t begin = std::max(piece_begin, f.offset);
+    const std::uint64_t end = std::min(piece_begin + l.piece_size(pi), f.offset + f.length);
+    buf.resize(static_cast<std::size_t>(end - begin));
+    if (auto s = part_->read(pi, static_cast<std::uint32_t>(begin - piece_begin), buf.data(),
+                             buf.size());
+        !s)
+      return s;
+    for (std::size_t done = 0; done < buf.size();) {
+      ssize_t n = ::pwrite(fds_[i], buf.data() + done, buf.size() - done,
+                           static_cast<off_t>(begin - f.offset + done));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return io_failure("cannot write", root_ + "/" + f.path, n < 0 ? errno : EIO);
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  return {};
+}
+
+status file_store::drop_part_file_if_unused() {
+  for (bool in : in_part_)
+    if (in)
+      return {};
+  // Every byte it held is in the real files now (made durable first).
+  if (part_->empty())
+    return {};
+  if (auto s = sync(); !s)
+    return s;
+  return part_->remove();
+}
+
+status file_store::set_priorities(const std::vector<file_priority>& priorities) {
+  const auto& files = layout_->files();
+  if (priorities.size() != files.size())
+    return error{errc::invalid_argument, std::to_string(priorities.size()) +
+                                             " file priorities for a torrent of " +
+                                             std::to_string(files.size()) + " files"};
+  priorities_ = priorities;
+  unique_fd root_fd;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (!in_part_[i] || priorities_[i] == file_priority::skip)
+      continue;
+    if (root_fd.get() < 0) {
+      root_fd = unique_fd{open_retry(AT_FDCWD, root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+      if (root_fd.get() < 0)
+        return io_failure("cannot open directory", root_, errno);
+    }
+    if (auto s = open_file(root_fd.get(), i); !s)
+      return s;
+  }
+  return drop_part_file_if_unused();
 }
 
 status file_store::write(piece_index p, std::uint32_t offset, std::string_view data) {
@@ -183,10 +301,19 @@ status file_store::write(piece_index p, std::uint32_t offset, std::string_view d
   scratch_.clear();
   l.map_block(p, offset, static_cast<std::uint32_t>(data.size()), scratch_);
   const char* src = data.data();
+  std::uint32_t at = offset; // where in the piece this slice starts
   for (const auto& s : scratch_) {
     const auto& f = l.files()[s.file.value];
+    at += static_cast<std::uint32_t>(s.length);
     // Padding is never stored; what a peer sends for it is checked by the piece hash anyway.
     if (f.pad) {
+      src += s.length;
+      continue;
+    }
+    if (in_part_[s.file.value]) {
+      if (auto st = part_->write(p, at - static_cast<std::uint32_t>(s.length), src, s.length);
+          !st)
+        return st;
       src += s.length;
       continue;
     }
@@ -258,9 +385,13 @@ status file_store::write_many(const std::vector<span>& spans) {
     scratch_.clear();
     l.map_block(sp.piece, sp.offset, static_cast<std::uint32_t>(sp.data.size()), scratch_);
     const char* src = sp.data.data();
+    std::uint32_t at = sp.offset; // where in the piece this slice starts
     for (const auto& s : scratch_) {
-      // Padding is never stored; what a peer sends for it is checked by the piece hash anyway.
-      if (!l.files()[s.file.value].pad) {
+      if (in_part_[s.file.value]) {
+        if (auto st = part_->write(sp.piece, at, src, s.length); !st)
+          return st;
+      } else if (!l.files()[s.file.value].pad) {
+        // Padding is never stored; what a peer sends for it is checked by the piece hash.
         if (w.file != s.file.value || w.end != s.file_offset) {
           if (auto st = flush(w); !st)
             return st;
@@ -271,6 +402,7 @@ status file_store::write_many(const std::vector<span>& spans) {
         w.end += s.length;
       }
       src += s.length;
+      at += static_cast<std::uint32_t>(s.length);
     }
   }
   return flush(w);
@@ -284,10 +416,19 @@ status file_store::read(piece_index p, std::uint32_t offset, std::uint32_t lengt
                                              std::to_string(p.value)};
   scratch_.clear();
   l.map_block(p, offset, length, scratch_);
+  std::uint32_t at = offset; // where in the piece this slice starts
   for (const auto& s : scratch_) {
     const auto& f = l.files()[s.file.value];
+    at += static_cast<std::uint32_t>(s.length);
     if (f.pad) {
       std::memset(out, 0, s.length);
+      out += s.length;
+      continue;
+    }
+    if (in_part_[s.file.value]) {
+      if (auto st = part_->read(p, at - static_cast<std::uint32_t>(s.length), out, s.length);
+          !st)
+        return st;
       out += s.length;
       continue;
     }
@@ -317,7 +458,7 @@ status file_store::read(piece_index p, std::uint32_t offset, std::uint32_t lengt
 status file_store::sync() {
   // Every file is synced even after a failure, so one bad file does not leave the others
   // unflushed; the first error is reported.
-  status first;
+  status first = part_ ? part_->sync() : status{};
   for (std::size_t i = 0; i < fds_.size(); ++i) {
     if (fds_[i] < 0)
       continue;

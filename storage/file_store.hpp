@@ -1,6 +1,8 @@
 // The files of one torrent under one output directory: created (sparse) on open, written with
-// pwrite and read with pread, never outside the directory. Blocking: only the storage actor's
-// own thread calls it. Not thread-safe.
+// pwrite and read with pread, never outside the directory. Files not selected (priority skip)
+// are not created: the bytes of theirs that boundary pieces need go to the torrent's part file
+// (storage/part_file.hpp) and move into the real file once it is selected. Blocking: only the
+// storage actor's own thread calls it. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +18,8 @@
 
 namespace actorrent {
 
+class part_file;
+
 class file_store {
 public:
   /// Creates `root` if needed, then every directory and file of `layout` below it (0-byte files
@@ -24,8 +28,14 @@ public:
   /// (errc::unsafe_path) if any path would resolve outside `root`, e.g. through a symbolic link
   /// already present; files are opened with O_NOFOLLOW. I/O failures are errc::io_error naming
   /// the file and strerror.
+  /// `priorities` (empty: every file normal) has one entry per file; a skip file that does not
+  /// exist is not created, nor its folders, and its bytes go to the part file at `part_path`
+  /// (needed when any file is skip). A file created now gets the bytes the part file holds
+  /// for it; once no file needs the part file it is deleted.
   static result<std::unique_ptr<file_store>> open(std::shared_ptr<const file_layout> layout,
-                                                  const std::string& root);
+                                                  const std::string& root,
+                                                  const std::vector<file_priority>& priorities = {},
+                                                  const std::string& part_path = {});
 
   ~file_store();
   file_store(const file_store&) = delete;
@@ -52,6 +62,13 @@ public:
   /// before a download is reported complete.
   status check_files() const;
 
+  /// A new selection: files leaving skip are created and get their bytes from the part file.
+  /// Files becoming skip keep what they hold (they exist already).
+  status set_priorities(const std::vector<file_priority>& priorities);
+  const std::vector<file_priority>& priorities() const noexcept { return priorities_; }
+  /// Whether file i is absent and its bytes go to the part file.
+  bool in_part_file(file_index i) const { return in_part_[i.value]; }
+
   const file_layout& layout() const noexcept { return *layout_; }
   const std::string& root() const noexcept { return root_; }
 
@@ -60,7 +77,10 @@ private:
 
   std::shared_ptr<const file_layout> layout_;
   std::string root_;
-  std::vector<int> fds_;           // -1 for padding and 0-byte files
+  std::vector<int> fds_;           // -1 for padding and 0-byte files, and files in the part file
+  std::vector<file_priority> priorities_;
+  std::vector<bool> in_part_;      // not created: bytes go to part_
+  std::unique_ptr<part_file> part_;
   std::vector<file_slice> scratch_;
   /// Consecutive bytes of one file waiting to be written with one pwritev (reused per call).
   struct pending_write {
@@ -71,6 +91,9 @@ private:
   };
   pending_write pending_;
   status flush(pending_write& w);
+  status open_file(int root_fd, std::size_t i);
+  status move_from_part_file(std::size_t i);
+  status drop_part_file_if_unused();
 };
 
 } // namespace actorrent

@@ -329,6 +329,10 @@ std::string resume_path(const std::string& out_dir, const info_hash& h) {
   return out_dir + "/.actorrent/" + to_hex(h) + ".resume";
 }
 
+std::string part_file_path(const std::string& out_dir, const info_hash& h) {
+  return out_dir + "/.actorrent/" + to_hex(h) + ".parts";
+}
+
 void pieces_of_file(const file_layout& layout, file_index f, Roaring& out) {
   if (f.value >= layout.files().size())
     return;
@@ -341,8 +345,13 @@ void pieces_of_file(const file_layout& layout, file_index f, Roaring& out) {
 }
 
 status save_resume(const std::string& out_dir, const metainfo& m, const file_layout& layout,
-                   const Roaring& verified, const Roaring& unchecked) {
+                   const Roaring& verified, const Roaring& unchecked,
+                   const std::vector<file_priority>& priorities) {
   const std::uint32_t n = layout.piece_count();
+  if (!priorities.empty() && priorities.size() != layout.files().size())
+    return error{errc::invalid_argument, std::to_string(priorities.size()) +
+                                             " file priorities for a torrent of " +
+                                             std::to_string(layout.files().size()) + " files"};
   if (m.piece_count() != n)
     return error{errc::invalid_argument, "metainfo has " + std::to_string(m.piece_count()) +
                                              " pieces, the file layout " + std::to_string(n)};
@@ -387,6 +396,9 @@ status save_resume(const std::string& out_dir, const metainfo& m, const file_lay
       rec->set_raw_path(f.path);
     rec->set_size(s.present && !unknown ? s.size : 0);
     rec->set_mtime_ns(s.present && !unknown ? s.mtime_ns : 0);
+    // Not recorded for an unknown file: "skipped and absent" would vouch for its pieces.
+    if (!priorities.empty() && !unknown)
+      rec->set_priority(static_cast<std::uint32_t>(priorities[i]) + 1);
   }
 
   std::string bytes;
@@ -494,6 +506,22 @@ resume_result load_resume(const std::string& out_dir, const metainfo& m,
                         ", the torrent's file is " + quote(f.path));
   }
 
+  // The selection, when every file recorded one (older files recorded none).
+  constexpr std::uint32_t skipped = static_cast<std::uint32_t>(file_priority::skip) + 1;
+  bool recorded = true;
+  for (std::size_t k = 0; k < data_files.size() && recorded; ++k) {
+    auto v = d.files(static_cast<int>(k)).priority();
+    recorded = v >= 1 && v <= static_cast<std::uint32_t>(file_priority::high) + 1;
+  }
+  if (recorded && !data_files.empty()) {
+    r.priorities.assign(layout.files().size(), file_priority::normal);
+    for (std::size_t k = 0; k < data_files.size(); ++k)
+      r.priorities[data_files[k]] =
+        static_cast<file_priority>(d.files(static_cast<int>(k)).priority() - 1);
+  }
+  int part_err;
+  const bool part_present = stat_file(part_file_path(out_dir, m.hash), part_err).present;
+
   r.trusted = std::move(verified);
   for (std::size_t k = 0; k < data_files.size(); ++k) {
     const auto& f = layout.files()[data_files[k]];
@@ -503,6 +531,9 @@ resume_result load_resume(const std::string& out_dir, const metainfo& m,
     int err;
     const auto s = stat_file(data_path(out_dir, f), err);
     if (s.present && s.size == rec.size() && s.mtime_ns == rec.mtime_ns() && s.size == f.length)
+      continue;
+    // Skipped and absent then and now: its bytes of verified pieces are in the part file.
+    if (!s.present && rec.priority() == skipped && rec.size() == 0 && part_present)
       continue;
     Roaring touched;
     pieces_of_file(layout, file_index{data_files[k]}, touched);

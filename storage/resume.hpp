@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <roaring/roaring.hh>
 
@@ -19,6 +20,8 @@ namespace actorrent {
 
 /// Where the resume file of a torrent lives: <out_dir>/.actorrent/<info-hash hex>.resume
 std::string resume_path(const std::string& out_dir, const info_hash& h);
+/// Where its part file lives (bytes of files not selected): <out_dir>/.actorrent/<hex>.parts
+std::string part_file_path(const std::string& out_dir, const info_hash& h);
 
 /// Serialises verified pieces (Roaring of piece indices) + current size and mtime (ns) of each
 /// non-pad file of the layout under out_dir, writes it atomically (creating .actorrent/).
@@ -31,8 +34,12 @@ std::string resume_path(const std::string& out_dir, const info_hash& h);
 /// existing data cut short by a stop). Every file they touch is recorded as unknown, so the
 /// next load_resume puts all of that file's pieces in to_check instead of trusting or
 /// skipping them.
+/// `priorities` (one per file of the layout, or empty: not recorded) is the selection: a
+/// skipped file that does not exist keeps its bytes in the part file, and the next load trusts
+/// its verified pieces as long as the file is still absent and the part file is there.
 status save_resume(const std::string& out_dir, const metainfo& m, const file_layout& layout,
-                   const Roaring& verified, const Roaring& unchecked = Roaring());
+                   const Roaring& verified, const Roaring& unchecked = Roaring(),
+                   const std::vector<file_priority>& priorities = {});
 
 struct resume_result {
   Roaring trusted;     // pieces that may be marked verified without hashing
@@ -41,6 +48,9 @@ struct resume_result {
                        // another torrent: says what and that a full check follows
   std::string notice;  // non-empty when the file is simply missing but data is on disk (the
                        // first run of `seed`, or data put there by hand): normal, not a warning
+  /// The selection recorded (one per file of the layout, padding files normal), or empty when
+  /// the file recorded none (older resume files: every file was selected) or was not usable.
+  std::vector<file_priority> priorities;
 };
 
 /// Never fails: a truncated, corrupt or mismatching (info-hash, piece count, version, file
@@ -53,6 +63,8 @@ struct resume_result {
 /// (verified before or not: it may have been completed after the last save) is in to_check and
 /// not in trusted; pieces touching only unchanged files are trusted if they were verified and
 /// not checked otherwise. Pieces beyond piece_count in the bitmap make the file corrupt.
+/// A file recorded as skipped and absent that is still absent is not a change: its bytes are
+/// in the part file (part_file_path), so its pieces stay trusted while that file exists.
 /// Bounded: resume files > 64 MiB are refused (warning, full check).
 resume_result load_resume(const std::string& out_dir, const metainfo& m, const file_layout& layout);
 

@@ -1050,3 +1050,159 @@ TEST(piece_picker, recomputed_order_picks_what_the_buckets_pick) {
     EXPECT_TRUE(d.pp.consistent());
   }
 }
+
+// -- priorities (file selection) ---------------------------------------------------------------
+
+namespace {
+
+// "snh" -> skip, normal, high per piece.
+std::vector<file_priority> prios(std::string_view s) {
+  std::vector<file_priority> out;
+  for (char c : s)
+    out.push_back(c == 's' ? file_priority::skip
+                           : c == 'h' ? file_priority::high : file_priority::normal);
+  return out;
+}
+
+void set_prios(driver& d, std::string_view s) {
+  d.pp.set_priorities(prios(s));
+  EXPECT_TRUE(d.pp.consistent());
+}
+
+} // namespace
+
+TEST(piece_picker, skip_pieces_are_never_requested_and_not_needed_to_complete) {
+  driver d(make(4));
+  d.add_seed();
+  constexpr peer_slot S = 7;
+  set_prios(d, "nssn");
+  EXPECT_EQ(d.pp.wanted_left(), 2u);
+  EXPECT_EQ(d.pp.wanted_bytes(), 2ull * piece4);
+  EXPECT_EQ(pieces_of(d.pick_refs(S, 100)), (std::set<std::uint32_t>{0, 3}));
+  EXPECT_EQ(d.pick(S, 100), ""); // no end-game duplicates to the same peer, no skip pieces
+  d.receive_piece(S, 0);
+  d.verified(0);
+  EXPECT_FALSE(d.pp.complete());
+  d.receive_piece(S, 3);
+  d.verified(3);
+  EXPECT_TRUE(d.pp.complete());
+  EXPECT_EQ(d.pp.have_count(), 2u);
+  EXPECT_FALSE(d.pp.is_interesting(nullptr));
+  EXPECT_EQ(d.pick(S, 100), "");
+}
+
+TEST(piece_picker, a_peer_with_only_skipped_pieces_is_not_interesting) {
+  driver d(make(4));
+  d.add(A, "0110");
+  d.add(B, "0001");
+  set_prios(d, "nssn");
+  EXPECT_FALSE(d.pp.is_interesting(d.has(A)));
+  EXPECT_TRUE(d.pp.is_interesting(d.has(B)));
+  EXPECT_EQ(d.pick(A, 100), "");
+  EXPECT_EQ(d.pick(B, 100), "3.0 3.1 3.2 3.3");
+}
+
+TEST(piece_picker, high_pieces_are_started_before_rarer_normal_ones) {
+  driver d(make(4));
+  d.add(A, "1111");
+  d.add(B, "1110");
+  d.add(C, "1100");
+  d.add(D, "1000"); // availability 4 3 2 1: rarest first would take 3, 2, 1, 0
+  set_prios(d, "hnnn");
+  EXPECT_EQ(d.pick(A, 4), "0.0 0.1 0.2 0.3"); // the most common piece, but high
+  EXPECT_EQ(d.pick(A, 4), "3.0 3.1 3.2 3.3"); // then rarest first again
+  set_prios(d, "hhnn");
+  EXPECT_EQ(d.pick(A, 4), "1.0 1.1 1.2 1.3"); // raised while 2 is rarer
+  EXPECT_EQ(d.pick(A, 4), "2.0 2.1 2.2 2.3");
+}
+
+TEST(piece_picker, sequential_starts_pieces_in_index_order) {
+  driver d(make(6));
+  d.add(A, "111111");
+  d.add(B, "000011"); // rarest first would start 0..3 before 4 and 5 only by chance
+  d.pp.set_sequential(true);
+  set_prios(d, "nnsnnn");
+  d.pp.set_have(piece_index{0});
+  EXPECT_EQ(d.pick(A, 6), "1.0 1.1 1.2 1.3 3.0 3.1"); // 0 held, 2 skipped
+  EXPECT_EQ(d.pick(A, 4), "3.2 3.3 4.0 4.1");         // started ones first, then in order
+  EXPECT_EQ(d.pick(B, 4), "4.2 4.3 5.0 5.1");
+  // Dropped requests make a piece pickable again, ahead of later ones (after what is started).
+  d.drop(A, {blk(1, 0), blk(1, 1), blk(1, 2), blk(1, 3)});
+  EXPECT_EQ(d.pick(A, 6), "5.2 5.3 1.0 1.1 1.2 1.3");
+}
+
+TEST(piece_picker, a_wider_selection_makes_skipped_pieces_wanted_again) {
+  driver d(make(3));
+  d.add_seed();
+  constexpr peer_slot S = 7;
+  set_prios(d, "nss");
+  EXPECT_EQ(d.pick(S, 100), "0.0 0.1 0.2 0.3");
+  d.receive_piece(S, 0);
+  d.verified(0);
+  EXPECT_TRUE(d.pp.complete());
+  set_prios(d, "nnn");
+  EXPECT_FALSE(d.pp.complete());
+  EXPECT_EQ(d.pp.wanted_left(), 2u);
+  EXPECT_TRUE(d.pp.is_interesting(nullptr));
+  EXPECT_EQ(pieces_of(d.pick_refs(S, 100)), (std::set<std::uint32_t>{1, 2}));
+}
+
+TEST(piece_picker, a_piece_deselected_while_downloading_is_finished_but_not_needed) {
+  driver d(make(3));
+  d.add_seed();
+  constexpr peer_slot S = 7;
+  auto first = d.pick_refs(S, 2); // one piece started, half requested
+  ASSERT_EQ(first.size(), 2u);
+  auto p = first[0].piece.value;
+  std::string s = "nnn";
+  s[p] = 's';
+  set_prios(d, s);
+  EXPECT_EQ(d.pp.downloading_count(), 1u);
+  EXPECT_EQ(d.pp.wanted_left(), 2u);
+  // Its requests are dropped: it does not become pickable (it is skip now).
+  d.drop(S, first);
+  EXPECT_EQ(d.pp.downloading_count(), 0u);
+  EXPECT_TRUE(d.pp.avail().parked(piece_index{p}));
+  auto rest = d.pick_refs(S, 100);
+  EXPECT_EQ(pieces_of(rest).count(p), 0u);
+  EXPECT_EQ(pieces_of(rest).size(), 2u);
+}
+
+TEST(piece_picker, held_skip_pieces_do_not_count_as_wanted) {
+  driver d(make(4));
+  set_prios(d, "snns");
+  d.pp.set_have(piece_index{0}); // from resume data of an earlier, wider selection
+  EXPECT_TRUE(d.pp.consistent());
+  EXPECT_EQ(d.pp.wanted_left(), 2u);
+  EXPECT_EQ(d.pp.have_count(), 1u);
+  EXPECT_EQ(d.pp.wanted_verified_bytes(), 0u);
+  d.pp.set_have(piece_index{1});
+  d.pp.set_have(piece_index{2});
+  EXPECT_TRUE(d.pp.complete());
+  EXPECT_EQ(d.pp.wanted_verified_bytes(), d.pp.wanted_bytes());
+  set_prios(d, "nnnn"); // 0 is held already: only 3 is left
+  EXPECT_EQ(d.pp.wanted_left(), 1u);
+  EXPECT_EQ(d.pp.wanted_verified_bytes(), 3ull * piece4);
+  EXPECT_EQ(d.pp.wanted_bytes(), 4ull * piece4);
+  set_prios(d, "snss");
+  EXPECT_EQ(d.pp.wanted_verified_bytes(), std::uint64_t{piece4});
+  EXPECT_TRUE(d.pp.complete());
+}
+
+TEST(piece_picker, a_peer_without_the_high_pieces_gets_normal_ones) {
+  driver d(make(4));
+  d.add(A, "0111");
+  d.add(B, "1111"); // availability 1 2 2 2
+  set_prios(d, "hnnn");
+  auto a = d.pick_refs(A, 4); // A lacks the high piece 0: a normal one
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_NE(a[0].piece.value, 0u);
+  EXPECT_EQ(d.pick(B, 4), "0.0 0.1 0.2 0.3"); // B has it: high first, though rarest too
+  set_prios(d, "snnh"); // the started piece 0 deselected, 3 raised
+  auto b = d.pick_refs(B, 4);
+  ASSERT_EQ(b.size(), 4u);
+  if (a[0].piece.value != 3) {
+    EXPECT_EQ(b[0].piece.value, 3u) << show(b); // the raised piece, before rarer ones
+  }
+  EXPECT_NE(b[0].piece.value, 0u) << show(b);   // the deselected one is not restarted
+}

@@ -899,3 +899,28 @@ TEST(torrent_lifecycle, without_metainfo_it_awaits_metadata_until_stopped) {
   sched.run();
   EXPECT_TRUE(w->stopped);
 }
+
+// File selection through the API (set_file_priorities): the picker stops or resumes requests,
+// "complete" is about the selected pieces only, and a bad vector is refused with a warning.
+TEST(torrent_actor, file_priorities_decide_what_is_requested_and_when_it_is_complete) {
+  fixture f(2, 1);
+  caf::anon_send(f.torrent, set_file_priorities{{file_priority::normal, file_priority::skip}});
+  f.sched.run();
+  EXPECT_NE(f.log.str().find("file priorities ignored: 2 file priorities for a torrent of 1 "
+                             "files"),
+            std::string::npos)
+    << f.log.str();
+  caf::anon_send(f.torrent, set_file_priorities{{file_priority::skip}});
+  f.sched.run();
+  EXPECT_TRUE(f.w->finished) << "nothing selected: nothing to fetch";
+  f.connect_and_unchoke(0);
+  EXPECT_EQ(f.w->peers.at(0).requested.size(), 0u);
+  // Selected again: the peer (already unchoking us) gets every block.
+  caf::anon_send(f.torrent, set_file_priorities{{file_priority::high}});
+  f.sched.run();
+  EXPECT_EQ(f.w->peers.at(0).requested.size(), 8u);
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}, {1, 0}, {1, 1}, {1, 2}, {1, 3}});
+  auto p = f.progress();
+  EXPECT_EQ(p.pieces_verified, 2u);
+  EXPECT_EQ(p.verified_bytes, p.total_size);
+}

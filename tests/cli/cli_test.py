@@ -60,7 +60,9 @@ class CliTest(unittest.TestCase):
         self.assertIn("info-hash:   " + ih, out)
         self.assertIn("total size:  20000 bytes", out)
         self.assertIn("pieces:      2", out)
-        self.assertIn("a/b.bin", out)
+        # Files numbered from 1 as `download --select-file` counts them.
+        self.assertIn("     1         15000  a/b.bin\n", out)
+        self.assertIn("     2          5000  c.bin\n", out)
 
     def test_malformed_torrents_name_the_byte_offset_and_exit_2(self):
         good, _ = torrent_bytes()
@@ -428,6 +430,8 @@ class CliTest(unittest.TestCase):
         self.assertIn("total size:  %d bytes" % size, out)
         self.assertIn("padding:", out)  # libtorrent did pad: the test means something
         self.assertIn("files:       2\n", out)
+        # Padding files are not numbered: the numbers are those --select-file takes.
+        self.assertRegex(out, r"\n +1 +\d+  [ab]\.bin\n +2 +\d+  [ab]\.bin\n")
         # The data is already there: the download checks it and completes.
         rc, out, err, _ = run("download", "--listen", "127.0.0.1:0", t, "-o", os.path.join(self.dir, "data"), "--peer",
                               "127.0.0.1:9", "--no-tracker", "-q", timeout=60)

@@ -110,7 +110,8 @@ DOWNLOAD_TIMEOUT = 90         # --timeout of actorrent download runs
 
 EXISTING_RE = re.compile(r"existing data: (\d+) of (\d+) pieces verified \((\d+) hashed\)")
 COMPLETE_RE = re.compile(r"^complete: (.+) (\d+) bytes in ([\d.]+) s \(([^)]*)\), (\d+) pieces verified, "
-                         r"(\d+) failed the hash check, (\d+) bytes uploaded$", re.M)
+                         r"(\d+) failed the hash check, (\d+) bytes uploaded"
+                         r"(?:, \d+ bytes downloaded)?$", re.M)
 SEEDING_RE = re.compile(r"^seeding: (.+) on ([\d.]+):(\d+) \((\d+) pieces verified\)$", re.M)
 UPLOADED_RE = re.compile(r"^uploaded: (\d+) bytes$", re.M)
 LT_UPLOADED_RE = re.compile(r"peers (\d+)  uploaded (\d+) bytes")

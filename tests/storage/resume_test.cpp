@@ -649,3 +649,67 @@ TEST_F(resume_test, save_creates_dot_actorrent_and_reports_failures) {
   EXPECT_TRUE(std::filesystem::is_directory(fresh + "/.actorrent"));
   EXPECT_TRUE(std::filesystem::is_regular_file(resume_path(fresh, t.meta.hash)));
 }
+
+// -- file selection ----------------------------------------------------------------------------
+
+TEST_F(resume_test, the_selection_round_trips_and_older_files_record_none) {
+  auto t = make_torrent(sample_files, 16);
+  write_data(t);
+  using fp = file_priority;
+  const std::vector<fp> sel = {fp::normal, fp::skip, fp::high, fp::skip, fp::normal};
+  ASSERT_TRUE(save_resume(out_, t.meta, t.layout, range(0, 7), Roaring(), sel).ok());
+  EXPECT_EQ(load_resume(out_, t.meta, t.layout).priorities, sel);
+  // Saved without a selection (as every resume file before it was recorded): none, and the
+  // file loads as before.
+  ASSERT_TRUE(save_resume(out_, t.meta, t.layout, range(0, 7)).ok());
+  auto r = load_resume(out_, t.meta, t.layout);
+  EXPECT_TRUE(r.priorities.empty());
+  EXPECT_EQ(r.trusted, range(0, 7));
+  EXPECT_EQ(save_resume(out_, t.meta, t.layout, range(0, 7), Roaring(), {fp::skip})
+              .error()
+              .message,
+            "1 file priorities for a torrent of 5 files");
+}
+
+TEST_F(resume_test, a_skipped_absent_file_keeps_its_boundary_pieces_while_the_part_file_is_there) {
+  // e skipped and never created: piece 4 (c and e) was verified with e's bytes in the part file.
+  auto t = make_torrent(sample_files, 16);
+  write_data(t);
+  ASSERT_EQ(::unlink(data(t, 4).c_str()), 0);
+  const auto part = part_file_path(out_, t.meta.hash);
+  ASSERT_EQ(part, out_ + "/.actorrent/" + to_hex(t.meta.hash) + ".parts");
+  using fp = file_priority;
+  const std::vector<fp> sel = {fp::normal, fp::normal, fp::normal, fp::normal, fp::skip};
+  ASSERT_TRUE(save_resume(out_, t.meta, t.layout, range(0, 5), Roaring(), sel).ok());
+  spit(part, "stands for the part file");
+  auto r = load_resume(out_, t.meta, t.layout);
+  EXPECT_EQ(r.trusted, range(0, 5)) << show(r.trusted);
+  EXPECT_TRUE(r.to_check.isEmpty()) << show(r.to_check);
+
+  // Without the part file those bytes are gone: piece 4 (and what else touches e) is checked.
+  ASSERT_EQ(::unlink(part.c_str()), 0);
+  r = load_resume(out_, t.meta, t.layout);
+  EXPECT_EQ(r.trusted, range(0, 4)) << show(r.trusted);
+  EXPECT_EQ(r.to_check, of({4, 5, 6})) << show(r.to_check);
+
+  // e present now (created by hand, or by an earlier run of another selection): a change.
+  spit(part, "stands for the part file");
+  spit(data(t, 4), t.bytes.substr(78, 20));
+  r = load_resume(out_, t.meta, t.layout);
+  EXPECT_EQ(r.trusted, range(0, 4)) << show(r.trusted);
+  EXPECT_EQ(r.to_check, of({4, 5, 6})) << show(r.to_check);
+
+  // The same when e was recorded as selected: absent then and now is never trusted.
+  ASSERT_EQ(::unlink(data(t, 4).c_str()), 0);
+  ASSERT_TRUE(save_resume(out_, t.meta, t.layout, range(0, 5), Roaring(),
+                          std::vector<fp>(5, fp::normal))
+                .ok());
+  r = load_resume(out_, t.meta, t.layout);
+  EXPECT_EQ(r.to_check, of({4, 5, 6})) << show(r.to_check);
+
+  // And when e's pieces were never hashed (a check cut short): unknown beats skipped.
+  ASSERT_TRUE(save_resume(out_, t.meta, t.layout, range(0, 4), of({4}), sel).ok());
+  r = load_resume(out_, t.meta, t.layout);
+  EXPECT_EQ(r.to_check, of({3, 4, 5, 6})) << show(r.to_check);
+  EXPECT_TRUE(r.priorities.empty()); // not every file recorded one
+}
