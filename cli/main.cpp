@@ -762,9 +762,13 @@ int main(int argc, char** argv) {
   download_options sd;
   sd.seed = sd.seed_only = true;
   auto* seed = app.add_subcommand("seed", "Check existing data and seed it");
-  std::string seed_torrent;
-  seed->add_option("torrent", seed_torrent, "the .torrent file")->required();
-  seed->add_option("dir", sd.out_dir, "directory that holds the data")->required();
+  // `seed FILE.torrent DIR`, or several torrents with the directory as -o:
+  // `seed A.torrent B.torrent ... -o DIR` (each torrent's data in DIR/<its name>).
+  std::vector<std::string> seed_args;
+  std::string seed_dir;
+  seed->add_option("torrent", seed_args, "the .torrent file(s), then DIR unless -o is given")
+    ->required();
+  seed->add_option("-o,--output", seed_dir, "directory that holds the data of every torrent");
   add_peer_options(seed, sd);
 
   try {
@@ -775,7 +779,16 @@ int main(int argc, char** argv) {
   if (*info)
     return cmd_info(info_path);
   if (*seed) {
-    sd.torrents = {seed_torrent};
+    if (seed_dir.empty()) {
+      if (seed_args.size() < 2) {
+        std::fprintf(stderr, "error: seed: expected FILE.torrent DIR, or FILE.torrent... -o DIR\n");
+        return 2;
+      }
+      seed_dir = seed_args.back();
+      seed_args.pop_back();
+    }
+    sd.out_dir = seed_dir;
+    sd.torrents = std::move(seed_args);
     return cmd_download(sd);
   }
   if (*create) {
