@@ -28,6 +28,7 @@
 #include "actors/torrent_actor.hpp"
 #include "protocol/metainfo.hpp"
 #include "protocol/sha1.hpp"
+#include "storage/disk_pool.hpp"
 #include "storage/file_store.hpp"
 #include "storage/resume.hpp"
 
@@ -139,7 +140,7 @@ struct fixture {
     tc.meta = meta;
     tc.store = std::move(*store);
     tc.use_trackers = false;
-    tc.detached_storage = false;
+    tc.disk = &disk_pool::inline_pool();
     tc.max_peers_per_ip = 100;
     tc.observer = sys.spawn(observer, w);
     for (std::uint32_t i = 0; i < peers; ++i)
@@ -396,7 +397,8 @@ struct storage_fixture {
     auto store = file_store::open(base.layout_, base.dir + "/alone");
     EXPECT_TRUE(store.ok());
     auto torrent = base.sys.spawn(storage_observer, w);
-    storage = spawn_storage(base.sys, std::move(*store), base.meta, torrent, false);
+    storage = spawn_storage(base.sys, std::move(*store), base.meta, torrent,
+                            disk_pool::inline_pool());
   }
   ~storage_fixture() {
     caf::anon_send(storage, stop_request{});
