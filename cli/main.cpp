@@ -21,6 +21,7 @@
 #include "actors/session.hpp"
 #include "actors/torrent_actor.hpp"
 #include "protocol/metainfo.hpp"
+#include "storage/disk_pool.hpp"
 #include "storage/file_layout.hpp"
 #include "storage/file_store.hpp"
 #include "storage/resume.hpp"
@@ -192,6 +193,9 @@ struct download_options {
   bool seed_only = false;     // the `seed` command: the data must already be complete
   int verbosity = 0;
   bool quiet = false;
+  // threads: fixed thread counts, whatever the number of torrents (0: the default).
+  unsigned io_threads = 0;   // asio threads serving every socket (default: one per core)
+  unsigned disk_threads = 0; // the disk pool of every torrent (default: 4)
 };
 
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
@@ -244,7 +248,10 @@ int cmd_download(const download_options& opt) {
   }
   // The ports first: one that cannot be bound ends the run at once (exit 1, the message names
   // it), before any file is created and before any actor runs.
-  io_runtime io(1);
+  // threads: one I/O pool and one disk pool for the process, sized once.
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  io_runtime io(opt.io_threads ? opt.io_threads : cores);
+  disk_pool disk(opt.disk_threads ? opt.disk_threads : 4);
   session_config sc;
   sc.io = &io;
   sc.listen_host = listen.host;
@@ -302,6 +309,7 @@ int cmd_download(const download_options& opt) {
       tc.id = make_peer_id();
       tc.listen_port = port;
       tc.io = &io;
+      tc.disk = &disk;
       tc.peers = peers;
       tc.use_trackers = !opt.no_tracker;
       tc.observer = self;
@@ -499,6 +507,13 @@ void add_peer_options(CLI::App* cmd, download_options& o) {
     ->check(CLI::Range(0.1, 600.0));
   cmd->add_option("--metrics-port", o.metrics_port,
                   "serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)");
+  cmd->add_option("--io-threads", o.io_threads,
+                  "threads serving the sockets of every torrent (default: one per core)")
+    ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--disk-threads", o.disk_threads,
+                  "threads for the disk work (writes, hashing, uploads, checks) of every torrent "
+                  "(default: 4)")
+    ->check(CLI::Range(1u, 256u));
   cmd->add_flag("-v,--verbose", o.verbosity, "more log output (-vv: debug)");
   cmd->add_flag("-q,--quiet", o.quiet, "no progress display");
 }
