@@ -1,6 +1,6 @@
 // The process's thread count does not grow with torrents: storage work of every torrent runs
-// on one disk pool (before it, each torrent's storage writer was a detached actor: a thread per
-// torrent). Real threads here, not the test scheduler: threads are what is counted.
+// on one disk pool and announces on one announce pool (before, each torrent's storage writer
+// and tracker announcer were detached actors: two threads per torrent). Real threads here, not the test scheduler: threads are what is counted.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -68,6 +68,8 @@ torrent_config tiny_torrent(const std::string& dir, int i, disk_pool& disk, caf:
   meta->piece_hashes.push_back(sha1(data));
   meta->hash[0] = static_cast<std::uint8_t>(i);
   meta->hash[1] = static_cast<std::uint8_t>(i >> 8);
+  // A tracker that refuses at once: every torrent has an announcer too.
+  meta->announce = "http://127.0.0.1:9/announce";
   std::ofstream(dir + "/" + meta->name, std::ios::binary) << data;
   auto layout = file_layout::create(*meta);
   EXPECT_TRUE(layout.ok());
@@ -76,7 +78,7 @@ torrent_config tiny_torrent(const std::string& dir, int i, disk_pool& disk, caf:
   torrent_config tc;
   tc.meta = meta;
   tc.store = std::move(*store);
-  tc.use_trackers = false;
+  tc.use_trackers = true;
   tc.observer = std::move(obs);
   tc.disk = &disk;
   tc.pieces_to_check.push_back(0);
