@@ -54,8 +54,8 @@ public:
   /// fdatasync every file written since the last sync (used before resume data is saved).
   status sync();
   /// Fails (errc::io_error naming the file) if a file was deleted or replaced since it was
-  /// created: its writes would then land in a file nobody can see. Checked before resume data is saved and
-  /// before a download is reported complete.
+  /// created: its writes would then land in a file nobody can see. Checked before resume data
+  /// is saved and before a download is reported complete.
   status check_files() const;
 
   const file_layout& layout() const noexcept { return *layout_; }

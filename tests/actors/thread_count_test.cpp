@@ -1,6 +1,7 @@
 // The process's thread count does not grow with torrents: storage work of every torrent runs
 // on one disk pool and announces on one announce pool (before, each torrent's storage writer
-// and tracker announcer were detached actors: two threads per torrent). Real threads here, not the test scheduler: threads are what is counted.
+// and tracker announcer were detached actors: two threads per torrent). Real threads here, not
+// the test scheduler: threads are what is counted.
 #include <gtest/gtest.h>
 
 #include <atomic>
