@@ -41,11 +41,10 @@ file_pool::~file_pool() {
 
 std::size_t file_pool::default_capacity() {
   struct rlimit rl;
-  std::size_t soft = 1024;
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-    soft = static_cast<std::size_t>(rl.rlim_cur);
-  else if (rl.rlim_cur == RLIM_INFINITY)
-    soft = 1u << 20;
+  std::size_t soft = 1024; // if the limit cannot be read: the usual default
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0)
+    soft = rl.rlim_cur == RLIM_INFINITY ? std::size_t{1} << 20
+                                        : static_cast<std::size_t>(rl.rlim_cur);
   return std::clamp<std::size_t>(soft / 4, 8, 1024);
 }
 
