@@ -88,7 +88,20 @@ torrent_config tiny_torrent(const std::string& dir, int i, disk_pool& disk, caf:
 
 } // namespace
 
+#if defined(__SANITIZE_THREAD__)
+#define ACTORRENT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ACTORRENT_TSAN 1
+#endif
+#endif
+
 TEST(thread_count, is_the_same_for_1_and_100_torrents) {
+#ifdef ACTORRENT_TSAN
+  // Real CAF threads: TSan cannot see the uninstrumented libcaf_core's hand-overs and reports
+  // each one (deploy/tsan.supp says why none is suppressed). The Release suite runs this test.
+  GTEST_SKIP() << "actors on CAF's real threads are not checked under ThreadSanitizer";
+#endif
   for (auto name : {"session", "torrent", "peer", "storage", "tracker"})
     if (!spdlog::get(name))
       spdlog::register_logger(
