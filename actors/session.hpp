@@ -25,6 +25,7 @@
 
 namespace actorrent {
 
+class disk_pool;
 class io_runtime;
 class metrics_server;
 class peer_listener;
@@ -40,6 +41,7 @@ struct session_config {
 /// What the session gives every torrent it runs.
 struct session_options {
   io_runtime* io = nullptr;
+  disk_pool* disk = nullptr;               // every torrent's storage work (null: the process's)
   peer_id id{};
   std::uint16_t listen_port = 0;           // ours, told to peers and trackers
   std::shared_ptr<metrics_server> metrics; // serves every torrent's series (null: none)

@@ -49,6 +49,7 @@
 #include "actors/tracker_actor.hpp"
 #include "protocol/metainfo.hpp"
 #include "storage/file_selection.hpp"
+#include "storage/disk_pool.hpp"
 #include "storage/file_store.hpp"
 
 namespace actorrent {
@@ -1218,8 +1219,9 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
         st.picker->set_priorities(*pieces);
     st.picker->set_sequential(st.cfg.sequential);
     auto me = caf::actor_cast<caf::actor>(self);
+    // threads: storage's blocking work goes to the session's disk pool (no thread per torrent).
     st.storage = spawn_storage(self->system(), std::move(*store), st.cfg.meta, me,
-                               st.cfg.detached_storage);
+                               st.cfg.disk ? *st.cfg.disk : disk_pool::process_default());
     self->link_to(st.storage);
     auto tiers = m.tracker_tiers();
     if (st.cfg.use_trackers && !tiers.empty()) {

@@ -26,6 +26,7 @@
 
 namespace actorrent {
 
+class disk_pool;
 class file_store;
 class io_runtime;
 struct metainfo;
@@ -75,9 +76,10 @@ struct torrent_config {
   /// true: every refill re-derives the rarest-first order by scanning and sorting all pieces
   /// instead of walking the incrementally kept availability buckets (the slower variant).
   bool recompute_requests = false;
-  /// false: storage runs on the scheduler like any actor (deterministic tests), not on a thread
-  /// of its own.
-  bool detached_storage = true;
+  /// Where storage's blocking work runs: the session's disk pool (null: the process's default
+  /// pool; disk_pool::inline_pool() runs it on the storage actor's thread, for deterministic
+  /// tests).
+  disk_pool* disk = nullptr;
 };
 
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg);

@@ -8,6 +8,7 @@
 
 #include "actors/messages.hpp"
 #include "protocol/tracker.hpp"
+#include "storage/disk_pool.hpp"
 
 namespace actorrent {
 
@@ -89,6 +90,13 @@ std::string http_get(const std::string& url, long timeout_ms, void* cancel, std:
   return body;
 }
 
+/// Announces of every torrent block in libcurl on these threads (a few for the process, not one
+/// per torrent); each tracker's announces stay in order on its own queue.
+disk_pool& announce_pool() {
+  static disk_pool pool{4};
+  return pool;
+}
+
 bool is_http(const std::string& url) {
   return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
 }
@@ -100,74 +108,81 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
   (void)curl_ready;
   auto tiers = std::make_shared<std::vector<std::vector<std::string>>>(cfg.tiers);
   auto conf = std::make_shared<tracker_config>(std::move(cfg));
-  return sys.spawn<caf::detached>([=](caf::event_based_actor* self) -> caf::behavior {
+  auto queue = announce_pool().make_queue();
+  return sys.spawn([=](caf::event_based_actor* self) -> caf::behavior {
     self->set_default_handler(caf::drop);
     auto log = spdlog::get("tracker");
+    // threads: the announce runs on the announce pool; its result goes straight to the torrent.
+    auto run = [=](const announce& req) {
+      announce_result res;
+      std::string errors;
+      for (auto& tier : *tiers) {
+        for (std::size_t i = 0; i < tier.size(); ++i) {
+          const auto& url = tier[i];
+          if (!is_http(url)) {
+            log->debug("skipping unsupported tracker {}", url);
+            continue;
+          }
+          tracker::announce_request ar;
+          ar.url = url;
+          ar.hash = conf->hash;
+          ar.id = conf->id;
+          ar.port = conf->listen_port;
+          ar.uploaded = req.uploaded;
+          ar.downloaded = req.downloaded;
+          ar.left = req.left;
+          ar.ev = req.ev;
+          std::string err;
+          // A "stopped" announce happens on the way out: it must not hold up the exit. A
+          // "completed" one may be under way when the run ends: a short timeout too.
+          long timeout = req.ev == tracker::event::stopped     ? 500L
+                         : req.ev == tracker::event::completed ? std::min(2000L, conf->timeout_ms)
+                                                               : conf->timeout_ms;
+          // A stop cancels routine announces; "completed" (trackers count completions) and
+          // "stopped" still go out, each with its short timeout.
+          bool farewell =
+            req.ev == tracker::event::stopped || req.ev == tracker::event::completed;
+          if (conf->cancel->load() && !farewell)
+            return;
+          auto body = http_get(tracker::build_announce_url(ar), timeout,
+                               farewell ? nullptr : conf->cancel.get(), err);
+          if (err.empty()) {
+            auto parsed = tracker::parse_announce_response(body);
+            if (parsed) {
+              res.url = url;
+              res.interval = parsed->interval;
+              res.min_interval = parsed->min_interval;
+              for (auto& p : parsed->peers)
+                res.peers.push_back(endpoint{p.ip, p.port});
+              // BEP 12: a tracker that answered moves to the front of its tier.
+              std::rotate(tier.begin(), tier.begin() + static_cast<long>(i),
+                          tier.begin() + static_cast<long>(i) + 1);
+              log->debug("{}: {} peers, interval {} s", url, res.peers.size(), res.interval);
+              caf::anon_send(torrent, std::move(res));
+              return;
+            }
+            err = parsed.error().message;
+          }
+          if (conf->cancel->load()) {
+            // We are shutting down and cut the announce short ourselves: not a tracker fault.
+            log->debug("announce to {} cancelled", printable(url));
+            return;
+          }
+          log->warn("announce to {} failed: {}", printable(url), printable(err));
+          // Tracker text is untrusted: it reaches logs and the terminal escaped.
+          errors += (errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
+        }
+      }
+      res.result = error{errors.empty() ? errc::invalid_argument : errc::tracker_failure,
+                         errors.empty() ? "no usable HTTP tracker" : errors};
+      caf::anon_send(torrent, std::move(res));
+    };
     return {
       [=](const announce& req) {
-        announce_result res;
-        std::string errors;
-        for (auto& tier : *tiers) {
-          for (std::size_t i = 0; i < tier.size(); ++i) {
-            const auto& url = tier[i];
-            if (!is_http(url)) {
-              log->debug("skipping unsupported tracker {}", url);
-              continue;
-            }
-            tracker::announce_request ar;
-            ar.url = url;
-            ar.hash = conf->hash;
-            ar.id = conf->id;
-            ar.port = conf->listen_port;
-            ar.uploaded = req.uploaded;
-            ar.downloaded = req.downloaded;
-            ar.left = req.left;
-            ar.ev = req.ev;
-            std::string err;
-            // A "stopped" announce happens on the way out: it must not hold up the exit. A
-            // "completed" one may be under way when the run ends: a short timeout too.
-            long timeout = req.ev == tracker::event::stopped     ? 500L
-                           : req.ev == tracker::event::completed ? std::min(2000L, conf->timeout_ms)
-                                                                 : conf->timeout_ms;
-            // A stop cancels routine announces; "completed" (trackers count completions) and
-            // "stopped" still go out, each with its short timeout.
-            bool farewell =
-              req.ev == tracker::event::stopped || req.ev == tracker::event::completed;
-            if (conf->cancel->load() && !farewell)
-              return;
-            auto body = http_get(tracker::build_announce_url(ar), timeout,
-                                 farewell ? nullptr : conf->cancel.get(), err);
-            if (err.empty()) {
-              auto parsed = tracker::parse_announce_response(body);
-              if (parsed) {
-                res.url = url;
-                res.interval = parsed->interval;
-                res.min_interval = parsed->min_interval;
-                for (auto& p : parsed->peers)
-                  res.peers.push_back(endpoint{p.ip, p.port});
-                // BEP 12: a tracker that answered moves to the front of its tier.
-                std::rotate(tier.begin(), tier.begin() + static_cast<long>(i),
-                            tier.begin() + static_cast<long>(i) + 1);
-                log->debug("{}: {} peers, interval {} s", url, res.peers.size(), res.interval);
-                self->send(torrent, std::move(res));
-                return;
-              }
-              err = parsed.error().message;
-            }
-            if (conf->cancel->load()) {
-              // We are shutting down and cut the announce short ourselves: not a tracker fault.
-              log->debug("announce to {} cancelled", printable(url));
-              return;
-            }
-            log->warn("announce to {} failed: {}", printable(url), printable(err));
-            // Tracker text is untrusted: it reaches logs and the terminal escaped.
-            errors += (errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
-          }
-        }
-        res.result = error{errors.empty() ? errc::invalid_argument : errc::tracker_failure,
-                           errors.empty() ? "no usable HTTP tracker" : errors};
-        self->send(torrent, std::move(res));
+        announce_pool().post(queue, disk_pool::job_class::io, [run, req] { run(req); });
       },
+      // Announces already queued still go out (a "stopped" one on the way out among them);
+      // the torrent's cancel flag cuts routine ones short.
       [=](stop_request) { self->quit(); },
     };
   });

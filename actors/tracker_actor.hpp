@@ -1,5 +1,6 @@
-// The tracker announcer of one torrent: a detached actor (libcurl blocks) that announces to the
-// torrent's HTTP trackers tier by tier (BEP 12) and reports peers back.
+// The tracker announcer of one torrent: an actor that announces to the torrent's HTTP trackers
+// tier by tier (BEP 12) and reports peers back. libcurl blocks, so the announces run on a small
+// pool of threads shared by every torrent of the process, in order per torrent.
 #pragma once
 
 #include <atomic>
@@ -20,8 +21,8 @@ struct tracker_config {
   peer_id id{};
   std::uint16_t listen_port = 0;
   long timeout_ms = 10000;
-  /// Set by the torrent when it stops: aborts an announce in progress at once (curl blocks the
-  /// actor's thread, so a message could not reach it).
+  /// Set by the torrent when it stops: aborts an announce in progress at once (curl blocks a
+  /// pool thread, so a message could not reach it).
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
 };
 

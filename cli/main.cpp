@@ -21,6 +21,7 @@
 #include "actors/rate_limiter.hpp"
 #include "actors/session.hpp"
 #include "protocol/metainfo.hpp"
+#include "storage/disk_pool.hpp"
 #include "storage/file_layout.hpp"
 #include "storage/file_selection.hpp"
 
@@ -215,6 +216,9 @@ struct download_options {
   bool sequential = false;               // --sequential: pieces in order (streaming)
   int verbosity = 0;
   bool quiet = false;
+  // threads: fixed thread counts, whatever the number of torrents (0: the default).
+  unsigned io_threads = 0;   // asio threads serving every socket (default: one per core)
+  unsigned disk_threads = 0; // the disk pool of every torrent (default: 4)
 };
 
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
@@ -342,7 +346,10 @@ int cmd_download(const download_options& opt) {
   setup_logging(opt.verbosity);
   // The ports first: one that cannot be bound ends the run at once (exit 1, the message names
   // it), before any file is created and before any actor runs.
-  io_runtime io(1);
+  // One I/O pool and one disk pool for the process, sized once, whatever the torrents.
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  io_runtime io(opt.io_threads ? opt.io_threads : cores);
+  disk_pool disk(opt.disk_threads ? opt.disk_threads : 4);
   std::string err;
   std::string listen_host;
   auto listener = open_listener(io, opt, listen, listen_host, err);
@@ -381,6 +388,7 @@ int cmd_download(const download_options& opt) {
     caf::actor_system sys{cfg};
     session_options so;
     so.io = &io;
+    so.disk = &disk;
     so.id = make_peer_id();
     so.listen_port = port;
     so.metrics = metrics;
@@ -704,6 +712,13 @@ void add_peer_options(CLI::App* cmd, download_options& o) {
     ->capture_default_str();
   cmd->add_option("--metrics-port", o.metrics_port,
                   "serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)");
+  cmd->add_option("--io-threads", o.io_threads,
+                  "threads serving the sockets of every torrent (default: one per core)")
+    ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--disk-threads", o.disk_threads,
+                  "threads for the disk work (writes, hashing, uploads, checks) of every torrent "
+                  "(default: 4)")
+    ->check(CLI::Range(1u, 256u));
   cmd->add_flag("-v,--verbose", o.verbosity, "more log output (-vv: debug)");
   cmd->add_flag("-q,--quiet", o.quiet, "no progress display");
 }

@@ -20,7 +20,9 @@ namespace actorrent {
 namespace {
 
 constexpr std::size_t max_chunk = 1u << 20;    // bytes read (and hashed) at a time
-constexpr std::size_t max_open_per_thread = 256; // descriptors a worker keeps open
+// Descriptors a worker keeps open: few, since every disk thread may be checking at once and
+// descriptors are shared with the sockets and the open-file pool.
+constexpr std::size_t max_open_per_thread = 32;
 constexpr int not_tried = -2;
 constexpr int unavailable = -1;
 

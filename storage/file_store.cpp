@@ -101,19 +101,18 @@ int open_retry(int dir, const char* name, int flags, mode_t mode = 0) {
 
 } // namespace
 
-file_store::file_store(std::shared_ptr<const file_layout> layout, std::string root)
-    : layout_(std::move(layout)), root_(std::move(root)), fds_(layout_->files().size(), -1) {}
+file_store::file_store(std::shared_ptr<const file_layout> layout, std::string root,
+                       file_pool& pool)
+    : layout_(std::move(layout)), root_(std::move(root)), pool_(pool), owner_(pool.new_owner()),
+      ids_(layout_->files().size()), dirty_(layout_->files().size(), 0) {}
 
-file_store::~file_store() {
-  for (int fd : fds_)
-    if (fd >= 0)
-      ::close(fd);
-}
+file_store::~file_store() { pool_.forget(owner_); }
 
 result<std::unique_ptr<file_store>> file_store::open(std::shared_ptr<const file_layout> layout,
                                                      const std::string& root,
                                                      const std::vector<file_priority>& priorities,
-                                                     const std::string& part_path) {
+                                                     const std::string& part_path,
+                                                     file_pool* pool) {
   if (!layout)
     return error{errc::invalid_argument, "no file layout"};
   if (!priorities.empty() && priorities.size() != layout->files().size())
@@ -130,7 +129,8 @@ result<std::unique_ptr<file_store>> file_store::open(std::shared_ptr<const file_
     return io_failure("cannot open directory", root, errno);
 
   // Owned from here on so that the destructor closes whatever was opened before a failure.
-  std::unique_ptr<file_store> store{new file_store(std::move(layout), root)};
+  std::unique_ptr<file_store> store{
+      new file_store(std::move(layout), root, pool ? *pool : file_pool::process_default())};
   const auto& files = store->layout_->files();
   store->priorities_ = priorities.empty()
                           ? std::vector<file_priority>(files.size(), file_priority::normal)
@@ -212,18 +212,23 @@ status file_store::open_file(int root_fd, std::size_t i) {
     if (rc != 0)
       return io_failure("cannot resize", full, errno);
   }
-  // 0-byte files only need to exist; keeping them open would waste descriptors.
-  if (f.length > 0)
-    fds_[i] = fd.release();
   in_part_[i] = false;
+  // Closed again (by unique_fd): a torrent may have more files than the process may open.
+  // 0-byte files only need to exist and are never opened again.
+  if (f.length == 0)
+    return {};
+  ids_[i] = file_id{true, static_cast<std::uint64_t>(st.st_dev),
+                    static_cast<std::uint64_t>(st.st_ino)};
   // Bytes stored while the file was not selected move in. Only into a file made just now:
   // one that existed keeps what it holds.
-  if (created && f.length > 0)
-    return move_from_part_file(i);
+  if (created) {
+    dirty_[i] = 1;
+    return move_from_part_file(i, fd.get());
+  }
   return {};
 }
 
-status file_store::move_from_part_file(std::size_t i) {
+status file_store::move_from_part_file(std::size_t i, int fd) {
   const auto& l = *layout_;
   const auto& f = l.files()[i];
   if (part_->empty() || f.length == 0)
@@ -245,7 +250,7 @@ status file_store::move_from_part_file(std::size_t i) {
         !s)
       return s;
     for (std::size_t done = 0; done < buf.size();) {
-      ssize_t n = ::pwrite(fds_[i], buf.data() + done, buf.size() - done,
+      ssize_t n = ::pwrite(fd, buf.data() + done, buf.size() - done,
                            static_cast<off_t>(begin - f.offset + done));
       if (n < 0 && errno == EINTR)
         continue;
@@ -267,6 +272,56 @@ status file_store::drop_part_file_if_unused() {
   if (auto s = sync(); !s)
     return s;
   return part_->remove();
+}
+
+result<int> file_store::reopen(std::size_t i, int& err) const {
+  const auto& f = layout_->files()[i];
+  const auto parts = split(f.path);
+  unique_fd root_fd{open_retry(AT_FDCWD, root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (root_fd.get() < 0) {
+    err = errno;
+    return io_failure("cannot open directory", root_, err);
+  }
+  std::string full = root_;
+  const error gone{errc::io_error,
+                   root_ + "/" + f.path + ": deleted or replaced while downloading"};
+  unique_fd dir;
+  int cur = root_fd.get();
+  for (std::size_t k = 0; k + 1 < parts.size(); ++k) {
+    const auto& name = parts[k];
+    full += "/" + name;
+    unique_fd next{
+        open_retry(cur, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+    if (next.get() < 0) {
+      err = errno;
+      return err == ENOENT ? gone : open_failure(cur, name, f.path, full, err);
+    }
+    dir = std::move(next);
+    cur = dir.get();
+  }
+  const auto& name = parts.back();
+  full += "/" + name;
+  // No O_CREAT: a file deleted behind our back must not come back empty.
+  unique_fd fd{open_retry(cur, name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC)};
+  if (fd.get() < 0) {
+    err = errno;
+    return err == ENOENT ? gone : open_failure(cur, name, f.path, full, err);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    err = errno;
+    return io_failure("cannot stat", full, err);
+  }
+  if (static_cast<std::uint64_t>(st.st_dev) != ids_[i].dev ||
+      static_cast<std::uint64_t>(st.st_ino) != ids_[i].ino)
+    return gone;
+  return fd.release();
+}
+
+result<file_pool::lease> file_store::file(std::size_t i) {
+  assert(ids_[i].stored);
+  return pool_.acquire(owner_, static_cast<std::uint32_t>(i),
+                       [this, i](int& err) { return reopen(i, err); });
 }
 
 status file_store::set_priorities(const std::vector<file_priority>& priorities) {
@@ -317,8 +372,11 @@ status file_store::write(piece_index p, std::uint32_t offset, std::string_view d
       src += s.length;
       continue;
     }
-    int fd = fds_[s.file.value];
-    assert(fd >= 0);
+    auto lease = file(s.file.value);
+    if (!lease)
+      return lease.error();
+    const int fd = lease->fd();
+    dirty_[s.file.value] = 1;
     std::uint64_t done = 0;
     while (done < s.length) {
       ssize_t n =
@@ -340,8 +398,11 @@ status file_store::write(piece_index p, std::uint32_t offset, std::string_view d
 status file_store::flush(pending_write& w) {
   if (w.iov.empty())
     return {};
-  int fd = fds_[w.file];
-  assert(fd >= 0);
+  auto lease = file(w.file);
+  if (!lease)
+    return lease.error();
+  const int fd = lease->fd();
+  dirty_[w.file] = 1;
   std::size_t first = 0;
   std::uint64_t off = w.offset;
   while (first < w.iov.size()) {
@@ -432,8 +493,10 @@ status file_store::read(piece_index p, std::uint32_t offset, std::uint32_t lengt
       out += s.length;
       continue;
     }
-    int fd = fds_[s.file.value];
-    assert(fd >= 0);
+    auto lease = file(s.file.value);
+    if (!lease)
+      return lease.error();
+    const int fd = lease->fd();
     std::uint64_t done = 0;
     while (done < s.length) {
       ssize_t n =
@@ -457,31 +520,48 @@ status file_store::read(piece_index p, std::uint32_t offset, std::uint32_t lengt
 
 status file_store::sync() {
   // Every file is synced even after a failure, so one bad file does not leave the others
-  // unflushed; the first error is reported.
+  // unflushed; the first error is reported. A file the pool closed since its writes is opened
+  // again: fdatasync flushes the file's dirty pages whichever descriptor wrote them.
   status first = part_ ? part_->sync() : status{};
-  for (std::size_t i = 0; i < fds_.size(); ++i) {
-    if (fds_[i] < 0)
+  for (std::size_t i = 0; i < dirty_.size(); ++i) {
+    if (!dirty_[i])
       continue;
+    auto lease = file(i);
+    if (!lease) {
+      if (first.ok())
+        first = lease.error();
+      continue;
+    }
     int rc;
     do
-      rc = ::fdatasync(fds_[i]);
+      rc = ::fdatasync(lease->fd());
     while (rc != 0 && errno == EINTR);
-    if (rc != 0 && first.ok())
-      first = io_failure("cannot sync", root_ + "/" + layout_->files()[i].path, errno);
+    if (rc != 0) {
+      if (first.ok())
+        first = io_failure("cannot sync", root_ + "/" + layout_->files()[i].path, errno);
+      continue;
+    }
+    dirty_[i] = 0;
   }
   return first;
 }
 
 status file_store::check_files() const {
-  for (std::size_t i = 0; i < fds_.size(); ++i) {
-    if (fds_[i] < 0)
+  // By path, whether the pool holds the file open or not: a deleted file is gone from its
+  // directory, a replaced one has another inode.
+  for (std::size_t i = 0; i < ids_.size(); ++i) {
+    if (!ids_[i].stored)
       continue;
+    const auto path = root_ + "/" + layout_->files()[i].path;
     struct stat st;
-    if (::fstat(fds_[i], &st) != 0)
-      return io_failure("cannot stat", root_ + "/" + layout_->files()[i].path, errno);
-    if (st.st_nlink == 0)
-      return error{errc::io_error, root_ + "/" + layout_->files()[i].path +
-                                     ": deleted or replaced while downloading"};
+    if (::lstat(path.c_str(), &st) != 0) {
+      if (errno != ENOENT && errno != ENOTDIR)
+        return io_failure("cannot stat", path, errno);
+      return error{errc::io_error, path + ": deleted or replaced while downloading"};
+    }
+    if (static_cast<std::uint64_t>(st.st_dev) != ids_[i].dev ||
+        static_cast<std::uint64_t>(st.st_ino) != ids_[i].ino)
+      return error{errc::io_error, path + ": deleted or replaced while downloading"};
   }
   return {};
 }

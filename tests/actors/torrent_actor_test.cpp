@@ -29,6 +29,7 @@
 #include "actors/tracker_actor.hpp"
 #include "protocol/metainfo.hpp"
 #include "protocol/sha1.hpp"
+#include "storage/disk_pool.hpp"
 #include "storage/file_store.hpp"
 #include "storage/resume.hpp"
 
@@ -184,7 +185,7 @@ struct fixture {
     tc.meta = meta;
     tc.store = std::move(*store);
     tc.use_trackers = false;
-    tc.detached_storage = false;
+    tc.disk = &disk_pool::inline_pool();
     tc.max_peers_per_ip = 100;
     tc.max_peers = opt.max_peers;
     tc.upload_slots = opt.upload_slots;
@@ -514,7 +515,8 @@ struct storage_fixture {
     auto store = file_store::open(base.layout_, base.dir + "/alone");
     EXPECT_TRUE(store.ok());
     auto torrent = base.sys.spawn(storage_observer, w);
-    storage = spawn_storage(base.sys, std::move(*store), base.meta, torrent, false);
+    storage = spawn_storage(base.sys, std::move(*store), base.meta, torrent,
+                            disk_pool::inline_pool());
   }
   ~storage_fixture() {
     caf::anon_send(storage, stop_request{});

@@ -537,6 +537,32 @@ class CliTest(unittest.TestCase):
                 self.assertIn("error: " + message, err)
                 self.assertFalse(os.path.exists(os.path.join(self.dir, "o")))
 
+    def test_io_and_disk_threads_set_the_thread_count(self):
+        """--io-threads and --disk-threads size the process's pools: 2 more I/O threads and 4
+        more disk threads are exactly 6 more OS threads (/proc/PID/task), nothing else."""
+        self.write("s.bin", os.urandom(64 * 1024))
+        t = os.path.join(self.dir, "s.torrent")
+        rc, _, err, _ = run("create", os.path.join(self.dir, "s.bin"), "-o", t, "-q")
+        self.assertEqual(rc, 0, err)
+
+        def threads_while_seeding(io, disk):
+            p = subprocess.Popen([ACTORRENT, "seed", t, self.dir, "--no-tracker", "-q",
+                                  "--io-threads", str(io), "--disk-threads", str(disk)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.addCleanup(lambda: (p.kill(), p.wait()))
+            line = p.stdout.readline()
+            self.assertTrue(line.startswith("seeding:"), line)
+            time.sleep(1)  # CAF starts some threads lazily: count once settled
+            n = len(os.listdir("/proc/%d/task" % p.pid))
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=20)
+            self.assertEqual(p.returncode, 0, err)
+            return n
+
+        small = threads_while_seeding(1, 1)
+        big = threads_while_seeding(3, 5)
+        self.assertEqual(big - small, 6, "threads: %d with 1+1, %d with 3+5" % (small, big))
+
 
 if __name__ == "__main__":
     if len(sys.argv) < 3 or sys.argv[1] != "--actorrent":

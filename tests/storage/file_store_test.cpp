@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -374,4 +375,105 @@ TEST_F(file_store_test, write_many_refuses_a_span_outside_its_piece) {
   auto st = (*store)->write_many(spans);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("outside piece 1"), std::string::npos) << st.error().message;
+}
+
+// Before the open-file pool every file stayed open: a torrent of more files than the
+// descriptor limit failed with "Too many open files".
+TEST_F(file_store_test, more_files_than_the_descriptor_limit_are_written_and_read_back) {
+  std::vector<spec> files;
+  for (int i = 0; i < 300; ++i)
+    files.push_back(spec{{"d" + std::to_string(i % 7), "f" + std::to_string(i)},
+                         static_cast<std::uint64_t>(1 + i % 13)});
+  auto layout = make_layout(files, 16);
+  struct rlimit old;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  struct rlimit low = old;
+  low.rlim_cur = 64;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  file_pool pool{8};
+  std::string all;
+  std::string back;
+  status wrote;
+  status read;
+  status synced;
+  {
+    auto store = file_store::open(layout, root_, {}, {}, &pool);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    std::mt19937 rng(5);
+    all.resize(layout->total_size());
+    for (auto& c : all)
+      c = static_cast<char>(rng());
+    // Piece by piece in a scattered order, so files are opened, evicted and opened again.
+    std::vector<std::uint32_t> order(layout->piece_count());
+    for (std::uint32_t k = 0; k < order.size(); ++k)
+      order[k] = k;
+    std::shuffle(order.begin(), order.end(), rng);
+    for (std::size_t k = 0; k < order.size() && wrote.ok(); ++k) {
+      piece_index p{order[k]};
+      wrote = (*store)->write(p, 0,
+                              std::string_view(all).substr(std::size_t{p.value} * 16,
+                                                           layout->piece_size(p)));
+    }
+    synced = (*store)->sync();
+    back.resize(all.size());
+    for (std::uint32_t p = 0; p < layout->piece_count() && read.ok(); ++p)
+      read = (*store)->read(piece_index{p}, 0, layout->piece_size(piece_index{p}),
+                            back.data() + std::size_t{p} * 16);
+    EXPECT_LE(pool.open_count(), 8u);
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+  EXPECT_EQ(pool.open_count(), 0u); // the store's descriptors go with it
+  ASSERT_TRUE(wrote.ok()) << wrote.error().message;
+  ASSERT_TRUE(synced.ok()) << synced.error().message;
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_TRUE(back == all);
+}
+
+TEST_F(file_store_test, a_file_deleted_while_closed_is_not_recreated) {
+  auto layout = make_layout({spec{{"a"}, 8}, spec{{"b"}, 8}}, 8);
+  file_pool pool{1};
+  auto store = file_store::open(layout, root_, {}, {}, &pool);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  ASSERT_TRUE((*store)->write(piece_index{0}, 0, "aaaaaaaa").ok());
+  ASSERT_TRUE((*store)->write(piece_index{1}, 0, "bbbbbbbb").ok()); // closes a
+  ASSERT_EQ(::unlink((root_ + "/t/a").c_str()), 0);
+  auto s = (*store)->write(piece_index{0}, 0, "AAAAAAAA");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, root_ + "/t/a: deleted or replaced while downloading");
+  EXPECT_FALSE(exists(root_ + "/t/a"));
+  auto c = (*store)->check_files();
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message, root_ + "/t/a: deleted or replaced while downloading");
+}
+
+TEST_F(file_store_test, a_file_replaced_while_closed_is_refused) {
+  auto layout = make_layout({spec{{"a"}, 8}, spec{{"b"}, 8}}, 8);
+  file_pool pool{1};
+  auto store = file_store::open(layout, root_, {}, {}, &pool);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  ASSERT_TRUE((*store)->write(piece_index{0}, 0, "aaaaaaaa").ok());
+  ASSERT_TRUE((*store)->write(piece_index{1}, 0, "bbbbbbbb").ok()); // closes a
+  {
+    std::ofstream(tmp_ + "/other", std::ios::binary) << "xxxxxxxx";
+  }
+  ASSERT_EQ(::rename((tmp_ + "/other").c_str(), (root_ + "/t/a").c_str()), 0);
+  char buf[8];
+  auto s = (*store)->read(piece_index{0}, 0, 8, buf);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, root_ + "/t/a: deleted or replaced while downloading");
+  EXPECT_FALSE((*store)->check_files().ok());
+}
+
+TEST_F(file_store_test, a_symlink_planted_after_open_is_not_followed_on_reopen) {
+  auto layout = make_layout({spec{{"d", "a"}, 8}, spec{{"b"}, 8}}, 8);
+  file_pool pool{1};
+  auto store = file_store::open(layout, root_, {}, {}, &pool);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  ASSERT_TRUE((*store)->write(piece_index{1}, 0, "bbbbbbbb").ok());
+  std::filesystem::rename(root_ + "/t/d", tmp_ + "/moved");
+  std::filesystem::create_directory_symlink(tmp_ + "/moved", root_ + "/t/d");
+  auto s = (*store)->write(piece_index{0}, 0, "aaaaaaaa");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, errc::unsafe_path);
+  EXPECT_EQ(slurp(tmp_ + "/moved/a"), std::string(8, '\0'));
 }

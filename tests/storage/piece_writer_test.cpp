@@ -232,6 +232,9 @@ TEST(piece_writer, a_write_error_stores_nothing) {
   // Review finding: after a storage failure, blocks were still acknowledged as stored.
   fixture f;
   // Make the store's descriptor of t.bin read-only underneath it: every pwrite now fails.
+  // (Files are opened on use: one read puts t.bin's descriptor in the pool.)
+  char byte;
+  ASSERT_TRUE(f.store->read(piece_index{0}, 0, 1, &byte).ok());
   auto target = std::filesystem::canonical(f.dir + "/t.bin");
   int replaced = -1;
   for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
