@@ -152,7 +152,7 @@ def run_case(actorrent, mode):
             rc = None
             while rc is None and time.monotonic() - t0 < 75:
                 rc = dl.wait(0.5)
-                m = re.search(r"^actorrent_peers_known (\d+)", fetch_metrics(metrics_port), re.M)
+                m = re.search(r"^actorrent_peers_known(?:\{[^}]*\})? (\d+)", fetch_metrics(metrics_port), re.M)
                 if m:
                     known.append(int(m.group(1)))
             stop.set()
