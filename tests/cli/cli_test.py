@@ -350,7 +350,9 @@ class CliTest(unittest.TestCase):
     def test_signal_during_check_of_existing_data_download(self):
         t, pieces = self.big_torrent()
         out_dir = os.path.join(self.dir, "out")
-        args = ["download", "--listen", "127.0.0.1:0", t, "-o", out_dir, "--peer", "127.0.0.1:9", "--no-tracker", "-v"]
+        # One disk thread: the check of 6 GiB takes seconds, long enough to be signalled in.
+        args = ["download", "--listen", "127.0.0.1:0", t, "-o", out_dir, "--peer", "127.0.0.1:9",
+                "--no-tracker", "--disk-threads", "1", "-v"]
         for sig in (signal.SIGINT, signal.SIGTERM):
             with self.subTest(sig=sig.name):
                 self.big_data(out_dir)
@@ -363,7 +365,8 @@ class CliTest(unittest.TestCase):
     def test_signal_during_check_of_existing_data_seed(self):
         t, pieces = self.big_torrent()
         out_dir = os.path.join(self.dir, "data")
-        args = ["seed", "--listen", "127.0.0.1:0", t, out_dir, "--no-tracker", "-v"]
+        args = ["seed", "--listen", "127.0.0.1:0", t, out_dir, "--no-tracker", "--disk-threads", "1",
+                "-v"]
         for sig in (signal.SIGINT, signal.SIGTERM):
             with self.subTest(sig=sig.name):
                 self.big_data(out_dir)
