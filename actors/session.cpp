@@ -179,6 +179,7 @@ add_torrent_result do_add(self_ptr self, add_torrent& req) {
   tc.listen_port = st.opts.listen_port;
   tc.io = st.opts.io;
   tc.disk = st.opts.disk;
+  tc.publish_metrics = st.opts.metrics != nullptr;
   tc.peers = o.peers;
   tc.use_trackers = o.use_trackers;
   tc.observer = caf::actor_cast<caf::actor>(self);

@@ -55,6 +55,9 @@ struct torrent_config {
   // (the upper one until the peer's time is known); the block then goes to another peer.
   std::uint32_t min_request_timeout_ms = 3000;
   std::uint32_t request_timeout_s = 60;
+  /// Whether each progress report carries the Prometheus text of the torrent's series. Off
+  /// when nobody serves metrics: rendering it every second is most of an idle torrent's cost.
+  bool publish_metrics = true;
   std::uint32_t max_half_open = 32;    // outgoing connections not yet handshaken
   std::uint32_t max_peers_per_ip = 8;  // connections to one IP address
   // File selection: one priority per file (empty: every file normal; storage was opened with
