@@ -8,28 +8,14 @@
 
 #include <fnmatch.h>
 
+#include "tests/storage/test_torrents.hpp"
+
 using namespace actorrent;
 
 namespace {
 
-struct spec {
-  std::vector<std::string> path;
-  std::uint64_t length;
-  bool pad = false;
-};
-
-metainfo make_meta(const std::vector<spec>& files, std::uint32_t piece_length) {
-  metainfo m;
-  m.name = "t";
-  m.piece_length = piece_length;
-  m.multi_file = true;
-  for (const auto& f : files) {
-    m.files.push_back(file_entry{f.path, f.length, f.pad});
-    m.total_size += f.length;
-  }
-  m.piece_hashes.resize((m.total_size + piece_length - 1) / piece_length);
-  return m;
-}
+using test::spec;
+using test::make_meta;
 
 file_layout make_layout(const metainfo& m) {
   auto l = file_layout::create(m);

@@ -14,37 +14,15 @@
 #include <unistd.h>
 
 #include "storage/file_store.hpp"
+#include "tests/storage/test_torrents.hpp"
 
 using namespace actorrent;
 
 namespace {
 
-struct spec {
-  std::vector<std::string> path;
-  std::uint64_t length;
-  bool pad = false;
-};
-
-std::shared_ptr<const file_layout> make_layout(const std::vector<spec>& files,
-                                               std::uint32_t piece_length) {
-  metainfo m;
-  m.name = "t";
-  m.piece_length = piece_length;
-  m.multi_file = true;
-  for (const auto& f : files) {
-    m.files.push_back(file_entry{f.path, f.length, f.pad});
-    m.total_size += f.length;
-  }
-  m.piece_hashes.resize((m.total_size + piece_length - 1) / piece_length);
-  auto l = file_layout::create(m);
-  EXPECT_TRUE(l.ok()) << (l.ok() ? "" : l.error().message);
-  return std::make_shared<const file_layout>(l.ok() ? std::move(*l) : file_layout{});
-}
-
-bool exists(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0;
-}
+using test::spec;
+using test::make_layout;
+using test::exists;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
