@@ -1,5 +1,6 @@
 #include "actors/storage_actor.hpp"
 
+#include <atomic>
 #include <functional>
 
 #include <caf/all.hpp>
@@ -147,8 +148,12 @@ struct check_run {
   std::shared_ptr<std::atomic<bool>> cancel;
   std::uint32_t total = 0;
   std::uint32_t done = 0;
-  std::size_t slices_left = 0;
+  // Counted down by the slices themselves, on the disk threads: after a stop the slices still
+  // queued end without hashing and without a message each.
+  std::atomic<std::size_t> slices_left{0};
   caf::response_promise promise;
+
+  bool cancelled() const { return cancel && cancel->load(); }
 };
 
 /// Cuts the pieces to check into runs of about check_slice_bytes.
@@ -282,17 +287,22 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
         for (auto& slice : slices) {
           disk->post(queue, disk_pool::job_class::check,
                      [core, back, finish_check, run, slice = std::move(slice)] {
-                       auto good = check_pieces(core->store->layout(), *core->meta,
-                                                core->store->root(), slice, 1, {},
-                                                run->cancel.get());
-                       auto n = static_cast<std::uint32_t>(slice.cardinality());
-                       back([core, finish_check, run, n, good = std::move(good)] {
-                         run->good |= good;
-                         run->done += n;
-                         caf::anon_send(core->torrent, check_progress{run->done, run->total});
-                         if (--run->slices_left == 0)
-                           finish_check(run);
-                       });
+                       if (!run->cancelled()) {
+                         auto good = check_pieces(core->store->layout(), *core->meta,
+                                                  core->store->root(), slice, 1, {},
+                                                  run->cancel.get());
+                         auto n = static_cast<std::uint32_t>(slice.cardinality());
+                         back([core, run, n, good = std::move(good)] {
+                           run->good |= good;
+                           run->done += n;
+                           caf::anon_send(core->torrent,
+                                          check_progress{run->done, run->total});
+                         });
+                       }
+                       // Counted once this slice's result is queued: the slice that counts
+                       // last finds every other result ahead of its own message.
+                       if (run->slices_left.fetch_sub(1) == 1)
+                         back([finish_check, run] { finish_check(run); });
                      });
         }
         return run->promise;
