@@ -38,7 +38,22 @@ std::shared_ptr<const metainfo> small_torrent(const std::string& name, const std
   return m;
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define ACTORRENT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ACTORRENT_TSAN 1
+#endif
+#endif
+
 struct session_fixture : ::testing::Test {
+  void SetUp() override {
+#ifdef ACTORRENT_TSAN
+    // Real CAF threads and sockets: TSan cannot see the uninstrumented libcaf_core's
+    // hand-overs and reports each one, as for thread_count. The Release suite runs these.
+    GTEST_SKIP() << "actors on CAF's real threads are not checked under ThreadSanitizer";
+#endif
+  }
   std::ostringstream log;
   io_runtime io{1};
   std::string dir;
