@@ -198,7 +198,8 @@ private:
 
   void receive() {
     socket_.async_receive(
-      asio::buffer(buffer_), [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+      asio::buffer(buffer_),
+      [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
         if (self->closed_ || ec == asio::error::operation_aborted)
           return;
         if (ec) {
@@ -422,6 +423,11 @@ std::uint32_t udp_max_transmissions(const announcer& st) {
                                    udp_tracker::max_retransmit_exponent + 1);
 }
 
+std::chrono::milliseconds connection_lifetime(const announcer& st) {
+  auto configured = std::chrono::milliseconds(st.conf.udp_connection_lifetime_ms);
+  return std::min<std::chrono::milliseconds>(udp_tracker::connection_id_lifetime, configured);
+}
+
 void udp_transmit(caf::event_based_actor* self, announcer& st) {
   st.udp->link->send(st.packet);
   st.transmission_id++;
@@ -433,7 +439,7 @@ void udp_send_request(caf::event_based_actor* self, announcer& st) {
   st.transmissions = 0;
   auto& u = *st.udp;
   bool valid = u.connection_id &&
-               steady::now() - u.connected_at < udp_tracker::connection_id_lifetime;
+               steady::now() - u.connected_at < connection_lifetime(st);
   st.connecting = !valid;
   if (st.connecting) {
     u.connection_id.reset();
@@ -555,7 +561,7 @@ void on_udp_timer(caf::event_based_actor* self, announcer& st, const udp_timer& 
   }
   // BEP 15: a connection id expires after a minute; a retransmitted announce would be refused.
   if (!st.connecting &&
-      steady::now() - st.udp->connected_at >= udp_tracker::connection_id_lifetime) {
+      steady::now() - st.udp->connected_at >= connection_lifetime(st)) {
     udp_send_request(self, st); // connects afresh (the count of tries starts over)
     return;
   }

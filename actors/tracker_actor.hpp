@@ -46,6 +46,8 @@ struct tracker_config {
   std::uint32_t udp_attempts = 2;
   /// Seeds the one shuffle of each tier (BEP 12); 0: random.
   std::uint64_t shuffle_seed = 0;
+  /// BEP 15: how long a connection id may be used (tests shorten it).
+  std::uint32_t udp_connection_lifetime_ms = 60000;
 };
 
 /// Answers every `announce` with an announce_result sent to `torrent`.

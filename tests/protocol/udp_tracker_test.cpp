@@ -203,7 +203,8 @@ TEST(udp_tracker, scrape_reply_must_match_the_hashes_asked) {
   EXPECT_EQ((*r)[1].leechers, 6u);
   auto fewer = parse_scrape(d, 4, 3);
   ASSERT_FALSE(fewer);
-  EXPECT_EQ(fewer.error().message, "udp tracker: scrape reply of 32 bytes, expected 44 for 3 hashes");
+  EXPECT_EQ(fewer.error().message,
+            "udp tracker: scrape reply of 32 bytes, expected 44 for 3 hashes");
   EXPECT_FALSE(parse_scrape(d + "x", 4, 2));
 }
 
