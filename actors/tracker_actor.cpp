@@ -272,7 +272,11 @@ struct udp_tracker_state {
   std::shared_ptr<udp_link> link;
   std::optional<std::uint64_t> connection_id;
   steady::time_point connected_at{};
+  /// Datagrams sent to the actor and not yet handled (the I/O thread adds, the actor takes).
+  std::shared_ptr<std::atomic<int>> unread = std::make_shared<std::atomic<int>>(0);
 };
+
+constexpr int max_unread_datagrams = 16;
 
 /// Everything the announcer owns; touched only by its actor.
 struct announcer {
@@ -301,6 +305,7 @@ struct announcer {
   std::string packet;
   std::uint32_t transmissions = 0;
   std::uint64_t transmission_id = 0;
+  std::uint32_t ignored = 0; // datagrams of other transactions during this request
 
   std::map<std::string, udp_tracker_state> udp_trackers;
   std::uint64_t next_link_id = 0;
@@ -436,6 +441,7 @@ void udp_transmit(caf::event_based_actor* self, announcer& st) {
 
 void udp_send_request(caf::event_based_actor* self, announcer& st) {
   st.transaction = st.rng();
+  st.ignored = 0;
   st.transmissions = 0;
   auto& u = *st.udp;
   bool valid = u.connection_id &&
@@ -478,16 +484,29 @@ void try_udp(caf::event_based_actor* self, announcer& st, const std::string& url
     auto& io = *static_cast<asio::io_context*>(st.conf.io->native());
     // threads: runs on an I/O thread; the actor is reached by message (weakly: the link must
     // not keep its owner alive).
-    u.link = std::make_shared<udp_link>(io, addr->host, addr->port,
-                                        [me, link_id](std::string bytes, std::string err) {
-                                          if (auto strong = caf::actor_cast<caf::actor>(me))
-                                            caf::anon_send(strong, udp_datagram{
-                                                                     link_id, std::move(bytes),
-                                                                     std::move(err)});
-                                        });
+    // A tracker flooding us cannot fill the mailbox: datagrams beyond a few not yet handled
+    // are dropped at the socket (UDP may lose them anyway).
+    auto unread = u.unread;
+    u.link = std::make_shared<udp_link>(
+      io, addr->host, addr->port, [me, link_id, unread](std::string bytes, std::string err) {
+        if (unread->fetch_add(1) >= max_unread_datagrams) {
+          unread->fetch_sub(1);
+          return;
+        }
+        if (auto strong = caf::actor_cast<caf::actor>(me))
+          caf::anon_send(strong, udp_datagram{link_id, std::move(bytes), std::move(err)});
+      });
   }
   st.udp = &u;
   udp_send_request(self, st);
+}
+
+/// BEP 15: a datagram for another transaction (a late answer to an earlier request, or junk)
+/// is ignored; the request waits on for its own answer. Warned once per request: a flood must
+/// not flood the log.
+void log_ignored(announcer& st, const std::string& why) {
+  auto level = st.ignored++ == 0 ? spdlog::level::warn : spdlog::level::debug;
+  st.log->log(level, "{}: ignored: {}", printable(st.tiers.url(*st.pos)), why);
 }
 
 bool udp_current(announcer& st, std::uint64_t link) {
@@ -495,6 +514,9 @@ bool udp_current(announcer& st, std::uint64_t link) {
 }
 
 void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& d) {
+  for (auto& [url, u] : st.udp_trackers)
+    if (u.id == d.link)
+      u.unread->fetch_sub(1);
   if (!udp_current(st, d.link)) {
     st.log->debug("udp tracker: datagram of {} bytes with no request waiting: ignored",
                   d.bytes.size());
@@ -509,9 +531,7 @@ void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& 
     if (!r) {
       auto h = udp_tracker::parse_header(d.bytes);
       if (h && h->transaction_id != st.transaction) {
-        // BEP 15: a datagram for another transaction (a late answer to an earlier request,
-        // or junk) is ignored; the request waits on for its own answer.
-        st.log->warn("{}: ignored: {}", printable(st.tiers.url(*st.pos)), r.error().message);
+        log_ignored(st, r.error().message);
         return;
       }
       tracker_failed(self, st, r.error().message);
@@ -526,7 +546,7 @@ void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& 
   if (!r) {
     auto h = udp_tracker::parse_header(d.bytes);
     if (h && h->transaction_id != st.transaction) {
-      st.log->warn("{}: ignored: {}", printable(st.tiers.url(*st.pos)), r.error().message);
+      log_ignored(st, r.error().message);
       return;
     }
     // The tracker may have refused our connection id: the next announce connects afresh.

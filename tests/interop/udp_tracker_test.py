@@ -12,6 +12,10 @@
   truncated       connects, then answers the announce with 15 bytes
   huge_peers      answers with the largest datagram possible: 10,900 peers; 200 are kept
   error_action    answers the announce with BEP 15's error action and escape sequences
+  flood           answers every request with 3,000 datagrams of another transaction first:
+                  one warning per request, memory bounded, the download unharmed
+  events          an honest scripted UDP tracker recording the BEP 15 events: 'started'
+                  first, 'completed' when done, 'stopped' last, on the way out
 
 In the scripted cases an honest scripted seeder is given with --peer: the download must finish
 byte-exact with exit 0 whatever the tracker does, its misbehaviour logged precisely.
@@ -34,7 +38,10 @@ import harness as H  # noqa: E402
 PIECE_LENGTH = 64 * 1024
 SIZE = 6 * H.MiB
 PROTOCOL_ID = 0x41727101980
-CASES = ["announce", "failover", "wrong_tx", "truncated", "huge_peers", "error_action"]
+CASES = ["announce", "failover", "wrong_tx", "truncated", "huge_peers", "error_action", "flood",
+         "events"]
+RSS_LIMIT_MIB = 1024 if os.environ.get("ASAN_OPTIONS") else 96
+EVENT_NAMES = {0: "", 1: "completed", 2: "started", 3: "stopped"}
 # The retransmit base for these runs (BEP 15's 15 s would make a silent tracker cost 45 s).
 UDP_TIMEOUT_S = "0.3"
 
@@ -84,6 +91,7 @@ class HostileUdpTracker(SilentUdp):
     def __init__(self, mode):
         self.mode = mode
         self.announces = 0
+        self.events = []
         super().__init__()
 
     def _run(self):
@@ -96,11 +104,17 @@ class HostileUdpTracker(SilentUdp):
             if len(data) < 16:
                 continue
             conn, action, tx = struct.unpack(">QII", data[:16])
+            if self.mode == "flood":
+                junk = struct.pack(">II", 1, (tx + 1) & 0xffffffff) + bytes(1392)
+                for _ in range(3000):
+                    self.sock.sendto(junk, addr)
             if action == 0 and conn == PROTOCOL_ID:
                 reply_tx = tx + 1 if self.mode == "wrong_tx" else tx
                 self.sock.sendto(struct.pack(">IIQ", 0, reply_tx & 0xffffffff, 0x1234), addr)
             elif action == 1:
                 self.announces += 1
+                if len(data) >= 84:
+                    self.events.append(EVENT_NAMES.get(struct.unpack(">I", data[80:84])[0], "?"))
                 if self.mode == "truncated":
                     reply = struct.pack(">IIIII", 1, tx, 1800, 0, 0)[:15]
                 elif self.mode == "huge_peers":
@@ -114,6 +128,7 @@ class HostileUdpTracker(SilentUdp):
                 else:
                     reply = struct.pack(">IIIII", 1, tx, 1800, 0, 0)
                 self.sock.sendto(reply, addr)
+
 
 
 def closed_udp_port():
@@ -140,9 +155,14 @@ def run_download(sess, actorrent, torrent, extra, timeout=60):
     H.log("run: %s" % " ".join(argv))
     t0 = time.monotonic()
     dl = sess.spawn("actorrent", argv, log_path=sess.path("stdout"), stderr_path=sess.path("stderr"))
+    rss, stop = [0], threading.Event()
+    threading.Thread(target=H.sample_peak_rss, args=(dl.pid, rss, stop), daemon=True).start()
     rc = dl.wait(timeout + 15)
+    stop.set()
     if rc is None:
         dl.stop(grace=3)
+    H.log("peak RSS %d MiB" % rss[0])
+    run_download.peak_rss_mib = rss[0]
     return rc, out, dl.stderr_text() + dl.output(), time.monotonic() - t0
 
 
@@ -244,10 +264,29 @@ def run_hostile(actorrent, mode):
                 "huge_peers": [re.escape("%s: kept 200 peers of 10914 listed" % url)],
                 "error_action": [u + re.escape(r"udp tracker: error reply: \x1b[2J\x1b[31mpwned"
                                                r"\x07 by udp tracker")],
+                "flood": [r"%s: ignored: udp tracker: transaction id" % re.escape(url)],
+                "events": [],
             }[mode]
             expect_lines(log, expect, problems)
-            if mode != "wrong_tx" and tracker.announces == 0:
+            # (a flood may crowd out the real connect reply: datagrams beyond 16 unread are dropped)
+            if mode not in ("wrong_tx", "flood") and tracker.announces == 0:
                 problems.append("actorrent never sent an announce")
+            if mode == "flood":
+                warned = len(re.findall(r": ignored: ", log))
+                H.log("%d 'ignored' warnings for %d datagrams" % (warned, 3000 * len(tracker.datagrams)))
+                if warned > 2 * len(tracker.datagrams):
+                    problems.append("%d warnings for %d requests: the flood reached the log"
+                                    % (warned, len(tracker.datagrams)))
+                if run_download.peak_rss_mib > RSS_LIMIT_MIB:
+                    problems.append("peak RSS %d MiB over %d MiB" % (run_download.peak_rss_mib, RSS_LIMIT_MIB))
+            if mode == "events":
+                H.log("events: %s" % tracker.events)
+                if tracker.events[:1] != ["started"]:
+                    problems.append("the first announce was %r, not 'started'" % tracker.events[:1])
+                if "completed" not in tracker.events:
+                    problems.append("no 'completed' announce")
+                if tracker.events[-1:] != ["stopped"]:
+                    problems.append("the last announce was %r, not 'stopped'" % tracker.events[-1:])
             finish(rc, out, payload, log, problems)
     finally:
         tracker.close()
