@@ -14,6 +14,8 @@
   error_action    answers the announce with BEP 15's error action and escape sequences
   flood           answers every request with 3,000 datagrams of another transaction first:
                   one warning per request, memory bounded, the download unharmed
+  signal          SIGINT while the only tracker, a silent UDP one with BEP 15's own 15 s wait, has
+                  a request pending: exit 130 within 2 s, the 'stopped' farewell sent on the way
   events          an honest scripted UDP tracker recording the BEP 15 events: 'started'
                   first, 'completed' when done, 'stopped' last, on the way out
 
@@ -39,7 +41,7 @@ PIECE_LENGTH = 64 * 1024
 SIZE = 6 * H.MiB
 PROTOCOL_ID = 0x41727101980
 CASES = ["announce", "failover", "wrong_tx", "truncated", "huge_peers", "error_action", "flood",
-         "events"]
+         "events", "signal"]
 RSS_LIMIT_MIB = 1024 if os.environ.get("ASAN_OPTIONS") else 96
 EVENT_NAMES = {0: "", 1: "completed", 2: "started", 3: "stopped"}
 # The retransmit base for these runs (BEP 15's 15 s would make a silent tracker cost 45 s).
@@ -292,6 +294,44 @@ def run_hostile(actorrent, mode):
         tracker.close()
 
 
+def run_signal(actorrent):
+    import signal
+    silent = SilentUdp()
+    try:
+        with H.Session("actorrent-udp-signal-") as sess:
+            seed_root = sess.mkdir("seed")
+            payload = H.make_payload(seed_root, "udp_signal.bin", size=H.MiB, seed="signal")
+            url = "udp://%s:%d/announce" % (H.LOOPBACK, silent.port)
+            torrent = H.make_torrent(payload, PIECE_LENGTH, sess.path("t.torrent"), announce=url)
+            argv = [actorrent, "download", "--listen", "127.0.0.1:0", torrent.path, "-o",
+                    sess.mkdir("download"), "-v"]   # the default 15 s UDP wait
+            dl = sess.spawn("actorrent", argv, log_path=sess.path("stdout"), stderr_path=sess.path("stderr"))
+            if not H.wait_for(lambda: len(silent.datagrams) >= 1, 10):
+                raise CaseFailed("no connect request reached the silent UDP tracker")
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            os.kill(dl.pid, signal.SIGINT)
+            rc = dl.wait(10)
+            took = time.monotonic() - t0
+            H.log("exit %s %.2f s after SIGINT; the tracker got %d datagram(s)" % (rc, took, len(silent.datagrams)))
+            problems = []
+            if rc is None:
+                dl.stop(grace=3)
+                problems.append("still running 10 s after SIGINT")
+            elif rc != 130:
+                problems.append("exit status %d, not 130" % rc)
+            if took > 2.0:
+                problems.append("exit took %.2f s after SIGINT (a silent UDP tracker held it up)" % took)
+            # the routine connect, then the farewell's own connect (the tracker never gave an id)
+            if len(silent.datagrams) < 2:
+                problems.append("no 'stopped' farewell was attempted")
+            if problems:
+                sys.stderr.write("--- actorrent output (tail) ---\n%s\n" % H.tail(dl.stderr_text(), 30))
+                raise CaseFailed("; ".join(problems))
+    finally:
+        silent.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--actorrent", required=True)
@@ -300,6 +340,8 @@ def main():
     try:
         if a.case in ("announce", "failover"):
             run_real(os.path.abspath(a.actorrent), a.case)
+        elif a.case == "signal":
+            run_signal(os.path.abspath(a.actorrent))
         else:
             run_hostile(os.path.abspath(a.actorrent), a.case)
     except (CaseFailed, H.HarnessError) as e:
