@@ -122,7 +122,8 @@ bool is_farewell(tracker::event ev) {
 /// runs on the link's strand.
 class udp_link : public std::enable_shared_from_this<udp_link> {
 public:
-  using deliver_fn = std::function<void(std::string datagram, std::string error)>;
+  /// `ipv6`: the socket talks IPv6, so announce replies list 18-byte peers.
+  using deliver_fn = std::function<void(std::string datagram, std::string error, bool ipv6)>;
 
   udp_link(asio::io_context& io, std::string host, std::uint16_t port, deliver_fn deliver)
     : strand_(asio::make_strand(io)), socket_(strand_), resolver_(strand_),
@@ -157,7 +158,7 @@ private:
     auto buf = std::make_shared<std::string>(std::move(packet));
     socket_.async_send(asio::buffer(*buf), [self = shared_from_this(), buf](auto ec, std::size_t) {
       if (ec && ec != asio::error::operation_aborted)
-        self->deliver_({}, "send: " + ec.message());
+        self->deliver_({}, "send: " + ec.message(), self->v6_);
     });
   }
 
@@ -171,23 +172,35 @@ private:
         if (self->closed_)
           return;
         if (ec) {
-          self->deliver_({}, "cannot resolve " + self->host_ + ": " + ec.message());
+          self->deliver_({}, "cannot resolve " + self->host_ + ": " + ec.message(), false);
           return;
         }
+        // IPv4 first: a name with both kinds of address is reached the way most trackers
+        // are, and IPv6 only when there is nothing else.
+        std::vector<asio::ip::udp::endpoint> candidates;
+        for (const auto& entry : results)
+          if (entry.endpoint().address().is_v4())
+            candidates.push_back(entry.endpoint());
+        for (const auto& entry : results)
+          if (!entry.endpoint().address().is_v4())
+            candidates.push_back(entry.endpoint());
         asio::error_code err;
-        for (const auto& entry : results) {
+        for (const auto& endpoint : candidates) {
           err = {};
-          self->socket_.open(entry.endpoint().protocol(), err);
+          self->socket_.open(endpoint.protocol(), err);
           if (!err)
-            self->socket_.connect(entry.endpoint(), err);
-          if (!err)
+            self->socket_.connect(endpoint, err);
+          if (!err) {
+            self->v6_ = endpoint.address().is_v6();
             break;
+          }
           asio::error_code ignored;
           self->socket_.close(ignored);
         }
         if (err || !self->socket_.is_open()) {
           self->deliver_({}, "cannot open a socket to " + self->host_ + ": " +
-                               (err ? err.message() : std::string("no address")));
+                               (err ? err.message() : std::string("no address")),
+                           false);
           return;
         }
         self->receive();
@@ -205,12 +218,12 @@ private:
         if (ec) {
           // ICMP port unreachable (nobody listens there) and the like: the request failed;
           // the socket stays usable for the next one.
-          self->deliver_({}, ec.message());
+          self->deliver_({}, ec.message(), self->v6_);
           if (ec != asio::error::connection_refused && ec != asio::error::host_unreachable &&
               ec != asio::error::network_unreachable)
             return;
         } else {
-          self->deliver_(std::string(self->buffer_.data(), n), {});
+          self->deliver_(std::string(self->buffer_.data(), n), {}, self->v6_);
         }
         self->receive();
       });
@@ -225,6 +238,7 @@ private:
   std::string pending_;
   bool resolving_ = false;
   bool closed_ = false;
+  bool v6_ = false;
   // The largest UDP payload: no datagram is cut short, and nothing larger is ever allocated.
   std::array<char, 65536> buffer_{};
 };
@@ -244,6 +258,7 @@ struct udp_datagram {
   std::uint64_t link = 0; // which UDP tracker's socket
   std::string bytes;
   std::string error;
+  bool ipv6 = false; // the socket talks IPv6 (BEP 15: 18-byte peers)
 };
 
 struct udp_timer {
@@ -488,13 +503,14 @@ void try_udp(caf::event_based_actor* self, announcer& st, const std::string& url
     // are dropped at the socket (UDP may lose them anyway).
     auto unread = u.unread;
     u.link = std::make_shared<udp_link>(
-      io, addr->host, addr->port, [me, link_id, unread](std::string bytes, std::string err) {
+      io, addr->host, addr->port,
+      [me, link_id, unread](std::string bytes, std::string err, bool v6) {
         if (unread->fetch_add(1) >= max_unread_datagrams) {
           unread->fetch_sub(1);
           return;
         }
         if (auto strong = caf::actor_cast<caf::actor>(me))
-          caf::anon_send(strong, udp_datagram{link_id, std::move(bytes), std::move(err)});
+          caf::anon_send(strong, udp_datagram{link_id, std::move(bytes), std::move(err), v6});
       });
   }
   st.udp = &u;
@@ -542,7 +558,8 @@ void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& 
     udp_send_request(self, st); // now the announce
     return;
   }
-  auto r = udp_tracker::parse_announce(d.bytes, st.transaction);
+  auto r = udp_tracker::parse_announce(d.bytes, st.transaction, udp_tracker::default_max_peers,
+                                       d.ipv6);
   if (!r) {
     auto h = udp_tracker::parse_header(d.bytes);
     if (h && h->transaction_id != st.transaction) {

@@ -6,15 +6,16 @@
 //    (3) with a matching transaction id, its text bounded; anything else is tracker_response;
 //  - a reply is parsed only for its own transaction id: another id is always refused;
 //  - connect: accepted exactly for action 0 and at least 16 bytes, the id is bytes 8-15;
-//  - announce: accepted exactly for action 1, 20 bytes + a multiple of 6; kept + dropped +
-//    port-0 entries = the entries listed, kept <= the bound, every kept peer is a dotted IPv4
-//    address equal to its bytes with a non-zero port;
+//  - announce: accepted exactly for action 1, 20 bytes + a multiple of 6 (18 over IPv6); kept
+//    + dropped + port-0 entries = the entries listed, kept <= the bound, every kept peer is an
+//    IPv4 (IPv6) address equal to its bytes with a non-zero port;
 //  - scrape: accepted exactly for action 2 and 8 + 12 * count bytes;
 //  - parse_url: an accepted URL starts with udp://, has a host and a port in 1..65535.
 #include <arpa/inet.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -73,16 +74,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                "connection id");
 
   std::size_t bound = size > 0 ? 1 + data[0] % 8 : 1;
-  for (std::size_t max_peers : {default_max_peers, bound}) {
-    auto a = parse_announce(d, tx, max_peers);
+  for (int variant = 0; variant < 3; ++variant) {
+    const std::size_t max_peers = variant == 1 ? bound : default_max_peers;
+    const bool ipv6 = variant == 2;
+    const std::size_t entry = ipv6 ? 18 : 6, addr_size = entry - 2;
+    auto a = parse_announce(d, tx, max_peers, ipv6);
     check_error(a, d, action);
-    bool shape = size >= 20 && (size - 20) % 6 == 0;
+    bool shape = size >= 20 && (size - 20) % entry == 0;
     FUZZ_CHECK(a.ok() == (action == 1 && shape), "announce accepted wrongly");
     if (!a)
       continue;
-    std::size_t listed = (size - 20) / 6, port_zero = 0;
+    std::size_t listed = (size - 20) / entry, port_zero = 0;
     for (std::size_t i = 0; i < listed; ++i)
-      port_zero += d[20 + 6 * i + 4] == 0 && d[20 + 6 * i + 5] == 0;
+      port_zero += d[20 + entry * i + addr_size] == 0 && d[20 + entry * i + addr_size + 1] == 0;
     FUZZ_CHECK(a->peers.size() + a->dropped_peers + port_zero == listed, "peers lost");
     FUZZ_CHECK(a->peers.size() <= max_peers, "peer bound exceeded");
     FUZZ_CHECK(a->interval == be32(d, 8) && a->leechers == be32(d, 12) &&
@@ -90,17 +94,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                "counts");
     for (const auto& p : a->peers) {
       FUZZ_CHECK(p.port != 0, "port 0 kept");
-      in_addr addr{};
-      FUZZ_CHECK(inet_pton(AF_INET, p.ip.c_str(), &addr) == 1, p.ip);
+      in6_addr addr{};
+      FUZZ_CHECK(inet_pton(ipv6 ? AF_INET6 : AF_INET, p.ip.c_str(), &addr) == 1, p.ip);
     }
-    // The first kept peer is the first listed entry with a port.
+    // The first kept peer is the first listed entry with a port, address for address.
     for (std::size_t i = 0; i < listed && !a->peers.empty(); ++i) {
-      auto at = 20 + 6 * i;
-      if (d[at + 4] == 0 && d[at + 5] == 0)
+      auto at = 20 + entry * i;
+      if (d[at + addr_size] == 0 && d[at + addr_size + 1] == 0)
         continue;
-      in_addr addr{};
-      inet_pton(AF_INET, a->peers[0].ip.c_str(), &addr);
-      FUZZ_CHECK(ntohl(addr.s_addr) == be32(d, at), "peer address differs from its bytes");
+      unsigned char addr[16] = {};
+      inet_pton(ipv6 ? AF_INET6 : AF_INET, a->peers[0].ip.c_str(), addr);
+      FUZZ_CHECK(std::memcmp(addr, d.data() + at, addr_size) == 0,
+                 "peer address differs from its bytes");
       break;
     }
   }

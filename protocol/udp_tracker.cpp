@@ -1,5 +1,7 @@
 #include "protocol/udp_tracker.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -10,7 +12,6 @@ namespace {
 constexpr std::size_t header_size = 8;
 constexpr std::size_t connect_reply_size = 16;
 constexpr std::size_t announce_reply_fixed = 20;
-constexpr std::size_t peer_entry_size = 6;
 constexpr std::size_t scrape_entry_size = 12;
 // An error datagram's message is shown, escaped, at most this long: it reaches the logs.
 constexpr std::size_t max_error_text = 256;
@@ -192,16 +193,19 @@ result<connect_reply> parse_connect(std::string_view d, std::uint32_t expected_t
 }
 
 result<announce_reply> parse_announce(std::string_view d, std::uint32_t expected_tx,
-                                      std::size_t max_peers) {
+                                      std::size_t max_peers, bool ipv6) {
   if (auto s = check_reply(d, expected_tx, action::announce); !s)
     return s.error();
   if (d.size() < announce_reply_fixed)
     return bad("announce reply of " + std::to_string(d.size()) + " bytes is shorter than its " +
                std::to_string(announce_reply_fixed) + "-byte fixed part");
   auto list = d.size() - announce_reply_fixed;
+  const std::size_t addr_size = ipv6 ? 16 : 4;
+  const std::size_t peer_entry_size = addr_size + 2;
   if (list % peer_entry_size != 0)
     return bad("announce reply: peer list of " + std::to_string(list) + " bytes (from byte " +
-               std::to_string(announce_reply_fixed) + ") is not a multiple of 6");
+               std::to_string(announce_reply_fixed) + ") is not a multiple of " +
+               std::to_string(peer_entry_size));
   announce_reply r;
   r.interval = get32(d, 8);
   r.leechers = get32(d, 12);
@@ -210,19 +214,17 @@ result<announce_reply> parse_announce(std::string_view d, std::uint32_t expected
   r.peers.reserve(std::min(count, max_peers));
   for (std::size_t i = 0; i < count; ++i) {
     auto at = announce_reply_fixed + i * peer_entry_size;
-    std::uint32_t ip = get32(d, at);
-    auto port = static_cast<std::uint16_t>((static_cast<unsigned char>(d[at + 4]) << 8) |
-                                           static_cast<unsigned char>(d[at + 5]));
+    auto port = static_cast<std::uint16_t>((static_cast<unsigned char>(d[at + addr_size]) << 8) |
+                                           static_cast<unsigned char>(d[at + addr_size + 1]));
     if (port == 0)
       continue;
     if (r.peers.size() == max_peers) {
       ++r.dropped_peers;
       continue;
     }
-    r.peers.push_back(tracker::peer_endpoint{
-      std::to_string(ip >> 24) + '.' + std::to_string((ip >> 16) & 0xff) + '.' +
-        std::to_string((ip >> 8) & 0xff) + '.' + std::to_string(ip & 0xff),
-      port});
+    char text[INET6_ADDRSTRLEN] = {};
+    inet_ntop(ipv6 ? AF_INET6 : AF_INET, d.data() + at, text, sizeof text);
+    r.peers.push_back(tracker::peer_endpoint{text, port});
   }
   return r;
 }

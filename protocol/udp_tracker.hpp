@@ -91,8 +91,11 @@ result<reply_header> parse_header(std::string_view datagram);
 // (tracker_failure carrying the tracker's message, escaped); the action; the exact length.
 // Every message starts "udp tracker: " and names the byte offset or the sizes involved.
 result<connect_reply> parse_connect(std::string_view datagram, std::uint32_t expected_tx);
+/// `ipv6`: the request went over IPv6, so peers are 18 bytes each (16-byte address + port), as
+/// BEP 15 specifies; otherwise 6 (IPv4).
 result<announce_reply> parse_announce(std::string_view datagram, std::uint32_t expected_tx,
-                                      std::size_t max_peers = default_max_peers);
+                                      std::size_t max_peers = default_max_peers,
+                                      bool ipv6 = false);
 /// One entry per hash asked for, in order (`expected_count` of them: a reply with fewer or
 /// more, or a trailing partial entry, is refused).
 result<std::vector<scrape_entry>> parse_scrape(std::string_view datagram,

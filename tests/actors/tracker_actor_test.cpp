@@ -72,15 +72,26 @@ public:
   std::function<bool(const request&, std::size_t index)> answer = [](const request&,
                                                                     std::size_t) { return true; };
 
-  scripted_udp_tracker() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
+  /// `v6`: on [::1], answering announces with 18-byte peers (BEP 15 over IPv6).
+  explicit scripted_udp_tracker(bool v6 = false) : v6_(v6) {
+    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a{};
+    socklen_t len;
+    if (v6) {
+      auto* a6 = reinterpret_cast<sockaddr_in6*>(&a);
+      a6->sin6_family = AF_INET6;
+      a6->sin6_addr = in6addr_loopback;
+      len = sizeof *a6;
+    } else {
+      auto* a4 = reinterpret_cast<sockaddr_in*>(&a);
+      a4->sin_family = AF_INET;
+      a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof *a4;
+    }
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), len);
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&a)->sin6_port
+                     : reinterpret_cast<sockaddr_in*>(&a)->sin_port);
     thread_ = std::thread([this] { run(); });
   }
   ~scripted_udp_tracker() {
@@ -88,7 +99,10 @@ public:
     thread_.join();
     ::close(fd_);
   }
-  std::string url() const { return "udp://127.0.0.1:" + std::to_string(port_) + "/announce"; }
+  std::string url() const {
+    return std::string(v6_ ? "udp://[::1]:" : "udp://127.0.0.1:") + std::to_string(port_) +
+           "/announce";
+  }
   std::vector<request> requests() {
     std::lock_guard<std::mutex> g(mu_);
     return requests_;
@@ -102,7 +116,7 @@ private:
       if (::poll(&p, 1, 20) <= 0)
         continue;
       char buf[2048];
-      sockaddr_in from{};
+      sockaddr_storage from{};
       socklen_t len = sizeof from;
       auto n = ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
       if (n < 16)
@@ -128,12 +142,16 @@ private:
         put32(reply, 1800); // interval
         put32(reply, 0);
         put32(reply, 1);
-        put32(reply, 0x0a000001);
+        if (v6_)
+          reply += std::string("\x20\x01\x0d\xb8", 4) + std::string(11, '\0') + '\x01';
+        else
+          put32(reply, 0x0a000001);
         reply += std::string("\x1a\xe1", 2);
       }
       ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
     }
   }
+  bool v6_ = false;
   int fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<bool> done_{false};
@@ -200,6 +218,22 @@ TEST_F(tracker_actor_fixture, connects_once_and_reuses_the_connection_id_while_v
     EXPECT_EQ(reqs[2].action, 1u);
     EXPECT_EQ(reqs[2].connection_id, 1u) << "the id is reused within its minute";
     EXPECT_NE(reqs[1].tx, reqs[2].tx) << "every request has its own transaction id";
+    self->send(tracker, stop_request{});
+  }
+}
+
+TEST_F(tracker_actor_fixture, over_ipv6_peers_are_18_bytes) {
+  scripted_udp_tracker t{true};
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto tracker = spawn_tracker(sys, config({{t.url()}}), self);
+    auto r = announce_once(self, tracker);
+    ASSERT_TRUE(r.result.ok()) << r.result.error().message;
+    ASSERT_EQ(r.peers.size(), 1u);
+    EXPECT_EQ(r.peers[0].host, "2001:db8::1");
+    EXPECT_EQ(r.peers[0].port, 6881);
     self->send(tracker, stop_request{});
   }
 }

@@ -167,6 +167,25 @@ TEST(udp_tracker, announce_reply_peers_and_counts) {
   EXPECT_TRUE(none->peers.empty());
 }
 
+TEST(udp_tracker, announce_reply_over_ipv6_lists_18_byte_peers) {
+  std::string v6(16, '\0');
+  v6[15] = 1; // ::1
+  auto d = announce_head(9) + v6 + std::string("\x1a\xe1", 2);
+  auto r = parse_announce(d, 9, default_max_peers, true);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->peers.size(), 1u);
+  EXPECT_EQ(r->peers[0], (tracker::peer_endpoint{"::1", 6881}));
+  // The same 18 bytes read as IPv4 would be three bogus peers: the family decides.
+  auto as_v4 = parse_announce(d, 9);
+  ASSERT_TRUE(as_v4);
+  EXPECT_EQ(as_v4->peers.size(), 1u) << "two of the three 6-byte entries have port 0";
+  auto ragged = parse_announce(announce_head(9) + peer(1, 2), 9, default_max_peers, true);
+  ASSERT_FALSE(ragged);
+  EXPECT_EQ(ragged.error().message,
+            "udp tracker: announce reply: peer list of 6 bytes (from byte 20) is not a multiple "
+            "of 18");
+}
+
 TEST(udp_tracker, announce_reply_malformed_lengths_are_refused_precisely) {
   auto truncated = parse_announce(announce_head(9).substr(0, 15), 9);
   ASSERT_FALSE(truncated);
