@@ -1,6 +1,7 @@
 #include "actors/announce_schedule.hpp"
 
 #include <algorithm>
+#include <random>
 
 namespace actorrent {
 
@@ -74,4 +75,35 @@ announce_schedule::event announce_schedule::on_result(const result& r, bool have
   return ev;
 }
 
+tracker_tiers::tracker_tiers(std::vector<std::vector<std::string>> tiers, std::uint64_t seed) {
+  std::mt19937_64 rng{seed};
+  for (auto& tier : tiers) {
+    if (tier.empty())
+      continue;
+    std::shuffle(tier.begin(), tier.end(), rng);
+    tiers_.push_back(std::move(tier));
+  }
+}
+
+std::optional<tracker_tiers::position> tracker_tiers::first() const {
+  if (tiers_.empty())
+    return std::nullopt;
+  return position{0, 0};
+}
+
+std::optional<tracker_tiers::position> tracker_tiers::next(position p) const {
+  if (p.index + 1 < tiers_[p.tier].size())
+    return position{p.tier, p.index + 1};
+  if (p.tier + 1 < tiers_.size())
+    return position{p.tier + 1, 0};
+  return std::nullopt;
+}
+
+void tracker_tiers::answered(position p) {
+  auto& tier = tiers_[p.tier];
+  std::rotate(tier.begin(), tier.begin() + static_cast<std::ptrdiff_t>(p.index),
+              tier.begin() + static_cast<std::ptrdiff_t>(p.index) + 1);
+}
+
 } // namespace actorrent
+

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "protocol/tracker.hpp"
 
@@ -67,6 +69,37 @@ private:
   bool started_ = false;       // a 'started' (or later) announce was accepted
   bool completed_sent_ = false;
   bool halted_ = false;        // 'stopped' sent: quiet until restart()
+};
+
+/// The torrent's trackers in BEP 12 tiers: each tier shuffled once when loaded; an announce
+/// tries the tiers in order and, within a tier, the trackers in order, moving on after an error
+/// or a timeout (HTTP and UDP alike); the tracker that answers moves to the front of its tier.
+/// Owned by the tracker announcer; CAF-free.
+class tracker_tiers {
+public:
+  struct position {
+    std::size_t tier = 0;
+    std::size_t index = 0;
+    friend bool operator==(position a, position b) {
+      return a.tier == b.tier && a.index == b.index;
+    }
+  };
+
+  /// Empty tiers are dropped; `seed` drives the one shuffle (BEP 12: "shuffled randomly").
+  tracker_tiers(std::vector<std::vector<std::string>> tiers, std::uint64_t seed);
+
+  /// Where an announce starts: the first tracker of the first tier (nothing without trackers).
+  std::optional<position> first() const;
+  /// The tracker tried after `p` failed: the next of its tier, else the first of the next tier.
+  std::optional<position> next(position p) const;
+  const std::string& url(position p) const { return tiers_[p.tier][p.index]; }
+  /// `p` answered: it moves to the front of its tier (the others keep their order).
+  void answered(position p);
+
+  const std::vector<std::vector<std::string>>& tiers() const noexcept { return tiers_; }
+
+private:
+  std::vector<std::vector<std::string>> tiers_;
 };
 
 } // namespace actorrent

@@ -191,6 +191,7 @@ add_torrent_result do_add(self_ptr self, add_torrent& req) {
   tc.handshake_timeout_ms = o.handshake_timeout_ms;
   tc.file_priorities = o.priorities;
   tc.sequential = o.sequential;
+  tc.udp_tracker_timeout_ms = o.udp_tracker_timeout_ms;
   for (auto p : resume.trusted)
     tc.trusted_pieces.push_back(p);
   for (auto p : resume.to_check)

@@ -66,6 +66,7 @@ struct torrent_options {
   std::uint32_t upload_slots = 4;
   std::uint32_t peer_timeout_s = 150;
   std::uint32_t handshake_timeout_ms = 10000;
+  std::uint32_t udp_tracker_timeout_ms = 15000; // BEP 15's retransmit base for UDP trackers
 };
 
 // -- requests (each answered: add_torrent with add_torrent_result, the others with

@@ -1255,6 +1255,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
       tc.hash = m.hash;
       tc.id = st.cfg.id;
       tc.listen_port = st.cfg.listen_port;
+      tc.io = st.cfg.io; // UDP trackers' sockets
+      tc.udp_timeout_ms = st.cfg.udp_tracker_timeout_ms;
       st.tracker_cancel = tc.cancel;
       st.tracker = st.cfg.tracker_factory ? st.cfg.tracker_factory(self->system(), tc, me)
                                           : spawn_tracker(self->system(), tc, me);

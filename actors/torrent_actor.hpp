@@ -83,6 +83,9 @@ struct torrent_config {
   /// pool; disk_pool::inline_pool() runs it on the storage actor's thread, for deterministic
   /// tests).
   disk_pool* disk = nullptr;
+  /// UDP trackers (BEP 15): the wait for an answer before a request is sent again (doubled
+  /// each time).
+  std::uint32_t udp_tracker_timeout_ms = 15000;
 };
 
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg);

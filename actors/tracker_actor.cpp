@@ -1,13 +1,22 @@
 #include "actors/tracker_actor.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <random>
 
+#include <asio.hpp>
 #include <caf/all.hpp>
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/announce_schedule.hpp"
 #include "actors/messages.hpp"
+#include "actors/peer_connection.hpp"
 #include "protocol/tracker.hpp"
+#include "protocol/udp_tracker.hpp"
 #include "storage/disk_pool.hpp"
 
 namespace actorrent {
@@ -101,89 +110,579 @@ bool is_http(const std::string& url) {
   return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
 }
 
+bool is_udp(const std::string& url) { return url.rfind("udp://", 0) == 0; }
+
+bool is_farewell(tracker::event ev) {
+  return ev == tracker::event::stopped || ev == tracker::event::completed;
+}
+
+/// One UDP tracker's socket on the I/O runtime: resolves and connects (a connected UDP socket
+/// takes datagrams from the tracker only, and an ICMP "port unreachable" surfaces as an error),
+/// sends what it is given and hands every datagram (or error) to `deliver`. Every socket call
+/// runs on the link's strand.
+class udp_link : public std::enable_shared_from_this<udp_link> {
+public:
+  /// `ipv6`: the socket talks IPv6, so announce replies list 18-byte peers.
+  using deliver_fn = std::function<void(std::string datagram, std::string error, bool ipv6)>;
+
+  udp_link(asio::io_context& io, std::string host, std::uint16_t port, deliver_fn deliver)
+    : strand_(asio::make_strand(io)), socket_(strand_), resolver_(strand_),
+      host_(std::move(host)), port_(port), deliver_(std::move(deliver)) {}
+
+  void send(std::string packet) {
+    asio::post(strand_, [self = shared_from_this(), p = std::move(packet)]() mutable {
+      self->send_on_strand(std::move(p));
+    });
+  }
+
+  void close() {
+    asio::post(strand_, [self = shared_from_this()] {
+      self->closed_ = true;
+      asio::error_code ec;
+      self->resolver_.cancel();
+      self->socket_.close(ec);
+    });
+  }
+
+private:
+  void send_on_strand(std::string packet) {
+    if (closed_)
+      return;
+    if (!socket_.is_open()) {
+      // Only the newest request matters: an older one was retransmitted or given up.
+      pending_ = std::move(packet);
+      if (!resolving_)
+        resolve();
+      return;
+    }
+    auto buf = std::make_shared<std::string>(std::move(packet));
+    socket_.async_send(asio::buffer(*buf), [self = shared_from_this(), buf](auto ec, std::size_t) {
+      if (ec && ec != asio::error::operation_aborted)
+        self->deliver_({}, "send: " + ec.message(), self->v6_);
+    });
+  }
+
+  void resolve() {
+    resolving_ = true;
+    resolver_.async_resolve(
+      host_, std::to_string(port_),
+      [self = shared_from_this()](const asio::error_code& ec,
+                                  asio::ip::udp::resolver::results_type results) {
+        self->resolving_ = false;
+        if (self->closed_)
+          return;
+        if (ec) {
+          self->deliver_({}, "cannot resolve " + self->host_ + ": " + ec.message(), false);
+          return;
+        }
+        // IPv4 first: a name with both kinds of address is reached the way most trackers
+        // are, and IPv6 only when there is nothing else.
+        std::vector<asio::ip::udp::endpoint> candidates;
+        for (const auto& entry : results)
+          if (entry.endpoint().address().is_v4())
+            candidates.push_back(entry.endpoint());
+        for (const auto& entry : results)
+          if (!entry.endpoint().address().is_v4())
+            candidates.push_back(entry.endpoint());
+        asio::error_code err;
+        for (const auto& endpoint : candidates) {
+          err = {};
+          self->socket_.open(endpoint.protocol(), err);
+          if (!err)
+            self->socket_.connect(endpoint, err);
+          if (!err) {
+            self->v6_ = endpoint.address().is_v6();
+            break;
+          }
+          asio::error_code ignored;
+          self->socket_.close(ignored);
+        }
+        if (err || !self->socket_.is_open()) {
+          self->deliver_({}, "cannot open a socket to " + self->host_ + ": " +
+                               (err ? err.message() : std::string("no address")),
+                           false);
+          return;
+        }
+        self->receive();
+        if (!self->pending_.empty())
+          self->send_on_strand(std::exchange(self->pending_, {}));
+      });
+  }
+
+  void receive() {
+    socket_.async_receive(
+      asio::buffer(buffer_),
+      [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+        if (self->closed_ || ec == asio::error::operation_aborted)
+          return;
+        if (ec) {
+          // ICMP port unreachable (nobody listens there) and the like: the request failed;
+          // the socket stays usable for the next one.
+          self->deliver_({}, ec.message(), self->v6_);
+          if (ec != asio::error::connection_refused && ec != asio::error::host_unreachable &&
+              ec != asio::error::network_unreachable)
+            return;
+        } else {
+          self->deliver_(std::string(self->buffer_.data(), n), {}, self->v6_);
+        }
+        self->receive();
+      });
+  }
+
+  asio::strand<asio::io_context::executor_type> strand_;
+  asio::ip::udp::socket socket_;
+  asio::ip::udp::resolver resolver_;
+  std::string host_;
+  std::uint16_t port_;
+  deliver_fn deliver_;
+  std::string pending_;
+  bool resolving_ = false;
+  bool closed_ = false;
+  bool v6_ = false;
+  // The largest UDP payload: no datagram is cut short, and nothing larger is ever allocated.
+  std::array<char, 65536> buffer_{};
+};
+
+} // namespace
+
+// The announcer's messages to itself (local, never serialised).
+namespace tracker_internal {
+
+struct http_done {
+  std::uint64_t attempt = 0;
+  std::string body;
+  std::string error;
+};
+
+struct udp_datagram {
+  std::uint64_t link = 0; // which UDP tracker's socket
+  std::string bytes;
+  std::string error;
+  bool ipv6 = false; // the socket talks IPv6 (BEP 15: 18-byte peers)
+};
+
+struct udp_timer {
+  std::uint64_t attempt = 0;
+  std::uint64_t transmission = 0;
+};
+
+} // namespace tracker_internal
+} // namespace actorrent
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::http_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_datagram)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_timer)
+
+namespace actorrent {
+
+namespace {
+
+using namespace tracker_internal;
+using steady = std::chrono::steady_clock;
+
+/// One UDP tracker as the announcer knows it across announces: its socket and the connection
+/// id it gave (BEP 15: valid for a minute).
+struct udp_tracker_state {
+  std::uint64_t id = 0;
+  std::shared_ptr<udp_link> link;
+  std::optional<std::uint64_t> connection_id;
+  steady::time_point connected_at{};
+  /// Datagrams sent to the actor and not yet handled (the I/O thread adds, the actor takes).
+  std::shared_ptr<std::atomic<int>> unread = std::make_shared<std::atomic<int>>(0);
+};
+
+constexpr int max_unread_datagrams = 16;
+
+/// Everything the announcer owns; touched only by its actor.
+struct announcer {
+  tracker_config conf;
+  tracker_tiers tiers;
+  caf::actor torrent;
+  std::shared_ptr<spdlog::logger> log;
+  std::mt19937 rng{std::random_device{}()};
+  std::uint32_t key = 0; // BEP 15 key: the same for every announce of this torrent
+  std::shared_ptr<disk_pool::queue> pool_queue = announce_pool().make_queue(); // HTTP, in order
+
+  std::deque<announce> queue;
+  bool stop_requested = false;
+
+  // The announce under way.
+  bool busy = false;
+  announce req;
+  std::optional<tracker_tiers::position> pos;
+  std::string errors;
+  std::uint64_t attempt = 0; // identifies the tracker being tried: late replies are dropped
+
+  // UDP request under way (for the tracker at `pos` when it is a UDP one).
+  udp_tracker_state* udp = nullptr;
+  bool connecting = false;
+  std::uint32_t transaction = 0;
+  std::string packet;
+  std::uint32_t transmissions = 0;
+  std::uint64_t transmission_id = 0;
+  std::uint32_t ignored = 0; // datagrams of other transactions during this request
+
+  std::map<std::string, udp_tracker_state> udp_trackers;
+  std::uint64_t next_link_id = 0;
+
+  announcer(tracker_config c, caf::actor t)
+    : conf(std::move(c)),
+      tiers(conf.tiers, conf.shuffle_seed ? conf.shuffle_seed : std::random_device{}()),
+      torrent(std::move(t)), log(spdlog::get("tracker")) {
+    key = rng();
+  }
+};
+
+void start_next(caf::event_based_actor* self, announcer& st);
+void try_tracker(caf::event_based_actor* self, announcer& st);
+
+tracker::announce_request http_request(const announcer& st, const std::string& url) {
+  tracker::announce_request ar;
+  ar.url = url;
+  ar.hash = st.conf.hash;
+  ar.id = st.conf.id;
+  ar.port = st.conf.listen_port;
+  ar.uploaded = st.req.uploaded;
+  ar.downloaded = st.req.downloaded;
+  ar.left = st.req.left;
+  ar.ev = st.req.ev;
+  return ar;
+}
+
+/// The current tracker answered: it moves to the front of its tier and the torrent gets peers.
+void answered(caf::event_based_actor* self, announcer& st, announce_result res) {
+  res.url = st.tiers.url(*st.pos);
+  st.log->debug("{}: {} peers, interval {} s", printable(res.url), res.peers.size(),
+                res.interval);
+  st.tiers.answered(*st.pos); // BEP 12
+  caf::anon_send(st.torrent, std::move(res));
+  start_next(self, st);
+}
+
+/// The current tracker failed: the next one is tried.
+void tracker_failed(caf::event_based_actor* self, announcer& st, const std::string& err) {
+  const auto& url = st.tiers.url(*st.pos);
+  if (st.conf.cancel->load() && !is_farewell(st.req.ev)) {
+    // We are shutting down and cut the announce short ourselves: not a tracker fault.
+    st.log->debug("announce to {} cancelled", printable(url));
+    start_next(self, st);
+    return;
+  }
+  // Tracker text is untrusted: it reaches logs and the terminal escaped.
+  st.log->warn("announce to {} failed: {}", printable(url), printable(err));
+  st.errors += (st.errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
+  st.pos = st.tiers.next(*st.pos);
+  try_tracker(self, st);
+}
+
+// -- HTTP -----------------------------------------------------------------------------------
+
+void try_http(caf::event_based_actor* self, announcer& st, const std::string& url) {
+  // A "stopped" announce happens on the way out: it must not hold up the exit. A "completed"
+  // one may be under way when the run ends: a short timeout too.
+  long timeout = st.req.ev == tracker::event::stopped     ? 500L
+                 : st.req.ev == tracker::event::completed ? std::min(2000L, st.conf.timeout_ms)
+                                                          : st.conf.timeout_ms;
+  // A stop cancels routine announces; "completed" (trackers count completions) and "stopped"
+  // still go out, each with its short timeout.
+  auto* cancel = is_farewell(st.req.ev) ? nullptr : st.conf.cancel.get();
+  auto full_url = tracker::build_announce_url(http_request(st, url));
+  auto me = caf::actor_cast<caf::actor>(self);
+  auto attempt = st.attempt;
+  auto cancel_owner = st.conf.cancel; // keeps the flag alive while the job runs
+  // threads: the GET runs on the announce pool; its result comes back as a message.
+  announce_pool().post(st.pool_queue, disk_pool::job_class::io,
+                       [me, attempt, full_url, timeout, cancel, cancel_owner] {
+                         http_done done{attempt, {}, {}};
+                         done.body = http_get(full_url, timeout, cancel, done.error);
+                         caf::anon_send(me, std::move(done));
+                       });
+}
+
+void on_http_done(caf::event_based_actor* self, announcer& st, http_done& d) {
+  if (!st.busy || d.attempt != st.attempt)
+    return;
+  if (!d.error.empty()) {
+    tracker_failed(self, st, d.error);
+    return;
+  }
+  auto parsed = tracker::parse_announce_response(d.body);
+  if (!parsed) {
+    tracker_failed(self, st, parsed.error().message);
+    return;
+  }
+  announce_result res;
+  res.interval = parsed->interval;
+  res.min_interval = parsed->min_interval;
+  for (auto& p : parsed->peers)
+    res.peers.push_back(endpoint{p.ip, p.port});
+  answered(self, st, std::move(res));
+}
+
+// -- UDP (BEP 15) ---------------------------------------------------------------------------
+
+/// BEP 15's base wait (15 s), shorter for the farewells: they must not hold up the exit.
+std::chrono::milliseconds udp_base(const announcer& st) {
+  auto base = std::chrono::milliseconds(st.conf.udp_timeout_ms);
+  if (st.req.ev == tracker::event::stopped)
+    base = std::min(base, std::chrono::milliseconds(500));
+  else if (st.req.ev == tracker::event::completed)
+    base = std::min(base, std::chrono::milliseconds(2000));
+  return base;
+}
+
+/// The wait for transmission n of the current request: base * 2^n.
+std::chrono::milliseconds udp_wait(const announcer& st) {
+  return udp_tracker::retransmit_timeout(udp_base(st), st.transmissions);
+}
+
+std::uint32_t udp_max_transmissions(const announcer& st) {
+  if (is_farewell(st.req.ev))
+    return 1;
+  return std::clamp<std::uint32_t>(st.conf.udp_attempts, 1,
+                                   udp_tracker::max_retransmit_exponent + 1);
+}
+
+std::chrono::milliseconds connection_lifetime(const announcer& st) {
+  auto configured = std::chrono::milliseconds(st.conf.udp_connection_lifetime_ms);
+  return std::min<std::chrono::milliseconds>(udp_tracker::connection_id_lifetime, configured);
+}
+
+void udp_transmit(caf::event_based_actor* self, announcer& st) {
+  st.udp->link->send(st.packet);
+  st.transmission_id++;
+  self->delayed_send(self, udp_wait(st), udp_timer{st.attempt, st.transmission_id});
+}
+
+void udp_send_request(caf::event_based_actor* self, announcer& st) {
+  st.transaction = st.rng();
+  st.ignored = 0;
+  st.transmissions = 0;
+  auto& u = *st.udp;
+  bool valid = u.connection_id &&
+               steady::now() - u.connected_at < connection_lifetime(st);
+  st.connecting = !valid;
+  if (st.connecting) {
+    u.connection_id.reset();
+    st.packet = udp_tracker::encode_connect(st.transaction);
+  } else {
+    udp_tracker::announce_params p;
+    p.hash = st.conf.hash;
+    p.id = st.conf.id;
+    p.downloaded = st.req.downloaded;
+    p.left = st.req.left;
+    p.uploaded = st.req.uploaded;
+    p.ev = st.req.ev;
+    p.key = st.key;
+    p.num_want = st.req.ev == tracker::event::stopped ? 0 : 50;
+    p.port = st.conf.listen_port;
+    st.packet = udp_tracker::encode_announce(*u.connection_id, st.transaction, p);
+  }
+  udp_transmit(self, st);
+}
+
+void try_udp(caf::event_based_actor* self, announcer& st, const std::string& url) {
+  auto addr = udp_tracker::parse_url(url);
+  if (!addr) {
+    tracker_failed(self, st, addr.error().message);
+    return;
+  }
+  if (st.conf.io == nullptr) {
+    tracker_failed(self, st, "udp tracker: no I/O runtime for UDP sockets");
+    return;
+  }
+  auto& u = st.udp_trackers[url];
+  if (!u.link) {
+    u.id = ++st.next_link_id;
+    caf::weak_actor_ptr me = self->ctrl();
+    auto link_id = u.id;
+    auto& io = *static_cast<asio::io_context*>(st.conf.io->native());
+    // threads: runs on an I/O thread; the actor is reached by message (weakly: the link must
+    // not keep its owner alive).
+    // A tracker flooding us cannot fill the mailbox: datagrams beyond a few not yet handled
+    // are dropped at the socket (UDP may lose them anyway).
+    auto unread = u.unread;
+    u.link = std::make_shared<udp_link>(
+      io, addr->host, addr->port,
+      [me, link_id, unread](std::string bytes, std::string err, bool v6) {
+        if (unread->fetch_add(1) >= max_unread_datagrams) {
+          unread->fetch_sub(1);
+          return;
+        }
+        if (auto strong = caf::actor_cast<caf::actor>(me))
+          caf::anon_send(strong, udp_datagram{link_id, std::move(bytes), std::move(err), v6});
+      });
+  }
+  st.udp = &u;
+  udp_send_request(self, st);
+}
+
+/// BEP 15: a datagram for another transaction (a late answer to an earlier request, or junk)
+/// is ignored; the request waits on for its own answer. Warned once per request: a flood must
+/// not flood the log.
+void log_ignored(announcer& st, const std::string& why) {
+  auto level = st.ignored++ == 0 ? spdlog::level::warn : spdlog::level::debug;
+  st.log->log(level, "{}: ignored: {}", printable(st.tiers.url(*st.pos)), why);
+}
+
+bool udp_current(announcer& st, std::uint64_t link) {
+  return st.busy && st.udp != nullptr && st.udp->id == link;
+}
+
+void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& d) {
+  for (auto& [url, u] : st.udp_trackers)
+    if (u.id == d.link)
+      u.unread->fetch_sub(1);
+  if (!udp_current(st, d.link)) {
+    st.log->debug("udp tracker: datagram of {} bytes with no request waiting: ignored",
+                  d.bytes.size());
+    return;
+  }
+  if (!d.error.empty()) {
+    tracker_failed(self, st, "udp tracker: " + d.error);
+    return;
+  }
+  if (st.connecting) {
+    auto r = udp_tracker::parse_connect(d.bytes, st.transaction);
+    if (!r) {
+      auto h = udp_tracker::parse_header(d.bytes);
+      if (h && h->transaction_id != st.transaction) {
+        log_ignored(st, r.error().message);
+        return;
+      }
+      tracker_failed(self, st, r.error().message);
+      return;
+    }
+    st.udp->connection_id = r->connection_id;
+    st.udp->connected_at = steady::now();
+    udp_send_request(self, st); // now the announce
+    return;
+  }
+  auto r = udp_tracker::parse_announce(d.bytes, st.transaction, udp_tracker::default_max_peers,
+                                       d.ipv6);
+  if (!r) {
+    auto h = udp_tracker::parse_header(d.bytes);
+    if (h && h->transaction_id != st.transaction) {
+      log_ignored(st, r.error().message);
+      return;
+    }
+    // The tracker may have refused our connection id: the next announce connects afresh.
+    st.udp->connection_id.reset();
+    tracker_failed(self, st, r.error().message);
+    return;
+  }
+  if (r->dropped_peers > 0)
+    st.log->warn("{}: kept {} peers of {} listed", printable(st.tiers.url(*st.pos)),
+                 r->peers.size(), r->peers.size() + r->dropped_peers);
+  announce_result res;
+  res.interval = r->interval;
+  for (auto& p : r->peers)
+    res.peers.push_back(endpoint{p.ip, p.port});
+  answered(self, st, std::move(res));
+}
+
+void on_udp_timer(caf::event_based_actor* self, announcer& st, const udp_timer& t) {
+  if (!st.busy || t.attempt != st.attempt || t.transmission != st.transmission_id ||
+      st.udp == nullptr)
+    return;
+  if (++st.transmissions >= udp_max_transmissions(st)) {
+    auto waited = std::chrono::milliseconds(0);
+    for (std::uint32_t n = 0; n < st.transmissions; ++n)
+      waited += udp_tracker::retransmit_timeout(udp_base(st), n);
+    tracker_failed(self, st,
+                   std::string("udp tracker: no answer to the ") +
+                     (st.connecting ? "connect" : "announce") + " request after " +
+                     std::to_string(st.transmissions) + " tries (" +
+                     std::to_string(waited.count()) + " ms)");
+    return;
+  }
+  // BEP 15: a connection id expires after a minute; a retransmitted announce would be refused.
+  if (!st.connecting &&
+      steady::now() - st.udp->connected_at >= connection_lifetime(st)) {
+    udp_send_request(self, st); // connects afresh (the count of tries starts over)
+    return;
+  }
+  udp_transmit(self, st);
+}
+
+// -- the announce loop ----------------------------------------------------------------------
+
+void try_tracker(caf::event_based_actor* self, announcer& st) {
+  st.udp = nullptr;
+  ++st.attempt;
+  while (st.pos) {
+    const auto& url = st.tiers.url(*st.pos);
+    if (is_http(url)) {
+      try_http(self, st, url);
+      return;
+    }
+    if (is_udp(url)) {
+      try_udp(self, st, url);
+      return;
+    }
+    st.log->debug("skipping unsupported tracker {}", printable(url));
+    st.pos = st.tiers.next(*st.pos);
+  }
+  // Every tracker failed (or none is usable): the torrent retries later.
+  announce_result res;
+  res.result = error{st.errors.empty() ? errc::invalid_argument : errc::tracker_failure,
+                     st.errors.empty() ? "no usable tracker" : st.errors};
+  caf::anon_send(st.torrent, std::move(res));
+  start_next(self, st);
+}
+
+void start_next(caf::event_based_actor* self, announcer& st) {
+  st.busy = false;
+  st.udp = nullptr;
+  ++st.attempt; // whatever still answers the last attempt is stale
+  while (!st.queue.empty()) {
+    st.req = st.queue.front();
+    st.queue.pop_front();
+    // A stop cancels routine announces; the farewells still go out.
+    if ((st.conf.cancel->load() || st.stop_requested) && !is_farewell(st.req.ev))
+      continue;
+    st.busy = true;
+    st.errors.clear();
+    st.pos = st.tiers.first();
+    try_tracker(self, st);
+    return;
+  }
+  if (st.stop_requested)
+    self->quit();
+}
+
 } // namespace
 
 caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::actor& torrent) {
   static const bool curl_ready = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
   (void)curl_ready;
-  auto tiers = std::make_shared<std::vector<std::vector<std::string>>>(cfg.tiers);
-  auto conf = std::make_shared<tracker_config>(std::move(cfg));
-  auto queue = announce_pool().make_queue();
-  return sys.spawn([=](caf::event_based_actor* self) -> caf::behavior {
+  return sys.spawn([cfg = std::move(cfg), torrent](caf::event_based_actor* self) -> caf::behavior {
     self->set_default_handler(caf::drop);
-    auto log = spdlog::get("tracker");
-    // threads: the announce runs on the announce pool; its result goes straight to the torrent.
-    auto run = [=](const announce& req) {
-      announce_result res;
-      std::string errors;
-      for (auto& tier : *tiers) {
-        for (std::size_t i = 0; i < tier.size(); ++i) {
-          const auto& url = tier[i];
-          if (!is_http(url)) {
-            log->debug("skipping unsupported tracker {}", url);
-            continue;
-          }
-          tracker::announce_request ar;
-          ar.url = url;
-          ar.hash = conf->hash;
-          ar.id = conf->id;
-          ar.port = conf->listen_port;
-          ar.uploaded = req.uploaded;
-          ar.downloaded = req.downloaded;
-          ar.left = req.left;
-          ar.ev = req.ev;
-          std::string err;
-          // A "stopped" announce happens on the way out: it must not hold up the exit. A
-          // "completed" one may be under way when the run ends: a short timeout too.
-          long timeout = req.ev == tracker::event::stopped     ? 500L
-                         : req.ev == tracker::event::completed ? std::min(2000L, conf->timeout_ms)
-                                                               : conf->timeout_ms;
-          // A stop cancels routine announces; "completed" (trackers count completions) and
-          // "stopped" still go out, each with its short timeout.
-          bool farewell =
-            req.ev == tracker::event::stopped || req.ev == tracker::event::completed;
-          if (conf->cancel->load() && !farewell)
-            return;
-          auto body = http_get(tracker::build_announce_url(ar), timeout,
-                               farewell ? nullptr : conf->cancel.get(), err);
-          if (err.empty()) {
-            auto parsed = tracker::parse_announce_response(body);
-            if (parsed) {
-              res.url = url;
-              res.interval = parsed->interval;
-              res.min_interval = parsed->min_interval;
-              for (auto& p : parsed->peers)
-                res.peers.push_back(endpoint{p.ip, p.port});
-              // BEP 12: a tracker that answered moves to the front of its tier.
-              std::rotate(tier.begin(), tier.begin() + static_cast<long>(i),
-                          tier.begin() + static_cast<long>(i) + 1);
-              log->debug("{}: {} peers, interval {} s", url, res.peers.size(), res.interval);
-              caf::anon_send(torrent, std::move(res));
-              return;
-            }
-            err = parsed.error().message;
-          }
-          if (conf->cancel->load()) {
-            // We are shutting down and cut the announce short ourselves: not a tracker fault.
-            log->debug("announce to {} cancelled", printable(url));
-            return;
-          }
-          log->warn("announce to {} failed: {}", printable(url), printable(err));
-          // Tracker text is untrusted: it reaches logs and the terminal escaped.
-          errors += (errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
-        }
-      }
-      res.result = error{errors.empty() ? errc::invalid_argument : errc::tracker_failure,
-                         errors.empty() ? "no usable HTTP tracker" : errors};
-      caf::anon_send(torrent, std::move(res));
-    };
+    auto st = std::make_shared<announcer>(cfg, torrent);
+    self->attach_functor([st] {
+      for (auto& [url, u] : st->udp_trackers)
+        if (u.link)
+          u.link->close();
+    });
     return {
       [=](const announce& req) {
-        announce_pool().post(queue, disk_pool::job_class::io, [run, req] { run(req); });
+        st->queue.push_back(req);
+        if (!st->busy)
+          start_next(self, *st);
       },
-      // Announces already queued still go out (a "stopped" one on the way out among them);
-      // the torrent's cancel flag cuts routine ones short.
-      [=](stop_request) { self->quit(); },
+      [=](http_done& d) { on_http_done(self, *st, d); },
+      [=](udp_datagram& d) { on_udp_datagram(self, *st, d); },
+      [=](const udp_timer& t) { on_udp_timer(self, *st, t); },
+      // Announces already queued still go out (a "stopped" one on the way out among them); a
+      // routine one under way is dropped at once (the torrent's cancel flag cuts an HTTP one
+      // short), then the actor quits.
+      [=](stop_request) {
+        st->stop_requested = true;
+        if (st->busy && !is_farewell(st->req.ev))
+          start_next(self, *st);
+        else if (!st->busy)
+          self->quit();
+      },
     };
   });
 }

@@ -219,6 +219,8 @@ struct download_options {
   // threads: fixed thread counts, whatever the number of torrents (0: the default).
   unsigned io_threads = 0;   // asio threads serving every socket (default: one per core)
   unsigned disk_threads = 0; // the disk pool of every torrent (default: 4)
+  // UDP trackers (BEP 15): the wait for a first answer, doubled per retry.
+  double udp_tracker_timeout_s = 15;
 };
 
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
@@ -427,6 +429,7 @@ int cmd_download(const download_options& opt) {
         to.handshake_timeout_ms = static_cast<std::uint32_t>(opt.handshake_timeout_s * 1000);
         to.priorities = t.priorities;
         to.sequential = opt.sequential;
+        to.udp_tracker_timeout_ms = static_cast<std::uint32_t>(opt.udp_tracker_timeout_s * 1000);
         auto r = add(add_torrent{t.meta, opt.out_dir, std::move(to)});
         if (r.id == 0) {
           failure = r.why.message;
@@ -679,6 +682,12 @@ void add_peer_options(CLI::App* cmd, download_options& o) {
   cmd->add_option("--listen", o.listen, "listen for peers on HOST:PORT (port 0: any; default: "
                   "every interface, port 6881 or the next free one up to 6889)");
   cmd->add_flag("--no-tracker", o.no_tracker, "do not announce to the torrent's trackers");
+  // BEP 15's 15 s; tests shorten it so that a silent UDP tracker fails over in about a second.
+  cmd->add_option("--udp-tracker-timeout", o.udp_tracker_timeout_s, "wait this many seconds for "
+                  "a UDP tracker's answer before sending again (doubled each time; after 2 tries "
+                  "the next tracker)")
+    ->capture_default_str()
+    ->check(CLI::Range(0.05, 60.0));
   cmd->add_option("--max-peers", o.max_peers, "connections at most")
     ->capture_default_str()
     ->check(CLI::Range(1u, 10000u));

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the committed seed corpora fuzz/corpus/{bencode,metainfo,wire,tracker,extension}/.
+"""Writes the committed seed corpora fuzz/corpus/{bencode,metainfo,wire,tracker,extension,udp_tracker}/.
 
     fuzz/make_seeds.py [--actorrent build/actorrent] [--opentracker]
 
@@ -176,6 +176,26 @@ def tracker_seeds():
     write("tracker", "not_a_dict", benc(["interval", 1800]))
 
 
+def udp_tracker_seeds():
+    # BEP 15 replies: action, transaction id, then the action's fields
+    tx = 0x1234abcd
+    peers = socket.inet_aton("127.0.0.1") + struct.pack(">H", 6881) + \
+        socket.inet_aton("10.1.2.3") + struct.pack(">H", 0) + \
+        socket.inet_aton("192.168.0.9") + struct.pack(">H", 51413)
+    write("udp_tracker", "connect", struct.pack(">IIQ", 0, tx, 0x0102030405060708))
+    write("udp_tracker", "announce", struct.pack(">IIIII", 1, tx, 1800, 2, 5) + peers)
+    write("udp_tracker", "announce_no_peers", struct.pack(">IIIII", 1, tx, 900, 0, 0))
+    write("udp_tracker", "scrape", struct.pack(">IIIIIIII", 2, tx, 5, 10, 2, 0, 0, 0))
+    write("udp_tracker", "error", struct.pack(">II", 3, tx) + b"torrent not registered")
+    write("udp_tracker", "error_escapes", struct.pack(">II", 3, tx) + b"\x1b[2J\x07pwned")
+    write("udp_tracker", "announce_ragged", struct.pack(">IIIII", 1, tx, 1800, 0, 0) + peers[:9])
+    write("udp_tracker", "announce_truncated", struct.pack(">IIIII", 1, tx, 1800, 0, 0)[:15])
+    write("udp_tracker", "connect_short", struct.pack(">III", 0, tx, 7))
+    write("udp_tracker", "unknown_action", struct.pack(">IIQ", 9, tx, 1))
+    write("udp_tracker", "url", b"udp://tracker.example:6969/announce")
+    write("udp_tracker", "url_v6", b"udp://[::1]:1337")
+
+
 def actorrent_seeds(binary):
     tmp = tempfile.mkdtemp()
     try:
@@ -248,6 +268,7 @@ def main():
     wire_seeds()
     tracker_seeds()
     extension_seeds()
+    udp_tracker_seeds()
     if a.actorrent:
         actorrent_seeds(a.actorrent)
     if a.opentracker:

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 using namespace actorrent;
 using namespace std::chrono_literals;
 using ev = tracker::event;
@@ -140,4 +142,61 @@ TEST(announce_schedule, paused_again_before_the_resume_announced_says_stopped_on
   s.restart(t0);
   EXPECT_EQ(s.on_result(ok(900), true, t0), ev::stopped);
   EXPECT_EQ(s.poll(t0), ev::started);
+}
+
+// -- tracker_tiers (BEP 12) -----------------------------------------------------------------
+
+namespace {
+std::vector<std::string> order_of_a_pass(const tracker_tiers& t) {
+  std::vector<std::string> out;
+  for (auto p = t.first(); p; p = t.next(*p))
+    out.push_back(t.url(*p));
+  return out;
+}
+} // namespace
+
+TEST(tracker_tiers, tiers_in_order_trackers_of_a_tier_in_order_then_the_next_tier) {
+  tracker_tiers t({{"udp://a:1"}, {}, {"http://b/announce"}, {"udp://c:3"}}, 1);
+  EXPECT_EQ(t.tiers().size(), 3u) << "an empty tier is dropped";
+  EXPECT_EQ(order_of_a_pass(t),
+            (std::vector<std::string>{"udp://a:1", "http://b/announce", "udp://c:3"}));
+  EXPECT_FALSE(tracker_tiers({}, 1).first());
+}
+
+TEST(tracker_tiers, each_tier_is_shuffled_once_at_load_and_tiers_keep_their_order) {
+  std::vector<std::string> tier;
+  for (int i = 0; i < 8; ++i)
+    tier.push_back("udp://t" + std::to_string(i) + ":1");
+  bool some_shuffled = false;
+  for (std::uint64_t seed = 0; seed < 4; ++seed) {
+    tracker_tiers t({tier, {"http://last/announce"}}, seed);
+    auto pass = order_of_a_pass(t);
+    ASSERT_EQ(pass.size(), 9u);
+    EXPECT_EQ(pass.back(), "http://last/announce") << "the second tier stays second";
+    std::vector<std::string> first_tier(pass.begin(), pass.end() - 1);
+    some_shuffled |= first_tier != tier;
+    std::sort(first_tier.begin(), first_tier.end());
+    EXPECT_EQ(first_tier, tier) << "the same trackers";
+    EXPECT_EQ(order_of_a_pass(t), pass) << "shuffled once, not per pass";
+  }
+  EXPECT_TRUE(some_shuffled);
+  EXPECT_EQ(order_of_a_pass(tracker_tiers({tier}, 7)), order_of_a_pass(tracker_tiers({tier}, 7)));
+}
+
+TEST(tracker_tiers, the_tracker_that_answers_moves_to_the_front_of_its_tier) {
+  tracker_tiers t({{"x"}, {"a", "b", "c"}}, 0);
+  auto tier1 = t.tiers()[1];
+  // fail through x and the first two of tier 1; the third answers
+  auto p = t.first();
+  p = t.next(*p);
+  p = t.next(*p);
+  p = t.next(*p);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(*p, (tracker_tiers::position{1, 2}));
+  t.answered(*p);
+  EXPECT_EQ(t.tiers()[1], (std::vector<std::string>{tier1[2], tier1[0], tier1[1]}));
+  EXPECT_EQ(t.tiers()[0], (std::vector<std::string>{"x"})) << "other tiers untouched";
+  EXPECT_EQ(order_of_a_pass(t),
+            (std::vector<std::string>{"x", tier1[2], tier1[0], tier1[1]}))
+    << "tiers are still tried in order: the first tier comes first next time";
 }

@@ -1,0 +1,358 @@
+// The tracker announcer against scripted UDP trackers on 127.0.0.1 (real actor system, real
+// sockets on an I/O runtime): BEP 15's connect / announce with a connection id reused while
+// valid and fetched again once expired, retransmission after a silent wait, failover to the
+// next tier, and a stop that does not wait for a silent tracker.
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include "actors/messages.hpp"
+#include "actors/peer_connection.hpp"
+#include "actors/tracker_actor.hpp"
+#include "tests/actors/deterministic.hpp"
+
+using namespace actorrent;
+using namespace std::chrono_literals;
+
+namespace {
+
+#if defined(__SANITIZE_THREAD__)
+#define ACTORRENT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ACTORRENT_TSAN 1
+#endif
+#endif
+
+std::uint32_t be32(const std::string& s, std::size_t at) {
+  std::uint32_t v = 0;
+  for (std::size_t i = 0; i < 4; ++i)
+    v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+
+std::uint64_t be64(const std::string& s, std::size_t at) {
+  return (std::uint64_t{be32(s, at)} << 32) | be32(s, at + 4);
+}
+
+void put32(std::string& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+/// A UDP tracker on 127.0.0.1 run by a thread: records every request; `answer` decides the
+/// reply (empty: none). By default it answers connects with id 1, 2, ... and announces with
+/// one peer, 10.0.0.1:6881.
+class scripted_udp_tracker {
+public:
+  struct request {
+    std::uint32_t action = 0;
+    std::uint32_t tx = 0;
+    std::uint64_t connection_id = 0;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::function<bool(const request&, std::size_t index)> answer = [](const request&,
+                                                                    std::size_t) { return true; };
+
+  /// `v6`: on [::1], answering announces with 18-byte peers (BEP 15 over IPv6).
+  explicit scripted_udp_tracker(bool v6 = false) : v6_(v6) {
+    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a{};
+    socklen_t len;
+    if (v6) {
+      auto* a6 = reinterpret_cast<sockaddr_in6*>(&a);
+      a6->sin6_family = AF_INET6;
+      a6->sin6_addr = in6addr_loopback;
+      len = sizeof *a6;
+    } else {
+      auto* a4 = reinterpret_cast<sockaddr_in*>(&a);
+      a4->sin_family = AF_INET;
+      a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof *a4;
+    }
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), len);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&a)->sin6_port
+                     : reinterpret_cast<sockaddr_in*>(&a)->sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~scripted_udp_tracker() {
+    done_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const {
+    return std::string(v6_ ? "udp://[::1]:" : "udp://127.0.0.1:") + std::to_string(port_) +
+           "/announce";
+  }
+  std::vector<request> requests() {
+    std::lock_guard<std::mutex> g(mu_);
+    return requests_;
+  }
+
+private:
+  void run() {
+    std::uint64_t next_id = 1;
+    while (!done_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0)
+        continue;
+      char buf[2048];
+      sockaddr_storage from{};
+      socklen_t len = sizeof from;
+      auto n = ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+      if (n < 16)
+        continue;
+      std::string d(buf, static_cast<std::size_t>(n));
+      request r{be32(d, 8), be32(d, 12), be64(d, 0), std::chrono::steady_clock::now()};
+      std::size_t index;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        index = requests_.size();
+        requests_.push_back(r);
+      }
+      if (!answer(r, index))
+        continue;
+      std::string reply;
+      put32(reply, r.action);
+      put32(reply, r.tx);
+      if (r.action == 0) {
+        std::uint64_t id = next_id++;
+        put32(reply, static_cast<std::uint32_t>(id >> 32));
+        put32(reply, static_cast<std::uint32_t>(id));
+      } else {
+        put32(reply, 1800); // interval
+        put32(reply, 0);
+        put32(reply, 1);
+        if (v6_)
+          reply += std::string("\x20\x01\x0d\xb8", 4) + std::string(11, '\0') + '\x01';
+        else
+          put32(reply, 0x0a000001);
+        reply += std::string("\x1a\xe1", 2);
+      }
+      ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+    }
+  }
+  bool v6_ = false;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> done_{false};
+  std::mutex mu_;
+  std::vector<request> requests_;
+  std::thread thread_;
+};
+
+struct tracker_actor_fixture : ::testing::Test {
+  void SetUp() override {
+#ifdef ACTORRENT_TSAN
+    GTEST_SKIP() << "actors on CAF's real threads are not checked under ThreadSanitizer";
+#endif
+    actor_test::route_loggers(std::make_shared<spdlog::sinks::ostream_sink_mt>(log),
+                              spdlog::level::debug);
+  }
+  ~tracker_actor_fixture() override { io.stop(); }
+
+  tracker_config config(std::vector<std::vector<std::string>> tiers) {
+    tracker_config c;
+    c.tiers = std::move(tiers);
+    c.io = &io;
+    c.udp_timeout_ms = 200;
+    c.shuffle_seed = 1;
+    return c;
+  }
+
+  /// Sends an announce and waits for its result (or 5 s).
+  static announce_result announce_once(caf::scoped_actor& self, const caf::actor& tracker) {
+    self->send(tracker, announce{tracker::event::none, 0, 0, 100});
+    announce_result out;
+    out.result = error{errc::timeout, "no announce_result within 5 s"};
+    self->receive([&](announce_result& r) { out = std::move(r); },
+                  caf::after(std::chrono::seconds(5)) >> [] {});
+    return out;
+  }
+
+  std::ostringstream log;
+  io_runtime io{1};
+};
+
+TEST_F(tracker_actor_fixture, connects_once_and_reuses_the_connection_id_while_valid) {
+  scripted_udp_tracker t;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto tracker = spawn_tracker(sys, config({{t.url()}}), self);
+    for (int i = 0; i < 2; ++i) {
+      auto r = announce_once(self, tracker);
+      ASSERT_TRUE(r.result.ok()) << r.result.error().message;
+      EXPECT_EQ(r.url, t.url());
+      EXPECT_EQ(r.interval, 1800u);
+      ASSERT_EQ(r.peers.size(), 1u);
+      EXPECT_EQ(r.peers[0].host, "10.0.0.1");
+      EXPECT_EQ(r.peers[0].port, 6881);
+    }
+    auto reqs = t.requests();
+    ASSERT_EQ(reqs.size(), 3u) << "connect, announce, announce";
+    EXPECT_EQ(reqs[0].action, 0u);
+    EXPECT_EQ(reqs[0].connection_id, 0x41727101980ull);
+    EXPECT_EQ(reqs[1].action, 1u);
+    EXPECT_EQ(reqs[1].connection_id, 1u);
+    EXPECT_EQ(reqs[2].action, 1u);
+    EXPECT_EQ(reqs[2].connection_id, 1u) << "the id is reused within its minute";
+    EXPECT_NE(reqs[1].tx, reqs[2].tx) << "every request has its own transaction id";
+    self->send(tracker, stop_request{});
+  }
+}
+
+TEST_F(tracker_actor_fixture, over_ipv6_peers_are_18_bytes) {
+  scripted_udp_tracker t{true};
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto tracker = spawn_tracker(sys, config({{t.url()}}), self);
+    auto r = announce_once(self, tracker);
+    ASSERT_TRUE(r.result.ok()) << r.result.error().message;
+    ASSERT_EQ(r.peers.size(), 1u);
+    EXPECT_EQ(r.peers[0].host, "2001:db8::1");
+    EXPECT_EQ(r.peers[0].port, 6881);
+    self->send(tracker, stop_request{});
+  }
+}
+
+TEST_F(tracker_actor_fixture, an_expired_connection_id_is_fetched_again) {
+  scripted_udp_tracker t;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto c = config({{t.url()}});
+    c.udp_connection_lifetime_ms = 100;
+    auto tracker = spawn_tracker(sys, c, self);
+    ASSERT_TRUE(announce_once(self, tracker).result.ok());
+    std::this_thread::sleep_for(150ms);
+    ASSERT_TRUE(announce_once(self, tracker).result.ok());
+    auto reqs = t.requests();
+    ASSERT_EQ(reqs.size(), 4u);
+    EXPECT_EQ(reqs[2].action, 0u) << "connect again after the id expired";
+    EXPECT_EQ(reqs[3].connection_id, 2u) << "announce with the new id";
+    self->send(tracker, stop_request{});
+  }
+}
+
+TEST_F(tracker_actor_fixture, a_silent_request_is_sent_again_after_the_base_wait) {
+  scripted_udp_tracker t;
+  t.answer = [](const scripted_udp_tracker::request&, std::size_t i) { return i != 0; };
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto tracker = spawn_tracker(sys, config({{t.url()}}), self);
+    auto r = announce_once(self, tracker);
+    ASSERT_TRUE(r.result.ok()) << r.result.error().message;
+    auto reqs = t.requests();
+    ASSERT_EQ(reqs.size(), 3u) << "connect (unanswered), connect, announce";
+    EXPECT_EQ(reqs[0].action, 0u);
+    EXPECT_EQ(reqs[1].action, 0u);
+    EXPECT_EQ(reqs[0].tx, reqs[1].tx) << "a retransmission repeats the request";
+    auto gap = reqs[1].at - reqs[0].at;
+    EXPECT_GE(gap, 180ms);
+    EXPECT_LT(gap, 1s) << "15 s * 2^0, with the base shortened to 200 ms (slack for slow runs)";
+    self->send(tracker, stop_request{});
+  }
+}
+
+TEST_F(tracker_actor_fixture, a_silent_tier_fails_over_and_the_next_answers) {
+  scripted_udp_tracker silent;
+  silent.answer = [](const scripted_udp_tracker::request&, std::size_t) { return false; };
+  scripted_udp_tracker live;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto tracker = spawn_tracker(sys, config({{silent.url()}, {live.url()}}), self);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = announce_once(self, tracker);
+    ASSERT_TRUE(r.result.ok()) << r.result.error().message;
+    EXPECT_EQ(r.url, live.url());
+    auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(waited, 580ms) << "two tries: 200 ms + 400 ms";
+    EXPECT_LT(waited, 2s);
+    EXPECT_EQ(silent.requests().size(), 2u);
+    EXPECT_NE(log.str().find("announce to " + silent.url() +
+                             " failed: udp tracker: no answer to the connect request after 2 "
+                             "tries (600 ms)"),
+              std::string::npos)
+      << log.str();
+    self->send(tracker, stop_request{});
+  }
+}
+
+TEST_F(tracker_actor_fixture, every_tracker_failing_reports_all_reasons) {
+  scripted_udp_tracker silent;
+  silent.answer = [](const scripted_udp_tracker::request&, std::size_t) { return false; };
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto tracker = spawn_tracker(sys, config({{silent.url(), "udp://no-port", "wss://x/y"}}),
+                                 self);
+    auto r = announce_once(self, tracker);
+    ASSERT_FALSE(r.result.ok());
+    EXPECT_EQ(r.result.error().code, errc::tracker_failure);
+    const auto& m = r.result.error().message;
+    EXPECT_NE(m.find(silent.url() + ": udp tracker: no answer"), std::string::npos) << m;
+    EXPECT_NE(m.find("udp://no-port: udp tracker: 'udp://no-port' has no port"),
+              std::string::npos)
+      << m;
+    self->send(tracker, stop_request{});
+  }
+}
+
+TEST_F(tracker_actor_fixture, a_stop_does_not_wait_for_a_silent_tracker) {
+  scripted_udp_tracker silent;
+  silent.answer = [](const scripted_udp_tracker::request&, std::size_t) { return false; };
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto c = config({{silent.url()}});
+    c.udp_timeout_ms = 15000; // BEP 15's own base: a routine announce would wait 45 s
+    auto tracker = spawn_tracker(sys, c, self);
+    self->monitor(tracker);
+    self->send(tracker, announce{tracker::event::none, 0, 0, 100});
+    std::this_thread::sleep_for(100ms);
+    auto t0 = std::chrono::steady_clock::now();
+    c.cancel->store(true);
+    self->send(tracker, announce{tracker::event::stopped, 0, 0, 100});
+    self->send(tracker, stop_request{});
+    bool down = false;
+    self->receive_while([&] { return !down; })(
+      [&](caf::down_msg&) { down = true; }, [&](announce_result&) {},
+      caf::after(std::chrono::seconds(5)) >> [&] { down = true; });
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_LT(took, 1500ms) << "the farewell gets one short try (500 ms)";
+    auto reqs = silent.requests();
+    ASSERT_GE(reqs.size(), 2u) << "the routine connect, then the farewell's";
+  }
+}
+
+} // namespace
