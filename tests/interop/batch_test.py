@@ -6,12 +6,17 @@
               summary says complete for all five, and never more than two jobs downloaded at
               once (from the order of the started:/complete: lines and from the summary's
               start and finish times), while two did run at once.
-  broken      a torrent file that does not parse beside two good jobs: exit 1, the summary names
-              the broken job (failed, with the parser's error), the others complete byte-exact.
+  broken      a torrent file that does not parse, a job whose peer is unreachable within its
+              timeout_s and one whose output cannot be created (disk error), beside two good
+              jobs: exit 1, the summary names each failed job with its error, the good ones
+              complete byte-exact.
   kill9       three jobs one after another, kill -9 while the second downloads, then the same
               command again: exit 0, the first job is not downloaded again (already complete,
               verified from resume data, its file untouched), the second continues (fetches
               less than its size), all byte-exact.
+  sigint      SIGINT while the first of two jobs downloads: exit 130 within a few seconds, the
+              summary lists both as skipped (why), the rerun completes both byte-exact and
+              fetches less than the first job's size for it.
   select_file a multi-file torrent with select_file "1,3": those two files byte-exact, the
               others absent.
   json        the same kind of job file as JSON (.json): completes byte-exact; a JSON job file
@@ -34,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness as H  # noqa: E402
 
-CASES = ["queue", "broken", "kill9", "select_file", "json", "dry_run"]
+CASES = ["queue", "broken", "kill9", "sigint", "select_file", "json", "dry_run"]
 PIECE = 32 * H.KiB
 TIMEOUT = 240
 
@@ -163,6 +168,18 @@ def case_broken(actorrent, sess):
     jobs.append({"name": "broken", "torrent": broken, "output": "out/broken"})
     jobs += [{"name": n, "torrent": t.path, "output": "out/" + n, "peer": s.endpoint,
               "no_tracker": True} for n, _, t, s in good[1:]]
+    # Peers unreachable within timeout_s, and a disk error (the output's parent is a file):
+    # each fails alone as well.
+    lonely = H.make_payload(sess.mkdir("data-lonely"), "lonely.bin", size=50 * H.KiB, seed="l")
+    lonely_t = H.make_torrent(lonely, PIECE, sess.path("lonely.torrent"))
+    jobs.append({"name": "unreachable", "torrent": lonely_t.path, "output": "out/unreachable",
+                 "peer": "127.0.0.1:%d" % H.free_port(), "no_tracker": True, "timeout_s": 3})
+    with open(sess.path("blocker"), "w") as f:
+        f.write("a file where a folder is needed\n")
+    diskerr = H.make_payload(sess.mkdir("data-diskerr"), "diskerr.bin", size=50 * H.KiB, seed="d")
+    diskerr_t = H.make_torrent(diskerr, PIECE, sess.path("diskerr.torrent"))
+    jobs.append({"name": "diskerr", "torrent": diskerr_t.path, "output": "blocker/out",
+                 "peer": good[0][3].endpoint, "no_tracker": True})
     jf = sess.path("jobs.textproto")
     with open(jf, "w") as f:
         f.write(textproto({"max_active": 1, "listen": "127.0.0.1:0"}, jobs))
@@ -172,6 +189,11 @@ def case_broken(actorrent, sess):
     s = summary_of(sess.path("sum.json"))
     if s["broken"]["status"] != "failed" or "broken.torrent" not in (s["broken"]["error"] or ""):
         raise Failed("summary for the broken job: %s" % s["broken"])
+    if s["unreachable"]["status"] != "failed" or \
+            "timed out after 3 s: no peer could be reached" not in (s["unreachable"]["error"] or ""):
+        raise Failed("summary for the unreachable job: %s" % s["unreachable"])
+    if s["diskerr"]["status"] != "failed" or "blocker" not in (s["diskerr"]["error"] or ""):
+        raise Failed("summary for the job with a disk error: %s" % s["diskerr"])
     for n, payload, _, _ in good:
         if s[n]["status"] != "complete":
             raise Failed("%s: %s" % (n, s[n]))
@@ -226,6 +248,39 @@ def case_kill9(actorrent, sess):
         expect_exact(payload, sess.path("out", n), n)
     H.log("rerun fetched %d of the second job's %d bytes"
           % (s["second"]["downloaded"], made[1][1].total_size))
+
+
+def case_sigint(actorrent, sess):
+    made = [("one",) + make_job(sess, "one", 3 * H.MiB, "libtorrent", None),
+            ("two",) + make_job(sess, "two", 256 * H.KiB, "aria2", None)]
+    jobs = [{"name": n, "torrent": t.path, "output": "out/" + n, "peer": s.endpoint,
+             "no_tracker": True} for n, _, t, s in made]
+    jobs[0]["download_limit"] = "512K"
+    jf = sess.path("jobs.textproto")
+    with open(jf, "w") as f:
+        f.write(textproto({"max_active": 1, "listen": "127.0.0.1:0"}, jobs))
+    p = sess.spawn("batch1", [actorrent, "batch", jf, "-q"], env=H.child_env())
+    one_file = made[0][1].path_in(sess.path("out", "one"), "")
+    if not H.wait_for(lambda: _allocated(one_file) >= 1 * H.MiB, 60):
+        raise Failed("the first job did not get going\n%s" % p.output())
+    os.kill(p.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    rc = p.wait(15)
+    if rc != 130:
+        raise Failed("SIGINT: exit %s (expected 130 within 15 s)\n%s" % (rc, p.output()))
+    H.log("stopped %.1f s after SIGINT" % (time.monotonic() - t0))
+    s = summary_of(sess.path("jobs.state", "summary.json"))
+    if s["one"]["status"] != "skipped" or "stopped by SIGINT" not in s["one"]["error"] or \
+            s["two"]["status"] != "skipped" or "before it started" not in s["two"]["error"]:
+        raise Failed("summary after SIGINT: %s" % s)
+    r = run_batch(actorrent, jf)
+    if r.returncode != 0:
+        raise Failed("rerun: exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
+    s = summary_of(sess.path("jobs.state", "summary.json"))
+    if s["one"]["downloaded"] >= made[0][1].total_size:
+        raise Failed("the first job started over: %s" % s["one"])
+    for n, payload, _, _ in made:
+        expect_exact(payload, sess.path("out", n), n)
 
 
 def _allocated(path):
