@@ -390,6 +390,21 @@ int run_batch(const batch_options& opt) {
       spdlog::get("session")->info("listening on {}:{}", listen_host, port);
 
       std::size_t active = 0; // downloading (running), the queue's slots
+      // The terminal display (stderr) is cleared before an event line goes to stdout, so that
+      // the line is not printed into it; the next redraw puts it back below.
+      const bool tty = isatty(STDERR_FILENO) && !opt.quiet;
+      std::size_t tty_lines = 0; // lines of the display now on screen (cursor on its last)
+      auto clear_display = [&] {
+        if (!tty || tty_lines == 0)
+          return;
+        std::string out;
+        if (tty_lines > 1)
+          out += "\033[" + std::to_string(tty_lines - 1) + "A";
+        out += "\r\033[J";
+        std::fputs(out.c_str(), stderr);
+        std::fflush(stderr);
+        tty_lines = 0;
+      };
       auto save_progress = [&] {
         std::string why;
         double total = std::chrono::duration<double>(clock_type::now() - start).count();
@@ -418,6 +433,7 @@ int run_batch(const batch_options& opt) {
           r.seconds = std::chrono::duration<double>(now - *r.started).count();
         r.finished = now;
         r.finished_at = unix_now();
+        clear_display();
         if (st == job_status::failed) {
           std::printf("failed: %s: %s\n", printable(r.job->name).c_str(),
                       printable(r.error).c_str());
@@ -458,6 +474,7 @@ int run_batch(const batch_options& opt) {
           r.id = result.id;
           r.status = job_status::running;
           ++active;
+          clear_display();
           std::printf("started: %s\n", printable(j.name).c_str());
           std::fflush(stdout);
         }
@@ -472,14 +489,14 @@ int run_batch(const batch_options& opt) {
         return false;
       };
 
-      const bool tty = isatty(STDERR_FILENO) && !opt.quiet;
-      std::size_t tty_lines = 0;
       auto last_plain = clock_type::now();
       auto show = [&](bool force) {
         if (opt.quiet)
           return;
         auto now = clock_type::now();
-        if (!tty && !force && now - last_plain < std::chrono::seconds(2))
+        // Redrawn at most twice a second (after an event line: at once); plain lines every 2 s.
+        auto every = tty ? std::chrono::milliseconds(500) : std::chrono::milliseconds(2000);
+        if (!force && !(tty && tty_lines == 0) && now - last_plain < every)
           return;
         last_plain = now;
         std::size_t done = 0, failed = 0;
@@ -513,17 +530,11 @@ int run_batch(const batch_options& opt) {
                       size_text(double(have)).c_str(), size_text(double(total)).c_str(),
                       size_text(rate).c_str());
         if (tty) {
-          std::string out;
-          if (tty_lines > 1)
-            out += "\033[" + std::to_string(tty_lines - 1) + "A";
-          out += "\r\033[K";
-          out += head;
+          clear_display();
+          std::string out = head;
           for (auto& l : lines)
-            out += "\n\r\033[K" + l;
-          // Lines left over from a longer display are cleared.
-          for (std::size_t k = lines.size() + 1; k < tty_lines; ++k)
-            out += "\n\r\033[K";
-          tty_lines = std::max(tty_lines, lines.size() + 1);
+            out += "\n" + l;
+          tty_lines = lines.size() + 1;
           std::fputs(out.c_str(), stderr);
         } else {
           std::fprintf(stderr, "%s\n", head);
@@ -621,8 +632,7 @@ int run_batch(const batch_options& opt) {
         }
         show(false);
       }
-      if (tty && tty_lines > 0)
-        std::fprintf(stderr, "\n");
+      clear_display();
       for (auto& r : runs) {
         if (r.status == job_status::running || r.status == job_status::queued) {
           if (r.started)
