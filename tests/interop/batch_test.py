@@ -17,6 +17,9 @@
   sigint      SIGINT while the first of two jobs downloads: exit 130 within a few seconds, the
               summary lists both as skipped (why), the rerun completes both byte-exact and
               fetches less than the first job's size for it.
+  seed_goal   max_active 1, the first job seeds on for seed_time_s 4 after completing: the
+              second starts at once (a seeding job holds no slot), the batch ends once the goal
+              is met (not before), exit 0.
   select_file a multi-file torrent with select_file "1,3": those two files byte-exact, the
               others absent.
   json        the same kind of job file as JSON (.json): completes byte-exact; a JSON job file
@@ -39,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness as H  # noqa: E402
 
-CASES = ["queue", "broken", "kill9", "sigint", "select_file", "json", "dry_run"]
+CASES = ["queue", "broken", "kill9", "sigint", "seed_goal", "select_file", "json", "dry_run"]
 PIECE = 32 * H.KiB
 TIMEOUT = 240
 
@@ -71,8 +74,8 @@ def textproto(settings, jobs):
     return "\n".join(lines) + "\n"
 
 
-def run_batch(actorrent, jobfile, *extra, timeout=TIMEOUT):
-    argv = [actorrent, "batch", jobfile, "-q"] + list(extra)
+def run_batch(actorrent, jobfile, *extra, timeout=TIMEOUT, quiet=True):
+    argv = [actorrent, "batch", jobfile] + (["-q"] if quiet else []) + list(extra)
     H.log("run: " + " ".join(argv))
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        env=H.child_env(), timeout=timeout)
@@ -135,11 +138,14 @@ def case_queue(actorrent, sess):
     jf = sess.path("jobs.textproto")
     with open(jf, "w") as f:
         f.write(textproto({"max_active": 2, "listen": "127.0.0.1:0", "state_dir": "state"}, jobs))
-    r = run_batch(actorrent, jf)
+    r = run_batch(actorrent, jf, quiet=False)
     if r.returncode != 0:
         raise Failed("exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
     for n, payload, _, _ in made:
         expect_exact(payload, sess.path("out", n), n)
+    # Not a terminal: plain progress lines for the batch and each downloading job.
+    if not re.search(r"^batch: \d/5 done, 0 failed, 2 active, \d queued", r.stderr, re.M):
+        raise Failed("no progress lines on stderr:\n" + H.tail(r.stderr))
     s = summary_of(sess.path("state", "summary.json"))
     bad = {n: j["status"] for n, j in s.items() if j["status"] != "complete"}
     if len(s) != 5 or bad:
@@ -148,6 +154,10 @@ def case_queue(actorrent, sess):
         if s[n]["bytes"] != payload.total_size:
             raise Failed("summary: %s bytes %d, expected %d" % (n, s[n]["bytes"],
                                                               payload.total_size))
+    # The per-job limit of 400 KiB/s held (with the burst a token bucket allows).
+    for n, j in s.items():
+        if j["rate"] > 1.25 * 400 * H.KiB:
+            raise Failed("%s downloaded at %.0f B/s over its limit of 400 KiB/s" % (n, j["rate"]))
     by_lines, by_times = max_concurrency(r.stdout), overlap_from_summary(s)
     H.log("jobs at once: %d (lines), %d (summary times)" % (by_lines, by_times))
     if by_lines > 2 or by_times > 2:
@@ -279,6 +289,36 @@ def case_sigint(actorrent, sess):
     s = summary_of(sess.path("jobs.state", "summary.json"))
     if s["one"]["downloaded"] >= made[0][1].total_size:
         raise Failed("the first job started over: %s" % s["one"])
+    for n, payload, _, _ in made:
+        expect_exact(payload, sess.path("out", n), n)
+
+
+def case_seed_goal(actorrent, sess):
+    made = [("seeder",) + make_job(sess, "seeder", 200 * H.KiB, "libtorrent", None),
+            ("after",) + make_job(sess, "after", 200 * H.KiB, "aria2", None)]
+    jobs = [{"name": n, "torrent": t.path, "output": "out/" + n, "peer": s.endpoint,
+             "no_tracker": True} for n, _, t, s in made]
+    jobs[0]["seed_time_s"] = 4
+    jf = sess.path("jobs.textproto")
+    with open(jf, "w") as f:
+        f.write(textproto({"max_active": 1, "listen": "127.0.0.1:0"}, jobs))
+    t0 = time.time()
+    r = run_batch(actorrent, jf)
+    t1 = time.time()
+    if r.returncode != 0:
+        raise Failed("exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
+    s = summary_of(sess.path("jobs.state", "summary.json"))
+    first, second = s["seeder"], s["after"]
+    if first["status"] != "complete" or second["status"] != "complete":
+        raise Failed("summary: %s" % s)
+    if second["started_at"] - first["finished_at"] > 2.0:
+        raise Failed("the second job waited %.1f s for the seeding one's slot"
+                     % (second["started_at"] - first["finished_at"]))
+    if t1 - first["finished_at"] < 4.0:
+        raise Failed("the batch ended %.1f s after the first job completed, before its "
+                     "seed_time_s of 4" % (t1 - first["finished_at"]))
+    H.log("batch ran %.1f s; seeding job finished at +%.1f s"
+          % (t1 - t0, first["finished_at"] - t0))
     for n, payload, _, _ in made:
         expect_exact(payload, sess.path("out", n), n)
 
