@@ -80,9 +80,37 @@ std::string size_text(double bytes) {
   return buf;
 }
 
+/// The length of the valid UTF-8 sequence at s[i], or 0 when there is none.
+std::size_t utf8_length(const std::string& s, std::size_t i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  std::size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+  if (n == 0 || i + n > s.size())
+    return 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80)
+      return 0;
+  auto c1 = static_cast<unsigned char>(s[i + 1]);
+  if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0) || (c == 0xf0 && c1 < 0x90) ||
+      (c == 0xf4 && c1 >= 0x90))
+    return 0; // overlong, a surrogate, or beyond U+10FFFF
+  return n;
+}
+
+/// A JSON string literal. Torrent names (the default job names) may be any bytes: a byte that
+/// is not part of valid UTF-8 becomes U+FFFD, so the summary is always valid JSON.
 std::string json_string(const std::string& s) {
   std::string out = "\"";
-  for (unsigned char c : s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      if (auto n = utf8_length(s, i)) {
+        out.append(s, i, n);
+        i += n - 1;
+      } else {
+        out += "\\ufffd";
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -95,7 +123,7 @@ std::string json_string(const std::string& s) {
           std::snprintf(buf, sizeof buf, "\\u%04x", c);
           out += buf;
         } else {
-          out += static_cast<char>(c); // names come from UTF-8 job files / torrents
+          out += static_cast<char>(c);
         }
     }
   }
