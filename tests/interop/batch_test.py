@@ -13,7 +13,8 @@
   kill9       three jobs one after another, kill -9 while the second downloads, then the same
               command again: exit 0, the first job is not downloaded again (already complete,
               verified from resume data, its file untouched), the second continues (fetches
-              less than its size), all byte-exact.
+              less than its size), all byte-exact. Then bytes of the first job's file change:
+              a third run checks it again and fetches only what no longer matches.
   sigint      SIGINT while the first of two jobs downloads: exit 130 within a few seconds, the
               summary lists both as skipped (why), the rerun completes both byte-exact and
               fetches less than the first job's size for it.
@@ -262,6 +263,23 @@ def case_kill9(actorrent, sess):
         expect_exact(payload, sess.path("out", n), n)
     H.log("rerun fetched %d of the second job's %d bytes"
           % (s["second"]["downloaded"], made[1][1].total_size))
+    # Not trusted blindly: bytes of the first job changed on disk (its modification time with
+    # them), so a third run checks it again and fetches what no longer matches; the others are
+    # complete by their resume data.
+    with open(first_file, "r+b") as f:
+        f.seek(100000)
+        f.write(b"\xff" * 100)
+    r = run_batch(actorrent, jf)
+    if r.returncode != 0:
+        raise Failed("third run: exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
+    s = summary_of(os.path.join(state, "summary.json"))
+    if "started: first" not in r.stdout or s["first"]["already_complete"] or \
+            not 0 < s["first"]["downloaded"] < made[0][1].total_size:
+        raise Failed("a changed file was trusted, or fetched whole: %s" % s["first"])
+    if not (s["second"]["already_complete"] and s["third"]["already_complete"]):
+        raise Failed("third run: %s" % s)
+    for n, payload, _, _ in made:
+        expect_exact(payload, sess.path("out", n), n)
 
 
 def case_sigint(actorrent, sess):
