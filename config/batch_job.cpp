@@ -294,6 +294,9 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
         return invalid(at("magnet") + ": magnet \"" + j.magnet() +
                        "\" is not a magnet link (expected magnet:?...)");
       job.magnet = j.magnet();
+      // Until the session can fetch metadata (BEP 9), a magnet job fails alone with this (the
+      // batch command never adds a job with a problem). Supporting it: drop this line and let
+      // cli/batch_command.cpp add the job with the link and no metainfo.
       job.problem = magnet_unsupported;
     } else {
       if (has_control(j.torrent()))
