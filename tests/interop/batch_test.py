@@ -25,8 +25,9 @@
               others absent.
   json        the same kind of job file as JSON (.json): completes byte-exact; a JSON job file
               with an error names its JSON path and exits 2, nothing written.
-  dry_run     --dry-run: prints the plan and the job that would fail (exit 1), no network,
-              nothing written (no state_dir, no output).
+  dry_run     --dry-run: prints the plan and the job that would fail (exit 1); nothing dials
+              the job's peer or announces to its tracker (a listening socket sees no
+              connection), nothing is written (no state_dir, no output).
 
   batch_test.py --actorrent PATH --case NAME
 """
@@ -35,6 +36,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -411,16 +413,24 @@ def case_json(actorrent, sess):
 
 
 def case_dry_run(actorrent, sess):
+    # A socket that would see any peer dial or tracker announce of the dry run.
+    canary = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    canary.bind((H.LOOPBACK, 0))
+    canary.listen(16)
+    canary.setblocking(False)
+    sess.at_close(canary.close)
+    port = canary.getsockname()[1]
     data = sess.mkdir("data", mode=0o755)
     payload = H.make_payload(data, "dry.bin", size=100 * H.KiB, seed="dry")
-    H.make_torrent(payload, PIECE, sess.path("dry.torrent"))
+    H.make_torrent(payload, PIECE, sess.path("dry.torrent"),
+                   announce="http://%s:%d/announce" % (H.LOOPBACK, port))
     with open(sess.path("bad.torrent"), "wb") as f:
         f.write(b"not bencoding")
     jf = sess.path("jobs.textproto")
     with open(jf, "w") as f:
         f.write(textproto({"listen": "127.0.0.1:0", "state_dir": "state"},
                           [{"name": "ok", "torrent": "dry.torrent", "output": "out/ok",
-                            "peer": "127.0.0.1:9", "no_tracker": True},
+                            "peer": "%s:%d" % (H.LOOPBACK, port)},
                            {"name": "bad", "torrent": "bad.torrent", "output": "out/bad"}]))
     t0 = time.monotonic()
     r = run_batch(actorrent, jf, "--dry-run", timeout=30)
@@ -428,9 +438,15 @@ def case_dry_run(actorrent, sess):
         raise Failed("dry run: exit %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
     if os.path.exists(sess.path("state")) or os.path.exists(sess.path("out")):
         raise Failed("the dry run wrote something: %s" % os.listdir(sess.dir))
+    time.sleep(0.5)
+    try:
+        conn, addr = canary.accept()
+        conn.close()
+        raise Failed("the dry run connected to %s:%d (its peer and tracker)" % (H.LOOPBACK, port))
+    except BlockingIOError:
+        pass
     if time.monotonic() - t0 > 10:
-        raise Failed("the dry run took %.1f s (did it touch the network?)"
-                     % (time.monotonic() - t0))
+        raise Failed("the dry run took %.1f s" % (time.monotonic() - t0))
 
 
 def main():
