@@ -17,6 +17,7 @@
 #include "actors/messages.hpp"
 #include "actors/metrics_server.hpp"
 #include "cli/create_command.hpp"
+#include "cli/batch_command.hpp"
 #include "actors/peer_connection.hpp"
 #include "actors/rate_limiter.hpp"
 #include "actors/session.hpp"
@@ -795,6 +796,18 @@ int main(int argc, char** argv) {
   seed->add_option("-o,--output", seed_dir, "directory that holds the data of every torrent");
   add_peer_options(seed, sd);
 
+  // `batch JOBFILE`: the jobs of a job file through one session (cli/batch_command.cpp).
+  batch_options bo;
+  auto* batch = app.add_subcommand("batch", "Run the jobs of a job file (docs/BATCH.md)");
+  batch->add_option("jobfile", bo.job_file, "the job file (.textproto, .txtpb or .json)")
+    ->required();
+  batch->add_flag("--dry-run", bo.dry_run, "validate and print the plan; no network, nothing "
+                  "written");
+  batch->add_option("--summary", bo.summary, "write the summary JSON here (default: "
+                    "STATE_DIR/summary.json)");
+  batch->add_flag("-q,--quiet", bo.quiet, "no progress display");
+  batch->add_flag("-v,--verbose", bo.verbosity, "more log output (-vv: debug)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -802,6 +815,8 @@ int main(int argc, char** argv) {
   }
   if (*info)
     return cmd_info(info_path);
+  if (*batch)
+    return run_batch(bo);
   if (*seed) {
     if (seed_dir.empty()) {
       if (seed_args.size() < 2) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the committed seed corpora fuzz/corpus/{bencode,metainfo,wire,tracker,extension,udp_tracker}/.
+"""Writes the committed seed corpora fuzz/corpus/{bencode,metainfo,wire,tracker,extension,udp_tracker,batch}/.
 
     fuzz/make_seeds.py [--actorrent build/actorrent] [--opentracker]
 
@@ -258,6 +258,41 @@ def opentracker_seeds():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def batch_seeds():
+    """Job files for batch_fuzz: first byte 0 = text format, 1 = JSON. They name the torrents
+    the target puts beside them (t/a.torrent, t/b.torrent, t/x.torrent broken)."""
+    text = {
+        "full": 'settings {\n  max_active: 2\n  listen: "127.0.0.1:0"\n  state_dir: "s"\n'
+                '  download_limit: "20M"\n  upload_limit: "0"\n}\n'
+                'job {\n  name: "a"\n  torrent: "t/a.torrent"\n  output: "out/a"\n'
+                '  peer: "127.0.0.1:7001"\n  download_limit: "5M"\n  seed_ratio: 1.5\n'
+                '  seed_time_s: 60\n  priority: 3\n  timeout_s: 9\n}\n'
+                'job {\n  torrent: "t/b.torrent"\n  output: "out/b"\n  select_file: "1,3"\n'
+                '  select: "*.iso"\n  select: "d/**"\n}\n'
+                'job {\n  name: "m"\n  magnet: "magnet:?xt=urn:btih:00"\n  output: "out/m"\n}\n'
+                'job {\n  torrent: "t/x.torrent"\n  output: "out/x"\n  no_tracker: true\n'
+                '  peer: "[::1]:1"\n}\n',
+        "nested": 'job { torrent: "t/a.torrent" output: "o" }\n'
+                  'job { torrent: "t/b.torrent" output: "o/b" }\n',
+        "bad_rate": 'settings { download_limit: "20Q" }\njob { torrent: "t/a.torrent" output: "o" }\n',
+        "bad_list": 'job { torrent: "t/b.torrent" output: "o" select_file: "1,,3" }\n',
+        "unknown": 'job { torrent: "t/a.torrent" outptu: "o" }\n',
+    }
+    json_ = {
+        "full": '{"settings": {"max_active": 2, "state_dir": "s"}, "job": ['
+                '{"name": "a", "torrent": "t/a.torrent", "output": "out/a", "peer": ["h:1"],'
+                ' "seedRatio": 0.5, "priority": -1},'
+                '{"torrent": "t/b.torrent", "output": "out/b", "select_file": "2-3",'
+                ' "select": ["*.txt"]}]}',
+        "bad_path": '{"job": [{"torrent": "t/a.torrent", "output": "../o"}]}',
+        "unknown": '{"job": [{"torrent": "t/a.torrent", "output": "o", "x": 1}]}',
+    }
+    for name, body in text.items():
+        write("batch", "text_" + name, b"\x00" + body.encode())
+    for name, body in json_.items():
+        write("batch", "json_" + name, b"\x01" + body.encode())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--actorrent")
@@ -269,6 +304,7 @@ def main():
     tracker_seeds()
     extension_seeds()
     udp_tracker_seeds()
+    batch_seeds()
     if a.actorrent:
         actorrent_seeds(a.actorrent)
     if a.opentracker:
