@@ -51,6 +51,7 @@ struct session_state {
   torrent_id next_id = 1;
   bool stopping = false;
   set_session_limits limits;
+  caf::actor dht; // the DHT (invalid: none)
 };
 
 using self_ptr = caf::stateful_actor<session_state>*;
@@ -210,6 +211,9 @@ add_torrent_result do_add(self_ptr self, add_torrent& req) {
   st.by_hash.emplace(meta->hash, r.id);
   st.by_actor.emplace(handle.address(), r.id);
   auto [it, inserted] = st.torrents.emplace(r.id, std::move(e));
+  // BEP 5 / BEP 27: the DHT looks up and announces public torrents only.
+  if (st.dht && !meta->is_private)
+    self->send(st.dht, dht_track{meta->hash, handle, st.opts.listen_port});
   log->info("torrent {} added: {} ({})", r.id, printable(meta->name), to_hex(meta->hash));
   emit(self, event_of(r.id, it->second, torrent_event_kind::added));
   return r;
@@ -313,6 +317,12 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
     });
     if (opts.metrics)
       self->delayed_send(self, std::chrono::seconds(1), tick{});
+    if (opts.dht) {
+      std::string why;
+      self->state.dht = spawn_dht(self->system(), *opts.dht, why);
+      if (!self->state.dht)
+        log->warn("{}: running without the DHT", why);
+    }
     return {
       [=](add_torrent& req) { return do_add(self, req); },
       [=](const remove_torrent& r) {
@@ -355,6 +365,11 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
           publish_metrics(self);
         p.metrics.clear();
         e.last = std::move(p);
+        // Few peers while downloading: ask the DHT now rather than at its next round (it
+        // looks up at most once a minute per torrent).
+        if (self->state.dht && !e.meta->is_private && !e.last.checking && !e.last.seeding &&
+            e.last.peers < 5)
+          self->send(self->state.dht, dht_wants_peers{e.meta->hash});
         if (!e.checked && !e.last.checking) {
           e.checked = true;
           emit(self, event_of(id, e, torrent_event_kind::checked));
@@ -420,6 +435,8 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
         if (st.stopping)
           return;
         st.stopping = true;
+        if (st.dht) // saves its node table and closes its socket
+          self->send(st.dht, stop_request{});
         if (st.listener) {
           st.listener->close(); // posts to the I/O thread; never waits here
           st.listener.reset();
