@@ -326,7 +326,8 @@ std::string encode(const message& m) {
         case method::get_peers: a.set("info_hash", str(m.q.hash)); break;
         case method::announce_peer:
           a.set("info_hash", str(m.q.hash));
-          a.set("port", value::make_int(m.q.port));
+          if (m.q.port != 0 || !m.q.implied_port) // implied_port may stand alone
+            a.set("port", value::make_int(m.q.port));
           if (m.q.implied_port)
             a.set("implied_port", value::make_int(1));
           a.set("token", str(m.q.token));
