@@ -16,6 +16,10 @@
                        good query, refuses the bad token, and serves a peer announced with a good
                        token back through get_peers.
 
+  dht.private_never    one process seeds a public and a private torrent (BEP 27) with a scripted
+                       node as its only DHT contact: get_peers and announce_peer come for the
+                       public info-hash, never for the private one.
+
   dht_test.py --actorrent PATH --case NAME
   dht_test.py lt-dht TORRENT DIR --port P --mode seed|download|node [--bootstrap HOST:PORT]
 """
@@ -25,6 +29,7 @@ import random
 import re
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -32,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness as H  # noqa: E402
 
-CASES = ["dht.find_lt_seeder", "dht.lt_finds_seeder", "dht.hostile"]
+CASES = ["dht.find_lt_seeder", "dht.lt_finds_seeder", "dht.hostile", "dht.private_never"]
 PIECE = 64 * H.KiB
 SIZE = 3 * H.MiB + 123
 
@@ -365,6 +370,54 @@ def case_hostile(actorrent):
         H.log("PASS: hostile KRPC refused, bounded, and the next good queries answered")
 
 
+def case_private_never(actorrent):
+    with H.Session("actorrent-dht-private-") as sess:
+        node = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        node.bind((H.LOOPBACK, 0))
+        node.settimeout(0.2)
+        node_port = node.getsockname()[1]
+        root = sess.mkdir("data")
+        hashes = {}
+        for name, private in (("public", False), ("private", True)):
+            H.make_payload(root, name + ".bin", size=256 * H.KiB, seed=name)
+            t = sess.path(name + ".torrent")
+            rc = subprocess.run([actorrent, "create", os.path.join(root, name + ".bin"), "-o", t, "-q"]
+                                  + (["--private"] if private else []), capture_output=True).returncode
+            check(rc == 0, "actorrent create failed")
+            hashes[name] = H.load_torrent(t).info_hash
+        argv = [actorrent, "seed", sess.path("public.torrent"), sess.path("private.torrent"), "-o", root,
+                "--listen", "127.0.0.1:%d" % H.free_port(), "--dht-bootstrap", "127.0.0.1:%d" % node_port, "-vv"]
+        H.log("run: " + " ".join(argv))
+        p = sess.spawn("actorrent", argv, log_path=sess.path("actorrent.stdout"),
+                       stderr_path=sess.path("actorrent.stderr"))
+        my_id = os.urandom(20)
+        seen = {"get_peers": [], "announce_peer": []}
+        end = time.monotonic() + 8
+        while time.monotonic() < end and p.running():
+            try:
+                data, src = node.recvfrom(65536)
+                m = H.bdecode(data)
+            except socket.timeout:
+                continue
+            except Exception:
+                continue
+            if m.get(b"y") != b"q":
+                continue
+            q = m[b"q"].decode()
+            if q in seen:
+                seen[q].append(m[b"a"][b"info_hash"])
+            # answer as the only node there is, with a token, so that actorrent announces to us
+            r = {b"id": my_id, b"token": b"t0k3n123"}
+            node.sendto(bencode({b"t": m[b"t"], b"y": b"r", b"r": r}), src)
+        check(p.running(), "actorrent exited:\n" + H.tail(p.stderr_text(), 30))
+        H.log("get_peers for %d hashes, announce_peer for %d" % (len(seen["get_peers"]), len(seen["announce_peer"])))
+        check(hashes["public"] in seen["get_peers"], "no get_peers for the public torrent")
+        check(hashes["public"] in seen["announce_peer"], "no announce_peer for the public torrent")
+        check(hashes["private"] not in seen["get_peers"] + seen["announce_peer"],
+              "the private torrent's info-hash reached the DHT")
+        H.log("PASS: the public torrent is looked up and announced, the private one never")
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "lt-dht":
         return lt_dht_main(sys.argv[2:])
@@ -382,7 +435,7 @@ def main():
     actorrent = os.path.abspath(a.actorrent)
     try:
         {"dht.find_lt_seeder": case_find_lt_seeder, "dht.lt_finds_seeder": case_lt_finds_seeder,
-         "dht.hostile": case_hostile}[a.case](actorrent)
+         "dht.hostile": case_hostile, "dht.private_never": case_private_never}[a.case](actorrent)
     except (Failed, H.HarnessError) as e:
         print("FAIL: %s" % e, file=sys.stderr)
         return 1
