@@ -217,6 +217,7 @@ struct dht_state {
   double out_tokens = 0;
   clock_type::time_point out_refilled = clock_type::now();
   std::unordered_map<std::uint32_t, inbound_count> inbound;
+  std::uint32_t inbound_second = 0;
   std::uint64_t bootstrap_lookup = 0;
   clock_type::time_point last_bootstrap{};
   clock_type::time_point last_save = clock_type::now();
@@ -427,7 +428,9 @@ void bootstrap(self_ptr self) {
   if (st.bootstrap_lookup != 0)
     return;
   st.last_bootstrap = clock_type::now();
-  st.bootstrap_lookup = start_lookup(self, st.self, false);
+  auto id = start_lookup(self, st.self, false);
+  // It may have ended at once (nobody to ask): then no bootstrap is running.
+  st.bootstrap_lookup = st.lookups.count(id) != 0 ? id : 0;
 }
 
 void lookup_torrent(self_ptr self, const info_hash& hash) {
@@ -494,7 +497,7 @@ bool inbound_allowed(self_ptr self, const udp_endpoint& from) {
   std::uint32_t ip = (std::uint32_t{from.ip[0]} << 24) | (std::uint32_t{from.ip[1]} << 16) |
                      (std::uint32_t{from.ip[2]} << 8) | from.ip[3];
   if (st.inbound.size() >= max_inbound_ips && st.inbound.count(ip) == 0)
-    return false; // too many sources this second; cleared on the next tick
+    return false; // too many sources this second; cleared when the second changes
   auto& c = st.inbound[ip];
   if (c.second != second) {
     c.second = second;
@@ -636,7 +639,13 @@ void on_tick(self_ptr self) {
   for (auto tid : late)
     fail_query(self, tid);
   flush_out_queue(self);
-  st.inbound.clear();
+  // The per-IP counters hold one second each: forgotten when the second changes.
+  auto second = static_cast<std::uint32_t>(
+    std::chrono::duration_cast<seconds>(now - st.started).count());
+  if (second != st.inbound_second) {
+    st.inbound_second = second;
+    st.inbound.clear();
+  }
   // Too few nodes: bootstrap again every 30 s (at once on start).
   if (st.table->size() < 8 && !st.bootstrap.empty() && now - st.last_bootstrap > seconds(30))
     bootstrap(self);
