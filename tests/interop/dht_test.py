@@ -5,7 +5,8 @@
   dht.find_lt_seeder   a libtorrent seeder with DHT on seeds a torrent with no tracker; actorrent,
                        given only --dht-bootstrap 127.0.0.1:<its port>, finds it through get_peers
                        and downloads byte-exact; its node table (with the libtorrent node) is
-                       saved to DIR/.actorrent/dht.dat.
+                       saved to DIR/.actorrent/dht.dat, and a second run without
+                       --dht-bootstrap finds the seeder again through that table alone.
   dht.lt_finds_seeder  actorrent seeds (bootstrapped from an idle libtorrent DHT node); a libtorrent
                        downloader that knows only actorrent's DHT port finds actorrent as a seeder
                        through the DHT (actorrent answers its get_peers and find_node, and its
@@ -187,7 +188,29 @@ def case_find_lt_seeder(actorrent):
         nodes = saved[b"nodes"]
         ports = [struct.unpack(">H", nodes[i + 24:i + 26])[0] for i in range(0, len(nodes), 26)]
         check(lt_port in ports, "the saved node table %s lacks the libtorrent node %d" % (ports, lt_port))
-        H.log("PASS: found the libtorrent seeder through the DHT, byte-exact; node table saved")
+        # Second run, data and resume data gone, no --dht-bootstrap: the saved table alone
+        # leads back to the seeder (and the node id is the saved one).
+        for f in os.listdir(out):
+            if f != ".actorrent":
+                os.remove(os.path.join(out, f))
+        for f in os.listdir(os.path.join(out, ".actorrent")):
+            if f != "dht.dat":
+                os.remove(os.path.join(out, ".actorrent", f))
+        argv = [actorrent, "download", torrent.path, "-o", out, "--listen", "127.0.0.1:0",
+                "--timeout", "90", "-vv"]
+        H.log("run: " + " ".join(argv))
+        p = sess.spawn("actorrent2", argv, log_path=sess.path("actorrent2.stdout"),
+                       stderr_path=sess.path("actorrent2.stderr"))
+        rc = p.wait(100)
+        if rc is None:
+            p.stop(grace=3)
+        err = p.stderr_text()
+        check(rc == 0, "second run (saved node table only) exited %s\n%s" % (rc, H.tail(err, 30)))
+        check(re.search(r"node id %s, 1 saved nodes, 0 bootstrap nodes" % saved[b"id"].hex()[:8], err),
+              "the second run did not start from the saved node id and table:\n" + H.tail(err, 30))
+        H.verify_download(payload, out)
+        H.log("PASS: found the libtorrent seeder through the DHT, byte-exact; node table saved "
+              "and enough for the next run")
 
 
 def case_lt_finds_seeder(actorrent):
