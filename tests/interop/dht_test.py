@@ -21,6 +21,10 @@
                        node as its only DHT contact: get_peers and announce_peer come for the
                        public info-hash, never for the private one.
 
+  dht.off              `seed --no-dht` binds no UDP socket and sends nothing to a node it was
+                       given with --dht-bootstrap; without --no-dht the same command binds UDP on
+                       the listen port's number and queries that node.
+
   dht_test.py --actorrent PATH --case NAME
   dht_test.py lt-dht TORRENT DIR --port P --mode seed|download|node [--bootstrap HOST:PORT]
 """
@@ -38,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness as H  # noqa: E402
 
-CASES = ["dht.find_lt_seeder", "dht.lt_finds_seeder", "dht.hostile", "dht.private_never"]
+CASES = ["dht.find_lt_seeder", "dht.lt_finds_seeder", "dht.hostile", "dht.private_never", "dht.off"]
 PIECE = 64 * H.KiB
 SIZE = 3 * H.MiB + 123
 
@@ -227,6 +231,7 @@ def case_lt_finds_seeder(actorrent):
         ok = H.wait_for(lambda: "seeding:" in seeder.output() or not seeder.running(), 30, 0.05)
         check(ok and seeder.running(), "actorrent seed did not start:\n" + H.tail(seeder.stderr_text(), 30))
         dht_port = int(re.search(r"DHT on UDP [\d.]+:(\d+)", seeder.stderr_text()).group(1))
+        check(dht_port == port, "the DHT is on UDP %d, not on the listen port's number %d" % (dht_port, port))
         out = sess.mkdir("download")
         leech, _ = start_lt(sess, "lt_leech", torrent.path, out, "download",
                             ["127.0.0.1:%d" % dht_port], expect="127.0.0.1:%d" % port)
@@ -441,6 +446,51 @@ def case_private_never(actorrent):
         H.log("PASS: the public torrent is looked up and announced, the private one never")
 
 
+def udp_ports():
+    ports = set()
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            for line in open(path).readlines()[1:]:
+                ports.add(int(line.split()[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
+
+
+def case_off(actorrent):
+    with H.Session("actorrent-dht-off-") as sess:
+        node = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        node.bind((H.LOOPBACK, 0))
+        node.settimeout(0.2)
+        node_port = node.getsockname()[1]
+        payload, torrent, root = make_case_torrent(sess, "dht_off")
+        for no_dht in (True, False):
+            port = H.free_port()
+            argv = [actorrent, "seed", torrent.path, root, "--listen", "127.0.0.1:%d" % port,
+                    "--dht-bootstrap", "127.0.0.1:%d" % node_port] + (["--no-dht"] if no_dht else [])
+            H.log("run: " + " ".join(argv))
+            p = sess.spawn("actorrent", argv, log_path=sess.path("off%d.stdout" % no_dht),
+                           stderr_path=sess.path("off%d.stderr" % no_dht))
+            ok = H.wait_for(lambda: "seeding:" in p.output() or not p.running(), 30, 0.05)
+            check(ok and p.running(), "actorrent seed did not start:\n" + H.tail(p.stderr_text(), 30))
+            got = []
+            end = time.monotonic() + 3
+            while time.monotonic() < end:
+                try:
+                    got.append(node.recvfrom(65536))
+                except socket.timeout:
+                    pass
+            bound = port in udp_ports()
+            p.stop(grace=3)
+            if no_dht:
+                check(not bound, "--no-dht: UDP port %d is bound" % port)
+                check(not got, "--no-dht: %d datagrams reached the bootstrap node" % len(got))
+            else:
+                check(bound, "the DHT did not bind UDP port %d" % port)
+                check(got, "the DHT sent nothing to its bootstrap node")
+        H.log("PASS: --no-dht binds and sends nothing; the DHT binds the listen port's number")
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "lt-dht":
         return lt_dht_main(sys.argv[2:])
@@ -458,7 +508,8 @@ def main():
     actorrent = os.path.abspath(a.actorrent)
     try:
         {"dht.find_lt_seeder": case_find_lt_seeder, "dht.lt_finds_seeder": case_lt_finds_seeder,
-         "dht.hostile": case_hostile, "dht.private_never": case_private_never}[a.case](actorrent)
+         "dht.hostile": case_hostile, "dht.private_never": case_private_never,
+         "dht.off": case_off}[a.case](actorrent)
     except (Failed, H.HarnessError) as e:
         print("FAIL: %s" % e, file=sys.stderr)
         return 1
