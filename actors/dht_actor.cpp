@@ -1,12 +1,15 @@
 #include "actors/dht_actor.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,6 +28,7 @@
 #include "actors/peer_connection.hpp"
 #include "protocol/bencode.hpp"
 #include "protocol/krpc.hpp"
+#include "storage/atomic_file.hpp"
 
 namespace actorrent::dht_detail {
 
@@ -236,10 +240,19 @@ std::string hex(const sha1_digest& d) { return to_hex(d); }
 bool load_state(const std::string& path, node_id& id, std::vector<node_info>& nodes) {
   if (path.empty())
     return false;
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
+  // Untrusted like everything below the output directory: no links followed, regular files
+  // only (a FIFO would block), and at most 64 KiB read.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
     return false;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  struct stat sb {};
+  std::string text;
+  if (::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+    text.resize(64 * 1024 + 1);
+    auto n = ::read(fd, text.data(), text.size());
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  }
+  ::close(fd);
   bencode::limits lim;
   lim.max_total = 64 * 1024;
   lim.max_string = 64 * 1024;
@@ -277,18 +290,11 @@ void save_state(self_ptr self) {
   auto path = std::filesystem::path(st.cfg.state_file);
   if (path.has_parent_path())
     std::filesystem::create_directories(path.parent_path(), ec);
-  auto tmp = st.cfg.state_file + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << bencode::encode(v);
-    if (!out) {
-      st.log->warn("DHT: cannot write {}", tmp);
-      return;
-    }
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec)
-    st.log->warn("DHT: cannot save the node table to {}: {}", st.cfg.state_file, ec.message());
+  // A fresh temporary file renamed over the old one: a crash leaves the old table, and a link
+  // planted at the path is replaced, never followed.
+  auto written = write_file_atomically(st.cfg.state_file, bencode::encode(v));
+  if (!written)
+    st.log->warn("DHT: cannot save the node table: {}", written.error().message);
 }
 
 // -- sending ---------------------------------------------------------------------------------
