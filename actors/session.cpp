@@ -1,6 +1,7 @@
 #include "actors/session.hpp"
 
 #include <map>
+#include <optional>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -39,6 +40,7 @@ struct torrent_entry {
   std::string metrics;        // the latest Prometheus text of its counters
   bool checked = false;       // `checked` was announced
   bool removing = false;      // told to stop; `removed` follows its last report
+  std::optional<info_hash> dht_hash; // looked up on the DHT (public torrents; see track_on_dht)
 };
 
 struct session_state {
@@ -128,6 +130,17 @@ void publish_metrics(self_ptr self) {
   st.opts.metrics->publish(std::move(text));
 }
 
+/// Has the DHT look up (and announce) `hash` for torrent `e` from now on. Needs only the
+/// info-hash: a torrent still awaiting its metadata (magnet link) can be tracked too. Never for
+/// a private torrent (BEP 27).
+void track_on_dht(self_ptr self, torrent_entry& e, const info_hash& hash) {
+  auto& st = self->state;
+  if (!st.dht)
+    return;
+  e.dht_hash = hash;
+  self->send(st.dht, dht_track{hash, e.handle, st.opts.listen_port});
+}
+
 add_torrent_result do_add(self_ptr self, add_torrent& req) {
   auto& st = self->state;
   auto log = spdlog::get("session");
@@ -212,8 +225,8 @@ add_torrent_result do_add(self_ptr self, add_torrent& req) {
   st.by_actor.emplace(handle.address(), r.id);
   auto [it, inserted] = st.torrents.emplace(r.id, std::move(e));
   // BEP 5 / BEP 27: the DHT looks up and announces public torrents only.
-  if (st.dht && !meta->is_private)
-    self->send(st.dht, dht_track{meta->hash, handle, st.opts.listen_port});
+  if (!meta->is_private)
+    track_on_dht(self, it->second, meta->hash);
   log->info("torrent {} added: {} ({})", r.id, printable(meta->name), to_hex(meta->hash));
   emit(self, event_of(r.id, it->second, torrent_event_kind::added));
   return r;
@@ -367,9 +380,9 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
         e.last = std::move(p);
         // Few peers while downloading: ask the DHT now rather than at its next round (it
         // looks up at most once a minute per torrent).
-        if (self->state.dht && !e.meta->is_private && !e.last.checking && !e.last.seeding &&
+        if (self->state.dht && e.dht_hash && !e.last.checking && !e.last.seeding &&
             e.last.peers < 5)
-          self->send(self->state.dht, dht_wants_peers{e.meta->hash});
+          self->send(self->state.dht, dht_wants_peers{*e.dht_hash});
         if (!e.checked && !e.last.checking) {
           e.checked = true;
           emit(self, event_of(id, e, torrent_event_kind::checked));
