@@ -79,6 +79,17 @@ torrent_id sender_id(self_ptr self) {
   return it == self->state.by_actor.end() ? 0 : it->second;
 }
 
+/// Has the DHT look up (and announce) `hash` for torrent `e` from now on. Needs only the
+/// info-hash: a torrent still awaiting its metadata (magnet link) can be tracked too. Never for
+/// a private torrent (BEP 27).
+void track_on_dht(self_ptr self, torrent_entry& e, const info_hash& hash) {
+  auto& st = self->state;
+  if (!st.dht)
+    return;
+  e.dht_hash = hash;
+  self->send(st.dht, dht_track{hash, e.handle, st.opts.listen_port});
+}
+
 void forget(self_ptr self, torrent_id id, torrent_event_kind kind) {
   auto& st = self->state;
   auto it = st.torrents.find(id);
@@ -128,17 +139,6 @@ void publish_metrics(self_ptr self) {
       parts.push_back(labelled_metrics{e.label, e.metrics});
   text += merge_metrics(parts);
   st.opts.metrics->publish(std::move(text));
-}
-
-/// Has the DHT look up (and announce) `hash` for torrent `e` from now on. Needs only the
-/// info-hash: a torrent still awaiting its metadata (magnet link) can be tracked too. Never for
-/// a private torrent (BEP 27).
-void track_on_dht(self_ptr self, torrent_entry& e, const info_hash& hash) {
-  auto& st = self->state;
-  if (!st.dht)
-    return;
-  e.dht_hash = hash;
-  self->send(st.dht, dht_track{hash, e.handle, st.opts.listen_port});
 }
 
 add_torrent_result do_add(self_ptr self, add_torrent& req) {
