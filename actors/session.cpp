@@ -1,6 +1,7 @@
 #include "actors/session.hpp"
 
 #include <map>
+#include <optional>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -39,6 +40,7 @@ struct torrent_entry {
   std::string metrics;        // the latest Prometheus text of its counters
   bool checked = false;       // `checked` was announced
   bool removing = false;      // told to stop; `removed` follows its last report
+  std::optional<info_hash> dht_hash; // looked up on the DHT (public torrents; see track_on_dht)
 };
 
 struct session_state {
@@ -51,6 +53,7 @@ struct session_state {
   torrent_id next_id = 1;
   bool stopping = false;
   set_session_limits limits;
+  caf::actor dht; // the DHT (invalid: none)
 };
 
 using self_ptr = caf::stateful_actor<session_state>*;
@@ -74,6 +77,17 @@ void emit(self_ptr self, const torrent_event& ev) {
 torrent_id sender_id(self_ptr self) {
   auto it = self->state.by_actor.find(caf::actor_cast<caf::actor_addr>(self->current_sender()));
   return it == self->state.by_actor.end() ? 0 : it->second;
+}
+
+/// Has the DHT look up (and announce) `hash` for torrent `e` from now on. Needs only the
+/// info-hash: a torrent still awaiting its metadata (magnet link) can be tracked too. Never for
+/// a private torrent (BEP 27).
+void track_on_dht(self_ptr self, torrent_entry& e, const info_hash& hash) {
+  auto& st = self->state;
+  if (!st.dht)
+    return;
+  e.dht_hash = hash;
+  self->send(st.dht, dht_track{hash, e.handle, st.opts.listen_port});
 }
 
 void forget(self_ptr self, torrent_id id, torrent_event_kind kind) {
@@ -211,6 +225,9 @@ add_torrent_result do_add(self_ptr self, add_torrent& req) {
   st.by_hash.emplace(meta->hash, r.id);
   st.by_actor.emplace(handle.address(), r.id);
   auto [it, inserted] = st.torrents.emplace(r.id, std::move(e));
+  // BEP 5 / BEP 27: the DHT looks up and announces public torrents only.
+  if (!meta->is_private)
+    track_on_dht(self, it->second, meta->hash);
   log->info("torrent {} added: {} ({})", r.id, printable(meta->name), to_hex(meta->hash));
   emit(self, event_of(r.id, it->second, torrent_event_kind::added));
   return r;
@@ -314,6 +331,12 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
     });
     if (opts.metrics)
       self->delayed_send(self, std::chrono::seconds(1), tick{});
+    if (opts.dht) {
+      std::string why;
+      self->state.dht = spawn_dht(self->system(), *opts.dht, why);
+      if (!self->state.dht)
+        log->warn("{}: running without the DHT", why);
+    }
     return {
       [=](add_torrent& req) { return do_add(self, req); },
       [=](const remove_torrent& r) {
@@ -356,6 +379,11 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
           publish_metrics(self);
         p.metrics.clear();
         e.last = std::move(p);
+        // Few peers while downloading: ask the DHT now rather than at its next round (it
+        // looks up at most once a minute per torrent).
+        if (self->state.dht && e.dht_hash && !e.last.checking && !e.last.seeding &&
+            e.last.peers < 5)
+          self->send(self->state.dht, dht_wants_peers{*e.dht_hash});
         if (!e.checked && !e.last.checking) {
           e.checked = true;
           emit(self, event_of(id, e, torrent_event_kind::checked));
@@ -421,6 +449,8 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
         if (st.stopping)
           return;
         st.stopping = true;
+        if (st.dht) // saves its node table and closes its socket
+          self->send(st.dht, stop_request{});
         if (st.listener) {
           st.listener->close(); // posts to the I/O thread; never waits here
           st.listener.reset();

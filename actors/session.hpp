@@ -15,11 +15,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <caf/actor.hpp>
 
+#include "actors/dht_actor.hpp"
 #include "actors/messages.hpp"
 #include "protocol/error.hpp"
 
@@ -45,6 +47,11 @@ struct session_options {
   peer_id id{};
   std::uint16_t listen_port = 0;           // ours, told to peers and trackers
   std::shared_ptr<metrics_server> metrics; // serves every torrent's series (null: none)
+  // The DHT (BEP 5): the session spawns it on dht->io at dht->host:dht->port (nullopt: no DHT;
+  // a socket that cannot be bound is a warning, not a failure), tells it of every torrent that
+  // is not private (dht_track) and of torrents with few peers (dht_wants_peers), and stops it
+  // with itself.
+  std::optional<dht_config> dht;
 };
 
 /// A torrent's id in its session: 1, 2, ... in the order they were added (0: none).

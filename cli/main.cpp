@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <optional>
 #include <random>
@@ -191,6 +192,24 @@ int cmd_info(const std::string& path) {
   return 0;
 }
 
+/// Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
+bool is_loopback_host(const std::string& host) {
+  return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
+}
+
+/// The DHT's bootstrap nodes. The built-in routers are public hosts: they are used only when
+/// the user named none, and never when listening on loopback (every test and the demo do), or
+/// when ACTORRENT_DHT_NO_DEFAULT_BOOTSTRAP is set (the test harness sets it), so that no test
+/// ever resolves a name or sends a datagram off this machine.
+std::vector<endpoint> dht_bootstrap_for(const std::vector<endpoint>& given,
+                                        const std::string& listen_host) {
+  if (!given.empty())
+    return given;
+  if (is_loopback_host(listen_host) || std::getenv("ACTORRENT_DHT_NO_DEFAULT_BOOTSTRAP"))
+    return {};
+  return default_dht_bootstrap();
+}
+
 struct download_options {
   std::vector<std::string> torrents;
   std::string out_dir = ".";
@@ -222,7 +241,12 @@ struct download_options {
   unsigned disk_threads = 0; // the disk pool of every torrent (default: 4)
   // UDP trackers (BEP 15): the wait for a first answer, doubled per retry.
   double udp_tracker_timeout_s = 15;
+  // DHT (BEP 5): nodes to bootstrap from (HOST:PORT); none given: the built-in routers, but
+  // only when listening on a non-loopback address (see dht_bootstrap_for).
+  std::vector<std::string> dht_bootstrap;
+  bool no_dht = false;
 };
+
 
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
 
@@ -313,6 +337,15 @@ int cmd_download(const download_options& opt) {
     }
     peers.push_back(ep);
   }
+  std::vector<endpoint> dht_nodes;
+  for (auto& b : opt.dht_bootstrap) {
+    endpoint ep;
+    if (!parse_endpoint(b, ep) || ep.port == 0) {
+      std::fprintf(stderr, "error: --dht-bootstrap %s: expected HOST:PORT\n", b.c_str());
+      return 2;
+    }
+    dht_nodes.push_back(ep);
+  }
   endpoint listen;
   if (opt.listen.empty()) {
     // the default: every interface, 6881-6889 (see open_listener)
@@ -342,8 +375,8 @@ int cmd_download(const download_options& opt) {
     limits.upload = *up;
     limits.max_connections = opt.max_connections;
   }
-  if (opt.no_tracker && peers.empty() && !opt.seed_only) {
-    std::fprintf(stderr, "error: --no-tracker needs at least one --peer\n");
+  if (opt.no_tracker && peers.empty() && !opt.seed_only && (opt.no_dht || dht_nodes.empty())) {
+    std::fprintf(stderr, "error: --no-tracker needs at least one --peer (or --dht-bootstrap)\n");
     return 2;
   }
   setup_logging(opt.verbosity);
@@ -395,6 +428,15 @@ int cmd_download(const download_options& opt) {
     so.id = make_peer_id();
     so.listen_port = port;
     so.metrics = metrics;
+    if (!opt.no_dht) {
+      dht_config dc;
+      dc.io = &io;
+      dc.host = listen_host;
+      dc.port = port;
+      dc.bootstrap = dht_bootstrap_for(dht_nodes, listen_host);
+      dc.state_file = opt.out_dir + "/.actorrent/dht.dat";
+      so.dht = std::move(dc);
+    }
     auto session = spawn_session(sys, std::move(listener), so);
     {
       // The scoped actor counts as running: it must be gone before the wait below.
@@ -729,6 +771,11 @@ void add_peer_options(CLI::App* cmd, download_options& o) {
                   "threads for the disk work (writes, hashing, uploads, checks) of every torrent "
                   "(default: 4)")
     ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--dht-bootstrap", o.dht_bootstrap,
+                  "DHT node to join the DHT through (HOST:PORT), repeatable (default: the "
+                  "public routers, unless listening on loopback)")
+    ->allow_extra_args(false);
+  cmd->add_flag("--no-dht", o.no_dht, "do not use the DHT (BEP 5)");
   cmd->add_flag("-v,--verbose", o.verbosity, "more log output (-vv: debug)");
   cmd->add_flag("-q,--quiet", o.quiet, "no progress display");
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the committed seed corpora fuzz/corpus/{bencode,metainfo,wire,tracker,extension,udp_tracker,batch}/.
+"""Writes the committed seed corpora fuzz/corpus/{bencode,metainfo,wire,tracker,extension,udp_tracker,batch,krpc}/.
 
     fuzz/make_seeds.py [--actorrent build/actorrent] [--opentracker]
 
@@ -44,6 +44,32 @@ def write(target, name, data):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, name), "wb") as f:
         f.write(data)
+
+
+def krpc_seeds():
+    """BEP 5 KRPC datagrams: the BEP's examples, answers with nodes and peers, near-valid ones."""
+    nid, ih = b"abcdefghij0123456789", b"mnopqrstuvwxyz123456"
+    node = nid + socket.inet_aton("127.0.0.1") + struct.pack(">H", 6881)
+    peer = socket.inet_aton("127.0.0.2") + struct.pack(">H", 51413)
+    write("krpc", "ping", benc({"t": "aa", "y": "q", "q": "ping", "a": {"id": nid}}))
+    write("krpc", "find_node", benc({"t": "aa", "y": "q", "q": "find_node", "a": {"id": nid, "target": ih}}))
+    write("krpc", "get_peers", benc({"t": "aa", "y": "q", "q": "get_peers", "a": {"id": nid, "info_hash": ih}}))
+    write("krpc", "announce_peer", benc({"t": "aa", "y": "q", "q": "announce_peer",
+                                         "a": {"id": nid, "implied_port": 1, "info_hash": ih, "port": 6881,
+                                               "token": "aoeusnth"}}))
+    write("krpc", "response_nodes", benc({"t": "aa", "y": "r", "v": "LT20", "ip": peer,
+                                          "r": {"id": nid, "nodes": node * 8, "token": "tok"}}))
+    write("krpc", "response_values", benc({"t": "aa", "y": "r", "r": {"id": nid, "values": [peer, peer, bytes(18)],
+                                                                      "token": "aoeusnth"}}))
+    write("krpc", "error", benc({"t": "aa", "y": "e", "e": [201, "A Generic Error Ocurred"]}))
+    write("krpc", "unknown_method", benc({"t": "aa", "y": "q", "q": "vote", "a": {"id": nid}}))
+    write("krpc", "unsorted_keys", b"d1:y1:q1:t2:aa1:q4:ping1:ad2:id20:" + nid + b"ee")
+    # near-valid
+    write("krpc", "nodes_bad_length", benc({"t": "aa", "y": "r", "r": {"id": nid, "nodes": node[:25]}}))
+    write("krpc", "short_id", benc({"t": "aa", "y": "q", "q": "ping", "a": {"id": "abc"}}))
+    write("krpc", "port_out_of_range", benc({"t": "aa", "y": "q", "q": "announce_peer",
+                                             "a": {"id": nid, "info_hash": ih, "port": 70000, "token": "x"}}))
+    write("krpc", "no_type", benc({"t": "aa"}))
 
 
 def bencode_seeds():
@@ -298,6 +324,7 @@ def main():
     ap.add_argument("--actorrent")
     ap.add_argument("--opentracker", action="store_true")
     a = ap.parse_args()
+    krpc_seeds()  # fuzz/corpus/krpc/: DHT datagrams
     bencode_seeds()
     metainfo_seeds()
     wire_seeds()

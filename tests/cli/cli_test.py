@@ -524,7 +524,9 @@ class CliTest(unittest.TestCase):
     def test_bad_arguments_exit_2(self):
         data, _ = torrent_bytes()
         t = self.write("t.torrent", data)
+        # --no-tracker needs a peer source: --peer, or DHT bootstrap nodes with the DHT on
         for args in (["--peer", "nohostport"], ["--peer", "127.0.0.1:0"], ["--no-tracker"],
+                     ["--no-tracker", "--no-dht", "--dht-bootstrap", "127.0.0.1:9"],
                      ["--pipeline", "0", "--peer", "127.0.0.1:9"]):
             with self.subTest(args=args):
                 rc, _, err, _ = run("download", "--listen", "127.0.0.1:0", t, "-o", os.path.join(self.dir, "o"), *args)
@@ -532,7 +534,9 @@ class CliTest(unittest.TestCase):
         # A rate that cannot be read is refused with what was wrong, before anything runs.
         for args, message in ((["--download-limit", "fast"], "--download-limit fast: expected a number"),
                               (["--upload-limit", "10X"], "--upload-limit 10X: unknown unit 'x'"),
-                              (["--download-limit", "-1M"], "--download-limit -1M: expected a number")):
+                              (["--download-limit", "-1M"], "--download-limit -1M: expected a number"),
+                              (["--dht-bootstrap", "nohost"], "--dht-bootstrap nohost: expected HOST:PORT"),
+                              (["--dht-bootstrap", "127.0.0.1:0"], "--dht-bootstrap 127.0.0.1:0: expected HOST:PORT")):
             with self.subTest(args=args):
                 rc, _, err, _ = run("download", "--listen", "127.0.0.1:0", t, "-o",
                                     os.path.join(self.dir, "o"), "--peer", "127.0.0.1:9", *args)

@@ -51,6 +51,10 @@ SETUP_HINT = "run deploy/setup.sh (it installs the real peers and the tracker us
 
 _T0 = time.monotonic()
 
+# actorrent's DHT uses the public routers only when no --dht-bootstrap is given and it listens
+# on a non-loopback address; this makes sure no test (whatever its flags) ever reaches them.
+os.environ.setdefault("ACTORRENT_DHT_NO_DEFAULT_BOOTSTRAP", "1")
+
 
 def log(*msg):
     print("[%s +%6.2fs]" % (time.strftime("%H:%M:%S"), time.monotonic() - _T0), *msg, flush=True)
