@@ -19,6 +19,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import bencode  # noqa: E402
 
 ACTORRENT = None
+# No test may reach the public DHT routers, even one that listens on every interface.
+os.environ.setdefault("ACTORRENT_DHT_NO_DEFAULT_BOOTSTRAP", "1")
 
 
 def run(*args, timeout=30):
@@ -444,7 +446,7 @@ class CliTest(unittest.TestCase):
     def test_first_run_over_existing_data_does_not_warn(self):
         t, _ = self.lt_torrent("hybrid", v2_only=False)
         data = os.path.join(self.dir, "data")
-        p = subprocess.Popen([ACTORRENT, "seed", "--listen", "127.0.0.1:0", t, data, "--no-tracker", "-q"],
+        p = subprocess.Popen([ACTORRENT, "seed", "--listen", "127.0.0.1:0", t, data, "--no-tracker", "--no-dht", "-q"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: (p.kill(), p.wait()))
         line = p.stdout.readline()
