@@ -29,6 +29,7 @@
 #include "actors/torrent_actor.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <optional>
 #include <unordered_map>
@@ -132,7 +133,6 @@ struct torrent_state {
   std::unordered_map<caf::actor_addr, peer_slot> slot_of;
   peer_slot next_slot = 0; // slots are never reused: late messages cannot reach a successor
   std::vector<block_ref> picked;
-  std::vector<peer_slot> cancels;
   std::vector<peer_slot> touched; // peers whose availability changed in this pass
   // -- lifecycle details inside the states --
   bool finishing = false;      // every piece verified: flushing, no more requests
@@ -219,7 +219,7 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   if (in_flight > cap - cap / 4)
     return;
   st.picked.clear();
-  st.picker->pick(slot, e.seed ? nullptr : &e.bits, cap - in_flight, st.picked);
+  st.picker->pick(slot, e.seed ? nullptr : &e.bits, cap - in_flight, st.requests, st.picked);
   if (auto& back = st.picker->taken_back(); !back.empty()) {
     // Storage forgets these copies too, or its count of a piece's blocks would run ahead.
     self->send(st.storage, discard_blocks{std::move(back)});
@@ -228,8 +228,10 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   if (st.picked.empty())
     return;
   auto now = clock_type::now();
-  for (auto b : st.picked)
-    st.requests.add(slot, b, now);
+  for (auto b : st.picked) {
+    [[maybe_unused]] bool recorded = st.requests.add(slot, b, now);
+    assert(recorded); // the picker hands a block to a second peer at most
+  }
   st.counters.requests_sent += st.picked.size();
   ++st.counters.request_msgs;
   self->send(e.handle, request_blocks{st.picked});
@@ -242,7 +244,7 @@ void refill_all(self_ptr self) {
 
 void drop_outstanding(torrent_state& st, peer_slot slot) {
   for (auto b : st.requests.take_all(slot))
-    st.picker->on_request_dropped(slot, b);
+    st.picker->on_request_dropped(b, st.requests);
 }
 
 void update_interest(self_ptr self, peer_entry& e, bool interesting) {
@@ -683,7 +685,7 @@ void expire_requests(self_ptr self, clock_type::time_point now) {
     if (late.empty())
       continue;
     for (auto b : late)
-      st.picker->on_request_dropped(slot, b);
+      st.picker->on_request_dropped(b, st.requests);
     st.counters.request_timeouts += late.size();
     st.log->debug("peer {}: {} request(s) timed out after {} ms; pipeline now {}",
                   e.ep.to_string(), late.size(), e.requests->timeout().count(),
@@ -1044,7 +1046,7 @@ caf::message_handler common_handlers(self_ptr self) {
       }
       for (auto b : a.rejected)
         if (st.requests.remove(a.slot, b))
-          st.picker->on_request_dropped(a.slot, b);
+          st.picker->on_request_dropped(b, st.requests);
       if (a.choke_changed) {
         e.choked_us = a.choked;
         if (a.choked)
@@ -1069,18 +1071,19 @@ caf::message_handler common_handlers(self_ptr self) {
         if (sb.copy == 0) {
           // Not written (its piece is verified already, or storage failed): the request is
           // settled without data.
-          st.picker->on_request_dropped(bs.slot, b);
+          st.picker->on_request_dropped(b, st.requests);
           ++st.counters.blocks_duplicate;
           continue;
         }
-        st.cancels.clear();
-        auto r = st.picker->on_block_received(bs.slot, b, sb.copy, st.cancels);
+        auto r = st.picker->on_block_received(b, sb.copy);
         if (r == piece_picker::receive_result::duplicate)
           ++st.counters.blocks_duplicate;
         else
           ++st.counters.blocks_fresh;
-        for (auto other : st.cancels)
-          if (st.peers.count(other) != 0 && st.requests.remove(other, b))
+        // A copy is on disk: whoever else still has the block requested gets a CANCEL
+        // (end-game, or a peer that sent a block another was asked for).
+        for (auto other : st.requests.requesters(b))
+          if (st.requests.remove(other, b))
             cancels[other].push_back(b);
       }
       ++st.counters.stored_msgs;
