@@ -255,7 +255,11 @@ struct set_file_priorities {
   std::vector<file_priority> priorities;
 };
 
-struct tick {};
+struct tick {
+  // [requests] A torrent ticks at a rate that follows its activity; a rescheduled tick
+  // supersedes the pending one, which arrives with an older generation and is dropped.
+  std::uint64_t generation = 0;
+};
 /// Asks a torrent for a fresh torrent_progress (metrics included) now, not at the next tick.
 struct get_progress {};
 /// Self-message of the torrent: apply the availability changes queued since the last one.

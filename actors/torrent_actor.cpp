@@ -29,6 +29,7 @@
 #include "actors/torrent_actor.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <chrono>
 #include <optional>
@@ -175,8 +176,12 @@ struct torrent_state {
   // The last progress report sent to the observer, and when: an idle torrent (nothing moved,
   // nothing changed) reports every 10 s instead of every tick, so 1,000 idle torrents cost
   // their session next to nothing.
-  std::string last_report_key;
+  std::array<std::uint64_t, 14> last_report_key{}; // see progress_key
   clock_type::time_point last_report{};
+  // The tick's pace follows the torrent's activity (see tick_interval): the pending tick's
+  // generation and when it is due. A tick of another generation was superseded: dropped.
+  std::uint64_t tick_generation = 0;
+  clock_type::time_point next_tick{};
   std::uint32_t pieces_failed = 0;
   double rate = 0;
 
@@ -196,6 +201,7 @@ using self_ptr = caf::stateful_actor<torrent_state>*;
 void enter(self_ptr self, phase next);
 void enter_stopping(self_ptr self);
 void pause(self_ptr self);
+void wake_ticks(self_ptr self);
 
 std::uint64_t bytes_left(const torrent_state& st) {
   // Of the selected pieces only: a selective download that has them all has nothing left.
@@ -343,6 +349,7 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   st.slot_of.emplace(handle.address(), pc.slot);
   st.known.connection_opened(ep.host);
   st.peers.emplace(pc.slot, std::move(e));
+  wake_ticks(self);
   return pc.slot;
 }
 
@@ -703,17 +710,48 @@ void expire_requests(self_ptr self, clock_type::time_point now) {
 }
 
 /// What a progress report says that an observer would show: equal keys, nothing to tell.
-std::string progress_key(const torrent_progress& p, phase state) {
-  std::string k;
-  for (std::uint64_t v : {std::uint64_t{p.verified_bytes}, std::uint64_t{p.dirty_bytes},
-                          std::uint64_t{p.downloaded_payload}, std::uint64_t{p.uploaded_payload},
-                          std::uint64_t{p.pieces_verified}, std::uint64_t{p.pieces_failed},
-                          std::uint64_t{p.peers}, std::uint64_t{p.peers_unchoked},
-                          std::uint64_t{p.known_peers}, std::uint64_t{p.check_done},
-                          std::uint64_t{p.check_total}, std::uint64_t{p.checking},
-                          std::uint64_t{p.seeding}, static_cast<std::uint64_t>(state)})
-    k.append(reinterpret_cast<const char*>(&v), sizeof v);
-  return k;
+/// A fixed array: comparing it each tick allocates nothing.
+std::array<std::uint64_t, 14> progress_key(const torrent_progress& p, phase state) {
+  return {std::uint64_t{p.verified_bytes}, std::uint64_t{p.dirty_bytes},
+          std::uint64_t{p.downloaded_payload}, std::uint64_t{p.uploaded_payload},
+          std::uint64_t{p.pieces_verified}, std::uint64_t{p.pieces_failed},
+          std::uint64_t{p.peers}, std::uint64_t{p.peers_unchoked},
+          std::uint64_t{p.known_peers}, std::uint64_t{p.check_done},
+          std::uint64_t{p.check_total}, std::uint64_t{p.checking},
+          std::uint64_t{p.seeding}, static_cast<std::uint64_t>(state)};
+}
+
+/// How long until the next tick. Once a second while there is anything to pace: peers
+/// (choker, request timeouts, rates) or a check (its progress). Without peers a torrent has
+/// only the announce schedule and its dials to keep: a download retries its known peers every
+/// 5 s, a seed or a paused or failed torrent ticks every 30 s, both sooner when an announce is
+/// due; a new peer brings the second back at once (wake_ticks). So 1,000 idle torrents cost
+/// their process next to nothing.
+clock_type::duration tick_interval(const torrent_state& st, clock_type::time_point now) {
+  if (!st.peers.empty() || st.state == phase::checking || st.state == phase::stopping)
+    return seconds(1);
+  clock_type::duration d = st.state == phase::downloading && !st.finishing ? seconds(5)
+                                                                           : seconds(30);
+  if (st.running() && st.tracker) {
+    auto due = st.announces.next_announce() - now;
+    d = std::clamp<clock_type::duration>(due, seconds(1), d);
+  }
+  if (st.verified_since_save > 0) // resume data still to save: on time
+    d = std::min<clock_type::duration>(d, seconds(std::max(1u, st.cfg.resume_interval_s)));
+  return d;
+}
+
+void schedule_tick(self_ptr self, clock_type::duration d) {
+  auto& st = self->state;
+  st.next_tick = clock_type::now() + d;
+  self->delayed_send(self, std::chrono::duration_cast<std::chrono::milliseconds>(d),
+                     tick{++st.tick_generation});
+}
+
+/// Something to pace now (a peer appeared): the next tick within a second.
+void wake_ticks(self_ptr self) {
+  if (self->state.next_tick > clock_type::now() + seconds(1))
+    schedule_tick(self, seconds(1));
 }
 
 void on_tick(self_ptr self) {
@@ -745,14 +783,14 @@ void on_tick(self_ptr self) {
     auto p = make_progress(st);
     auto key = progress_key(p, st.state);
     if (key != st.last_report_key || now - st.last_report >= seconds(10)) {
-      st.last_report_key = std::move(key);
+      st.last_report_key = key;
       st.last_report = now;
       if (st.cfg.publish_metrics)
         p.metrics = render_metrics(self, p);
       self->send(st.cfg.observer, std::move(p));
     }
   }
-  self->delayed_send(self, seconds(1), tick{});
+  schedule_tick(self, tick_interval(st, now));
 }
 
 /// Applies one peer's availability change to its bitfield and the picker. Returns whether
@@ -941,7 +979,10 @@ void on_checked(self_ptr self, existing_checked& ec) {
 /// What every state with metainfo handles alike; the state's own handlers come first.
 caf::message_handler common_handlers(self_ptr self) {
   return {
-    [=](tick) { on_tick(self); },
+    [=](tick t) {
+      if (t.generation == self->state.tick_generation) // else superseded by a later one
+        on_tick(self);
+    },
     // File selection changed through the API: storage creates newly selected files (before
     // any of their blocks is requested), the picker re-prioritises, peers are re-evaluated.
     // A wider selection after completion goes back to downloading (or will, when resumed).
