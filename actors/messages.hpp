@@ -61,6 +61,9 @@ struct peer_activity {
   bool interest_changed = false;
   bool interested = false;      // the peer is interested in us
   std::uint32_t request_limit = 0; // BEP 10 `reqq`: requests it queues (0: no news)
+  // [requests] A CHOKE came in this read, even if an UNCHOKE followed it: every request sent
+  // before it is over, on the wire's side and so in the torrent's record.
+  bool choke_seen = false;
 };
 
 /// The peer's connection ended; `reason` says why in one line.

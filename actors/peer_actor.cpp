@@ -394,6 +394,7 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         // still arrives is dropped, not written, and not held against the peer.
         st.requested.for_each([&](std::uint64_t key, std::uint32_t) { remember_cancel(st, key); });
         st.requested.clear();
+        act.choke_seen = true;
         st.peer_choking = true;
         act.choke_changed = true;
         act.choked = true;

@@ -1090,7 +1090,8 @@ caf::message_handler common_handlers(self_ptr self) {
           st.picker->on_request_dropped(b, st.requests);
       if (a.choke_changed) {
         e.choked_us = a.choked;
-        if (a.choked)
+        // Also a CHOKE and UNCHOKE in one read: the peer dropped what was asked before.
+        if (a.choked || a.choke_seen)
           drop_outstanding(st, a.slot);
         else
           e.last_block = clock_type::now();

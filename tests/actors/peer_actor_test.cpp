@@ -219,6 +219,10 @@ TEST(peer_actor, a_choke_ends_a_fast_peers_requests_as_it_ends_the_torrents) {
     for (auto b : a.rejected)
       rejected_reported = rejected_reported || b == blk(1, 1);
   EXPECT_TRUE(rejected_reported);
+  bool choke_reported = false;
+  for (auto& a : f.r->activity)
+    choke_reported = choke_reported || a.choke_seen;
+  EXPECT_TRUE(choke_reported) << "the torrent takes its requests back too";
   // Asked again after the unchoke: the block is accepted again.
   std::string unchoke;
   wire::append_simple(unchoke, wire::msg_id::unchoke);

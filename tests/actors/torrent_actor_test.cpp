@@ -968,3 +968,22 @@ TEST(torrent_lifecycle, a_download_without_peers_backs_off_to_a_tick_every_5_s) 
   EXPECT_GE(timers[0], 4.0);
   EXPECT_LE(timers[0], 5.0);
 }
+
+TEST(torrent_actor, a_choke_and_unchoke_in_one_read_ends_the_requests_sent_before) {
+  // The peer actor forgets its requests at a CHOKE; when the UNCHOKE came in the same read,
+  // the torrent must still take them back (and ask again), or it waits for blocks that the
+  // wire's side drops.
+  fixture f(2, 1);
+  f.connect_and_unchoke(0);
+  auto asked = f.w->peers.at(0).requested.size();
+  ASSERT_EQ(asked, 8u) << "every block of both pieces";
+  peer_activity a;
+  a.slot = 0;
+  a.choke_changed = true;
+  a.choked = false;
+  a.choke_seen = true;
+  caf::anon_send(f.torrent, std::move(a));
+  f.sched.run();
+  EXPECT_EQ(f.w->peers.at(0).requested.size(), 2 * asked) << "asked again after the unchoke";
+  EXPECT_TRUE(f.w->peers.at(0).cancelled.empty()) << "the wire's side forgot them already";
+}
