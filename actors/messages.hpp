@@ -61,6 +61,9 @@ struct peer_activity {
   bool interest_changed = false;
   bool interested = false;      // the peer is interested in us
   std::uint32_t request_limit = 0; // BEP 10 `reqq`: requests it queues (0: no news)
+  // [requests] A CHOKE came in this read, even if an UNCHOKE followed it: every request sent
+  // before it is over, on the wire's side and so in the torrent's record.
+  bool choke_seen = false;
 };
 
 /// The peer's connection ended; `reason` says why in one line.
@@ -255,7 +258,11 @@ struct set_file_priorities {
   std::vector<file_priority> priorities;
 };
 
-struct tick {};
+struct tick {
+  // [requests] A torrent ticks at a rate that follows its activity; a rescheduled tick
+  // supersedes the pending one, which arrives with an older generation and is dropped.
+  std::uint64_t generation = 0;
+};
 /// Asks a torrent for a fresh torrent_progress (metrics included) now, not at the next tick.
 struct get_progress {};
 /// Self-message of the torrent: apply the availability changes queued since the last one.

@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/block_map.hpp"
 #include "actors/peer_connection.hpp"
 #include "protocol/bencode.hpp"
 #include "protocol/extension.hpp"
@@ -66,8 +67,6 @@ constexpr std::size_t max_refused_requests = 2 * max_upload_queue;
 constexpr std::size_t max_requests_for_missing = 100; // blocks of pieces we never announced
 constexpr std::size_t max_unrequested_blocks = 2048;  // not counting late copies of cancelled ones
 constexpr std::size_t max_cancelled_remembered = 4096;
-// BEP 6 peers answer every request after a choke (REJECT); entries they never answer expire.
-constexpr auto stale_request_age = std::chrono::seconds(30);
 constexpr std::size_t max_full_statements = 64; // BITFIELD / HAVE_ALL / HAVE_NONE per connection
 
 struct peer_state {
@@ -87,18 +86,17 @@ struct peer_state {
   std::uint64_t payload_down = 0;
   std::uint64_t wire_down = 0;
   std::string out; // encode buffer for one outgoing batch
-  // Blocks we asked this peer for and have not received, cancelled or had rejected, with how
-  // many requests for each are pending (the torrent may ask again before an old request was
-  // rejected). Anything else the peer sends is dropped unwritten: data nobody asked for must
-  // not overwrite, or be blamed on, another peer's blocks.
-  std::unordered_map<std::uint64_t, std::uint32_t> requested;
-  // BEP 6 keeps requests across a choke until the peer rejects them; one that never does would
-  // leave them pending forever. Since when the peer has been choking us:
-  clock_type::time_point choked_since = clock_type::now();
+  // The wire's copy of the torrent's request record for this peer: blocks we sent a REQUEST
+  // for (request_blocks) and have not received, cancelled (cancel_blocks) or had rejected,
+  // with how many requests for each are pending (a re-request before the first was answered).
+  // Only the torrent decides what is requested; this matches PIECE and REJECT against what
+  // was sent. Anything else the peer sends is dropped unwritten: data nobody asked for must
+  // not overwrite, or be blamed on, another peer's blocks. Flat maps: no allocation per block.
+  block_map<std::uint32_t> requested;
   std::size_t unrequested_blocks = 0;
-  // Blocks we cancelled (or forgot after a choke): a copy still on its way is dropped without
+  // Blocks we cancelled (or forgot at a choke): a copy still on its way is dropped without
   // counting as unrequested, so an honest peer that ignores CANCEL is never taken for abusive.
-  std::unordered_set<std::uint64_t> cancelled;
+  block_map<bool> cancelled;
 
   // Upload side.
   struct upload_request {
@@ -187,16 +185,17 @@ std::uint64_t block_key(std::uint32_t piece, std::uint32_t begin) {
 void remember_cancel(peer_state& st, std::uint64_t key) {
   if (st.cancelled.size() >= max_cancelled_remembered)
     st.cancelled.clear(); // bounded: forgetting only makes a late copy count as unrequested
-  st.cancelled.insert(key);
+  st.cancelled.try_emplace(key, true);
 }
 
 /// Settles one pending request for the block; false when none was pending.
 bool settle_request(peer_state& st, std::uint32_t piece, std::uint32_t begin) {
-  auto it = st.requested.find(block_key(piece, begin));
-  if (it == st.requested.end())
+  auto key = block_key(piece, begin);
+  auto* n = st.requested.find(key);
+  if (!n)
     return false;
-  if (--it->second == 0)
-    st.requested.erase(it);
+  if (--*n == 0)
+    st.requested.erase(key);
   return true;
 }
 
@@ -390,10 +389,12 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
       case wire::msg_id::allowed_fast:
         break;
       case wire::msg_id::choke:
-        if (!st.fast)
-          st.requested.clear(); // BEP 3: a choke discards every pending request
-        if (!st.peer_choking)
-          st.choked_since = clock_type::now();
+        // The torrent gives every request of a choking peer to others (BEP 3: a choke
+        // discards them; a BEP 6 peer REJECTs them next): forgotten here too, so a copy that
+        // still arrives is dropped, not written, and not held against the peer.
+        st.requested.for_each([&](std::uint64_t key, std::uint32_t) { remember_cancel(st, key); });
+        st.requested.clear();
+        act.choke_seen = true;
         st.peer_choking = true;
         act.choke_changed = true;
         act.choked = true;
@@ -606,7 +607,7 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
           auto len = std::min(block_size, st.cfg.meta->piece_size(b.piece) - b.block * block_size);
           wire::append_request(st.out, wire::msg_id::request, b.piece.value, b.block * block_size,
                                len);
-          ++st.requested[block_key(b.piece.value, b.block * block_size)];
+          ++*st.requested.try_emplace(block_key(b.piece.value, b.block * block_size), 0).first;
         }
         flush(st);
       },
@@ -702,18 +703,6 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
         } else if (now - st.last_send > std::chrono::seconds(60)) {
           wire::append_keep_alive(st.out);
           flush(st);
-        }
-        if (st.fast && st.peer_choking && !st.requested.empty() &&
-            now - st.choked_since > stale_request_age) {
-          // The torrent gave these blocks to others when the choke came; a block arriving now
-          // counts as unrequested.
-          st.log->debug("{}: {} requests neither served nor rejected {} s after a choke: "
-                        "forgotten",
-                        st.cfg.remote.to_string(), st.requested.size(),
-                        std::chrono::duration_cast<std::chrono::seconds>(stale_request_age).count());
-          for (auto& [key, n] : st.requested)
-            remember_cancel(st, key);
-          st.requested.clear();
         }
         if (st.up_unreported > 0) {
           peer_activity act;

@@ -6,30 +6,56 @@
 namespace actorrent {
 
 void peer_requests::add(block_ref b, clock::time_point now) {
-  erase(b, nullptr);
   auto seq = next_seq_++;
-  queue_.emplace_hint(queue_.end(), seq, entry{b, now});
-  seq_of_.emplace(key(b), seq);
+  // A re-request replaces the live request: the old entry is dead from now on.
+  auto [l, fresh] = live_.try_emplace(key(b), live_request{seq, now});
+  if (!fresh)
+    *l = live_request{seq, now};
+  queue_.push_back(entry{b, now, seq});
+  maybe_compact();
 }
 
-bool peer_requests::erase(block_ref b, entry* out) {
-  auto it = seq_of_.find(key(b));
-  if (it == seq_of_.end())
+bool peer_requests::erase(block_ref b, clock::time_point* sent) {
+  auto* l = live_.find(key(b));
+  if (!l)
     return false;
-  auto q = queue_.find(it->second);
-  if (out)
-    *out = q->second;
-  queue_.erase(q);
-  seq_of_.erase(it);
+  if (sent)
+    *sent = l->sent;
+  live_.erase(key(b));
+  maybe_compact();
   return true;
 }
 
+void peer_requests::maybe_compact() {
+  // The oldest entries leave first in the usual case: skip them without moving anything.
+  while (head_ < queue_.size() && !is_live(queue_[head_]))
+    ++head_;
+  if (head_ == queue_.size()) {
+    queue_.clear(); // keeps the capacity
+    head_ = 0;
+    return;
+  }
+  // Dead entries behind the head, or skipped ones before it, outnumber the live: O(live) work
+  // after at least as many erases, so O(1) amortized per request.
+  if (queue_.size() - head_ > 2 * live_.size() + 16 || (head_ > 16 && 2 * head_ > queue_.size()))
+    compact();
+}
+
+void peer_requests::compact() {
+  std::size_t out = 0;
+  for (auto i = head_; i < queue_.size(); ++i)
+    if (is_live(queue_[i]))
+      queue_[out++] = queue_[i];
+  queue_.resize(out);
+  head_ = 0;
+}
+
 bool peer_requests::on_received(block_ref b, clock::time_point now) {
-  entry e;
-  if (!erase(b, &e))
+  clock::time_point sent;
+  if (!erase(b, &sent))
     return false;
   // A re-requested block may arrive in a read older than the newest request for it.
-  double sample = std::max(0.0, std::chrono::duration<double, std::milli>(now - e.sent).count());
+  double sample = std::max(0.0, std::chrono::duration<double, std::milli>(now - sent).count());
   if (samples_ == 0) {
     mean_ms_ = sample;
     dev_ms_ = sample / 2;
@@ -48,11 +74,11 @@ bool peer_requests::remove(block_ref b) { return erase(b, nullptr); }
 
 std::vector<block_ref> peer_requests::take_all() {
   std::vector<block_ref> out;
-  out.reserve(queue_.size());
-  for (auto& [seq, e] : queue_)
-    out.push_back(e.block);
+  out.reserve(live_.size());
+  for_each([&](block_ref b, clock::time_point) { out.push_back(b); });
   queue_.clear();
-  seq_of_.clear();
+  head_ = 0;
+  live_.clear();
   return out;
 }
 
@@ -66,15 +92,21 @@ peer_requests::ms peer_requests::timeout() const {
 std::vector<block_ref> peer_requests::take_timed_out(clock::time_point now) {
   std::vector<block_ref> out;
   auto limit = timeout();
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    if (now - it->second.sent > limit) {
-      out.push_back(it->second.block);
-      seq_of_.erase(key(it->second.block));
-      it = queue_.erase(it);
+  // One pass that also compacts: the late requests and the dead entries leave the queue.
+  std::size_t kept = 0;
+  for (auto i = head_; i < queue_.size(); ++i) {
+    auto& e = queue_[i];
+    if (!is_live(e))
+      continue;
+    if (now - e.sent > limit) {
+      out.push_back(e.block);
+      live_.erase(key(e.block));
     } else {
-      ++it;
+      queue_[kept++] = e;
     }
   }
+  queue_.resize(kept);
+  head_ = 0;
   if (!out.empty()) {
     timeouts_ += out.size();
     pipeline_ = std::min(max_pipeline_, std::max<std::uint32_t>(2, pipeline_ / 2));

@@ -2,16 +2,18 @@
 // peer's measured request time (a smoothed mean and deviation, as TCP's RTO and libtorrent's
 // request_timeout). A request that takes far longer than the peer usually needs times out: the
 // torrent re-requests the block elsewhere and the peer's pipeline shrinks, so a slow or stalling
-// peer cannot hold blocks hostage. Erasing a request is O(log n) (blocks may arrive, be
-// rejected or cancelled in any order). Kept per peer inside the torrent's request_record; CAF-free.
+// peer cannot hold blocks hostage. Blocks may arrive, be rejected or cancelled in any order:
+// adding and erasing a request is O(1) amortized and allocates nothing once the peer's arrays
+// have grown to its pipeline (a queue in sending order whose erased entries are skipped and
+// compacted away, and a flat index by block). Kept per peer inside the torrent's
+// request_record; CAF-free.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <map>
-#include <unordered_map>
 #include <vector>
 
+#include "actors/block_map.hpp"
 #include "protocol/types.hpp"
 
 namespace actorrent {
@@ -28,7 +30,7 @@ public:
 
   /// Records a request sent at `now`; a block already requested from this peer is re-timed.
   void add(block_ref b, clock::time_point now);
-  bool contains(block_ref b) const { return seq_of_.count(key(b)) != 0; }
+  bool contains(block_ref b) const { return live_.contains(key(b)); }
   /// The block arrived: removes its request and samples the request time. False if it was not
   /// requested from this peer (any more).
   bool on_received(block_ref b, clock::time_point now);
@@ -49,31 +51,50 @@ public:
   }
   void set_max_pipeline(std::uint32_t n);
 
-  std::size_t size() const noexcept { return queue_.size(); }
-  bool empty() const noexcept { return queue_.empty(); }
+  std::size_t size() const noexcept { return live_.size(); }
+  bool empty() const noexcept { return live_.empty(); }
   /// Every request, oldest first.
   template <class F>
   void for_each(F&& f) const {
-    for (auto& [seq, e] : queue_)
-      f(e.block, e.sent);
+    for (auto i = head_; i < queue_.size(); ++i)
+      if (is_live(queue_[i]))
+        f(queue_[i].block, queue_[i].sent);
   }
+  /// Queue entries held, erased ones not yet compacted away included (tests: the queue stays
+  /// within a small multiple of the requests in flight).
+  std::size_t entries_held() const noexcept { return queue_.size(); }
   std::uint32_t pipeline() const noexcept { return pipeline_; }
   std::uint32_t max_pipeline() const noexcept { return max_pipeline_; }
   std::uint32_t samples() const noexcept { return samples_; }
   std::uint64_t timeouts() const noexcept { return timeouts_; }
 
 private:
+  // A request as sent; it is live while live_ maps its block to its sequence number (a
+  // re-request or an erase leaves the old entry behind, dead, until it is skipped or compacted).
   struct entry {
     block_ref block;
+    clock::time_point sent;
+    std::uint64_t seq = 0;
+  };
+  struct live_request {
+    std::uint64_t seq = 0;
     clock::time_point sent;
   };
   static std::uint64_t key(block_ref b) noexcept {
     return (std::uint64_t{b.piece.value} << 32) | b.block;
   }
-  /// Erases the request of `b`; its entry, if there was one.
-  bool erase(block_ref b, entry* out);
-  std::map<std::uint64_t, entry> queue_;                 // by sending order: oldest first
-  std::unordered_map<std::uint64_t, std::uint64_t> seq_of_; // block -> its key in queue_
+  bool is_live(const entry& e) const noexcept {
+    auto* l = live_.find(key(e.block));
+    return l && l->seq == e.seq;
+  }
+  /// Erases the request of `b`; when it had one, its send time goes to `sent` (if given).
+  bool erase(block_ref b, clock::time_point* sent);
+  /// Drops the dead entries once they outnumber the live ones (amortized O(1) per erase).
+  void maybe_compact();
+  void compact();
+  std::vector<entry> queue_;     // by sending order from head_: oldest first, dead ones too
+  std::size_t head_ = 0;         // entries before it are gone
+  block_map<live_request> live_; // block -> its live request
   std::uint64_t next_seq_ = 0;
   std::uint32_t max_pipeline_;
   std::uint32_t pipeline_;

@@ -192,8 +192,6 @@ std::size_t piece_picker::take_free_blocks(downloading_piece& d, peer_slot peer,
     if (b.state != block_state::free)
       continue;
     b.state = block_state::requested;
-    b.requester[0] = peer;
-    b.requester[1] = no_peer;
     --d.free_blocks;
     out.push_back(block_ref{d.piece, i});
     ++n;
@@ -202,7 +200,7 @@ std::size_t piece_picker::take_free_blocks(downloading_piece& d, peer_slot peer,
 }
 
 std::size_t piece_picker::pick(peer_slot peer, const bitfield* has, std::size_t max_blocks,
-                               std::vector<block_ref>& out) {
+                               const request_record& requests, std::vector<block_ref>& out) {
   std::size_t n = 0;
   // 1. Finish what is started.
   for (std::size_t i = 0; i < downloading_.size() && n < max_blocks; ++i) {
@@ -277,21 +275,21 @@ std::size_t piece_picker::pick(peer_slot peer, const bitfield* has, std::size_t 
     if (d.on_parole && d.parole_peer != peer)
       continue;
     for (std::uint32_t j = 0; j < d.blocks.size() && n < max_blocks; ++j) {
-      auto& b = d.blocks[j];
-      if (b.state != block_state::requested || b.requester[1] != no_peer ||
-          b.requester[0] == peer)
+      if (d.blocks[j].state != block_state::requested)
         continue;
-      b.requester[1] = peer;
-      out.push_back(block_ref{d.piece, j});
+      block_ref b{d.piece, j};
+      // Not recorded yet: picked for this peer earlier in this call.
+      auto who = requests.requesters(b);
+      if (who.empty() || who.full() || who.contains(peer))
+        continue;
+      out.push_back(b);
       ++n;
     }
   }
   return n;
 }
 
-piece_picker::receive_result piece_picker::on_block_received(peer_slot peer, block_ref b,
-                                                             std::uint32_t copy,
-                                                             std::vector<peer_slot>& cancel_peers) {
+piece_picker::receive_result piece_picker::on_block_received(block_ref b, std::uint32_t copy) {
   assert(copy != 0);
   if (have_.test(b.piece))
     return receive_result::duplicate;
@@ -300,18 +298,11 @@ piece_picker::receive_result piece_picker::on_block_received(peer_slot peer, blo
     return receive_result::duplicate;
   auto& bi = d->blocks[b.block];
   if (bi.state == block_state::received) {
-    for (auto& r : bi.requester)
-      if (r == peer)
-        r = no_peer;
     bi.copy = copy; // storage kept this copy: the last one wins in both records
     return receive_result::duplicate;
   }
   if (bi.state == block_state::free)
     --d->free_blocks;
-  for (auto r : bi.requester)
-    if (r != no_peer && r != peer)
-      cancel_peers.push_back(r);
-  bi.requester[0] = bi.requester[1] = no_peer;
   bi.state = block_state::received;
   bi.copy = copy;
   ++d->received_blocks;
@@ -321,22 +312,13 @@ piece_picker::receive_result piece_picker::on_block_received(peer_slot peer, blo
                                                 : receive_result::fresh;
 }
 
-void piece_picker::on_request_dropped(peer_slot peer, block_ref b) {
+void piece_picker::on_request_dropped(block_ref b, const request_record& requests) {
   auto* d = find_downloading(b.piece);
   if (!d || b.block >= d->blocks.size())
     return;
   auto& bi = d->blocks[b.block];
-  if (bi.state != block_state::requested)
-    return;
-  if (bi.requester[1] == peer) {
-    bi.requester[1] = no_peer;
-  } else if (bi.requester[0] == peer) {
-    bi.requester[0] = bi.requester[1];
-    bi.requester[1] = no_peer;
-  } else {
-    return;
-  }
-  if (bi.requester[0] != no_peer)
+  // Still requested from another peer (end-game): it stays requested.
+  if (bi.state != block_state::requested || !requests.requesters(b).empty())
     return;
   bi.state = block_state::free;
   ++d->free_blocks;
@@ -405,7 +387,7 @@ void piece_picker::on_piece_failed(piece_index p) {
   d->parole_peer = no_peer;
 }
 
-bool piece_picker::consistent() const {
+bool piece_picker::consistent(const request_record* requests) const {
   if (!avail_.consistent())
     return false;
   std::uint64_t dirty = 0;
@@ -416,9 +398,13 @@ bool piece_picker::consistent() const {
     if (have_.test(d.piece) || !avail_.parked(d.piece))
       return false;
     std::uint32_t free = 0, received = 0;
-    for (const auto& b : d.blocks) {
+    for (std::uint32_t j = 0; j < d.blocks.size(); ++j) {
+      const auto& b = d.blocks[j];
       free += b.state == block_state::free;
       received += b.state == block_state::received;
+      if (requests && (b.state == block_state::requested) ==
+                        requests->requesters(block_ref{d.piece, j}).empty())
+        return false;
     }
     if (free != d.free_blocks || received != d.received_blocks)
       return false;

@@ -1,7 +1,9 @@
-// Request state of one torrent: which pieces we have, which blocks are requested from whom and
-// which have arrived, and the choice of what to request next (rarest first, started pieces
-// first, end-game duplicates at the end). Every event updates only the pieces and blocks it
-// touches; nothing is recomputed from scratch. Owned by the torrent actor; CAF-free.
+// Request state of one torrent: which pieces we have, which blocks are free, requested or
+// received, and the choice of what to request next (rarest first, started pieces first,
+// end-game duplicates at the end). Who a block is requested from is the torrent's
+// request_record's to know, the one record of requests in flight: the picker is handed it
+// where it needs it (end-game, dropped requests). Every event updates only the pieces and
+// blocks it touches; nothing is recomputed from scratch. Owned by the torrent actor; CAF-free.
 //
 // Piece priorities (from the file selection): skip pieces stay parked (never picked, not
 // needed for complete()); high pieces are started before normal ones; in sequential mode new
@@ -21,6 +23,7 @@
 
 #include "actors/availability.hpp"
 #include "actors/bitfield.hpp"
+#include "actors/request_record.hpp"
 #include "protocol/types.hpp"
 #include "storage/piece_writer.hpp"
 
@@ -77,12 +80,13 @@ public:
   bool is_interesting(const bitfield* has) const;
 
   // -- requests -----------------------------------------------------------------------------
-  /// Appends up to `max_blocks` blocks for `peer` to `out` and records them as requested.
-  /// `has` is the peer's bitfield (nullptr: it has every piece). Order: blocks of pieces
+  /// Appends up to `max_blocks` blocks for `peer` to `out` and marks them requested; the
+  /// caller records them in `requests` (request_record::add) before anything else touches the
+  /// picker. `has` is the peer's bitfield (nullptr: it has every piece). Order: blocks of pieces
   /// already downloading, then new pieces rarest first, then (end-game, when nothing is left
-  /// to start) blocks requested from other peers but not yet received.
+  /// to start) blocks requested from one other peer but not yet received.
   std::size_t pick(peer_slot peer, const bitfield* has, std::size_t max_blocks,
-                   std::vector<block_ref>& out);
+                   const request_record& requests, std::vector<block_ref>& out);
   /// Benchmark switch: pick() re-derives the rarest-first order of new pieces by scanning and
   /// sorting every piece, as a picker without incremental state would, instead of walking the
   /// availability buckets. Same choices up to ties; O(P log P) per call instead of O(picked).
@@ -94,14 +98,14 @@ public:
                     // the last copy wins), or a block of a piece already held
     piece_complete, // fresh, and it was the last block of its piece: hashing is next
   };
-  /// Records that copy `copy` (storage's number for it, never 0) of block `b` from `peer` is on
-  /// disk. Peers that had the same block requested are appended to `cancel_peers` (they get a
-  /// CANCEL).
-  receive_result on_block_received(peer_slot peer, block_ref b, std::uint32_t copy,
-                                   std::vector<peer_slot>& cancel_peers);
+  /// Records that copy `copy` (storage's number for it, never 0) of block `b` is on disk. The
+  /// requests of `b` still in the request record are the caller's to settle (the sender's) and
+  /// cancel (the others').
+  receive_result on_block_received(block_ref b, std::uint32_t copy);
 
-  /// A request of `peer` will not be answered (choke, reject, disconnect, timeout).
-  void on_request_dropped(peer_slot peer, block_ref b);
+  /// A request for `b` will not be answered (choke, reject, disconnect, timeout) and is gone
+  /// from `requests` already: the block is free again unless another peer still has it.
+  void on_request_dropped(block_ref b, const request_record& requests);
 
   /// The hash of a fully received piece matched.
   void on_piece_verified(piece_index p);
@@ -121,16 +125,16 @@ public:
   std::size_t downloading_count() const noexcept { return downloading_.size(); }
   bool end_game() const noexcept { return avail_.pickable() == 0; }
 
-  /// Checks every invariant (tests and debug builds).
-  bool consistent() const;
+  /// Checks every invariant (tests and debug builds); with `requests`, also that exactly the
+  /// blocks in the requested state have requests in flight.
+  bool consistent(const request_record* requests = nullptr) const;
 
 private:
   enum class block_state : std::uint8_t { free, requested, received };
 
   struct block_info {
     block_state state = block_state::free;
-    peer_slot requester[2] = {no_peer, no_peer}; // second one only in end-game
-    std::uint32_t copy = 0;                      // storage's number of the copy on disk
+    std::uint32_t copy = 0; // storage's number of the copy on disk
   };
 
   struct downloading_piece {

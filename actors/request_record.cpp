@@ -24,26 +24,35 @@ const peer_requests* request_record::find(peer_slot peer) const {
   return it == peers_.end() ? nullptr : &it->second;
 }
 
-void request_record::add(peer_slot peer, block_ref b, clock::time_point now) {
+bool request_record::add(peer_slot peer, block_ref b, clock::time_point now) {
   auto& r = peers_.at(peer);
   if (r.contains(b)) {
     r.add(b, now); // re-timed: still one request
-    return;
+    return true;
   }
+  auto* q = by_block_.try_emplace(key(b), block_requesters{}).first;
+  if (q->full())
+    return false;
+  q->slots_[q->count_++] = peer;
   r.add(b, now);
-  by_block_[key(b)].push_back(peer);
   ++total_;
+  return true;
 }
 
 void request_record::unlink(peer_slot peer, block_ref b) {
-  auto it = by_block_.find(key(b));
-  if (it == by_block_.end())
+  auto* q = by_block_.find(key(b));
+  if (!q)
     return;
-  auto& v = it->second;
-  v.erase(std::remove(v.begin(), v.end(), peer), v.end());
-  if (v.empty())
-    by_block_.erase(it);
+  if (q->count_ > 0 && q->slots_[0] == peer) {
+    q->slots_[0] = q->slots_[1];
+  } else if (!(q->count_ > 1 && q->slots_[1] == peer)) {
+    return;
+  }
+  q->slots_[1] = no_peer;
+  --q->count_;
   --total_;
+  if (q->count_ == 0)
+    by_block_.erase(key(b));
 }
 
 bool request_record::on_received(peer_slot peer, block_ref b, clock::time_point now) {
@@ -87,10 +96,9 @@ std::size_t request_record::count(peer_slot peer) const {
   return r ? r->size() : 0;
 }
 
-const std::vector<peer_slot>& request_record::requesters(block_ref b) const {
-  static const std::vector<peer_slot> none;
-  auto it = by_block_.find(key(b));
-  return it == by_block_.end() ? none : it->second;
+block_requesters request_record::requesters(block_ref b) const {
+  auto* q = by_block_.find(key(b));
+  return q ? *q : block_requesters{};
 }
 
 bool request_record::requested(peer_slot peer, block_ref b) const {
@@ -103,7 +111,7 @@ bool request_record::consistent() const {
   for (auto& [peer, r] : peers_) {
     bool ok = true;
     r.for_each([&](block_ref b, clock::time_point) {
-      auto& v = requesters(b);
+      auto v = requesters(b);
       ok = ok && std::count(v.begin(), v.end(), peer) == 1;
     });
     if (!ok)
@@ -111,12 +119,12 @@ bool request_record::consistent() const {
     n += r.size();
   }
   std::size_t m = 0;
-  for (auto& [k, v] : by_block_) {
-    if (v.empty())
-      return false;
+  bool ok = true;
+  by_block_.for_each([&](std::uint64_t, const block_requesters& v) {
+    ok = ok && !v.empty() && (v.size() < 2 || v.slots_[0] != v.slots_[1]);
     m += v.size();
-  }
-  return n == total_ && m == total_;
+  });
+  return ok && n == total_ && m == total_;
 }
 
 } // namespace actorrent

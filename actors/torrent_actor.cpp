@@ -29,6 +29,8 @@
 #include "actors/torrent_actor.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cassert>
 #include <chrono>
 #include <optional>
 #include <unordered_map>
@@ -132,7 +134,6 @@ struct torrent_state {
   std::unordered_map<caf::actor_addr, peer_slot> slot_of;
   peer_slot next_slot = 0; // slots are never reused: late messages cannot reach a successor
   std::vector<block_ref> picked;
-  std::vector<peer_slot> cancels;
   std::vector<peer_slot> touched; // peers whose availability changed in this pass
   // -- lifecycle details inside the states --
   bool finishing = false;      // every piece verified: flushing, no more requests
@@ -175,8 +176,12 @@ struct torrent_state {
   // The last progress report sent to the observer, and when: an idle torrent (nothing moved,
   // nothing changed) reports every 10 s instead of every tick, so 1,000 idle torrents cost
   // their session next to nothing.
-  std::string last_report_key;
+  std::array<std::uint64_t, 14> last_report_key{}; // see progress_key
   clock_type::time_point last_report{};
+  // The tick's pace follows the torrent's activity (see tick_interval): the pending tick's
+  // generation and when it is due. A tick of another generation was superseded: dropped.
+  std::uint64_t tick_generation = 0;
+  clock_type::time_point next_tick{};
   std::uint32_t pieces_failed = 0;
   double rate = 0;
 
@@ -196,6 +201,7 @@ using self_ptr = caf::stateful_actor<torrent_state>*;
 void enter(self_ptr self, phase next);
 void enter_stopping(self_ptr self);
 void pause(self_ptr self);
+void wake_ticks(self_ptr self);
 
 std::uint64_t bytes_left(const torrent_state& st) {
   // Of the selected pieces only: a selective download that has them all has nothing left.
@@ -219,7 +225,7 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   if (in_flight > cap - cap / 4)
     return;
   st.picked.clear();
-  st.picker->pick(slot, e.seed ? nullptr : &e.bits, cap - in_flight, st.picked);
+  st.picker->pick(slot, e.seed ? nullptr : &e.bits, cap - in_flight, st.requests, st.picked);
   if (auto& back = st.picker->taken_back(); !back.empty()) {
     // Storage forgets these copies too, or its count of a piece's blocks would run ahead.
     self->send(st.storage, discard_blocks{std::move(back)});
@@ -228,8 +234,10 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   if (st.picked.empty())
     return;
   auto now = clock_type::now();
-  for (auto b : st.picked)
-    st.requests.add(slot, b, now);
+  for (auto b : st.picked) {
+    [[maybe_unused]] bool recorded = st.requests.add(slot, b, now);
+    assert(recorded); // the picker hands a block to a second peer at most
+  }
   st.counters.requests_sent += st.picked.size();
   ++st.counters.request_msgs;
   self->send(e.handle, request_blocks{st.picked});
@@ -242,7 +250,7 @@ void refill_all(self_ptr self) {
 
 void drop_outstanding(torrent_state& st, peer_slot slot) {
   for (auto b : st.requests.take_all(slot))
-    st.picker->on_request_dropped(slot, b);
+    st.picker->on_request_dropped(b, st.requests);
 }
 
 void update_interest(self_ptr self, peer_entry& e, bool interesting) {
@@ -341,6 +349,7 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   st.slot_of.emplace(handle.address(), pc.slot);
   st.known.connection_opened(ep.host);
   st.peers.emplace(pc.slot, std::move(e));
+  wake_ticks(self);
   return pc.slot;
 }
 
@@ -683,7 +692,7 @@ void expire_requests(self_ptr self, clock_type::time_point now) {
     if (late.empty())
       continue;
     for (auto b : late)
-      st.picker->on_request_dropped(slot, b);
+      st.picker->on_request_dropped(b, st.requests);
     st.counters.request_timeouts += late.size();
     st.log->debug("peer {}: {} request(s) timed out after {} ms; pipeline now {}",
                   e.ep.to_string(), late.size(), e.requests->timeout().count(),
@@ -701,17 +710,48 @@ void expire_requests(self_ptr self, clock_type::time_point now) {
 }
 
 /// What a progress report says that an observer would show: equal keys, nothing to tell.
-std::string progress_key(const torrent_progress& p, phase state) {
-  std::string k;
-  for (std::uint64_t v : {std::uint64_t{p.verified_bytes}, std::uint64_t{p.dirty_bytes},
-                          std::uint64_t{p.downloaded_payload}, std::uint64_t{p.uploaded_payload},
-                          std::uint64_t{p.pieces_verified}, std::uint64_t{p.pieces_failed},
-                          std::uint64_t{p.peers}, std::uint64_t{p.peers_unchoked},
-                          std::uint64_t{p.known_peers}, std::uint64_t{p.check_done},
-                          std::uint64_t{p.check_total}, std::uint64_t{p.checking},
-                          std::uint64_t{p.seeding}, static_cast<std::uint64_t>(state)})
-    k.append(reinterpret_cast<const char*>(&v), sizeof v);
-  return k;
+/// A fixed array: comparing it each tick allocates nothing.
+std::array<std::uint64_t, 14> progress_key(const torrent_progress& p, phase state) {
+  return {std::uint64_t{p.verified_bytes}, std::uint64_t{p.dirty_bytes},
+          std::uint64_t{p.downloaded_payload}, std::uint64_t{p.uploaded_payload},
+          std::uint64_t{p.pieces_verified}, std::uint64_t{p.pieces_failed},
+          std::uint64_t{p.peers}, std::uint64_t{p.peers_unchoked},
+          std::uint64_t{p.known_peers}, std::uint64_t{p.check_done},
+          std::uint64_t{p.check_total}, std::uint64_t{p.checking},
+          std::uint64_t{p.seeding}, static_cast<std::uint64_t>(state)};
+}
+
+/// How long until the next tick. Once a second while there is anything to pace: peers
+/// (choker, request timeouts, rates) or a check (its progress). Without peers a torrent has
+/// only the announce schedule and its dials to keep: a download retries its known peers every
+/// 5 s, a seed or a paused or failed torrent ticks every 30 s, both sooner when an announce is
+/// due; a new peer brings the second back at once (wake_ticks). So 1,000 idle torrents cost
+/// their process next to nothing.
+clock_type::duration tick_interval(const torrent_state& st, clock_type::time_point now) {
+  if (!st.peers.empty() || st.state == phase::checking || st.state == phase::stopping)
+    return seconds(1);
+  clock_type::duration d = st.state == phase::downloading && !st.finishing ? seconds(5)
+                                                                           : seconds(30);
+  if (st.running() && st.tracker) {
+    auto due = st.announces.next_announce() - now;
+    d = std::clamp<clock_type::duration>(due, seconds(1), d);
+  }
+  if (st.verified_since_save > 0) // resume data still to save: on time
+    d = std::min<clock_type::duration>(d, seconds(std::max(1u, st.cfg.resume_interval_s)));
+  return d;
+}
+
+void schedule_tick(self_ptr self, clock_type::duration d) {
+  auto& st = self->state;
+  st.next_tick = clock_type::now() + d;
+  self->delayed_send(self, std::chrono::duration_cast<std::chrono::milliseconds>(d),
+                     tick{++st.tick_generation});
+}
+
+/// Something to pace now (a peer appeared): the next tick within a second.
+void wake_ticks(self_ptr self) {
+  if (self->state.next_tick > clock_type::now() + seconds(1))
+    schedule_tick(self, seconds(1));
 }
 
 void on_tick(self_ptr self) {
@@ -743,14 +783,14 @@ void on_tick(self_ptr self) {
     auto p = make_progress(st);
     auto key = progress_key(p, st.state);
     if (key != st.last_report_key || now - st.last_report >= seconds(10)) {
-      st.last_report_key = std::move(key);
+      st.last_report_key = key;
       st.last_report = now;
       if (st.cfg.publish_metrics)
         p.metrics = render_metrics(self, p);
       self->send(st.cfg.observer, std::move(p));
     }
   }
-  self->delayed_send(self, seconds(1), tick{});
+  schedule_tick(self, tick_interval(st, now));
 }
 
 /// Applies one peer's availability change to its bitfield and the picker. Returns whether
@@ -939,7 +979,10 @@ void on_checked(self_ptr self, existing_checked& ec) {
 /// What every state with metainfo handles alike; the state's own handlers come first.
 caf::message_handler common_handlers(self_ptr self) {
   return {
-    [=](tick) { on_tick(self); },
+    [=](tick t) {
+      if (t.generation == self->state.tick_generation) // else superseded by a later one
+        on_tick(self);
+    },
     // File selection changed through the API: storage creates newly selected files (before
     // any of their blocks is requested), the picker re-prioritises, peers are re-evaluated.
     // A wider selection after completion goes back to downloading (or will, when resumed).
@@ -1044,10 +1087,11 @@ caf::message_handler common_handlers(self_ptr self) {
       }
       for (auto b : a.rejected)
         if (st.requests.remove(a.slot, b))
-          st.picker->on_request_dropped(a.slot, b);
+          st.picker->on_request_dropped(b, st.requests);
       if (a.choke_changed) {
         e.choked_us = a.choked;
-        if (a.choked)
+        // Also a CHOKE and UNCHOKE in one read: the peer dropped what was asked before.
+        if (a.choked || a.choke_seen)
           drop_outstanding(st, a.slot);
         else
           e.last_block = clock_type::now();
@@ -1069,18 +1113,19 @@ caf::message_handler common_handlers(self_ptr self) {
         if (sb.copy == 0) {
           // Not written (its piece is verified already, or storage failed): the request is
           // settled without data.
-          st.picker->on_request_dropped(bs.slot, b);
+          st.picker->on_request_dropped(b, st.requests);
           ++st.counters.blocks_duplicate;
           continue;
         }
-        st.cancels.clear();
-        auto r = st.picker->on_block_received(bs.slot, b, sb.copy, st.cancels);
+        auto r = st.picker->on_block_received(b, sb.copy);
         if (r == piece_picker::receive_result::duplicate)
           ++st.counters.blocks_duplicate;
         else
           ++st.counters.blocks_fresh;
-        for (auto other : st.cancels)
-          if (st.peers.count(other) != 0 && st.requests.remove(other, b))
+        // A copy is on disk: whoever else still has the block requested gets a CANCEL
+        // (end-game, or a peer that sent a block another was asked for).
+        for (auto other : st.requests.requesters(b))
+          if (st.requests.remove(other, b))
             cancels[other].push_back(b);
       }
       ++st.counters.stored_msgs;

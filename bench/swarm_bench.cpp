@@ -508,8 +508,12 @@ serve_result inline_receive(std::uint32_t pieces, std::uint32_t peers, std::uint
     else
       picker.add_peer_pieces(e.bits);
   }
+  // The request record the picker consults (end-game, cancels), as the torrent keeps it.
+  request_record requests;
+  for (peer_slot i = 0; i < peers; ++i)
+    requests.add_peer(i, pipeline);
+  const auto sent = request_record::clock::now();
   std::vector<block_ref> out;
-  std::vector<peer_slot> cancels;
   std::uint32_t copy = 0;
   std::uint64_t received = 0, refills = 0;
   auto top_up = [&](peer_slot i) {
@@ -517,7 +521,9 @@ serve_result inline_receive(std::uint32_t pieces, std::uint32_t peers, std::uint
     if (e.queue.size() >= pipeline)
       return;
     out.clear();
-    picker.pick(i, e.seed ? nullptr : &e.bits, pipeline - e.queue.size(), out);
+    picker.pick(i, e.seed ? nullptr : &e.bits, pipeline - e.queue.size(), requests, out);
+    for (auto b : out)
+      requests.add(i, b, sent);
     e.queue.insert(e.queue.end(), out.begin(), out.end());
     ++refills;
   };
@@ -531,9 +537,10 @@ serve_result inline_receive(std::uint32_t pieces, std::uint32_t peers, std::uint
       for (std::uint32_t n = 0; n < blocks_per_read && !e.queue.empty() && received < target; ++n) {
         auto b = e.queue.front();
         e.queue.pop_front();
-        cancels.clear();
-        picker.on_block_received(i, b, ++copy, cancels);
-        for (auto c : cancels) { // end-game: the other requesters get a CANCEL
+        requests.on_received(i, b, sent);
+        picker.on_block_received(b, ++copy);
+        for (auto c : requests.requesters(b)) { // end-game: the other requesters get a CANCEL
+          requests.remove(c, b);
           auto& q = ps[c].queue;
           q.erase(std::remove(q.begin(), q.end(), b), q.end());
         }

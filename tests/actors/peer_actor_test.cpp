@@ -202,19 +202,34 @@ TEST(peer_actor, a_choke_without_the_fast_extension_discards_pending_requests) {
   EXPECT_EQ(f.blocks_written(), 0u) << "BEP 3: after a choke nothing is pending any more";
 }
 
-TEST(peer_actor, a_fast_peer_keeps_requests_across_a_choke_until_it_rejects_them) {
+TEST(peer_actor, a_choke_ends_a_fast_peers_requests_as_it_ends_the_torrents) {
+  // The torrent takes back every request of a peer that chokes us (they go to other peers);
+  // the wire's copy follows: a block that still arrives is dropped, not written, and not held
+  // against the peer, and its REJECTs are still reported.
   fixture f(true, false);
   f.request({blk(1, 0), blk(1, 1)});
   std::string frames;
   wire::append_simple(frames, wire::msg_id::choke);
   wire::append_request(frames, wire::msg_id::reject, 1, K, K);
   f.receive(frames + f.piece_frame(1, 0) + f.piece_frame(1, 1));
-  EXPECT_EQ(f.blocks_written(), 1u) << "1.0 was still pending; 1.1 was rejected";
+  EXPECT_EQ(f.blocks_written(), 0u) << "both requests ended with the choke";
+  EXPECT_TRUE(f.r->closed.empty()) << "late copies of forgotten requests are no abuse";
   bool rejected_reported = false;
   for (auto& a : f.r->activity)
     for (auto b : a.rejected)
       rejected_reported = rejected_reported || b == blk(1, 1);
   EXPECT_TRUE(rejected_reported);
+  bool choke_reported = false;
+  for (auto& a : f.r->activity)
+    choke_reported = choke_reported || a.choke_seen;
+  EXPECT_TRUE(choke_reported) << "the torrent takes its requests back too";
+  // Asked again after the unchoke: the block is accepted again.
+  std::string unchoke;
+  wire::append_simple(unchoke, wire::msg_id::unchoke);
+  f.receive(unchoke);
+  f.request({blk(1, 0)});
+  f.receive(f.piece_frame(1, 0));
+  EXPECT_EQ(f.blocks_written(), 1u);
 }
 
 TEST(peer_actor, cancelled_blocks_are_dropped_when_they_arrive) {

@@ -66,17 +66,36 @@ std::string name(piece_picker::receive_result r) {
   return "?";
 }
 
-// Test driver: every call checks the picker's invariants afterwards.
+// Test driver: every call checks the picker's invariants afterwards. It keeps the request
+// record the way the torrent does: picks are recorded, a received block settles the sender's
+// request and cancels the others', a drop removes the request before the picker hears of it.
 struct driver {
   piece_picker pp;
+  request_record rec;
   std::map<peer_slot, bitfield> peers; // absent: a seed (nullptr)
+  const request_record::clock::time_point now{};
 
   explicit driver(piece_picker p) : pp(std::move(p)) {}
+
+  bool consistent() const { return pp.consistent(&rec) && rec.consistent(); }
+  void known(peer_slot peer) {
+    if (!rec.find(peer))
+      rec.add_peer(peer, 1u << 20);
+  }
+  // pick() as the torrent calls it: what is picked is recorded at once.
+  std::size_t raw_pick(peer_slot peer, std::size_t max, std::vector<block_ref>& out) {
+    known(peer);
+    auto before = out.size();
+    auto n = pp.pick(peer, has(peer), max, rec, out);
+    for (auto i = before; i < out.size(); ++i)
+      EXPECT_TRUE(rec.add(peer, out[i], now));
+    return n;
+  }
 
   void add(peer_slot peer, std::string_view has) {
     peers.emplace(peer, bits(has));
     pp.add_peer_pieces(peers.at(peer));
-    EXPECT_TRUE(pp.consistent());
+    EXPECT_TRUE(consistent());
   }
   void add_seed() { pp.avail().add_seed(); }
   const bitfield* has(peer_slot peer) const {
@@ -86,12 +105,12 @@ struct driver {
 
   std::vector<block_ref> pick_refs(peer_slot peer, std::size_t max) {
     std::vector<block_ref> out{blk(999, 999)}; // pick appends: keep what was there
-    auto n = pp.pick(peer, has(peer), max, out);
+    auto n = raw_pick(peer, max, out);
     EXPECT_EQ(out.front(), blk(999, 999));
     out.erase(out.begin());
     EXPECT_EQ(n, out.size());
     EXPECT_LE(n, max);
-    EXPECT_TRUE(pp.consistent());
+    EXPECT_TRUE(consistent());
     return out;
   }
   std::string pick(peer_slot peer, std::size_t max) { return show(pick_refs(peer, max)); }
@@ -100,8 +119,14 @@ struct driver {
     std::vector<peer_slot> local;
     auto& c = cancels ? *cancels : local;
     c.clear();
-    auto r = pp.on_block_received(peer, b, ++copies, c);
-    EXPECT_TRUE(pp.consistent());
+    if (rec.find(peer))
+      rec.on_received(peer, b, now);
+    auto r = pp.on_block_received(b, ++copies);
+    for (auto other : rec.requesters(b)) {
+      EXPECT_TRUE(rec.remove(other, b));
+      c.push_back(other);
+    }
+    EXPECT_TRUE(consistent());
     return name(r);
   }
   // Receives every block of piece p from `peer`; returns the last result.
@@ -112,8 +137,9 @@ struct driver {
     return r;
   }
   void drop(peer_slot peer, block_ref b) {
-    pp.on_request_dropped(peer, b);
-    EXPECT_TRUE(pp.consistent());
+    if (rec.remove(peer, b))
+      pp.on_request_dropped(b, rec);
+    EXPECT_TRUE(consistent());
   }
   void drop(peer_slot peer, const std::vector<block_ref>& v) {
     for (auto b : v)
@@ -121,11 +147,11 @@ struct driver {
   }
   void verified(std::uint32_t p) {
     pp.on_piece_verified(piece_index{p});
-    EXPECT_TRUE(pp.consistent());
+    EXPECT_TRUE(consistent());
   }
   void failed(std::uint32_t p) {
     pp.on_piece_failed(piece_index{p});
-    EXPECT_TRUE(pp.consistent());
+    EXPECT_TRUE(consistent());
   }
   std::uint32_t copies = 0; // storage's copy numbers, as it would hand them out
 };
@@ -585,7 +611,7 @@ TEST(piece_picker, set_have_marks_pieces_held) {
   driver d(make(4, 1000));
   d.add(A, "1111");
   d.pp.set_have(piece_index{1});
-  EXPECT_TRUE(d.pp.consistent());
+  EXPECT_TRUE(d.consistent());
   EXPECT_TRUE(d.pp.have(piece_index{1}));
   EXPECT_EQ(d.pp.have_count(), 1u);
   EXPECT_EQ(d.pp.verified_bytes(), std::uint64_t{piece4});
@@ -605,7 +631,7 @@ TEST(piece_picker, set_have_marks_pieces_held) {
   EXPECT_EQ(d.receive(A, blk(2, 3)), "fresh");
   EXPECT_EQ(d.pp.dirty_bytes(), 2u * K);
   d.pp.set_have(piece_index{0});
-  EXPECT_TRUE(d.pp.consistent());
+  EXPECT_TRUE(d.consistent());
   EXPECT_EQ(d.pp.dirty_bytes(), std::uint64_t{K});
   EXPECT_EQ(d.pp.dirty_bytes(piece_index{0}), 0u);
   EXPECT_EQ(d.pp.downloading_count(), 1u);
@@ -617,7 +643,7 @@ TEST(piece_picker, set_have_marks_pieces_held) {
   EXPECT_TRUE(d.pp.complete());
   EXPECT_EQ(d.pp.verified_bytes(), 3ull * piece4 + 1000);
   EXPECT_EQ(d.pp.dirty_bytes(), 0u);
-  EXPECT_TRUE(d.pp.consistent());
+  EXPECT_TRUE(d.consistent());
 }
 
 TEST(piece_picker, is_interesting) {
@@ -641,7 +667,7 @@ TEST(piece_picker, is_interesting) {
   EXPECT_FALSE(d.pp.is_interesting(nullptr));
   late = bits("1111");
   EXPECT_FALSE(d.pp.is_interesting(&late));
-  EXPECT_TRUE(d.pp.consistent());
+  EXPECT_TRUE(d.consistent());
 }
 
 TEST(piece_picker, availability_follows_bitfields) {
@@ -653,7 +679,7 @@ TEST(piece_picker, availability_follows_bitfields) {
   EXPECT_EQ(d.pp.avail().count(piece_index{2}), 0u);
   EXPECT_EQ(d.pp.availability_updates(), 5u);
   d.pp.remove_peer_pieces(d.peers.at(A));
-  EXPECT_TRUE(d.pp.consistent());
+  EXPECT_TRUE(d.consistent());
   EXPECT_EQ(d.pp.avail().count(piece_index{0}), 0u);
   EXPECT_EQ(d.pp.avail().count(piece_index{1}), 1u);
   EXPECT_EQ(d.pp.availability_updates(), 8u);
@@ -698,7 +724,7 @@ TEST(piece_picker, parole_passes_on_when_the_peer_leaves_halfway) {
   EXPECT_EQ(d.receive(B, blk(0, 1)), "fresh");
   d.pp.remove_peer_pieces(d.peers.at(B));
   d.peers.erase(B);
-  EXPECT_TRUE(d.pp.consistent());
+  EXPECT_TRUE(d.consistent());
   EXPECT_EQ(d.pp.dirty_bytes(piece_index{0}), 2u * K);
 
   EXPECT_EQ(d.pick(D, 4), "1.0 1.1 1.2 1.3"); // D lacks piece 0: end-game duplicates of C's
@@ -761,6 +787,8 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
   auto chance = [&](unsigned percent) { return rng() % 100 < percent; };
 
   piece_picker pp(pieces, piece_length, total, rng_seed);
+  request_record rec; // kept as the torrent keeps it
+  const request_record::clock::time_point t0{};
   struct peer {
     bitfield has;
     bool seed = false;
@@ -789,6 +817,7 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
       pp.avail().add_seed();
     else
       pp.add_peer_pieces(peers[s].has);
+    rec.add_peer(s, 1u << 20);
     active.push_back(s);
   };
   for (peer_slot s = 0; s < peer_count; ++s)
@@ -825,7 +854,8 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
     auto& o = peers[s].outstanding;
     auto b = o[i];
     o.erase(o.begin() + static_cast<std::ptrdiff_t>(i));
-    pp.on_request_dropped(s, b);
+    ASSERT_TRUE(rec.remove(s, b));
+    pp.on_request_dropped(b, rec);
   };
   auto disconnect = [&](peer_slot s) {
     while (!peers[s].outstanding.empty())
@@ -834,6 +864,7 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
       pp.avail().remove_seed();
     else
       pp.remove_peer_pieces(peers[s].has);
+    ASSERT_TRUE(rec.remove_peer(s).empty());
     peers[s].gone = true;
     active.erase(std::find(active.begin(), active.end(), s));
   };
@@ -884,7 +915,7 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
     if (action < 35) { // pick
       out.clear();
       std::size_t max = 1 + rng() % 12;
-      auto n = pp.pick(s, e.seed ? nullptr : &e.has, max, out);
+      auto n = pp.pick(s, e.seed ? nullptr : &e.has, max, rec, out);
       ASSERT_EQ(n, out.size());
       ASSERT_LE(n, max);
       bool duplicate = false;
@@ -909,6 +940,7 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
         ASSERT_LE(h.size(), 1u) << "block " << p << "." << b.block << " to a third peer";
         duplicate = duplicate || !h.empty();
         e.outstanding.push_back(b);
+        ASSERT_TRUE(rec.add(s, b, t0));
       }
       if (duplicate) {
         ASSERT_FALSE(pp.avail().any_pickable_available()) << "end-game too early";
@@ -922,7 +954,12 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
       e.outstanding.erase(e.outstanding.begin() + static_cast<std::ptrdiff_t>(i));
       auto expected_cancels = holders(b);
       cancels.clear();
-      auto r = pp.on_block_received(s, b, static_cast<std::uint32_t>(step + 1), cancels);
+      ASSERT_TRUE(rec.on_received(s, b, t0));
+      auto r = pp.on_block_received(b, static_cast<std::uint32_t>(step + 1));
+      for (auto other : rec.requesters(b)) {
+        ASSERT_TRUE(rec.remove(other, b));
+        cancels.push_back(other);
+      }
       auto p = b.piece.value;
       ASSERT_EQ(sender[p][b.block], no_peer);
       sender[p][b.block] = s;
@@ -981,7 +1018,13 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
         last_progress = step;
       }
     }
-    ASSERT_TRUE(pp.consistent()) << "step " << step;
+    ASSERT_TRUE(pp.consistent(&rec)) << "step " << step;
+    ASSERT_EQ(rec.total(), [&] {
+      std::size_t n = 0;
+      for (auto s2 : active)
+        n += peers[s2].outstanding.size();
+      return n;
+    }()) << "step " << step;
     if (step % 1000 == 0) {
       check_model(step);
       if (::testing::Test::HasFatalFailure())
@@ -1041,13 +1084,13 @@ TEST(piece_picker, recomputed_order_picks_what_the_buckets_pick) {
     d.add(E, "000011");
     // counts: piece 0:1, 1:2, 2:3, 3:4, 4:5, 5:5 -> A (has all) starts the rarest two first
     std::vector<block_ref> out;
-    d.pp.pick(A, d.has(A), 8, out);
+    d.raw_pick(A, 8, out);
     EXPECT_EQ(show(out), "0.0 0.1 0.2 0.3 1.0 1.1 1.2 1.3") << "recompute=" << recompute;
     out.clear();
     // C lacks 0 and 1 (already started by A anyway): its next rarest is 2
-    d.pp.pick(C, d.has(C), 4, out);
+    d.raw_pick(C, 4, out);
     EXPECT_EQ(show(out), "2.0 2.1 2.2 2.3") << "recompute=" << recompute;
-    EXPECT_TRUE(d.pp.consistent());
+    EXPECT_TRUE(d.consistent());
   }
 }
 
@@ -1066,7 +1109,7 @@ std::vector<file_priority> prios(std::string_view s) {
 
 void set_prios(driver& d, std::string_view s) {
   d.pp.set_priorities(prios(s));
-  EXPECT_TRUE(d.pp.consistent());
+  EXPECT_TRUE(d.consistent());
 }
 
 } // namespace
@@ -1172,7 +1215,7 @@ TEST(piece_picker, held_skip_pieces_do_not_count_as_wanted) {
   driver d(make(4));
   set_prios(d, "snns");
   d.pp.set_have(piece_index{0}); // from resume data of an earlier, wider selection
-  EXPECT_TRUE(d.pp.consistent());
+  EXPECT_TRUE(d.consistent());
   EXPECT_EQ(d.pp.wanted_left(), 2u);
   EXPECT_EQ(d.pp.have_count(), 1u);
   EXPECT_EQ(d.pp.wanted_verified_bytes(), 0u);

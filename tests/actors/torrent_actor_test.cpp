@@ -926,3 +926,64 @@ TEST(torrent_actor, file_priorities_decide_what_is_requested_and_when_it_is_comp
   EXPECT_EQ(p.pieces_verified, 2u);
   EXPECT_EQ(p.verified_bytes, p.total_size);
 }
+
+namespace {
+/// Seconds from the test clock's now to each pending delayed message (ticks, here), soonest
+/// first.
+std::vector<double> pending_timers(caf::scheduler::test_coordinator& sched) {
+  std::vector<double> out;
+  auto& clock = sched.clock();
+  for (auto& entry : clock.schedule())
+    out.push_back(std::chrono::duration<double>(entry.first - clock.now()).count());
+  return out;
+}
+} // namespace
+
+TEST(torrent_lifecycle, an_idle_seed_ticks_every_30_s_and_a_new_peer_brings_the_second_back) {
+  fixture f(2, 0, {true});
+  f.ticks(1); // the first tick after the check
+  ASSERT_TRUE(f.progress().seeding);
+  auto timers = pending_timers(f.sched);
+  ASSERT_EQ(timers.size(), 1u) << "one tick pending, nothing else";
+  EXPECT_GE(timers[0], 29.0) << "no peers, nothing to pace: a tick every 30 s";
+  f.ticks(3);
+  EXPECT_EQ(pending_timers(f.sched).size(), 1u) << "still one chain of ticks";
+  // A peer to dial: the torrent paces it (dials, choker, timeouts) once a second again.
+  f.add_peer(7100);
+  ASSERT_EQ(f.live_peers().size(), 1u);
+  timers = pending_timers(f.sched);
+  ASSERT_EQ(timers.size(), 2u) << "the new tick, and the superseded one";
+  EXPECT_LE(timers[0], 1.0);
+  f.ticks(1); // both fire: the superseded one is dropped, not a second chain
+  timers = pending_timers(f.sched);
+  ASSERT_EQ(timers.size(), 1u);
+  EXPECT_LE(timers[0], 1.0);
+}
+
+TEST(torrent_lifecycle, a_download_without_peers_backs_off_to_a_tick_every_5_s) {
+  fixture f(2, 0);
+  f.ticks(1);
+  auto timers = pending_timers(f.sched);
+  ASSERT_EQ(timers.size(), 1u);
+  EXPECT_GE(timers[0], 4.0);
+  EXPECT_LE(timers[0], 5.0);
+}
+
+TEST(torrent_actor, a_choke_and_unchoke_in_one_read_ends_the_requests_sent_before) {
+  // The peer actor forgets its requests at a CHOKE; when the UNCHOKE came in the same read,
+  // the torrent must still take them back (and ask again), or it waits for blocks that the
+  // wire's side drops.
+  fixture f(2, 1);
+  f.connect_and_unchoke(0);
+  auto asked = f.w->peers.at(0).requested.size();
+  ASSERT_EQ(asked, 8u) << "every block of both pieces";
+  peer_activity a;
+  a.slot = 0;
+  a.choke_changed = true;
+  a.choked = false;
+  a.choke_seen = true;
+  caf::anon_send(f.torrent, std::move(a));
+  f.sched.run();
+  EXPECT_EQ(f.w->peers.at(0).requested.size(), 2 * asked) << "asked again after the unchoke";
+  EXPECT_TRUE(f.w->peers.at(0).cancelled.empty()) << "the wire's side forgot them already";
+}
