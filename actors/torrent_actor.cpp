@@ -1297,6 +1297,17 @@ caf::behavior awaiting_metadata_behavior(self_ptr self) {
         dial_for_metadata(self);
     },
     [=](incoming_peer& ip) { refuse(self, ip, "no metadata yet"); },
+    // Every message a peer or the session may send is handled: a dropped one would be
+    // answered with an error, which ends its sender.
+    [=](const peer_activity&) {},
+    [=](const availability_delta&) {},
+    [=](const set_torrent_limits& l) {
+      self->state.download_limiter->set_rate(l.download);
+      self->state.upload_limiter->set_rate(l.upload);
+    },
+    [=](const set_file_priorities&) {
+      self->state.log->warn("file priorities ignored: the metadata is not known yet");
+    },
     [=](pause_torrent) {
       self->state.pause_requested = true;
       close_all_peers(self, "torrent paused");
@@ -1501,7 +1512,8 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
       self->set_down_handler([=](caf::down_msg& dm) {
         auto it = self->state.slot_of.find(dm.source);
         if (it != self->state.slot_of.end())
-          remove_peer(self, it->second, "peer actor exited", false);
+          remove_peer(self, it->second, "peer actor exited: " + caf::to_string(dm.reason),
+                      false);
       });
       dial_for_metadata(self);
       self->send(self, metadata_tick{});

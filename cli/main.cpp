@@ -395,7 +395,11 @@ int cmd_download(const download_options& opt) {
     limits.upload = *up;
     limits.max_connections = opt.max_connections;
   }
-  if (opt.no_tracker && peers.empty() && !opt.seed_only) {
+  // [magnet] A link's x.pe peers count as --peer.
+  bool link_peers = std::any_of(torrents.begin(), torrents.end(), [](const cli_torrent& t) {
+    return t.magnet && !t.magnet->peers.empty();
+  });
+  if (opt.no_tracker && peers.empty() && !link_peers && !opt.seed_only) {
     std::fprintf(stderr, "error: --no-tracker needs at least one --peer\n");
     return 2;
   }
