@@ -946,6 +946,30 @@ void on_checked(self_ptr self, existing_checked& ec) {
 }
 
 /// What every state with metainfo handles alike; the state's own handlers come first.
+/// BEP 11: every peer gets the torrent's connected peers (dialled ones: their listen address is
+/// known); each sends its remote what changed, at most once a minute. Never for private
+/// torrents (BEP 27).
+constexpr auto pex_round_interval = seconds(10);
+
+void on_pex_round(self_ptr self) {
+  auto& st = self->state;
+  if (st.state == phase::stopping || st.stopped)
+    return;
+  self->delayed_send(self, pex_round_interval, pex_round{});
+  if (!st.running() || !st.cfg.meta || st.meta().is_private)
+    return;
+  pex_snapshot snap;
+  for (auto& [slot, e] : st.peers) {
+    if (!e.active || e.closing || e.banned || e.known == peer_list::no_entry)
+      continue;
+    snap.peers.push_back(e.ep);
+    snap.flags.push_back(e.seed ? 0x02 : 0x00); // BEP 11 added.f: seed
+  }
+  for (auto& [slot, e] : st.peers)
+    if (e.active && !e.closing && !e.banned)
+      self->send(e.handle, snap);
+}
+
 caf::message_handler common_handlers(self_ptr self) {
   return {
     [=](tick) { on_tick(self); },
@@ -1147,6 +1171,13 @@ caf::message_handler common_handlers(self_ptr self) {
     [=](stop_request) { enter_stopping(self); },
     [=](pause_torrent) {}, // already paused, stopping or failed
     [=](resume_torrent) {},
+    // [magnet] BEP 11 rounds, and late messages of the metadata fetch (handled, not dropped:
+    // a dropped message is answered with an error, which ends its sender).
+    [=](pex_round) { on_pex_round(self); },
+    [=](metadata_tick) {},
+    [=](const metadata_offer&) {},
+    [=](const metadata_piece&) {},
+    [=](const metadata_rejected&) {},
   };
 }
 
@@ -1469,6 +1500,7 @@ void start_with_metainfo(self_ptr self, std::unique_ptr<file_store> store) {
       remove_peer(self, it->second, "peer actor exited", false);
   });
   self->send(self, tick{});
+  self->delayed_send(self, seconds(2), pex_round{}); // [magnet] BEP 11
   // Existing data first: trusted pieces from the resume data, the rest hashed by storage.
   // A stop raises check_cancel: storage is busy hashing and would see no message.
   st.check_cancel = std::make_shared<std::atomic<bool>>(false);
