@@ -490,7 +490,8 @@ void send_pex(peer_state& st, const pex_snapshot& snap) {
       (st.cfg.meta && st.cfg.meta->is_private))
     return;
   auto now = clock_type::now();
-  if (st.pex_sent_once && now - st.last_pex_sent < pex_interval - std::chrono::seconds(1))
+  // A little over the minute: libtorrent drops a peer whose ut_pex come less than 60 s apart.
+  if (st.pex_sent_once && now - st.last_pex_sent < pex_interval + std::chrono::seconds(1))
     return;
   pex::message m;
   for (std::size_t i = 0; i < snap.peers.size(); ++i) {

@@ -248,27 +248,39 @@ print("timeout: metadata %s progress %.2f" % (got_meta, h.status().progress), fl
 sys.exit(2)
 '''
 
-LT_EMPTY_PEER = r'''
+LT_PEER = r'''
 import sys, time, libtorrent as lt
-torrent, out, seeder, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-# A peer that wants nothing (every file priority 0), keeps its connection to the seeder and
-# tells its other peers about it through ut_pex (on by default).
+mode, torrent, data, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+peer = sys.argv[5] if len(sys.argv) > 5 else None
+# "seed": seeds from data. "empty": wants nothing (every file priority 0), so it has nothing to
+# give, stays connected to the seeder `peer` and tells its other peers about it through ut_pex
+# (on by default). Neither closes connections between peers that need nothing of each other.
 ses = lt.session({"listen_interfaces": "127.0.0.1:%d" % port, "outgoing_interfaces": "127.0.0.1",
                   "enable_dht": False, "enable_lsd": False, "enable_upnp": False,
                   "enable_natpmp": False, "dht_bootstrap_nodes": "",
                   "enable_incoming_utp": False, "enable_outgoing_utp": False,
                   "allow_multiple_connections_per_ip": True,
-                  "close_redundant_connections": False})
+                  "close_redundant_connections": False, "min_reconnect_time": 1})
 atp = lt.add_torrent_params()
 atp.ti = lt.torrent_info(torrent)
-atp.save_path = out
-atp.file_priorities = [0] * atp.ti.num_files()
+atp.save_path = data
+if mode == "seed":
+    atp.flags |= lt.torrent_flags.seed_mode
+else:
+    atp.file_priorities = [0] * atp.ti.num_files()
 h = ses.add_torrent(atp)
-host, p = seeder.rsplit(":", 1)
-print("READY", flush=True)
+ready = mode == "seed"
+if ready:
+    print("READY", flush=True)
 while True:
-    if not any(pi.ip[1] == int(p) for pi in h.get_peer_info()):
-        h.connect_peer((host, int(p)), 0)
+    if peer:
+        host, p = peer.rsplit(":", 1)
+        connected = any(pi.ip[1] == int(p) for pi in h.get_peer_info())
+        if connected and not ready:
+            ready = True
+            print("READY", flush=True)  # connected to the seeder: it has something to tell
+        if not connected and h.status().state != lt.torrent_status.checking_files:
+            h.connect_peer((host, int(p)), 0)
     st = h.status()
     print("peers %d have %d" % (st.num_peers, st.num_pieces), file=sys.stderr, flush=True)
     time.sleep(1)
@@ -389,12 +401,16 @@ def case_pex(actorrent, sess):
     data = sess.mkdir("data")
     payload = H.make_payload(data, "single.bin", size=2 * 1024 * 1024 + 3, seed="magnet-pex")
     torrent = H.make_torrent(payload, PIECE, sess.path("t.torrent"))
-    seeder = libtorrent_seeder(sess, torrent, data)
-    empty_port = H.free_port()
-    empty = sess.spawn("lt-empty", [H.PY, "-c", LT_EMPTY_PEER, torrent.path, sess.mkdir("empty"),
-                                    seeder.endpoint, str(empty_port)], env=H.child_env())
-    check(H.wait_for(lambda: "READY" in empty.output() and H.listening_on_loopback(empty_port), 30),
-          "the empty libtorrent peer did not start")
+    seed_port, empty_port = H.free_port(), H.free_port()
+    seeder = sess.spawn("lt-seed", [H.PY, "-c", LT_PEER, "seed", torrent.path, data,
+                                    str(seed_port)], env=H.child_env())
+    check(H.wait_for(lambda: "READY" in seeder.output() and H.listening_on_loopback(seed_port),
+                     30), "the libtorrent seeder did not start")
+    empty = sess.spawn("lt-empty", [H.PY, "-c", LT_PEER, "empty", torrent.path,
+                                    sess.mkdir("empty"), str(empty_port),
+                                    "%s:%d" % (H.LOOPBACK, seed_port)], env=H.child_env())
+    check(H.wait_for(lambda: "READY" in empty.output() and H.listening_on_loopback(empty_port), 60),
+          "the empty libtorrent peer did not connect to the seeder: %s" % H.tail(empty.output()))
     out = sess.mkdir("out")
     # Told only of the empty peer (with the .torrent: PEX for a regular download, and through a
     # magnet: PEX while fetching the metadata).
@@ -425,7 +441,8 @@ def case_pex_flood(actorrent, sess):
             return False
 
         read_messages(c, on)
-        added = b"".join(struct.pack(">BBBBH", 10, 0, i >> 8, i & 255, 6881) for i in range(50))
+        # loopback addresses with nothing listening (port 9): dialling them fails at once
+        added = b"".join(struct.pack(">BBBBH", 127, 77, i >> 8, i & 255, 9) for i in range(50))
         msg = ext_msg(ours["ut_pex"], H.bencode({"added": added, "added.f": b"\0" * 50,
                                                   "dropped": b""}))
         for _ in range(100):
@@ -444,7 +461,7 @@ def case_pex_flood(actorrent, sess):
     check("ut_pex flood" in err, "no precise reason in the log: %s" % H.tail(err))
     # Only the first message's peers were taken (50 at most), not 100 x 50.
     time.sleep(1)
-    dials = len(re.findall(r"10\.0\.\d+\.\d+:6881", p.stderr_text()))
+    dials = len(re.findall(r"127\.77\.\d+\.\d+:9", p.stderr_text()))
     H.log("log lines naming flooded peers: %d" % dials)
     check(p.running(), "actorrent exited")
 
