@@ -4,7 +4,8 @@
 //
 //   peer --metadata_offer / metadata_piece / metadata_rejected--> torrent (awaiting metadata)
 //   torrent --request_metadata--> peer
-//   torrent --pex_snapshot (every minute)--> peer; peer --add_peers (what ut_pex told)--> torrent
+//   peer --pex_capable--> torrent --pex_snapshot (rounds)--> peer
+//   peer --add_peers (what ut_pex told)--> torrent
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,10 @@ struct metadata_rejected {
   peer_slot slot = no_peer;
   std::uint32_t piece = 0;
 };
+/// The peer takes ut_pex (BEP 11): it gets the torrent's pex_snapshot rounds.
+struct pex_capable {
+  peer_slot slot = no_peer;
+};
 /// Ask the peer for one piece of metadata.
 struct request_metadata {
   std::uint32_t piece = 0;
@@ -58,5 +63,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::metadata_piece)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::metadata_rejected)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::request_metadata)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::pex_snapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::pex_capable)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::metadata_tick)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::pex_round)

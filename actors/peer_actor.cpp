@@ -403,6 +403,8 @@ void on_extended_handshake(caf::stateful_actor<peer_state>* self, peer_state& st
   st.peer_ut_pex = h.id_of("ut_pex");
   if (h.listen_port != 0)
     st.peer_listen_port = h.listen_port;
+  if (st.peer_ut_pex != 0 && st.cfg.meta && !st.cfg.meta->is_private)
+    self->send(st.cfg.torrent, pex_capable{st.cfg.slot});
   // A torrent still fetching its metadata asks the peers that can give it.
   if (!st.cfg.meta && st.peer_ut_metadata != 0)
     self->send(st.cfg.torrent, metadata_offer{st.cfg.slot, h.metadata_size});

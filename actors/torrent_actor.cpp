@@ -32,6 +32,7 @@
 #include <chrono>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -192,6 +193,12 @@ struct torrent_state {
   std::unique_ptr<ut_metadata::assembler> metadata;
   std::unordered_map<peer_slot, std::uint64_t> metadata_sources; // -> its metadata_size
   std::unordered_map<peer_slot, std::uint32_t> metadata_asked;
+  // The magnet's trackers, asked for peers while the metadata is fetched (the announcer of the
+  // running states is spawned with the metainfo's trackers later).
+  caf::actor metadata_tracker;
+  std::unordered_set<peer_slot> pex_peers; // [magnet] peers that take ut_pex (BEP 11)
+  bool metadata_announcing = false;
+  clock_type::time_point metadata_next_announce{};
 
   const metainfo& meta() const { return *cfg.meta; }
   /// Peers are dialled, accepted and traded with.
@@ -958,6 +965,10 @@ void on_pex_round(self_ptr self) {
   self->delayed_send(self, pex_round_interval, pex_round{});
   if (!st.running() || !st.cfg.meta || st.meta().is_private)
     return;
+  for (auto it = st.pex_peers.begin(); it != st.pex_peers.end();)
+    it = st.peers.count(*it) == 0 ? st.pex_peers.erase(it) : std::next(it);
+  if (st.pex_peers.empty())
+    return;
   pex_snapshot snap;
   for (auto& [slot, e] : st.peers) {
     if (!e.active || e.closing || e.banned || e.known == peer_list::no_entry)
@@ -965,8 +976,8 @@ void on_pex_round(self_ptr self) {
     snap.peers.push_back(e.ep);
     snap.flags.push_back(e.seed ? 0x02 : 0x00); // BEP 11 added.f: seed
   }
-  for (auto& [slot, e] : st.peers)
-    if (e.active && !e.closing && !e.banned)
+  for (auto slot : st.pex_peers)
+    if (auto& e = st.peers.at(slot); e.active && !e.closing && !e.banned)
       self->send(e.handle, snap);
 }
 
@@ -1174,6 +1185,7 @@ caf::message_handler common_handlers(self_ptr self) {
     // [magnet] BEP 11 rounds, and late messages of the metadata fetch (handled, not dropped:
     // a dropped message is answered with an error, which ends its sender).
     [=](pex_round) { on_pex_round(self); },
+    [=](const pex_capable& pc) { self->state.pex_peers.insert(pc.slot); },
     [=](metadata_tick) {},
     [=](const metadata_offer&) {},
     [=](const metadata_piece&) {},
@@ -1230,6 +1242,37 @@ void start_with_metainfo(self_ptr self, std::unique_ptr<file_store> store);
 
 constexpr std::uint32_t metadata_requests_per_peer = 4;
 
+/// A magnet's trackers while awaiting metadata: one tier each, in the link's order (BEP 12).
+void start_metadata_tracker(self_ptr self) {
+  auto& st = self->state;
+  if (!st.cfg.use_trackers || st.cfg.trackers.empty())
+    return;
+  tracker_config tc;
+  for (auto& url : st.cfg.trackers)
+    tc.tiers.push_back({url});
+  tc.hash = st.cfg.hash;
+  tc.id = st.cfg.id;
+  tc.listen_port = st.cfg.listen_port;
+  st.tracker_cancel = tc.cancel;
+  auto me = caf::actor_cast<caf::actor>(self);
+  st.metadata_tracker = st.cfg.tracker_factory ? st.cfg.tracker_factory(self->system(), tc, me)
+                                               : spawn_tracker(self->system(), tc, me);
+  st.metadata_announcing = true;
+  // `left` is unknown: any non-zero value makes us a leecher for the tracker.
+  self->send(st.metadata_tracker, announce{tracker::event::started, 0, 0, 1});
+}
+
+void stop_metadata_tracker(self_ptr self) {
+  auto& st = self->state;
+  if (!st.metadata_tracker)
+    return;
+  if (st.tracker_cancel)
+    st.tracker_cancel->store(true); // an announce in progress ends now
+  self->send(st.metadata_tracker, stop_request{});
+  st.metadata_tracker = caf::actor{};
+  st.tracker_cancel.reset();
+}
+
 /// Dials known peers while awaiting metadata (connect_more dials only while running).
 void dial_for_metadata(self_ptr self) {
   auto& st = self->state;
@@ -1283,6 +1326,7 @@ void ban_metadata_peer(self_ptr self, peer_slot slot, const std::string& why) {
 
 void metadata_done(self_ptr self, std::string info) {
   auto& st = self->state;
+  stop_metadata_tracker(self); // the running states announce with the metainfo's trackers
   auto torrent_file = torrent_file_of(info, st.cfg.trackers);
   auto m = parse_metainfo(torrent_file);
   if (!m) {
@@ -1332,6 +1376,7 @@ caf::behavior awaiting_metadata_behavior(self_ptr self) {
     // answered with an error, which ends its sender.
     [=](const peer_activity&) {},
     [=](const availability_delta&) {},
+    [=](const pex_capable&) {}, // peers without the metainfo send no PEX rounds
     [=](const set_torrent_limits& l) {
       self->state.download_limiter->set_rate(l.download);
       self->state.upload_limiter->set_rate(l.upload);
@@ -1425,10 +1470,30 @@ caf::behavior awaiting_metadata_behavior(self_ptr self) {
       st.metadata_sources.erase(mr.slot);
       request_metadata_pieces(self);
     },
+    [=](announce_result& r) {
+      auto& st = self->state;
+      st.metadata_announcing = false;
+      // Asked again after the tracker's interval, within 15 s..5 min (a magnet waits for peers).
+      auto wait = r.result ? std::clamp<std::uint32_t>(r.interval, 15, 300) : 15;
+      st.metadata_next_announce = clock_type::now() + seconds(wait);
+      if (!r.result) {
+        st.log->warn("tracker: {} (retrying in {} s)", r.result.error().message, wait);
+        return;
+      }
+      for (auto& ep : r.peers)
+        st.known.add(ep);
+      if (!st.pause_requested)
+        dial_for_metadata(self);
+    },
     [=](metadata_tick) {
       auto& st = self->state;
       if (st.state != phase::awaiting_metadata)
         return; // the chain ends with the state
+      if (st.metadata_tracker && !st.metadata_announcing && !st.pause_requested &&
+          clock_type::now() >= st.metadata_next_announce) {
+        st.metadata_announcing = true;
+        self->send(st.metadata_tracker, announce{tracker::event::none, 0, 0, 1});
+      }
       if (!st.pause_requested)
         dial_for_metadata(self);
       // Requests older than the assembler's timeout go to whoever asks next.
@@ -1440,6 +1505,7 @@ caf::behavior awaiting_metadata_behavior(self_ptr self) {
     [=](stop_request) {
       auto& st = self->state;
       close_all_peers(self, "shutting down");
+      stop_metadata_tracker(self);
       st.stopped = true;
       self->send(st.cfg.observer, torrent_stopped{make_progress(st)});
       self->quit();
@@ -1547,6 +1613,7 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
           remove_peer(self, it->second, "peer actor exited: " + caf::to_string(dm.reason),
                       false);
       });
+      start_metadata_tracker(self);
       dial_for_metadata(self);
       self->send(self, metadata_tick{});
       return;

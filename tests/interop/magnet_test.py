@@ -5,6 +5,8 @@ scripted hostile peers, all on 127.0.0.1 (no tracker, no DHT).
   xpe_only          `download MAGNET` whose only source is x.pe=<libtorrent seeder>: byte-exact,
                     the .torrent saved under .actorrent/<hash>.torrent (identical info-hash); the
                     same link run again uses it (no metadata fetch, data trusted).
+  tracker_only      a magnet whose only source is its tr=<opentracker>, where a libtorrent
+                    seeder is registered: peers come from the tracker while awaiting metadata.
   big_metadata      a torrent of 400 files whose info dictionary is > 16 KiB (2+ metadata pieces)
   serve_metadata    actorrent seeds a .torrent; a libtorrent downloader given only a magnet with
                     x.pe=<actorrent> gets the metadata from it and downloads byte-exact.
@@ -35,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness as H  # noqa: E402
 
-CASES = ["xpe_only", "big_metadata", "serve_metadata", "hostile_oversized", "hostile_wrong",
+CASES = ["xpe_only", "tracker_only", "big_metadata", "serve_metadata", "hostile_oversized", "hostile_wrong",
          "pex", "pex_flood", "bad_links"]
 TIMEOUT = 90
 PIECE = 64 * 1024
@@ -319,6 +321,27 @@ def case_xpe_only(actorrent, sess, big=False):
     check("fetching its metadata" not in r2.stderr, "the second run fetched the metadata again")
     m = re.search(r"(\d+) bytes downloaded", r2.stdout)
     check(m and int(m.group(1)) == 0, "the second run downloaded: %s" % r2.stdout)
+
+
+def case_tracker_only(actorrent, sess):
+    data = sess.mkdir("data")
+    payload = H.make_payload(data, "single.bin", size=1024 * 1024 + 99, seed="magnet-tr")
+    tracker = H.OpenTracker(sess)
+    torrent = H.make_torrent(payload, PIECE, sess.path("t.torrent"),
+                             announce=tracker.announce_url)
+    tracker.start([torrent.info_hash])
+    H.LibtorrentSeeder(sess, torrent, data, tracker=tracker).start()
+    out = sess.mkdir("out")
+    link = magnet(torrent, []) + "&tr=" + tracker.announce_url
+    argv = [actorrent, "download", link, "-o", out, "--listen", "%s:0" % H.LOOPBACK,
+            "--timeout", "60", "-vv"]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env=H.child_env(), timeout=80)
+    check(r.returncode == 0 and "complete:" in r.stdout,
+          "exit %d\nstdout: %s\nstderr: %s" % (r.returncode, r.stdout, H.tail(r.stderr, 30)))
+    expect_exact(payload, out)
+    saved = H.load_torrent(os.path.join(out, ".actorrent", torrent.info_hash_hex + ".torrent"))
+    check(saved.announce == tracker.announce_url, "the saved .torrent lost the link's tracker")
 
 
 def case_serve_metadata(actorrent, sess):
