@@ -14,6 +14,8 @@ scripted hostile peers, all on 127.0.0.1 (no tracker, no DHT).
                     again; the download completes from the honest seeder also in the link.
   hostile_wrong     a scripted peer serving metadata of the right size but wrong bytes is
                     banned after its pieces fail the SHA-1 check; memory stays bounded.
+  pex_send          actorrent, told of a libtorrent seeder and a libtorrent leecher that knows no
+                    peer, tells the leecher of the seeder through ut_pex.
   pex               three peers: actorrent is told only of a libtorrent peer that has nothing
                     and learns the seeder from its ut_pex: the download (byte-exact) can only
                     come from the peer it learnt through PEX.
@@ -37,8 +39,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness as H  # noqa: E402
 
-CASES = ["xpe_only", "tracker_only", "big_metadata", "serve_metadata", "hostile_oversized", "hostile_wrong",
-         "pex", "pex_flood", "bad_links"]
+CASES = ["xpe_only", "tracker_only", "big_metadata", "serve_metadata", "hostile_oversized",
+         "hostile_wrong", "pex", "pex_send", "pex_flood", "bad_links"]
 TIMEOUT = 90
 PIECE = 64 * 1024
 
@@ -268,12 +270,22 @@ atp.ti = lt.torrent_info(torrent)
 atp.save_path = data
 if mode == "seed":
     atp.flags |= lt.torrent_flags.seed_mode
-else:
+elif mode == "empty":
     atp.file_priorities = [0] * atp.ti.num_files()
 h = ses.add_torrent(atp)
 ready = mode == "seed"
 if ready:
     print("READY", flush=True)
+if mode == "watch":
+    h.set_download_limit(64 * 1024)  # still a leecher when actorrent's first ut_pex comes
+while mode == "watch":
+    # "watch": a leecher given no peer but actorrent's address (actorrent dials it); says when
+    # it is connected to another libtorrent (the seeder, also given no peer): only actorrent's
+    # ut_pex can have told one of them of the other.
+    for pi in h.get_peer_info():
+        if pi.pid.to_bytes().startswith(b"-LT"):
+            print("LEARNT %s source %d" % (pi.ip, pi.source), flush=True)
+    time.sleep(0.2)
 while True:
     if peer:
         host, p = peer.rsplit(":", 1)
@@ -445,6 +457,36 @@ def case_pex(actorrent, sess):
     run_actorrent(actorrent, sess, "pex-magnet",
                   [magnet(torrent, ["%s:%d" % (H.LOOPBACK, empty_port)]), "-o", out2])
     expect_exact(payload, out2)
+
+
+def case_pex_send(actorrent, sess):
+    data = sess.mkdir("data")
+    payload = H.make_payload(data, "single.bin", size=4 * 1024 * 1024 + 11, seed="magnet-pexsend")
+    torrent = H.make_torrent(payload, PIECE, sess.path("t.torrent"))
+    seed_port, watch_port = H.free_port(), H.free_port()
+    seeder = sess.spawn("lt-seed", [H.PY, "-c", LT_PEER, "seed", torrent.path, data,
+                                    str(seed_port)], env=H.child_env())
+    check(H.wait_for(lambda: "READY" in seeder.output() and H.listening_on_loopback(seed_port),
+                     30), "the libtorrent seeder did not start")
+    seed_ep = "%s:%d" % (H.LOOPBACK, seed_port)
+    watcher = sess.spawn("lt-watch", [H.PY, "-c", LT_PEER, "watch", torrent.path,
+                                      sess.mkdir("watch"), str(watch_port), seed_ep],
+                         env=H.child_env())
+    check(H.wait_for(lambda: H.listening_on_loopback(watch_port), 30),
+          "the watching libtorrent peer did not start")
+    out = sess.mkdir("out")
+    # actorrent downloads slowly (about 16 s), so the seeder is still one of its connections
+    # when a PEX round comes (a seed drops seeds).
+    argv = [actorrent, "download", torrent.path, "-o", out, "--no-tracker", "--seed",
+            "--download-limit", "256K", "--peer", seed_ep, "--peer", "%s:%d" % (H.LOOPBACK, watch_port),
+            "--listen", "%s:0" % H.LOOPBACK, "-vv"]
+    p = sess.spawn("actorrent", argv, env=H.child_env(), stderr_path=sess.path("a.stderr"))
+    ok = H.wait_for(lambda: "LEARNT" in watcher.output() or not p.running(), 40)
+    check(ok and p.running(), "the leecher did not learn of the seeder through actorrent's "
+          "ut_pex\n%s" % H.tail(p.stderr_text()))
+    H.log(next(ln for ln in watcher.output().splitlines() if ln.startswith("LEARNT")))
+    check(H.wait_for(lambda: "complete:" in p.output(), 60), "actorrent did not complete")
+    expect_exact(payload, out)
 
 
 def case_pex_flood(actorrent, sess):
