@@ -4,8 +4,9 @@
 // the handlers all states with metainfo share (common_handlers: peer, storage and tracker
 // events; what they do is gated by the state, e.g. no requests but in downloading).
 //
-//                     awaiting_metadata        (no metainfo yet: a magnet link; BEP 9 next)
-//                             :
+//                     awaiting_metadata        (a magnet link: peers dialled with the info-hash,
+//                             |                 the metadata fetched from them, BEP 9)
+//                             | verified: .torrent saved, files opened, peers redialled
 //                             v
 //  spawn --metainfo--> checking --pieces missing--> downloading --all verified, flushed--+
 //                       |  |                          |   ^                              |
