@@ -608,8 +608,17 @@ int cmd_download(const download_options& opt) {
                 if (t->completed)
                   break;
                 t->completed = true;
-                if (t->magnet && t->selected_size == 0)
-                  t->selected_size = t->last.total_size; // [magnet] known only now
+                if (t->magnet) {
+                  // [magnet] Name and size are known now: from the .torrent the session saved.
+                  auto saved = load_metainfo(opt.out_dir + "/.actorrent/" +
+                                             to_hex(t->magnet->hash) + ".torrent");
+                  if (saved && saved->hash == t->magnet->hash) {
+                    t->selected_size = saved->content_size();
+                    t->meta = std::make_shared<const metainfo>(std::move(*saved));
+                  } else if (t->selected_size == 0) {
+                    t->selected_size = t->last.total_size;
+                  }
+                }
                 end_tty();
                 if (opt.seed_only) {
                   std::printf("seeding: %s on %s:%u (%u pieces verified)\n",

@@ -318,8 +318,11 @@ def case_xpe_only(actorrent, sess, big=False):
           % (len(info_bytes(torrent)), (len(info_bytes(torrent)) + 16383) // 16384))
     seeder = libtorrent_seeder(sess, torrent, data)
     out = sess.mkdir("out")
-    link = magnet(torrent, [seeder.endpoint])
+    link = magnet(torrent, [seeder.endpoint], name=False)
     r = run_actorrent(actorrent, sess, "magnet", [link, "-o", out])
+    check(re.search(r"^complete: %s %d bytes" % (re.escape(torrent.name), payload.total_size),
+                    r.stdout, re.M),
+          "the completion line does not name the torrent and its size: %s" % r.stdout)
     expect_exact(payload, out)
     check("metadata of %s received" % torrent.info_hash_hex in r.stderr,
           "no 'metadata received' line in the log")
