@@ -230,6 +230,7 @@ struct torrent_progress {
   std::uint32_t check_total = 0;
   bool seeding = false;      // every piece verified and flushed
   std::string metrics;       // Prometheus text of the torrent's counters and gauges
+  bool is_private = false;   // BEP 27 (known once the metainfo is): never on the DHT or PEX
 };
 struct torrent_finished {
   torrent_progress final;

@@ -12,10 +12,13 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/block_map.hpp"
+#include "actors/extension_messages.hpp"
 #include "actors/peer_connection.hpp"
 #include "protocol/bencode.hpp"
 #include "protocol/extension.hpp"
 #include "protocol/metainfo.hpp"
+#include "protocol/pex.hpp"
+#include "protocol/ut_metadata.hpp"
 
 namespace actorrent {
 
@@ -68,6 +71,17 @@ constexpr std::size_t max_requests_for_missing = 100; // blocks of pieces we nev
 constexpr std::size_t max_unrequested_blocks = 2048;  // not counting late copies of cancelled ones
 constexpr std::size_t max_cancelled_remembered = 4096;
 constexpr std::size_t max_full_statements = 64; // BITFIELD / HAVE_ALL / HAVE_NONE per connection
+// BEP 10: the extended message ids we assign (the peer sends ut_metadata / ut_pex with these).
+constexpr std::uint8_t our_ut_metadata = 1;
+constexpr std::uint8_t our_ut_pex = 2;
+// BEP 9: metadata pieces served per connection beyond one full copy (then rejected), and
+// requests of ours one peer may leave pending.
+constexpr std::size_t max_metadata_served_extra = 16;
+// BEP 11: one ut_pex a minute; a peer sending them faster has the extras ignored, and one that
+// keeps at it (a flood) is disconnected.
+constexpr auto pex_interval = std::chrono::seconds(60);
+constexpr auto pex_min_gap = std::chrono::seconds(20); // received: slack for timer jitter
+constexpr std::size_t max_early_pex = 8;
 
 struct peer_state {
   peer_config cfg;
@@ -123,6 +137,17 @@ struct peer_state {
   std::size_t requests_for_missing = 0;
   std::uint64_t haves_received = 0;
   std::size_t full_statements = 0; // each makes the torrent re-count the peer's availability
+  // -- BEP 10 extensions: BEP 9 metadata, BEP 11 PEX --
+  std::uint8_t peer_ut_metadata = 0; // the ids the peer assigned (0: not supported)
+  std::uint8_t peer_ut_pex = 0;
+  std::uint16_t peer_listen_port = 0; // its BEP 10 `p`
+  std::size_t metadata_served = 0;
+  bool pex_received_once = false;
+  clock_type::time_point last_pex_received{};
+  std::size_t early_pex = 0;
+  bool pex_sent_once = false;
+  clock_type::time_point last_pex_sent{};
+  std::vector<pex::peer> pex_told; // the peers our ut_pex messages so far left it knowing
 
   std::uint32_t piece_count() const { return cfg.meta->piece_count(); }
 };
@@ -354,6 +379,150 @@ void pump(caf::stateful_actor<peer_state>* self, peer_state& st) {
   }
 }
 
+/// Messages about pieces: meaningless until the torrent has its metainfo (BEP 9 fetch).
+bool needs_metainfo(wire::msg_id id) {
+  switch (id) {
+    case wire::msg_id::have:
+    case wire::msg_id::bitfield:
+    case wire::msg_id::have_all:
+    case wire::msg_id::have_none:
+    case wire::msg_id::request:
+    case wire::msg_id::piece:
+    case wire::msg_id::reject:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/// BEP 10: what the peer's extended handshake says about the extensions we use.
+void on_extended_handshake(caf::stateful_actor<peer_state>* self, peer_state& st,
+                           const ext::handshake& h) {
+  st.peer_ut_metadata = h.id_of("ut_metadata");
+  st.peer_ut_pex = h.id_of("ut_pex");
+  if (h.listen_port != 0)
+    st.peer_listen_port = h.listen_port;
+  if (st.peer_ut_pex != 0 && st.cfg.meta && !st.cfg.meta->is_private)
+    self->send(st.cfg.torrent, pex_capable{st.cfg.slot});
+  // A torrent still fetching its metadata asks the peers that can give it.
+  if (!st.cfg.meta && st.peer_ut_metadata != 0)
+    self->send(st.cfg.torrent, metadata_offer{st.cfg.slot, h.metadata_size});
+}
+
+/// BEP 9. Returns false (with `why`) for a violation.
+bool on_ut_metadata(caf::stateful_actor<peer_state>* self, peer_state& st,
+                    std::string_view payload, std::string& why) {
+  auto m = ut_metadata::parse(payload);
+  if (!m) {
+    why = m.error().message;
+    return false;
+  }
+  switch (m->type) {
+    case ut_metadata::msg_type::request: {
+      if (st.peer_ut_metadata == 0)
+        break; // it cannot receive the answer
+      const std::string* info = st.cfg.meta ? &st.cfg.meta->info_bytes : nullptr;
+      auto offset = std::uint64_t{m->piece} * ut_metadata::piece_size;
+      // Beyond the end, without metadata, or beyond a full copy and some: rejected (BEP 9).
+      bool serve = info && !info->empty() && offset < info->size() &&
+                   st.metadata_served < ut_metadata::piece_count(info->size()) +
+                                          max_metadata_served_extra;
+      if (serve) {
+        ++st.metadata_served;
+        auto piece = std::string_view(*info).substr(offset, ut_metadata::piece_size);
+        wire::append_extended(st.out, st.peer_ut_metadata,
+                              ut_metadata::encode_data(m->piece, info->size(), piece));
+      } else {
+        wire::append_extended(st.out, st.peer_ut_metadata, ut_metadata::encode_reject(m->piece));
+      }
+      break;
+    }
+    case ut_metadata::msg_type::data:
+      if (st.cfg.meta)
+        break; // we have it already (a late answer): nothing to do
+      self->send(st.cfg.torrent, metadata_piece{st.cfg.slot, m->piece, m->total_size,
+                                                std::string(m->data)});
+      break;
+    case ut_metadata::msg_type::reject:
+      if (!st.cfg.meta)
+        self->send(st.cfg.torrent, metadata_rejected{st.cfg.slot, m->piece});
+      break;
+  }
+  return true;
+}
+
+/// BEP 11. Returns false (with `why`) for a flood.
+bool on_ut_pex(caf::stateful_actor<peer_state>* self, peer_state& st, std::string_view payload,
+               std::string& why) {
+  if (st.cfg.meta && st.cfg.meta->is_private)
+    return true; // BEP 27: a private torrent's peers come from its tracker only
+  auto now = clock_type::now();
+  if (st.pex_received_once && now - st.last_pex_received < pex_min_gap) {
+    // BEP 11 allows one a minute: extras are ignored, and a peer that keeps sending is a flood.
+    if (++st.early_pex > max_early_pex) {
+      why = "ut_pex flood: " + std::to_string(st.early_pex) + " messages less than " +
+            std::to_string(pex_min_gap.count()) + " s apart";
+      return false;
+    }
+    return true;
+  }
+  auto m = pex::parse(payload);
+  if (!m) {
+    why = m.error().message;
+    return false;
+  }
+  st.pex_received_once = true;
+  st.last_pex_received = now;
+  add_peers ap;
+  for (auto& p : m->added)
+    ap.peers.push_back(endpoint{p.host, p.port});
+  if (!ap.peers.empty()) {
+    st.log->debug("{}: ut_pex: {} peers added, {} dropped", st.cfg.remote.to_string(),
+                  m->added.size(), m->dropped.size());
+    self->send(st.cfg.torrent, std::move(ap));
+  }
+  return true;
+}
+
+/// BEP 11: tells the peer what changed since our last ut_pex (at most once a minute, at most
+/// pex::max_added_per_message added; the rest goes in the next message).
+void send_pex(peer_state& st, const pex_snapshot& snap) {
+  if (st.peer_ut_pex == 0 || st.closed || !st.active ||
+      (st.cfg.meta && st.cfg.meta->is_private))
+    return;
+  auto now = clock_type::now();
+  // A little over the minute: libtorrent drops a peer whose ut_pex come less than 60 s apart.
+  if (st.pex_sent_once && now - st.last_pex_sent < pex_interval + std::chrono::seconds(1))
+    return;
+  pex::message m;
+  for (std::size_t i = 0; i < snap.peers.size(); ++i) {
+    pex::peer p{snap.peers[i].host, snap.peers[i].port, i < snap.flags.size() ? snap.flags[i]
+                                                                              : std::uint8_t{0}};
+    if (p.host == st.cfg.remote.host && (p.port == st.cfg.remote.port ||
+                                         p.port == st.peer_listen_port))
+      continue; // itself
+    if (std::find(st.pex_told.begin(), st.pex_told.end(), p) == st.pex_told.end() &&
+        m.added.size() < pex::max_added_per_message)
+      m.added.push_back(std::move(p));
+  }
+  for (auto& told : st.pex_told) {
+    bool still = std::any_of(snap.peers.begin(), snap.peers.end(), [&](const endpoint& e) {
+      return e.host == told.host && e.port == told.port;
+    });
+    if (!still && m.dropped.size() < pex::max_added_per_message)
+      m.dropped.push_back(told);
+  }
+  if (m.added.empty() && m.dropped.empty())
+    return;
+  for (auto& d : m.dropped)
+    st.pex_told.erase(std::remove(st.pex_told.begin(), st.pex_told.end(), d), st.pex_told.end());
+  st.pex_told.insert(st.pex_told.end(), m.added.begin(), m.added.end());
+  st.pex_sent_once = true;
+  st.last_pex_sent = now;
+  wire::append_extended(st.out, st.peer_ut_pex, pex::encode(m));
+  flush(st);
+}
+
 void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_batch& batch) {
   if (st.closed)
     return;
@@ -369,6 +538,9 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
   std::string why;
   auto violation = [&](const std::string& reason) { close_peer(self, st, reason, true); };
   for (const auto& m : batch.messages) {
+    if (!st.cfg.meta && needs_metainfo(m.id))
+      continue; // awaiting metadata: no pieces to speak of yet (the connection is replaced
+                // by one with the metainfo once it is known)
     switch (m.id) {
       case wire::msg_id::interested:
       case wire::msg_id::not_interested: {
@@ -468,9 +640,21 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         act.rejected.push_back(block_ref{piece_index{m.index}, m.begin / block_size});
         break;
       case wire::msg_id::extended: {
-        // We announce no extension messages, so only the handshake is expected; anything else
-        // (or any of it from a peer that did not set the bit) is ignored.
-        if (!st.extended || m.ext_id != ext::handshake_id)
+        // Only the handshake and the ids we assigned (ut_metadata, ut_pex) mean anything;
+        // any other id, or anything from a peer that did not set the bit, is ignored (BEP 10).
+        if (!st.extended)
+          break;
+        if (m.ext_id == our_ut_metadata) {
+          if (!on_ut_metadata(self, st, m.payload, why))
+            return violation(why);
+          break;
+        }
+        if (m.ext_id == our_ut_pex) {
+          if (!on_ut_pex(self, st, m.payload, why))
+            return violation(why);
+          break;
+        }
+        if (m.ext_id != ext::handshake_id)
           break;
         auto h = ext::parse_handshake(m.payload);
         if (!h)
@@ -478,6 +662,7 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         st.log->debug("{}: extended handshake: client \"{}\", reqq {}, {} extensions",
                       st.cfg.remote.to_string(), printable(h->client), h->reqq,
                       h->extensions.size());
+        on_extended_handshake(self, st, *h);
         if (h->reqq > 0 && h->reqq != st.peer_reqq) {
           st.peer_reqq = h->reqq;
           act.request_limit = h->reqq; // our pipeline to it must not exceed what it queues
@@ -514,9 +699,13 @@ connection_events make_events(caf::stateful_actor<peer_state>* self) {
   return ev;
 }
 
+const info_hash& torrent_hash(const peer_config& cfg) {
+  return cfg.meta ? cfg.meta->hash : cfg.hash;
+}
+
 wire::handshake our_handshake(const peer_config& cfg) {
   wire::handshake hs;
-  hs.hash = cfg.meta->hash;
+  hs.hash = torrent_hash(cfg);
   hs.id = cfg.our_id;
   hs.set_fast(true);
   hs.set_extended(true);
@@ -545,12 +734,18 @@ void send_extended_handshake(peer_state& st) {
   h.reqq = static_cast<std::uint32_t>(max_upload_queue);
   h.listen_port = st.cfg.listen_port;
   h.yourip = raw_address(st.cfg.remote.host);
+  // BEP 9 and BEP 11: the ids we want them sent with; no PEX for private torrents (BEP 27).
+  h.extensions.emplace_back("ut_metadata", our_ut_metadata);
+  if (!st.cfg.meta || !st.cfg.meta->is_private)
+    h.extensions.emplace_back("ut_pex", our_ut_pex);
+  if (st.cfg.meta)
+    h.metadata_size = st.cfg.meta->info_bytes.size();
   wire::append_extended(st.out, ext::handshake_id, ext::encode_handshake(h));
   flush(st);
 }
 
 bool accept_handshake(caf::stateful_actor<peer_state>* self, peer_state& st, const wire::handshake& hs) {
-  if (hs.hash != st.cfg.meta->hash) {
+  if (hs.hash != torrent_hash(st.cfg)) {
     close_peer(self, st, "handshake for another torrent (info-hash " + to_hex(hs.hash) + ")", true);
     return false;
   }
@@ -632,6 +827,15 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
         flush(st);
       },
       [=](disconnect_peer& msg) { close_peer(self, self->state, msg.reason, false); },
+      // BEP 9: the torrent fetches its metadata through us.
+      [=](const request_metadata& rm) {
+        auto& st = self->state;
+        if (st.closed || st.peer_ut_metadata == 0)
+          return;
+        wire::append_extended(st.out, st.peer_ut_metadata, ut_metadata::encode_request(rm.piece));
+        flush(st);
+      },
+      [=](const pex_snapshot& snap) { send_pex(self->state, snap); }, // BEP 11
       [=](our_pieces& msg) {
         auto& st = self->state;
         if (msg.full) {

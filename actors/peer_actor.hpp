@@ -38,6 +38,9 @@ struct peer_config {
   /// session's; null: none.
   std::shared_ptr<rate_limiter> download_limiter;
   std::shared_ptr<rate_limiter> upload_limiter;
+  /// The torrent's info-hash: what the handshakes carry while `meta` is null (a magnet link
+  /// whose metadata is being fetched; the connection then only does BEP 9 and BEP 11).
+  info_hash hash{};
 };
 
 caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg);

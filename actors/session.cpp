@@ -1,5 +1,9 @@
 #include "actors/session.hpp"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -12,6 +16,7 @@
 #include "actors/torrent_actor.hpp"
 #include "protocol/metainfo.hpp"
 #include "protocol/error.hpp"
+#include "storage/atomic_file.hpp"
 #include "storage/file_layout.hpp"
 #include "storage/file_store.hpp"
 #include "storage/resume.hpp"
@@ -141,10 +146,122 @@ void publish_metrics(self_ptr self) {
   st.opts.metrics->publish(std::move(text));
 }
 
+// -- [magnet] adding a magnet link ------------------------------------------------------------
+
+std::string saved_torrent_path(const std::string& out_dir, const info_hash& h) {
+  return out_dir + "/.actorrent/" + to_hex(h) + ".torrent";
+}
+
+/// Once the metadata is verified (on the torrent's thread): saves the .torrent, then prepares
+/// the files and resume data exactly as an add of that .torrent does.
+result<metadata_ready> prepare_fetched(const std::string& out_dir,
+                                       const std::shared_ptr<const metainfo>& meta,
+                                       const std::string& torrent_file) {
+  auto layout = file_layout::create(*meta);
+  if (!layout)
+    return layout.error();
+  for (const auto& dir : {out_dir, out_dir + "/.actorrent"})
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+      return error{errc::io_error, "cannot create directory " + dir + ": " + std::strerror(errno)};
+  if (auto saved = write_file_atomically(saved_torrent_path(out_dir, meta->hash), torrent_file);
+      !saved)
+    return saved.error();
+  auto shared_layout = std::make_shared<const file_layout>(std::move(*layout));
+  auto resume = load_resume(out_dir, *meta, *shared_layout);
+  auto store = file_store::open(shared_layout, out_dir, {}, part_file_path(out_dir, meta->hash));
+  if (!store)
+    return store.error();
+  metadata_ready ready;
+  ready.store = std::move(*store);
+  for (auto p : resume.trusted)
+    ready.trusted_pieces.push_back(p);
+  for (auto p : resume.to_check)
+    ready.pieces_to_check.push_back(p);
+  return ready;
+}
+
+add_torrent_result add_magnet(self_ptr self, add_torrent& req) {
+  auto& st = self->state;
+  auto& link = *req.magnet;
+  add_torrent_result r;
+  if (st.stopping) {
+    r.why = error{errc::cancelled, "the session is stopping"};
+    return r;
+  }
+  if (st.by_hash.count(link.hash) != 0) {
+    r.why = error{errc::invalid_argument, to_hex(link.hash) + " is already in the session"};
+    return r;
+  }
+  auto& o = req.options;
+  if (!o.priorities.empty()) {
+    r.why = error{errc::invalid_argument, "a file selection needs the metadata: not possible "
+                                          "for a magnet link fetched for the first time"};
+    return r;
+  }
+  // The session's entry names the torrent by the link until the torrent knows better.
+  auto placeholder = std::make_shared<metainfo>();
+  placeholder->name = link.name.empty() ? to_hex(link.hash) : link.name;
+  placeholder->hash = link.hash;
+  torrent_config tc;
+  tc.hash = link.hash;
+  tc.name = link.name;
+  tc.trackers = link.trackers;
+  tc.on_metadata = [out_dir = req.out_dir](const std::shared_ptr<const metainfo>& meta,
+                                           const std::string& torrent_file) {
+    return prepare_fetched(out_dir, meta, torrent_file);
+  };
+  tc.id = st.opts.id;
+  tc.listen_port = st.opts.listen_port;
+  tc.io = st.opts.io;
+  tc.disk = st.opts.disk;
+  tc.publish_metrics = st.opts.metrics != nullptr;
+  tc.peers = o.peers;
+  for (auto& p : link.peers)
+    tc.peers.push_back(endpoint{p.host, p.port});
+  tc.use_trackers = o.use_trackers;
+  tc.observer = caf::actor_cast<caf::actor>(self);
+  tc.max_peers = o.max_peers;
+  tc.max_peers_per_ip = o.max_peers_per_ip;
+  tc.max_outstanding = o.pipeline;
+  tc.upload_slots = o.upload_slots;
+  tc.peer_timeout_s = o.peer_timeout_s;
+  tc.handshake_timeout_ms = o.handshake_timeout_ms;
+  tc.sequential = o.sequential;
+  tc.udp_tracker_timeout_ms = o.udp_tracker_timeout_ms;
+  auto handle = spawn_torrent(self->system(), std::move(tc));
+  self->monitor(handle);
+  if (o.download_limit != 0 || o.upload_limit != 0)
+    self->send(handle, set_torrent_limits{o.download_limit, o.upload_limit});
+  r.id = st.next_id++;
+  torrent_entry e;
+  e.handle = handle;
+  e.meta = placeholder;
+  e.label = to_hex(link.hash).substr(0, 16);
+  st.by_hash.emplace(link.hash, r.id);
+  st.by_actor.emplace(handle.address(), r.id);
+  auto [it, inserted] = st.torrents.emplace(r.id, std::move(e));
+  spdlog::get("session")->info("torrent {} added from a magnet link: {} ({}), fetching its "
+                               "metadata", r.id, printable(placeholder->name),
+                               to_hex(link.hash));
+  emit(self, event_of(r.id, it->second, torrent_event_kind::added));
+  // The DHT needs only the info-hash: a link without trackers or peers finds peers there. A
+  // link to a private torrent is taken off it once its metadata says so (see torrent_progress).
+  track_on_dht(self, it->second, link.hash);
+  return r;
+}
+
 add_torrent_result do_add(self_ptr self, add_torrent& req) {
   auto& st = self->state;
   auto log = spdlog::get("session");
   add_torrent_result r;
+  if (!req.meta && req.magnet) {
+    // [magnet] The same link run again: the .torrent saved when its metadata came.
+    auto saved = load_metainfo(saved_torrent_path(req.out_dir, req.magnet->hash));
+    if (saved && saved->hash == req.magnet->hash)
+      req.meta = std::make_shared<const metainfo>(std::move(*saved));
+    else
+      return add_magnet(self, req);
+  }
   if (!req.meta) {
     r.why = error{errc::invalid_argument, "add_torrent without metainfo"};
     return r;
@@ -379,6 +496,12 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
           publish_metrics(self);
         p.metrics.clear();
         e.last = std::move(p);
+        // A magnet link's metadata said private (BEP 27): off the DHT from now on.
+        if (e.last.is_private && e.dht_hash) {
+          if (self->state.dht)
+            self->send(self->state.dht, dht_untrack{*e.dht_hash});
+          e.dht_hash.reset();
+        }
         // Few peers while downloading: ask the DHT now rather than at its next round (it
         // looks up at most once a minute per torrent).
         if (self->state.dht && e.dht_hash && !e.last.checking && !e.last.seeding &&

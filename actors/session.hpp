@@ -24,6 +24,7 @@
 #include "actors/dht_actor.hpp"
 #include "actors/messages.hpp"
 #include "protocol/error.hpp"
+#include "protocol/magnet.hpp"
 
 namespace actorrent {
 
@@ -85,6 +86,10 @@ struct add_torrent {
   std::shared_ptr<const metainfo> meta;
   std::string out_dir;
   torrent_options options;
+  /// [magnet] With meta null: a magnet link. Its info-hash, name, trackers and peers (x.pe,
+  /// dialled besides options.peers); the metadata is fetched from peers (BEP 9) and saved as
+  /// out_dir/.actorrent/<hash>.torrent, which a later add of the same link uses instead.
+  std::shared_ptr<const magnet_link> magnet;
 };
 struct add_torrent_result {
   torrent_id id = 0; // 0: not added, see `why` (unsafe_path, io_error, invalid_argument, ...)

@@ -4,8 +4,9 @@
 // the handlers all states with metainfo share (common_handlers: peer, storage and tracker
 // events; what they do is gated by the state, e.g. no requests but in downloading).
 //
-//                     awaiting_metadata        (no metainfo yet: a magnet link; BEP 9 next)
-//                             :
+//                     awaiting_metadata        (a magnet link: peers dialled with the info-hash,
+//                             |                 the metadata fetched from them, BEP 9)
+//                             | verified: .torrent saved, files opened, peers redialled
 //                             v
 //  spawn --metainfo--> checking --pieces missing--> downloading --all verified, flushed--+
 //                       |  |                          |   ^                              |
@@ -34,12 +35,14 @@
 #include <chrono>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/announce_schedule.hpp"
 #include "actors/choker.hpp"
+#include "actors/extension_messages.hpp"
 #include "actors/metrics.hpp"
 #include "actors/peer_actor.hpp"
 #include "actors/peer_connection.hpp"
@@ -50,6 +53,7 @@
 #include "actors/storage_actor.hpp"
 #include "actors/tracker_actor.hpp"
 #include "protocol/metainfo.hpp"
+#include "protocol/ut_metadata.hpp"
 #include "storage/file_selection.hpp"
 #include "storage/disk_pool.hpp"
 #include "storage/file_store.hpp"
@@ -190,6 +194,18 @@ struct torrent_state {
   std::shared_ptr<rate_limiter> download_limiter = std::make_shared<rate_limiter>();
   std::shared_ptr<rate_limiter> upload_limiter = std::make_shared<rate_limiter>();
 
+  // [magnet] BEP 9 fetch while awaiting metadata: the assembler, the peers that offered it
+  // and how many of our requests each has pending.
+  std::unique_ptr<ut_metadata::assembler> metadata;
+  std::unordered_map<peer_slot, std::uint64_t> metadata_sources; // -> its metadata_size
+  std::unordered_map<peer_slot, std::uint32_t> metadata_asked;
+  // The magnet's trackers, asked for peers while the metadata is fetched (the announcer of the
+  // running states is spawned with the metainfo's trackers later).
+  caf::actor metadata_tracker;
+  std::unordered_set<peer_slot> pex_peers; // [magnet] peers that take ut_pex (BEP 11)
+  bool metadata_announcing = false;
+  clock_type::time_point metadata_next_announce{};
+
   const metainfo& meta() const { return *cfg.meta; }
   /// Peers are dialled, accepted and traded with.
   bool running() const { return state == phase::downloading || state == phase::seeding; }
@@ -326,6 +342,7 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   pc.slot = st.next_slot++;
   pc.remote = ep;
   pc.meta = st.cfg.meta;
+  pc.hash = st.cfg.meta ? st.cfg.meta->hash : st.cfg.hash; // a magnet link: no metainfo yet
   pc.our_id = st.cfg.id;
   pc.io = st.cfg.io;
   pc.inactivity_timeout_s = st.cfg.peer_timeout_s;
@@ -405,6 +422,7 @@ torrent_progress make_progress(const torrent_state& st) {
   p.known_peers = static_cast<std::uint32_t>(st.known.size());
   if (!st.cfg.meta || !st.picker)
     return p; // awaiting metadata: nothing known of the content yet
+  p.is_private = st.meta().is_private;
   // With a file selection, progress is of the selected pieces.
   p.total_size = st.picker->wanted_bytes();
   p.verified_bytes = st.picker->wanted_verified_bytes();
@@ -977,6 +995,34 @@ void on_checked(self_ptr self, existing_checked& ec) {
 }
 
 /// What every state with metainfo handles alike; the state's own handlers come first.
+/// BEP 11: every peer gets the torrent's connected peers (dialled ones: their listen address is
+/// known); each sends its remote what changed, at most once a minute. Never for private
+/// torrents (BEP 27).
+constexpr auto pex_round_interval = seconds(10);
+
+void on_pex_round(self_ptr self) {
+  auto& st = self->state;
+  if (st.state == phase::stopping || st.stopped)
+    return;
+  self->delayed_send(self, pex_round_interval, pex_round{});
+  if (!st.running() || !st.cfg.meta || st.meta().is_private)
+    return;
+  for (auto it = st.pex_peers.begin(); it != st.pex_peers.end();)
+    it = st.peers.count(*it) == 0 ? st.pex_peers.erase(it) : std::next(it);
+  if (st.pex_peers.empty())
+    return;
+  pex_snapshot snap;
+  for (auto& [slot, e] : st.peers) {
+    if (!e.active || e.closing || e.banned || e.known == peer_list::no_entry)
+      continue;
+    snap.peers.push_back(e.ep);
+    snap.flags.push_back(e.seed ? 0x02 : 0x00); // BEP 11 added.f: seed
+  }
+  for (auto slot : st.pex_peers)
+    if (auto& e = st.peers.at(slot); e.active && !e.closing && !e.banned)
+      self->send(e.handle, snap);
+}
+
 caf::message_handler common_handlers(self_ptr self) {
   return {
     [=](tick t) {
@@ -1183,6 +1229,14 @@ caf::message_handler common_handlers(self_ptr self) {
     [=](stop_request) { enter_stopping(self); },
     [=](pause_torrent) {}, // already paused, stopping or failed
     [=](resume_torrent) {},
+    // [magnet] BEP 11 rounds, and late messages of the metadata fetch (handled, not dropped:
+    // a dropped message is answered with an error, which ends its sender).
+    [=](pex_round) { on_pex_round(self); },
+    [=](const pex_capable& pc) { self->state.pex_peers.insert(pc.slot); },
+    [=](metadata_tick) {},
+    [=](const metadata_offer&) {},
+    [=](const metadata_piece&) {},
+    [=](const metadata_rejected&) {},
   };
 }
 
@@ -1224,21 +1278,289 @@ caf::behavior failed_behavior(self_ptr self) {
   }.or_else(common_handlers(self));
 }
 
-/// No metainfo yet (a magnet link): nothing to check, dial or store. The metadata exchange
-/// (BEP 9) will end this state with checking.
+// -- awaiting metadata (a magnet link, BEP 9) --------------------------------------------------
+// Peers are dialled with the info-hash alone; those that offer ut_metadata are asked for its
+// pieces (a few at a time each), which the assembler verifies against the info-hash. Then the
+// torrent builds its metainfo, has the .torrent saved and the files opened (on_metadata), closes
+// these connections (they know no pieces) and starts as with a .torrent: the same peers are
+// dialled again from the peer list.
+
+void start_with_metainfo(self_ptr self, std::unique_ptr<file_store> store);
+
+constexpr std::uint32_t metadata_requests_per_peer = 4;
+
+/// A magnet's trackers while awaiting metadata: one tier each, in the link's order (BEP 12).
+void start_metadata_tracker(self_ptr self) {
+  auto& st = self->state;
+  if (!st.cfg.use_trackers || st.cfg.trackers.empty())
+    return;
+  tracker_config tc;
+  for (auto& url : st.cfg.trackers)
+    tc.tiers.push_back({url});
+  tc.hash = st.cfg.hash;
+  tc.id = st.cfg.id;
+  tc.listen_port = st.cfg.listen_port;
+  tc.io = st.cfg.io; // UDP trackers' sockets
+  tc.udp_timeout_ms = st.cfg.udp_tracker_timeout_ms;
+  st.tracker_cancel = tc.cancel;
+  auto me = caf::actor_cast<caf::actor>(self);
+  st.metadata_tracker = st.cfg.tracker_factory ? st.cfg.tracker_factory(self->system(), tc, me)
+                                               : spawn_tracker(self->system(), tc, me);
+  st.metadata_announcing = true;
+  // `left` is unknown: any non-zero value makes us a leecher for the tracker.
+  self->send(st.metadata_tracker, announce{tracker::event::started, 0, 0, 1});
+}
+
+void stop_metadata_tracker(self_ptr self) {
+  auto& st = self->state;
+  if (!st.metadata_tracker)
+    return;
+  if (st.tracker_cancel)
+    st.tracker_cancel->store(true); // an announce in progress ends now
+  self->send(st.metadata_tracker, stop_request{});
+  st.metadata_tracker = caf::actor{};
+  st.tracker_cancel.reset();
+}
+
+/// Dials known peers while awaiting metadata (connect_more dials only while running).
+void dial_for_metadata(self_ptr self) {
+  auto& st = self->state;
+  if (st.cfg.io && st.cfg.io->connections_full())
+    return;
+  auto open = open_peers(st);
+  if (open >= st.cfg.max_peers)
+    return;
+  auto limit = std::min<std::size_t>(8, st.cfg.max_peers - open);
+  for (auto i : st.known.take_dials(clock_type::now(), limit, st.cfg.max_peers_per_ip)) {
+    ++st.counters.connects;
+    spawn_peer_for(self, st.known.at(i).ep, i, nullptr, nullptr);
+  }
+}
+
+/// Asks every peer that offered metadata for pieces nobody else is fetching.
+void request_metadata_pieces(self_ptr self) {
+  auto& st = self->state;
+  if (!st.metadata)
+    return;
+  // After a mismatch the fetch starts over, with the size another source announced.
+  for (auto& [slot, size] : st.metadata_sources)
+    if (!st.metadata->has_size() && size != 0)
+      st.metadata->set_size(size);
+  if (!st.metadata->has_size())
+    return;
+  auto now = clock_type::now();
+  for (auto& [slot, size] : st.metadata_sources) {
+    auto it = st.peers.find(slot);
+    if (it == st.peers.end() || it->second.closing || it->second.banned)
+      continue;
+    auto& asked = st.metadata_asked[slot];
+    while (asked < metadata_requests_per_peer) {
+      auto piece = st.metadata->next_request(slot, now);
+      if (!piece)
+        return;
+      ++asked;
+      self->send(it->second.handle, request_metadata{*piece});
+    }
+  }
+}
+
+/// A peer that sent bad metadata: dropped and never dialled again.
+void ban_metadata_peer(self_ptr self, peer_slot slot, const std::string& why) {
+  auto& st = self->state;
+  st.metadata_sources.erase(slot);
+  if (st.metadata)
+    st.metadata->on_peer_gone(slot);
+  ban_peer(self, slot, why);
+}
+
+void metadata_done(self_ptr self, std::string info) {
+  auto& st = self->state;
+  stop_metadata_tracker(self); // the running states announce with the metainfo's trackers
+  auto torrent_file = torrent_file_of(info, st.cfg.trackers);
+  auto m = parse_metainfo(torrent_file);
+  if (!m) {
+    // Its SHA-1 is the info-hash: the torrent itself is broken, not the peer.
+    fail_torrent(self, error{errc::metainfo_invalid,
+                             "the metadata of " + to_hex(st.cfg.hash) + " is not a usable info "
+                             "dictionary: " + m.error().message});
+    return;
+  }
+  auto meta = std::make_shared<const metainfo>(std::move(*m));
+  if (!st.cfg.on_metadata) {
+    fail_torrent(self, error{errc::invalid_argument, "metadata fetched, but nowhere to store it"});
+    return;
+  }
+  auto ready = st.cfg.on_metadata(meta, torrent_file);
+  if (!ready) {
+    fail_torrent(self, ready.error());
+    return;
+  }
+  st.log->info("metadata of {} received: {} ({} bytes, {} pieces)", to_hex(meta->hash),
+               printable(meta->name), info.size(), meta->piece_count());
+  st.metadata.reset();
+  st.metadata_sources.clear();
+  st.metadata_asked.clear();
+  // These connections were made without the metainfo: replaced by full ones (close_all_peers
+  // hands their peer-list entries back, so they are dialled again at once).
+  close_all_peers(self, "metadata received: reconnecting");
+  st.cfg.meta = meta;
+  st.cfg.trusted_pieces = std::move(ready->trusted_pieces);
+  st.cfg.pieces_to_check = std::move(ready->pieces_to_check);
+  start_with_metainfo(self, std::move(ready->store));
+  // A private torrent (BEP 27) found through a magnet link: the observer (the session) hears
+  // it now, not at the next report, and stops looking it up on the DHT.
+  if (meta->is_private && st.cfg.observer)
+    self->send(st.cfg.observer, make_progress(st));
+}
+
+/// No metainfo yet (a magnet link): peers are dialled for the metadata only; nothing is
+/// checked or stored until it is verified.
 caf::behavior awaiting_metadata_behavior(self_ptr self) {
   return {
     [=](get_progress) { return make_progress(self->state); },
     [=](add_peers& ap) {
       for (auto& ep : ap.peers)
         self->state.known.add(ep);
+      if (!self->state.pause_requested)
+        dial_for_metadata(self);
     },
     [=](incoming_peer& ip) { refuse(self, ip, "no metadata yet"); },
-    [=](pause_torrent) { self->state.pause_requested = true; },
-    [=](resume_torrent) { self->state.pause_requested = false; },
+    // Every message a peer or the session may send is handled: a dropped one would be
+    // answered with an error, which ends its sender.
+    [=](const peer_activity&) {},
+    [=](const availability_delta&) {},
+    [=](const pex_capable&) {}, // peers without the metainfo send no PEX rounds
+    [=](const set_torrent_limits& l) {
+      self->state.download_limiter->set_rate(l.download);
+      self->state.upload_limiter->set_rate(l.upload);
+    },
+    [=](const set_file_priorities&) {
+      self->state.log->warn("file priorities ignored: the metadata is not known yet");
+    },
+    [=](pause_torrent) {
+      self->state.pause_requested = true;
+      close_all_peers(self, "torrent paused");
+    },
+    [=](resume_torrent) {
+      self->state.pause_requested = false;
+      dial_for_metadata(self);
+    },
+    [=](const peer_connected& pc) {
+      auto& st = self->state;
+      auto it = st.peers.find(pc.slot);
+      if (it == st.peers.end() || it->second.closing)
+        return;
+      auto& e = it->second;
+      e.active = true;
+      e.id = pc.id;
+      if (st.known.banned_id(pc.id)) {
+        e.banned = true;
+        self->send(e.handle, disconnect_peer{"banned earlier for bad metadata"});
+        return;
+      }
+      if (e.known != peer_list::no_entry)
+        st.known.on_connected(e.known);
+    },
+    [=](const peer_closed& pc) {
+      auto& st = self->state;
+      st.metadata_sources.erase(pc.slot);
+      st.metadata_asked.erase(pc.slot);
+      if (st.metadata)
+        st.metadata->on_peer_gone(pc.slot);
+      remove_peer(self, pc.slot, pc.reason, pc.misbehaved);
+      request_metadata_pieces(self);
+    },
+    [=](const metadata_offer& mo) {
+      auto& st = self->state;
+      if (!st.metadata || st.peers.count(mo.slot) == 0)
+        return;
+      if (mo.size != 0) {
+        if (auto ok = st.metadata->set_size(mo.size); !ok) {
+          ban_metadata_peer(self, mo.slot, ok.error().message);
+          return;
+        }
+      }
+      if (mo.size == 0 && !st.metadata->has_size())
+        return; // BEP 9 wants metadata_size with ut_metadata: nothing to ask it
+      st.metadata_sources[mo.slot] = mo.size;
+      request_metadata_pieces(self);
+    },
+    [=](metadata_piece& mp) {
+      auto& st = self->state;
+      if (!st.metadata || st.peers.count(mp.slot) == 0)
+        return;
+      if (auto& asked = st.metadata_asked[mp.slot]; asked > 0)
+        --asked;
+      if (auto ok = st.metadata->on_data(mp.slot, mp.piece, mp.total_size, mp.data); !ok) {
+        ban_metadata_peer(self, mp.slot, ok.error().message);
+        request_metadata_pieces(self);
+        return;
+      }
+      if (!st.metadata->complete()) {
+        request_metadata_pieces(self);
+        return;
+      }
+      std::vector<ut_metadata::assembler::peer> culprits;
+      auto info = st.metadata->take(culprits);
+      if (!info) {
+        st.log->warn("{}", info.error().message);
+        for (auto slot : culprits)
+          ban_metadata_peer(self, slot, info.error().message);
+        st.metadata_asked.clear();
+        request_metadata_pieces(self); // start over with the remaining sources
+        return;
+      }
+      metadata_done(self, std::move(*info));
+    },
+    [=](const metadata_rejected& mr) {
+      auto& st = self->state;
+      if (!st.metadata)
+        return;
+      if (auto& asked = st.metadata_asked[mr.slot]; asked > 0)
+        --asked;
+      st.metadata->on_reject(mr.slot, mr.piece);
+      // A peer that refuses is not asked again (another peer may have it).
+      st.metadata_sources.erase(mr.slot);
+      request_metadata_pieces(self);
+    },
+    [=](announce_result& r) {
+      auto& st = self->state;
+      st.metadata_announcing = false;
+      // Asked again after the tracker's interval, within 15 s..5 min (a magnet waits for peers).
+      auto wait = r.result ? std::clamp<std::uint32_t>(r.interval, 15, 300) : 15;
+      st.metadata_next_announce = clock_type::now() + seconds(wait);
+      if (!r.result) {
+        st.log->warn("tracker: {} (retrying in {} s)", r.result.error().message, wait);
+        return;
+      }
+      for (auto& ep : r.peers)
+        st.known.add(ep);
+      if (!st.pause_requested)
+        dial_for_metadata(self);
+    },
+    [=](metadata_tick) {
+      auto& st = self->state;
+      if (st.state != phase::awaiting_metadata)
+        return; // the chain ends with the state
+      if (st.metadata_tracker && !st.metadata_announcing && !st.pause_requested &&
+          clock_type::now() >= st.metadata_next_announce) {
+        st.metadata_announcing = true;
+        self->send(st.metadata_tracker, announce{tracker::event::none, 0, 0, 1});
+      }
+      if (!st.pause_requested)
+        dial_for_metadata(self);
+      // Requests older than the assembler's timeout go to whoever asks next.
+      for (auto& [slot, n] : st.metadata_asked)
+        n = 0;
+      request_metadata_pieces(self);
+      self->delayed_send(self, seconds(1), metadata_tick{});
+    },
     [=](stop_request) {
-      self->state.stopped = true;
-      self->send(self->state.cfg.observer, torrent_stopped{make_progress(self->state)});
+      auto& st = self->state;
+      close_all_peers(self, "shutting down");
+      stop_metadata_tracker(self);
+      st.stopped = true;
+      self->send(st.cfg.observer, torrent_stopped{make_progress(st)});
       self->quit();
     },
   };
@@ -1261,6 +1583,67 @@ void enter(self_ptr self, phase next) {
   }
 }
 
+/// With the metainfo (from the start, or once BEP 9 fetched it): the picker, storage and
+/// tracker, then the check of existing data.
+void start_with_metainfo(self_ptr self, std::unique_ptr<file_store> store) {
+  auto& st = self->state;
+  const auto& m = *st.cfg.meta;
+  st.picker = std::make_unique<piece_picker>(m.piece_count(), m.piece_length, m.total_size);
+  st.picker->recompute_from_scratch(st.cfg.recompute_requests);
+  // File selection: storage was opened with the file priorities, the picker takes the
+  // pieces' (a piece the highest of its files').
+  if (!st.cfg.file_priorities.empty())
+    if (auto pieces = piece_priorities(m, st.cfg.file_priorities))
+      st.picker->set_priorities(*pieces);
+  st.picker->set_sequential(st.cfg.sequential);
+  auto me = caf::actor_cast<caf::actor>(self);
+  // threads: storage's blocking work goes to the session's disk pool (no thread per torrent).
+  st.storage = spawn_storage(self->system(), std::move(store), st.cfg.meta, me,
+                             st.cfg.disk ? *st.cfg.disk : disk_pool::process_default());
+  self->link_to(st.storage);
+  auto tiers = m.tracker_tiers();
+  if (st.cfg.use_trackers && !tiers.empty()) {
+    tracker_config tc;
+    tc.tiers = tiers;
+    tc.hash = m.hash;
+    tc.id = st.cfg.id;
+    tc.listen_port = st.cfg.listen_port;
+    tc.io = st.cfg.io; // UDP trackers' sockets
+    tc.udp_timeout_ms = st.cfg.udp_tracker_timeout_ms;
+    st.tracker_cancel = tc.cancel;
+    st.tracker = st.cfg.tracker_factory ? st.cfg.tracker_factory(self->system(), tc, me)
+                                        : spawn_tracker(self->system(), tc, me);
+    self->link_to(st.tracker);
+  }
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto it = self->state.slot_of.find(dm.source);
+    if (it != self->state.slot_of.end())
+      remove_peer(self, it->second, "peer actor exited", false);
+  });
+  self->send(self, tick{});
+  self->delayed_send(self, seconds(2), pex_round{}); // [magnet] BEP 11
+  // Existing data first: trusted pieces from the resume data, the rest hashed by storage.
+  // A stop raises check_cancel: storage is busy hashing and would see no message.
+  st.check_cancel = std::make_shared<std::atomic<bool>>(false);
+  st.state = phase::checking;
+  enter(self, phase::checking);
+  self->request(st.storage, caf::infinite,
+                check_existing{std::move(st.cfg.trusted_pieces),
+                               std::move(st.cfg.pieces_to_check), st.check_cancel})
+    .then(
+      [=](existing_checked& ec) {
+        if (self->state.state == phase::checking)
+          on_checked(self, ec);
+        else if (self->state.state == phase::stopping || self->state.state == phase::failed)
+          for (auto p : ec.verified) // record what was verified (resume data, progress)
+            self->state.picker->set_have(piece_index{p});
+      },
+      [=](caf::error& err) {
+        fail_torrent(self, error{errc::actor_down, "storage: checking existing data failed: " +
+                                                     caf::to_string(err)});
+      });
+}
+
 } // namespace
 
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
@@ -1277,62 +1660,20 @@ caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg) {
     if (!st.cfg.meta) {
       st.state = phase::awaiting_metadata;
       enter(self, phase::awaiting_metadata);
+      // BEP 9: the metadata comes from the peers dialled now.
+      st.metadata = std::make_unique<ut_metadata::assembler>(st.cfg.hash);
+      self->set_down_handler([=](caf::down_msg& dm) {
+        auto it = self->state.slot_of.find(dm.source);
+        if (it != self->state.slot_of.end())
+          remove_peer(self, it->second, "peer actor exited: " + caf::to_string(dm.reason),
+                      false);
+      });
+      start_metadata_tracker(self);
+      dial_for_metadata(self);
+      self->send(self, metadata_tick{});
       return;
     }
-    const auto& m = *st.cfg.meta;
-    st.picker = std::make_unique<piece_picker>(m.piece_count(), m.piece_length, m.total_size);
-    st.picker->recompute_from_scratch(st.cfg.recompute_requests);
-    // File selection: storage was opened with the file priorities, the picker takes the
-    // pieces' (a piece the highest of its files').
-    if (!st.cfg.file_priorities.empty())
-      if (auto pieces = piece_priorities(m, st.cfg.file_priorities))
-        st.picker->set_priorities(*pieces);
-    st.picker->set_sequential(st.cfg.sequential);
-    auto me = caf::actor_cast<caf::actor>(self);
-    // threads: storage's blocking work goes to the session's disk pool (no thread per torrent).
-    st.storage = spawn_storage(self->system(), std::move(*store), st.cfg.meta, me,
-                               st.cfg.disk ? *st.cfg.disk : disk_pool::process_default());
-    self->link_to(st.storage);
-    auto tiers = m.tracker_tiers();
-    if (st.cfg.use_trackers && !tiers.empty()) {
-      tracker_config tc;
-      tc.tiers = tiers;
-      tc.hash = m.hash;
-      tc.id = st.cfg.id;
-      tc.listen_port = st.cfg.listen_port;
-      tc.io = st.cfg.io; // UDP trackers' sockets
-      tc.udp_timeout_ms = st.cfg.udp_tracker_timeout_ms;
-      st.tracker_cancel = tc.cancel;
-      st.tracker = st.cfg.tracker_factory ? st.cfg.tracker_factory(self->system(), tc, me)
-                                          : spawn_tracker(self->system(), tc, me);
-      self->link_to(st.tracker);
-    }
-    self->set_down_handler([=](caf::down_msg& dm) {
-      auto it = self->state.slot_of.find(dm.source);
-      if (it != self->state.slot_of.end())
-        remove_peer(self, it->second, "peer actor exited", false);
-    });
-    self->send(self, tick{});
-    // Existing data first: trusted pieces from the resume data, the rest hashed by storage.
-    // A stop raises check_cancel: storage is busy hashing and would see no message.
-    st.check_cancel = std::make_shared<std::atomic<bool>>(false);
-    st.state = phase::checking;
-    enter(self, phase::checking);
-    self->request(st.storage, caf::infinite,
-                  check_existing{std::move(st.cfg.trusted_pieces),
-                                 std::move(st.cfg.pieces_to_check), st.check_cancel})
-      .then(
-        [=](existing_checked& ec) {
-          if (self->state.state == phase::checking)
-            on_checked(self, ec);
-          else if (self->state.state == phase::stopping || self->state.state == phase::failed)
-            for (auto p : ec.verified) // record what was verified (resume data, progress)
-              self->state.picker->set_have(piece_index{p});
-        },
-        [=](caf::error& err) {
-          fail_torrent(self, error{errc::actor_down, "storage: checking existing data failed: " +
-                                                       caf::to_string(err)});
-        });
+    start_with_metainfo(self, std::move(*store));
   });
 }
 

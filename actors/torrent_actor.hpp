@@ -23,6 +23,7 @@
 #include <caf/actor.hpp>
 
 #include "actors/messages.hpp"
+#include "protocol/error.hpp"
 
 namespace actorrent {
 
@@ -32,6 +33,14 @@ class io_runtime;
 struct metainfo;
 struct peer_config;
 struct tracker_config;
+
+/// What a torrent started from a magnet link needs once its metadata is verified (BEP 9): its
+/// files opened and what the resume data says, as the session prepares them for a .torrent.
+struct metadata_ready {
+  std::unique_ptr<file_store> store;
+  std::vector<std::uint32_t> trusted_pieces;
+  std::vector<std::uint32_t> pieces_to_check;
+};
 
 struct torrent_config {
   std::shared_ptr<const metainfo> meta; // null: awaiting metadata (magnet link)
@@ -86,6 +95,17 @@ struct torrent_config {
   /// UDP trackers (BEP 15): the wait for an answer before a request is sent again (doubled
   /// each time).
   std::uint32_t udp_tracker_timeout_ms = 15000;
+
+  // -- a magnet link (meta null): the metadata is fetched from peers (BEP 9) --
+  info_hash hash{};                  // the link's info-hash
+  std::string name;                  // its dn (logs only; may be empty)
+  std::vector<std::string> trackers; // its tr, put into the .torrent built from the metadata
+  /// Called once the metadata is verified, with the metainfo and the bytes of the .torrent
+  /// made of it: saves the .torrent, reads resume data and opens the files. An error fails
+  /// the torrent.
+  std::function<result<metadata_ready>(const std::shared_ptr<const metainfo>&,
+                                       const std::string& torrent_file)>
+    on_metadata;
 };
 
 caf::actor spawn_torrent(caf::actor_system& sys, torrent_config cfg);

@@ -22,6 +22,7 @@
 #include "actors/peer_connection.hpp"
 #include "actors/rate_limiter.hpp"
 #include "actors/session.hpp"
+#include "protocol/magnet.hpp"
 #include "protocol/metainfo.hpp"
 #include "storage/disk_pool.hpp"
 #include "storage/file_layout.hpp"
@@ -150,7 +151,30 @@ torrent_progress total_of(const std::vector<const torrent_progress*>& all) {
   return t;
 }
 
+/// [magnet] `info MAGNET`: what the link says (its metadata is not fetched).
+int magnet_info(const std::string& text) {
+  auto link = parse_magnet(text);
+  if (!link) {
+    std::fprintf(stderr, "error: %s\n", link.error().message.c_str());
+    return 2;
+  }
+  std::printf("magnet link\n");
+  std::printf("info-hash:   %s\n", to_hex(link->hash).c_str());
+  std::printf("name:        %s\n", link->name.empty() ? "(none given)"
+                                                     : printable(link->name).c_str());
+  for (auto& t : link->trackers)
+    std::printf("tracker:     %s\n", printable(t).c_str());
+  for (auto& p : link->peers)
+    std::printf("peer:        %s:%u\n",
+                p.host.find(':') != std::string::npos ? ("[" + p.host + "]").c_str()
+                                                      : printable(p.host).c_str(),
+                p.port);
+  return 0;
+}
+
 int cmd_info(const std::string& path) {
+  if (is_magnet(path))
+    return magnet_info(path);
   auto m = load_metainfo(path);
   if (!m) {
     std::fprintf(stderr, "error: %s\n", m.error().message.c_str()); // names the path
@@ -289,11 +313,43 @@ struct cli_torrent {
   std::uint64_t selected_size = 0;       // content bytes of the selected files
   bool completed = false;
   bool removed = false;
+  /// [magnet] Added from a magnet link: `meta` is a stand-in that names it (dn or hash) until
+  /// the session has fetched the metadata; the add sends the link instead.
+  std::shared_ptr<const magnet_link> magnet;
 };
 
 int cmd_download(const download_options& opt) {
   std::vector<cli_torrent> torrents;
   for (auto& path : opt.torrents) {
+    if (is_magnet(path)) {
+      // [magnet] A link: malformed is exit 2; the metadata comes from peers.
+      auto link = parse_magnet(path);
+      if (!link) {
+        std::fprintf(stderr, "error: %s\n", link.error().message.c_str());
+        return 2;
+      }
+      if (!opt.select_files.empty() || !opt.select_globs.empty()) {
+        std::fprintf(stderr, "error: --select-file/--select need the torrent's file list, which "
+                             "a magnet link does not carry\n");
+        return 2;
+      }
+      for (auto& t : torrents) {
+        if (t.meta->hash == link->hash) {
+          std::fprintf(stderr, "error: %s and %s are the same torrent (info-hash %s)\n",
+                       t.path.c_str(), path.c_str(), to_hex(link->hash).c_str());
+          return 2;
+        }
+      }
+      auto stand_in = std::make_shared<metainfo>();
+      stand_in->name = link->name.empty() ? to_hex(link->hash) : link->name;
+      stand_in->hash = link->hash;
+      cli_torrent t;
+      t.path = path;
+      t.meta = std::move(stand_in);
+      t.magnet = std::make_shared<const magnet_link>(std::move(*link));
+      torrents.push_back(std::move(t));
+      continue;
+    }
     auto m = load_metainfo(path);
     if (!m) {
       std::fprintf(stderr, "error: %s\n", m.error().message.c_str()); // names the path
@@ -375,7 +431,12 @@ int cmd_download(const download_options& opt) {
     limits.upload = *up;
     limits.max_connections = opt.max_connections;
   }
-  if (opt.no_tracker && peers.empty() && !opt.seed_only && (opt.no_dht || dht_nodes.empty())) {
+  // [magnet] A link's x.pe peers count as --peer.
+  bool link_peers = std::any_of(torrents.begin(), torrents.end(), [](const cli_torrent& t) {
+    return t.magnet && !t.magnet->peers.empty();
+  });
+  if (opt.no_tracker && peers.empty() && !link_peers && !opt.seed_only &&
+      (opt.no_dht || dht_nodes.empty())) {
     std::fprintf(stderr, "error: --no-tracker needs at least one --peer (or --dht-bootstrap)\n");
     return 2;
   }
@@ -473,7 +534,8 @@ int cmd_download(const download_options& opt) {
         to.priorities = t.priorities;
         to.sequential = opt.sequential;
         to.udp_tracker_timeout_ms = static_cast<std::uint32_t>(opt.udp_tracker_timeout_s * 1000);
-        auto r = add(add_torrent{t.meta, opt.out_dir, std::move(to)});
+        auto r = add(t.magnet ? add_torrent{nullptr, opt.out_dir, std::move(to), t.magnet}
+                              : add_torrent{t.meta, opt.out_dir, std::move(to), nullptr});
         if (r.id == 0) {
           failure = r.why.message;
           rc = r.why.code == errc::unsafe_path ? 2 : 1;
@@ -593,6 +655,17 @@ int cmd_download(const download_options& opt) {
                 if (t->completed)
                   break;
                 t->completed = true;
+                if (t->magnet) {
+                  // [magnet] Name and size are known now: from the .torrent the session saved.
+                  auto saved = load_metainfo(opt.out_dir + "/.actorrent/" +
+                                             to_hex(t->magnet->hash) + ".torrent");
+                  if (saved && saved->hash == t->magnet->hash) {
+                    t->selected_size = saved->content_size();
+                    t->meta = std::make_shared<const metainfo>(std::move(*saved));
+                  } else if (t->selected_size == 0) {
+                    t->selected_size = t->last.total_size;
+                  }
+                }
                 end_tty();
                 if (opt.seed_only) {
                   std::printf("seeding: %s on %s:%u (%u pieces verified)\n",
@@ -785,12 +858,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   std::string info_path;
-  auto* info = app.add_subcommand("info", "Print what a .torrent file describes");
-  info->add_option("torrent", info_path, "the .torrent file")->required();
+  auto* info = app.add_subcommand("info", "Print what a .torrent file or a magnet link describes");
+  info->add_option("torrent", info_path, "the .torrent file, or a magnet link")->required();
 
   download_options dl;
   auto* download = app.add_subcommand("download", "Download a torrent into a directory");
-  download->add_option("torrent", dl.torrents, "the .torrent file(s), all downloaded at once")
+  download->add_option("torrent", dl.torrents,
+                       "the .torrent file(s) or magnet link(s), all downloaded at once")
     ->required();
   download->add_option("-o,--output", dl.out_dir, "output directory (created if missing)")
     ->capture_default_str();

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the committed seed corpora fuzz/corpus/{bencode,metainfo,wire,tracker,extension,udp_tracker,batch,krpc}/.
+"""Writes the committed seed corpora fuzz/corpus/{bencode,metainfo,wire,tracker,extension,udp_tracker,batch,krpc,magnet,pex}/.
 
     fuzz/make_seeds.py [--actorrent build/actorrent] [--opentracker]
 
@@ -180,6 +180,35 @@ def extension_seeds():
     write("extension", "not_a_dict", b"li1ee")
 
 
+def magnet_seeds():
+    """Magnet links (BEP 9 URI form)."""
+    h = "0123456789abcdef0123456789abcdef01234567"
+    write("magnet", "full", ("magnet:?xt=urn:btih:%s&dn=My+File%%20x&tr=http%%3A%%2F%%2F127.0.0.1"
+                             "%%3A6969%%2Fannounce&tr=udp://t:80&x.pe=127.0.0.1:7001&x.pe=[::1]:7002"
+                             % h).encode())
+    write("magnet", "base32", b"magnet:?xt=urn:btih:AAAQEAYEAUDAOCAJBIFQYDIOB4IBCEQT")
+    write("magnet", "numbered", ("magnet:?xt.1=urn:btmh:1220ab&xt.2=urn:btih:%s&tr.1=a&tr.2=b" % h).encode())
+    # near-valid
+    write("magnet", "short_hash", b"magnet:?xt=urn:btih:0123")
+    write("magnet", "bad_escape", ("magnet:?xt=urn:btih:%s&dn=%%4" % h).encode())
+    write("magnet", "peer_no_port", ("magnet:?xt=urn:btih:%s&x.pe=host" % h).encode())
+
+
+def pex_seeds():
+    """ut_pex payloads (BEP 11) and ut_metadata payloads (BEP 9): one target reads both."""
+    added = b"".join(socket.inet_aton("127.0.0.%d" % i) + struct.pack(">H", 6880 + i) for i in range(1, 5))
+    added6 = socket.inet_pton(socket.AF_INET6, "::1") + struct.pack(">H", 51413)
+    write("pex", "libtorrent", benc({"added": added, "added.f": b"\x02\x00\x10\x01", "added6": added6,
+                                     "added6.f": b"\x00", "dropped": added[:6], "dropped6": b""}))
+    write("pex", "empty", benc({"added": b"", "added.f": b"", "dropped": b""}))
+    write("pex", "metadata_request", benc({"msg_type": 0, "piece": 1}))
+    write("pex", "metadata_data", benc({"msg_type": 1, "piece": 0, "total_size": 20}) + b"d4:name1:xe" * 2)
+    write("pex", "metadata_reject", benc({"msg_type": 2, "piece": 3}))
+    # near-valid
+    write("pex", "added_bad_length", benc({"added": added[:7]}))
+    write("pex", "metadata_type_7", benc({"msg_type": 7, "piece": 0}))
+
+
 def tracker_seeds():
     compact = b"".join(socket.inet_aton("127.0.0.%d" % i) + struct.pack(">H", 6880 + i) for i in range(1, 5))
     compact += socket.inet_aton("10.0.0.1") + b"\x00\x00"  # port 0: dropped
@@ -332,6 +361,8 @@ def main():
     extension_seeds()
     udp_tracker_seeds()
     batch_seeds()
+    magnet_seeds()
+    pex_seeds()
     if a.actorrent:
         actorrent_seeds(a.actorrent)
     if a.opentracker:

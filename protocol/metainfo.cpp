@@ -167,6 +167,7 @@ result<metainfo> parse_metainfo(std::string_view bytes, const metainfo_limits &l
 
   metainfo m;
   m.hash = sha1(info_bytes);
+  m.info_bytes = std::string(info_bytes); // BEP 9: served to peers as is
   error err;
 
   // name: BEP 3, with the common "name.utf-8" override.
@@ -344,6 +345,29 @@ result<metainfo> load_metainfo(const std::string &path, const metainfo_limits &l
   if (!r)
     return error{r.error().code, path + ": " + r.error().message};
   return r;
+}
+
+std::string torrent_file_of(std::string_view info, const std::vector<std::string>& trackers) {
+  // Keys in bencode order: announce, announce-list, info. The info dictionary is copied as
+  // received: its bytes are what the info-hash covers.
+  std::string out = "d";
+  auto str = [&](std::string_view s) { out += std::to_string(s.size()) + ":" + std::string(s); };
+  if (!trackers.empty()) {
+    str("announce");
+    str(trackers.front());
+    str("announce-list");
+    out += "l";
+    for (auto& t : trackers) {
+      out += "l";
+      str(t);
+      out += "e";
+    }
+    out += "e";
+  }
+  str("info");
+  out.append(info);
+  out += "e";
+  return out;
 }
 
 } // namespace actorrent

@@ -35,6 +35,8 @@ struct metainfo {
   std::string comment;
   std::string created_by;
   std::int64_t creation_date = 0;
+  /// The exact bencoded info dictionary (its SHA-1 is `hash`): what BEP 9 serves to peers.
+  std::string info_bytes;
 
   std::uint32_t piece_count() const noexcept {
     return static_cast<std::uint32_t>(piece_hashes.size());
@@ -68,5 +70,9 @@ result<metainfo> parse_metainfo(std::string_view bytes, const metainfo_limits& l
 /// Reads and parses a file. Every error message names the path once, so a caller prints it
 /// as is: "cannot open PATH: reason" (errc::io_error), "PATH: <parse error>" otherwise.
 result<metainfo> load_metainfo(const std::string& path, const metainfo_limits& lim = {});
+
+/// The bytes of a .torrent made of an info dictionary fetched from peers (BEP 9) and the
+/// trackers of a magnet link (one tier each, in order): "announce" is the first of them.
+std::string torrent_file_of(std::string_view info, const std::vector<std::string>& trackers);
 
 } // namespace actorrent

@@ -896,7 +896,7 @@ TEST(torrent_lifecycle, without_metainfo_it_awaits_metadata_until_stopped) {
   sched.run();
   EXPECT_EQ(p.pieces, 0u) << "nothing known yet";
   EXPECT_EQ(p.known_peers, 1u);
-  EXPECT_FALSE(dialled);
+  EXPECT_TRUE(dialled) << "peers are dialled for the metadata (BEP 9)";
   caf::anon_send(t, stop_request{});
   sched.run();
   EXPECT_TRUE(w->stopped);
