@@ -51,10 +51,9 @@ struct pex_snapshot {
   std::vector<std::uint8_t> flags; // pex::flag_* per peer
 };
 
-/// The torrent's timers for these: re-asking and dialling while awaiting metadata (1 s), and
-/// the PEX round (60 s). Apart from `tick`, whose chain the torrent's other states own.
+/// The torrent's timer while awaiting metadata: re-asking and dialling (1 s). Apart from `tick`,
+/// whose chain the torrent's other states own.
 struct metadata_tick {};
-struct pex_round {};
 
 } // namespace actorrent
 
@@ -65,4 +64,3 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::request_metadata)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::pex_snapshot)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::pex_capable)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::metadata_tick)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::pex_round)

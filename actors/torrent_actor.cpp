@@ -177,6 +177,7 @@ struct torrent_state {
   std::uint64_t payload_down = 0;
   std::uint64_t payload_at_last_tick = 0;
   clock_type::time_point last_tick = clock_type::now();
+  clock_type::time_point last_pex_round{}; // BEP 11 (see run_pex_round)
   // The last progress report sent to the observer, and when: an idle torrent (nothing moved,
   // nothing changed) reports every 10 s instead of every tick, so 1,000 idle torrents cost
   // their session next to nothing.
@@ -772,6 +773,10 @@ void wake_ticks(self_ptr self) {
     schedule_tick(self, seconds(1));
 }
 
+// BEP 11: the PEX round's period (a peer sends at most once a minute; see run_pex_round).
+constexpr auto pex_round_interval = seconds(10);
+void run_pex_round(self_ptr self);
+
 void on_tick(self_ptr self) {
   auto& st = self->state;
   auto now = clock_type::now();
@@ -796,6 +801,10 @@ void on_tick(self_ptr self) {
     if (st.tracker)
       send_announce(self, st.announces.poll(now));
     expire_requests(self, now);
+    if (now - st.last_pex_round >= pex_round_interval) {
+      st.last_pex_round = now;
+      run_pex_round(self);
+    }
   }
   if (st.state != phase::failed) {
     auto p = make_progress(st);
@@ -994,18 +1003,13 @@ void on_checked(self_ptr self, existing_checked& ec) {
   maybe_finish(self);
 }
 
-/// What every state with metainfo handles alike; the state's own handlers come first.
-/// BEP 11: every peer gets the torrent's connected peers (dialled ones: their listen address is
-/// known); each sends its remote what changed, at most once a minute. Never for private
-/// torrents (BEP 27).
-constexpr auto pex_round_interval = seconds(10);
-
-void on_pex_round(self_ptr self) {
+/// BEP 11, from the tick (no timer of its own, so an idle torrent wakes no more often): every
+/// peer that speaks ut_pex gets the torrent's connected peers (dialled ones: their listen
+/// address is known); each sends its remote what changed, at most once a minute. Never for
+/// private torrents (BEP 27).
+void run_pex_round(self_ptr self) {
   auto& st = self->state;
-  if (st.state == phase::stopping || st.stopped)
-    return;
-  self->delayed_send(self, pex_round_interval, pex_round{});
-  if (!st.running() || !st.cfg.meta || st.meta().is_private)
+  if (!st.cfg.meta || st.meta().is_private)
     return;
   for (auto it = st.pex_peers.begin(); it != st.pex_peers.end();)
     it = st.peers.count(*it) == 0 ? st.pex_peers.erase(it) : std::next(it);
@@ -1023,6 +1027,7 @@ void on_pex_round(self_ptr self) {
       self->send(e.handle, snap);
 }
 
+/// What every state with metainfo handles alike; the state's own handlers come first.
 caf::message_handler common_handlers(self_ptr self) {
   return {
     [=](tick t) {
@@ -1231,7 +1236,6 @@ caf::message_handler common_handlers(self_ptr self) {
     [=](resume_torrent) {},
     // [magnet] BEP 11 rounds, and late messages of the metadata fetch (handled, not dropped:
     // a dropped message is answered with an error, which ends its sender).
-    [=](pex_round) { on_pex_round(self); },
     [=](const pex_capable& pc) { self->state.pex_peers.insert(pc.slot); },
     [=](metadata_tick) {},
     [=](const metadata_offer&) {},
@@ -1621,7 +1625,7 @@ void start_with_metainfo(self_ptr self, std::unique_ptr<file_store> store) {
       remove_peer(self, it->second, "peer actor exited", false);
   });
   self->send(self, tick{});
-  self->delayed_send(self, seconds(2), pex_round{}); // [magnet] BEP 11
+  st.last_pex_round = clock_type::now() - pex_round_interval + seconds(2); // first in 2 s
   // Existing data first: trusted pieces from the resume data, the rest hashed by storage.
   // A stop raises check_cancel: storage is busy hashing and would see no message.
   st.check_cancel = std::make_shared<std::atomic<bool>>(false);
