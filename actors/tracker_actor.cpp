@@ -349,6 +349,11 @@ tracker::announce_request http_request(const announcer& st, const std::string& u
   return ar;
 }
 
+/// The torrent stops or the announcer was asked to quit: only farewells still go out, briefly.
+bool shutting_down(const announcer& st) {
+  return st.stop_requested || st.conf.cancel->load();
+}
+
 /// The current tracker answered: it moves to the front of its tier and the torrent gets peers.
 void answered(caf::event_based_actor* self, announcer& st, announce_result res) {
   res.url = st.tiers.url(*st.pos);
@@ -371,7 +376,9 @@ void tracker_failed(caf::event_based_actor* self, announcer& st, const std::stri
   // Tracker text is untrusted: it reaches logs and the terminal escaped.
   st.log->warn("announce to {} failed: {}", printable(url), printable(err));
   st.errors += (st.errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
-  st.pos = st.tiers.next(*st.pos);
+  // On the way out a farewell gets one tracker: failing over through every tracker of every
+  // tier would hold up the exit by a short wait per tracker.
+  st.pos = shutting_down(st) ? std::nullopt : st.tiers.next(*st.pos);
   try_tracker(self, st);
 }
 

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -68,6 +69,7 @@ public:
     std::uint32_t tx = 0;
     std::uint64_t connection_id = 0;
     std::chrono::steady_clock::time_point at;
+    std::uint32_t event = 0; // an announce's event (BEP 15: 0 none, 1 completed, 3 stopped)
   };
   std::function<bool(const request&, std::size_t index)> answer = [](const request&,
                                                                     std::size_t) { return true; };
@@ -123,6 +125,8 @@ private:
         continue;
       std::string d(buf, static_cast<std::size_t>(n));
       request r{be32(d, 8), be32(d, 12), be64(d, 0), std::chrono::steady_clock::now()};
+      if (r.action == 1 && d.size() >= 84)
+        r.event = be32(d, 80);
       std::size_t index;
       {
         std::lock_guard<std::mutex> g(mu_);
@@ -352,6 +356,70 @@ TEST_F(tracker_actor_fixture, a_stop_does_not_wait_for_a_silent_tracker) {
     EXPECT_LT(took, 1500ms) << "the farewell gets one short try (500 ms)";
     auto reqs = silent.requests();
     ASSERT_GE(reqs.size(), 2u) << "the routine connect, then the farewell's";
+  }
+}
+
+/// Answers connects, never announces.
+bool connects_only(const scripted_udp_tracker::request& r, std::size_t) { return r.action == 0; }
+
+TEST_F(tracker_actor_fixture, the_farewell_on_a_stop_is_an_announce_with_event_stopped) {
+  scripted_udp_tracker t;
+  t.answer = connects_only;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto c = config({{t.url()}});
+    c.udp_timeout_ms = 15000;
+    auto tracker = spawn_tracker(sys, c, self);
+    self->monitor(tracker);
+    self->send(tracker, announce{tracker::event::none, 0, 0, 100});
+    std::this_thread::sleep_for(200ms); // connected; the routine announce waits
+    auto t0 = std::chrono::steady_clock::now();
+    c.cancel->store(true);
+    self->send(tracker, announce{tracker::event::stopped, 0, 0, 100});
+    self->send(tracker, stop_request{});
+    bool down = false;
+    self->receive_while([&] { return !down; })(
+      [&](caf::down_msg&) { down = true; }, [&](announce_result&) {},
+      caf::after(std::chrono::seconds(5)) >> [&] { down = true; });
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+    auto reqs = t.requests();
+    ASSERT_EQ(reqs.size(), 3u) << "connect, routine announce, farewell";
+    EXPECT_EQ(reqs[1].action, 1u);
+    EXPECT_EQ(reqs[1].event, 0u);
+    EXPECT_EQ(reqs[2].action, 1u) << "the connection id is still valid: no new connect";
+    EXPECT_EQ(reqs[2].event, 3u) << "BEP 15: stopped";
+    EXPECT_GE(reqs[2].at, t0) << "sent after the stop";
+  }
+}
+
+TEST_F(tracker_actor_fixture, a_stop_with_several_silent_trackers_tries_only_one) {
+  scripted_udp_tracker a, b, c3;
+  for (auto* t : {&a, &b, &c3})
+    t->answer = [](const scripted_udp_tracker::request&, std::size_t) { return false; };
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto c = config({{a.url(), b.url()}, {c3.url()}});
+    c.udp_timeout_ms = 15000;
+    auto tracker = spawn_tracker(sys, c, self);
+    self->monitor(tracker);
+    auto t0 = std::chrono::steady_clock::now();
+    c.cancel->store(true);
+    self->send(tracker, announce{tracker::event::stopped, 0, 0, 100});
+    self->send(tracker, stop_request{});
+    bool down = false;
+    std::optional<announce_result> result;
+    self->receive_while([&] { return !down; })(
+      [&](caf::down_msg&) { down = true; }, [&](announce_result& r) { result = r; },
+      caf::after(std::chrono::seconds(5)) >> [&] { down = true; });
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_LT(took, 1200ms) << "one 500 ms farewell, not one per tracker (3 x 500 ms)";
+    EXPECT_EQ(a.requests().size() + b.requests().size() + c3.requests().size(), 1u);
+    ASSERT_TRUE(result.has_value());
+    EXPECT_FALSE(result->result.ok());
   }
 }
 
