@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 
 #include <asio.hpp>
@@ -311,6 +312,7 @@ struct announcer {
   announce req;
   std::optional<tracker_tiers::position> pos;
   std::string errors;
+  std::size_t failures = 0; // trackers failed during this announce (errors lists the first few)
   std::uint64_t attempt = 0; // identifies the tracker being tried: late replies are dropped
 
   // UDP request under way (for the tracker at `pos` when it is a UDP one).
@@ -364,21 +366,35 @@ void answered(caf::event_based_actor* self, announcer& st, announce_result res) 
   start_next(self, st);
 }
 
-/// The current tracker failed: the next one is tried.
-void tracker_failed(caf::event_based_actor* self, announcer& st, const std::string& err) {
+/// Failures listed in an announce's error (and warned about); the rest are only counted, so a
+/// torrent listing many dead trackers cannot grow the message or flood the log.
+constexpr std::size_t max_listed_failures = 10;
+
+/// Records the failure of the tracker at `pos` and moves on to the next one to try (none: the
+/// announce has failed).
+void record_failure(announcer& st, const std::string& err) {
   const auto& url = st.tiers.url(*st.pos);
-  if (st.conf.cancel->load() && !is_farewell(st.req.ev)) {
-    // We are shutting down and cut the announce short ourselves: not a tracker fault.
-    st.log->debug("announce to {} cancelled", printable(url));
-    start_next(self, st);
-    return;
-  }
   // Tracker text is untrusted: it reaches logs and the terminal escaped.
-  st.log->warn("announce to {} failed: {}", printable(url), printable(err));
-  st.errors += (st.errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
+  if (++st.failures <= max_listed_failures) {
+    st.log->warn("announce to {} failed: {}", printable(url), printable(err));
+    st.errors += (st.errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
+  } else {
+    st.log->debug("announce to {} failed: {}", printable(url), printable(err));
+  }
   // On the way out a farewell gets one tracker: failing over through every tracker of every
   // tier would hold up the exit by a short wait per tracker.
   st.pos = shutting_down(st) ? std::nullopt : st.tiers.next(*st.pos);
+}
+
+/// The current tracker failed: the next one is tried.
+void tracker_failed(caf::event_based_actor* self, announcer& st, const std::string& err) {
+  if (st.conf.cancel->load() && !is_farewell(st.req.ev)) {
+    // We are shutting down and cut the announce short ourselves: not a tracker fault.
+    st.log->debug("announce to {} cancelled", printable(st.tiers.url(*st.pos)));
+    start_next(self, st);
+    return;
+  }
+  record_failure(st, err);
   try_tracker(self, st);
 }
 
@@ -488,16 +504,15 @@ void udp_send_request(caf::event_based_actor* self, announcer& st) {
   udp_transmit(self, st);
 }
 
-void try_udp(caf::event_based_actor* self, announcer& st, const std::string& url) {
+/// Starts the UDP request; returns why it cannot (the caller moves on: no recursion, however
+/// many such trackers a torrent lists).
+std::optional<std::string> try_udp(caf::event_based_actor* self, announcer& st,
+                                   const std::string& url) {
   auto addr = udp_tracker::parse_url(url);
-  if (!addr) {
-    tracker_failed(self, st, addr.error().message);
-    return;
-  }
-  if (st.conf.io == nullptr) {
-    tracker_failed(self, st, "udp tracker: no I/O runtime for UDP sockets");
-    return;
-  }
+  if (!addr)
+    return addr.error().message;
+  if (st.conf.io == nullptr)
+    return std::string("udp tracker: no I/O runtime for UDP sockets");
   auto& u = st.udp_trackers[url];
   if (!u.link) {
     u.id = ++st.next_link_id;
@@ -522,6 +537,7 @@ void try_udp(caf::event_based_actor* self, announcer& st, const std::string& url
   }
   st.udp = &u;
   udp_send_request(self, st);
+  return std::nullopt;
 }
 
 /// BEP 15: a datagram for another transaction (a late answer to an earlier request, or junk)
@@ -624,13 +640,18 @@ void try_tracker(caf::event_based_actor* self, announcer& st) {
       return;
     }
     if (is_udp(url)) {
-      try_udp(self, st, url);
+      if (auto err = try_udp(self, st, url)) {
+        record_failure(st, *err);
+        continue;
+      }
       return;
     }
     st.log->debug("skipping unsupported tracker {}", printable(url));
     st.pos = st.tiers.next(*st.pos);
   }
   // Every tracker failed (or none is usable): the torrent retries later.
+  if (st.failures > max_listed_failures)
+    st.errors += "; and " + std::to_string(st.failures - max_listed_failures) + " more";
   announce_result res;
   res.result = error{st.errors.empty() ? errc::invalid_argument : errc::tracker_failure,
                      st.errors.empty() ? "no usable tracker" : st.errors};
@@ -650,6 +671,7 @@ void start_next(caf::event_based_actor* self, announcer& st) {
       continue;
     st.busy = true;
     st.errors.clear();
+    st.failures = 0;
     st.pos = st.tiers.first();
     try_tracker(self, st);
     return;

@@ -423,4 +423,24 @@ TEST_F(tracker_actor_fixture, a_stop_with_several_silent_trackers_tries_only_one
   }
 }
 
+TEST_F(tracker_actor_fixture, a_hundred_thousand_malformed_udp_urls_fail_with_a_bounded_error) {
+  // Each URL fails at once (no port): they are skipped in a loop, not by recursion, and the
+  // error lists the first few.
+  std::vector<std::vector<std::string>> tiers(1000, std::vector<std::string>(100, "udp://a"));
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto tracker = spawn_tracker(sys, config(std::move(tiers)), self);
+    auto r = announce_once(self, tracker);
+    ASSERT_FALSE(r.result.ok());
+    EXPECT_EQ(r.result.error().code, errc::tracker_failure) << r.result.error().message;
+    const auto& m = r.result.error().message;
+    EXPECT_LT(m.size(), 2000u);
+    EXPECT_NE(m.find("udp://a: udp tracker: 'udp://a' has no port"), std::string::npos) << m;
+    EXPECT_NE(m.find("; and 190 more"), std::string::npos) << m;
+    self->send(tracker, stop_request{});
+  }
+}
+
 } // namespace
