@@ -217,12 +217,18 @@ private:
         if (self->closed_ || ec == asio::error::operation_aborted)
           return;
         if (ec) {
-          // ICMP port unreachable (nobody listens there) and the like: the request failed;
-          // the socket stays usable for the next one.
+          // ICMP port unreachable (nobody listens there) and the like: the request failed.
           self->deliver_({}, ec.message(), self->v6_);
           if (ec != asio::error::connection_refused && ec != asio::error::host_unreachable &&
-              ec != asio::error::network_unreachable)
+              ec != asio::error::network_unreachable) {
+            // Any other error (Linux also reports EHOSTDOWN, ENOPROTOOPT, EACCES, EPROTO on a
+            // connected UDP socket, and one may repeat at once): the socket is closed and the
+            // next send opens a fresh one, so the tracker is never left with no read armed.
+            asio::error_code ignored;
+            self->socket_.close(ignored);
             return;
+          }
+          // Those three: the socket stays usable for the next request.
         } else {
           self->deliver_(std::string(self->buffer_.data(), n), {}, self->v6_);
         }
@@ -562,6 +568,8 @@ void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& 
     return;
   }
   if (!d.error.empty()) {
+    // The link may have closed its socket: the next request connects afresh from a new port.
+    st.udp->connection_id.reset();
     tracker_failed(self, st, "udp tracker: " + d.error);
     return;
   }
