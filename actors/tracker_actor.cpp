@@ -484,9 +484,12 @@ void udp_transmit(caf::event_based_actor* self, announcer& st) {
 }
 
 void udp_send_request(caf::event_based_actor* self, announcer& st) {
+  // The count of tries (and the exponent of the wait) is not reset here: it spans the whole
+  // attempt at this tracker, connects and announces alike, so a tracker that answers connects
+  // but ignores announces (each retry finding the id expired and connecting afresh) still runs
+  // out of tries and the announce fails over.
   st.transaction = st.rng();
   st.ignored = 0;
-  st.transmissions = 0;
   auto& u = *st.udp;
   bool valid = u.connection_id &&
                steady::now() - u.connected_at < connection_lifetime(st);
@@ -542,6 +545,7 @@ std::optional<std::string> try_udp(caf::event_based_actor* self, announcer& st,
       });
   }
   st.udp = &u;
+  st.transmissions = 0; // one budget of tries per tracker attempt
   udp_send_request(self, st);
   return std::nullopt;
 }
@@ -630,7 +634,7 @@ void on_udp_timer(caf::event_based_actor* self, announcer& st, const udp_timer& 
   // BEP 15: a connection id expires after a minute; a retransmitted announce would be refused.
   if (!st.connecting &&
       steady::now() - st.udp->connected_at >= connection_lifetime(st)) {
-    udp_send_request(self, st); // connects afresh (the count of tries starts over)
+    udp_send_request(self, st); // connects afresh (the count of tries goes on)
     return;
   }
   udp_transmit(self, st);

@@ -443,4 +443,26 @@ TEST_F(tracker_actor_fixture, a_hundred_thousand_malformed_udp_urls_fail_with_a_
   }
 }
 
+TEST_F(tracker_actor_fixture, a_tracker_ignoring_announces_fails_over_though_its_id_expires) {
+  // Each retransmission finds the connection id expired and connects afresh; the connect is
+  // answered, the announce never. The tries still run out and the next tier answers.
+  scripted_udp_tracker deaf;
+  deaf.answer = connects_only;
+  scripted_udp_tracker live;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto c = config({{deaf.url()}, {live.url()}});
+    c.udp_connection_lifetime_ms = 100; // shorter than the 200 ms wait
+    auto tracker = spawn_tracker(sys, c, self);
+    auto r = announce_once(self, tracker);
+    ASSERT_TRUE(r.result.ok()) << r.result.error().message;
+    EXPECT_EQ(r.url, live.url());
+    auto reqs = deaf.requests();
+    EXPECT_EQ(reqs.size(), 4u) << "connect, announce, connect, announce: 2 tries in all";
+    self->send(tracker, stop_request{});
+  }
+}
+
 } // namespace
