@@ -611,6 +611,9 @@ void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& 
                  r->peers.size(), r->peers.size() + r->dropped_peers);
   announce_result res;
   res.interval = r->interval;
+  // BEP 15 has no min interval: without one a torrent with no peers would re-announce every
+  // 15 s (announce_schedule's floor). Its interval, at most 5 minutes, stands in for it.
+  res.min_interval = std::min<std::uint32_t>(r->interval, 300);
   for (auto& p : r->peers)
     res.peers.push_back(endpoint{p.ip, p.port});
   answered(self, st, std::move(res));

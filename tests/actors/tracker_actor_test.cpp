@@ -209,6 +209,7 @@ TEST_F(tracker_actor_fixture, connects_once_and_reuses_the_connection_id_while_v
       ASSERT_TRUE(r.result.ok()) << r.result.error().message;
       EXPECT_EQ(r.url, t.url());
       EXPECT_EQ(r.interval, 1800u);
+      EXPECT_EQ(r.min_interval, 300u) << "BEP 15 has none: the interval, at most 5 minutes";
       ASSERT_EQ(r.peers.size(), 1u);
       EXPECT_EQ(r.peers[0].host, "10.0.0.1");
       EXPECT_EQ(r.peers[0].port, 6881);
