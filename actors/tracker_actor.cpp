@@ -450,9 +450,12 @@ void on_http_done(caf::event_based_actor* self, announcer& st, http_done& d) {
 
 // -- UDP (BEP 15) ---------------------------------------------------------------------------
 
-/// BEP 15's base wait (15 s), shorter for the farewells: they must not hold up the exit.
+/// BEP 15's base wait (15 s), shorter for the farewells on the way out: they must not hold up
+/// the exit. A routine 'completed' (or a pause's 'stopped') waits as long as any announce.
 std::chrono::milliseconds udp_base(const announcer& st) {
   auto base = std::chrono::milliseconds(st.conf.udp_timeout_ms);
+  if (!shutting_down(st))
+    return base;
   if (st.req.ev == tracker::event::stopped)
     base = std::min(base, std::chrono::milliseconds(500));
   else if (st.req.ev == tracker::event::completed)
@@ -466,7 +469,9 @@ std::chrono::milliseconds udp_wait(const announcer& st) {
 }
 
 std::uint32_t udp_max_transmissions(const announcer& st) {
-  if (is_farewell(st.req.ev))
+  // One lost datagram must not lose a 'completed' for good (it is sent once per torrent): only
+  // on the way out does a farewell get a single try.
+  if (is_farewell(st.req.ev) && shutting_down(st))
     return 1;
   return std::clamp<std::uint32_t>(st.conf.udp_attempts, 1,
                                    udp_tracker::max_retransmit_exponent + 1);
@@ -724,6 +729,13 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
         st->stop_requested = true;
         if (st->busy && !is_farewell(st->req.ev))
           start_next(self, *st);
+        else if (st->busy && st->udp != nullptr) {
+          // A farewell sent before the stop waits as long as a routine announce: from now on
+          // it gets one short wait (udp_base), then fails without failing over.
+          st->transmissions = 0;
+          st->transmission_id++;
+          self->delayed_send(self, udp_wait(*st), udp_timer{st->attempt, st->transmission_id});
+        }
         else if (!st->busy)
           self->quit();
       },

@@ -466,4 +466,53 @@ TEST_F(tracker_actor_fixture, a_tracker_ignoring_announces_fails_over_though_its
   }
 }
 
+TEST_F(tracker_actor_fixture, a_routine_completed_is_sent_again_when_its_datagram_is_lost) {
+  // Not shutting down: 'completed' (announced once per torrent) gets the normal tries.
+  scripted_udp_tracker t;
+  t.answer = [](const scripted_udp_tracker::request& r, std::size_t) {
+    static std::atomic<int> announces{0};
+    return r.action == 0 || announces++ > 0; // the first announce is lost
+  };
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto tracker = spawn_tracker(sys, config({{t.url()}}), self);
+    self->send(tracker, announce{tracker::event::completed, 0, 0, 0});
+    announce_result r;
+    r.result = error{errc::timeout, "no announce_result within 5 s"};
+    self->receive([&](announce_result& x) { r = std::move(x); },
+                  caf::after(std::chrono::seconds(5)) >> [] {});
+    ASSERT_TRUE(r.result.ok()) << r.result.error().message;
+    auto reqs = t.requests();
+    ASSERT_EQ(reqs.size(), 3u) << "connect, completed (lost), completed again";
+    EXPECT_EQ(reqs[1].event, 1u);
+    EXPECT_EQ(reqs[2].event, 1u);
+    self->send(tracker, stop_request{});
+  }
+}
+
+TEST_F(tracker_actor_fixture, a_stop_cuts_short_a_completed_sent_before_it) {
+  scripted_udp_tracker t;
+  t.answer = connects_only;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto c = config({{t.url()}});
+    c.udp_timeout_ms = 15000;
+    auto tracker = spawn_tracker(sys, c, self);
+    self->monitor(tracker);
+    self->send(tracker, announce{tracker::event::completed, 0, 0, 0});
+    std::this_thread::sleep_for(200ms); // 'completed' waits 15 s for its answer
+    auto t0 = std::chrono::steady_clock::now();
+    self->send(tracker, stop_request{});
+    bool down = false;
+    self->receive_while([&] { return !down; })(
+      [&](caf::down_msg&) { down = true; }, [&](announce_result&) {},
+      caf::after(std::chrono::seconds(5)) >> [&] { down = true; });
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms) << "2 s at most, not 15 s";
+  }
+}
+
 } // namespace
