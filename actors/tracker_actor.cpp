@@ -273,12 +273,18 @@ struct udp_timer {
   std::uint64_t transmission = 0;
 };
 
+/// A UDP tracker's connection id may have expired: its socket is closed unless in use.
+struct udp_expire {
+  std::uint64_t link = 0;
+};
+
 } // namespace tracker_internal
 } // namespace actorrent
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::http_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_datagram)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_timer)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_expire)
 
 namespace actorrent {
 
@@ -530,6 +536,8 @@ std::optional<std::string> try_udp(caf::event_based_actor* self, announcer& st,
   auto& u = st.udp_trackers[url];
   if (!u.link) {
     u.id = ++st.next_link_id;
+    // A fresh count for a fresh socket: datagrams of a closed one are never matched to it.
+    u.unread = std::make_shared<std::atomic<int>>(0);
     caf::weak_actor_ptr me = self->ctrl();
     auto link_id = u.id;
     auto& io = *static_cast<asio::io_context*>(st.conf.io->native());
@@ -648,10 +656,44 @@ void on_udp_timer(caf::event_based_actor* self, announcer& st, const udp_timer& 
   udp_transmit(self, st);
 }
 
+/// Closes a UDP tracker's socket (the next request opens another and connects afresh).
+void close_link(udp_tracker_state& u) {
+  if (u.link)
+    u.link->close();
+  u.link.reset();
+  u.connection_id.reset();
+}
+
+/// The UDP request under way ended. Its socket stays open only while the connection id may be
+/// reused, then closes: with many torrents and trackers, sockets kept for good would take the
+/// file descriptors peers need (re-announces are minutes apart, an id lives a minute).
+void release_udp(caf::event_based_actor* self, announcer& st) {
+  if (st.udp == nullptr)
+    return;
+  auto& u = *std::exchange(st.udp, nullptr);
+  auto left = u.connection_id ? connection_lifetime(st) - std::chrono::duration_cast<
+                                                            std::chrono::milliseconds>(
+                                                            steady::now() - u.connected_at)
+                              : std::chrono::milliseconds(0);
+  if (left <= std::chrono::milliseconds(0))
+    close_link(u);
+  else
+    self->delayed_send(self, left, udp_expire{u.id});
+}
+
+void on_udp_expire(announcer& st, const udp_expire& e) {
+  if (udp_current(st, e.link))
+    return; // in use: released again when its request ends
+  for (auto& [url, u] : st.udp_trackers)
+    if (u.id == e.link && u.link &&
+        (!u.connection_id || steady::now() - u.connected_at >= connection_lifetime(st)))
+      close_link(u);
+}
+
 // -- the announce loop ----------------------------------------------------------------------
 
 void try_tracker(caf::event_based_actor* self, announcer& st) {
-  st.udp = nullptr;
+  release_udp(self, st);
   ++st.attempt;
   while (st.pos) {
     const auto& url = st.tiers.url(*st.pos);
@@ -681,7 +723,7 @@ void try_tracker(caf::event_based_actor* self, announcer& st) {
 
 void start_next(caf::event_based_actor* self, announcer& st) {
   st.busy = false;
-  st.udp = nullptr;
+  release_udp(self, st);
   ++st.attempt; // whatever still answers the last attempt is stale
   while (!st.queue.empty()) {
     st.req = st.queue.front();
@@ -722,6 +764,7 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
       [=](http_done& d) { on_http_done(self, *st, d); },
       [=](udp_datagram& d) { on_udp_datagram(self, *st, d); },
       [=](const udp_timer& t) { on_udp_timer(self, *st, t); },
+      [=](const udp_expire& e) { on_udp_expire(*st, e); },
       // Announces already queued still go out (a "stopped" one on the way out among them); a
       // routine one under way is dropped at once (the torrent's cancel flag cuts an HTTP one
       // short), then the actor quits.

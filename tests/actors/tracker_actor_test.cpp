@@ -13,7 +13,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -105,6 +107,7 @@ public:
     return std::string(v6_ ? "udp://[::1]:" : "udp://127.0.0.1:") + std::to_string(port_) +
            "/announce";
   }
+  std::uint16_t port() const { return port_; }
   std::vector<request> requests() {
     std::lock_guard<std::mutex> g(mu_);
     return requests_;
@@ -163,6 +166,23 @@ private:
   std::vector<request> requests_;
   std::thread thread_;
 };
+
+/// UDP sockets of this network namespace connected to 127.0.0.1:`port` (/proc/net/udp).
+int sockets_connected_to(std::uint16_t port) {
+  std::ifstream in("/proc/self/net/udp");
+  std::string line;
+  std::getline(in, line); // header
+  char want[16];
+  std::snprintf(want, sizeof want, "0100007F:%04X", port);
+  int n = 0;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote;
+    fields >> slot >> local >> remote;
+    n += remote == want;
+  }
+  return n;
+}
 
 struct tracker_actor_fixture : ::testing::Test {
   void SetUp() override {
@@ -512,6 +532,35 @@ TEST_F(tracker_actor_fixture, a_stop_cuts_short_a_completed_sent_before_it) {
       [&](caf::down_msg&) { down = true; }, [&](announce_result&) {},
       caf::after(std::chrono::seconds(5)) >> [&] { down = true; });
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms) << "2 s at most, not 15 s";
+  }
+}
+
+TEST_F(tracker_actor_fixture, a_udp_socket_is_closed_once_its_connection_id_expires) {
+  scripted_udp_tracker t;
+  scripted_udp_tracker silent;
+  silent.answer = [](const scripted_udp_tracker::request&, std::size_t) { return false; };
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto c = config({{t.url()}});
+    c.udp_connection_lifetime_ms = 300;
+    auto tracker = spawn_tracker(sys, c, self);
+    ASSERT_TRUE(announce_once(self, tracker).result.ok());
+    EXPECT_EQ(sockets_connected_to(t.port()), 1) << "kept while the id may be reused";
+    std::this_thread::sleep_for(600ms);
+    EXPECT_EQ(sockets_connected_to(t.port()), 0) << "closed once the id expired";
+    ASSERT_TRUE(announce_once(self, tracker).result.ok()) << "a new socket, a new connect";
+    auto reqs = t.requests();
+    ASSERT_EQ(reqs.size(), 4u);
+    EXPECT_EQ(reqs[2].action, 0u);
+    self->send(tracker, stop_request{});
+
+    auto failing = spawn_tracker(sys, config({{silent.url()}}), self);
+    EXPECT_FALSE(announce_once(self, failing).result.ok());
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(sockets_connected_to(silent.port()), 0) << "a failed request closes at once";
+    self->send(failing, stop_request{});
   }
 }
 
