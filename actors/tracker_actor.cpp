@@ -590,14 +590,15 @@ void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& 
     tracker_failed(self, st, "udp tracker: " + d.error);
     return;
   }
+  // A datagram of another transaction is told apart once, here; the parsers below then fail
+  // only on a bad answer to this request.
+  if (auto other = udp_tracker::other_transaction(d.bytes, st.transaction)) {
+    log_ignored(st, *other);
+    return;
+  }
   if (st.connecting) {
     auto r = udp_tracker::parse_connect(d.bytes, st.transaction);
     if (!r) {
-      auto h = udp_tracker::parse_header(d.bytes);
-      if (h && h->transaction_id != st.transaction) {
-        log_ignored(st, r.error().message);
-        return;
-      }
       tracker_failed(self, st, r.error().message);
       return;
     }
@@ -609,11 +610,6 @@ void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& 
   auto r = udp_tracker::parse_announce(d.bytes, st.transaction, udp_tracker::default_max_peers,
                                        d.ipv6);
   if (!r) {
-    auto h = udp_tracker::parse_header(d.bytes);
-    if (h && h->transaction_id != st.transaction) {
-      log_ignored(st, r.error().message);
-      return;
-    }
     // The tracker may have refused our connection id: the next announce connects afresh.
     st.udp->connection_id.reset();
     tracker_failed(self, st, r.error().message);
