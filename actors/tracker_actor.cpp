@@ -7,6 +7,8 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <thread>
+#include <vector>
 
 #include <asio.hpp>
 #include <caf/all.hpp>
@@ -117,18 +119,33 @@ bool is_farewell(tracker::event ev) {
   return ev == tracker::event::stopped || ev == tracker::event::completed;
 }
 
-/// One UDP tracker's socket on the I/O runtime: resolves and connects (a connected UDP socket
-/// takes datagrams from the tracker only, and an ICMP "port unreachable" surfaces as an error),
-/// sends what it is given and hands every datagram (or error) to `deliver`. Every socket call
-/// runs on the link's strand.
+/// Name lookups (getaddrinfo) under way at once in the whole process; beyond, a UDP tracker
+/// given by name fails at once (the announce fails over; the next one looks it up again).
+constexpr int max_name_lookups = 8;
+std::atomic<int> name_lookups{0};
+
+/// One UDP tracker's socket on the I/O runtime: finds the address, connects (a connected UDP
+/// socket takes datagrams from the tracker only, and an ICMP "port unreachable" surfaces as an
+/// error), sends what it is given and hands every datagram (or error) to `deliver`. Every socket
+/// call runs on the link's strand.
+///
+/// A numeric host is used as it is. A name is looked up by getaddrinfo on a detached thread of
+/// its own (at most max_name_lookups at once): not on asio's one resolver thread, where one slow
+/// name would hold up every torrent's lookups and ~io_context would wait for it on exit. The
+/// thread touches nothing but `lookup_done`, which messages the announcer (weakly); the
+/// announcer hands the addresses back with open(). A lookup never delays the exit, and its wait
+/// is bounded by the request's own retransmission timer.
 class udp_link : public std::enable_shared_from_this<udp_link> {
 public:
   /// `ipv6`: the socket talks IPv6, so announce replies list 18-byte peers.
   using deliver_fn = std::function<void(std::string datagram, std::string error, bool ipv6)>;
+  using lookup_fn =
+    std::function<void(std::vector<asio::ip::udp::endpoint> addresses, std::string error)>;
 
-  udp_link(asio::io_context& io, std::string host, std::uint16_t port, deliver_fn deliver)
-    : strand_(asio::make_strand(io)), socket_(strand_), resolver_(strand_),
-      host_(std::move(host)), port_(port), deliver_(std::move(deliver)) {}
+  udp_link(asio::io_context& io, std::string host, std::uint16_t port, deliver_fn deliver,
+           lookup_fn lookup_done)
+    : strand_(asio::make_strand(io)), socket_(strand_), host_(std::move(host)), port_(port),
+      deliver_(std::move(deliver)), lookup_done_(std::move(lookup_done)) {}
 
   void send(std::string packet) {
     asio::post(strand_, [self = shared_from_this(), p = std::move(packet)]() mutable {
@@ -136,11 +153,19 @@ public:
     });
   }
 
+  /// The addresses of a name looked up (from the announcer).
+  void open(std::vector<asio::ip::udp::endpoint> addresses) {
+    asio::post(strand_, [self = shared_from_this(), a = std::move(addresses)]() mutable {
+      self->resolving_ = false;
+      if (!self->closed_ && !self->socket_.is_open())
+        self->connect_to(std::move(a));
+    });
+  }
+
   void close() {
     asio::post(strand_, [self = shared_from_this()] {
       self->closed_ = true;
       asio::error_code ec;
-      self->resolver_.cancel();
       self->socket_.close(ec);
     });
   }
@@ -164,50 +189,60 @@ private:
   }
 
   void resolve() {
+    asio::error_code ec;
+    auto numeric = asio::ip::make_address(host_, ec);
+    if (!ec) {
+      connect_to({asio::ip::udp::endpoint(numeric, port_)});
+      return;
+    }
+    if (name_lookups.fetch_add(1) >= max_name_lookups) {
+      name_lookups.fetch_sub(1);
+      deliver_({}, "cannot resolve " + host_ + ": too many name lookups under way", false);
+      return;
+    }
     resolving_ = true;
-    resolver_.async_resolve(
-      host_, std::to_string(port_),
-      [self = shared_from_this()](const asio::error_code& ec,
-                                  asio::ip::udp::resolver::results_type results) {
-        self->resolving_ = false;
-        if (self->closed_)
-          return;
-        if (ec) {
-          self->deliver_({}, "cannot resolve " + self->host_ + ": " + ec.message(), false);
-          return;
-        }
-        // IPv4 first: a name with both kinds of address is reached the way most trackers
-        // are, and IPv6 only when there is nothing else.
-        std::vector<asio::ip::udp::endpoint> candidates;
+    // threads: a detached thread per lookup; it outlives nothing it uses (copies only).
+    std::thread([host = host_, port = port_, done = lookup_done_] {
+      asio::io_context local; // a synchronous resolve runs getaddrinfo on this thread
+      asio::ip::udp::resolver resolver{local};
+      asio::error_code err;
+      auto results = resolver.resolve(host, std::to_string(port), err);
+      std::vector<asio::ip::udp::endpoint> addresses;
+      if (!err)
         for (const auto& entry : results)
-          if (entry.endpoint().address().is_v4())
-            candidates.push_back(entry.endpoint());
-        for (const auto& entry : results)
-          if (!entry.endpoint().address().is_v4())
-            candidates.push_back(entry.endpoint());
-        asio::error_code err;
-        for (const auto& endpoint : candidates) {
-          err = {};
-          self->socket_.open(endpoint.protocol(), err);
-          if (!err)
-            self->socket_.connect(endpoint, err);
-          if (!err) {
-            self->v6_ = endpoint.address().is_v6();
-            break;
-          }
-          asio::error_code ignored;
-          self->socket_.close(ignored);
-        }
-        if (err || !self->socket_.is_open()) {
-          self->deliver_({}, "cannot open a socket to " + self->host_ + ": " +
-                               (err ? err.message() : std::string("no address")),
-                           false);
-          return;
-        }
-        self->receive();
-        if (!self->pending_.empty())
-          self->send_on_strand(std::exchange(self->pending_, {}));
-      });
+          addresses.push_back(entry.endpoint());
+      name_lookups.fetch_sub(1);
+      done(std::move(addresses), err ? "cannot resolve " + host + ": " + err.message() : "");
+    }).detach();
+  }
+
+  void connect_to(std::vector<asio::ip::udp::endpoint> addresses) {
+    // IPv4 first: a name with both kinds of address is reached the way most trackers are, and
+    // IPv6 only when there is nothing else.
+    std::stable_partition(addresses.begin(), addresses.end(),
+                          [](const auto& e) { return e.address().is_v4(); });
+    asio::error_code err;
+    for (const auto& endpoint : addresses) {
+      err = {};
+      socket_.open(endpoint.protocol(), err);
+      if (!err)
+        socket_.connect(endpoint, err);
+      if (!err) {
+        v6_ = endpoint.address().is_v6();
+        break;
+      }
+      asio::error_code ignored;
+      socket_.close(ignored);
+    }
+    if (err || !socket_.is_open()) {
+      deliver_({}, "cannot open a socket to " + host_ + ": " +
+                     (err ? err.message() : std::string("no address")),
+               false);
+      return;
+    }
+    receive();
+    if (!pending_.empty())
+      send_on_strand(std::exchange(pending_, {}));
   }
 
   void receive() {
@@ -238,10 +273,10 @@ private:
 
   asio::strand<asio::io_context::executor_type> strand_;
   asio::ip::udp::socket socket_;
-  asio::ip::udp::resolver resolver_;
   std::string host_;
   std::uint16_t port_;
   deliver_fn deliver_;
+  lookup_fn lookup_done_;
   std::string pending_;
   bool resolving_ = false;
   bool closed_ = false;
@@ -268,6 +303,13 @@ struct udp_datagram {
   bool ipv6 = false; // the socket talks IPv6 (BEP 15: 18-byte peers)
 };
 
+/// The addresses of a UDP tracker's name, looked up off the I/O runtime.
+struct udp_resolved {
+  std::uint64_t link = 0;
+  std::vector<asio::ip::udp::endpoint> addresses;
+  std::string error;
+};
+
 struct udp_timer {
   std::uint64_t attempt = 0;
   std::uint64_t transmission = 0;
@@ -285,6 +327,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::http_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_datagram)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_timer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_expire)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_resolved)
 
 namespace actorrent {
 
@@ -555,6 +598,10 @@ std::optional<std::string> try_udp(caf::event_based_actor* self, announcer& st,
         }
         if (auto strong = caf::actor_cast<caf::actor>(me))
           caf::anon_send(strong, udp_datagram{link_id, std::move(bytes), std::move(err), v6});
+      },
+      [me, link_id](std::vector<asio::ip::udp::endpoint> addresses, std::string err) {
+        if (auto strong = caf::actor_cast<caf::actor>(me))
+          caf::anon_send(strong, udp_resolved{link_id, std::move(addresses), std::move(err)});
       });
   }
   st.udp = &u;
@@ -677,6 +724,21 @@ void release_udp(caf::event_based_actor* self, announcer& st) {
     self->delayed_send(self, left, udp_expire{u.id});
 }
 
+void on_udp_resolved(caf::event_based_actor* self, announcer& st, udp_resolved& r) {
+  for (auto& [url, u] : st.udp_trackers) {
+    if (u.id != r.link || !u.link)
+      continue; // a link closed since: its lookup is of no use
+    if (r.error.empty()) {
+      u.link->open(std::move(r.addresses));
+      return;
+    }
+    close_link(u); // the next request looks the name up again
+    if (udp_current(st, r.link))
+      tracker_failed(self, st, "udp tracker: " + r.error);
+    return;
+  }
+}
+
 void on_udp_expire(announcer& st, const udp_expire& e) {
   if (udp_current(st, e.link))
     return; // in use: released again when its request ends
@@ -761,6 +823,7 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
       [=](udp_datagram& d) { on_udp_datagram(self, *st, d); },
       [=](const udp_timer& t) { on_udp_timer(self, *st, t); },
       [=](const udp_expire& e) { on_udp_expire(*st, e); },
+      [=](udp_resolved& r) { on_udp_resolved(self, *st, r); },
       // Announces already queued still go out (a "stopped" one on the way out among them); a
       // routine one under way is dropped at once (the torrent's cancel flag cuts an HTTP one
       // short), then the actor quits.

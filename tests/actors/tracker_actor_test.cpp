@@ -587,4 +587,40 @@ TEST_F(tracker_actor_fixture, a_udp_socket_is_closed_once_its_connection_id_expi
   }
 }
 
+TEST_F(tracker_actor_fixture, a_tracker_given_by_name_is_looked_up_off_the_io_runtime) {
+  scripted_udp_tracker t;
+  ASSERT_TRUE(t.ok()) << "cannot bind a UDP socket to 127.0.0.1";
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto url = "udp://localhost:" + std::to_string(t.port()) + "/announce";
+    auto tracker = spawn_tracker(sys, config({{url, "udp://name.invalid:1"}}), self);
+    auto r = announce_once(self, tracker);
+    if (!r.result.ok() && r.result.error().message.find("localhost: udp tracker: cannot") !=
+                            std::string::npos)
+      GTEST_SKIP() << "localhost does not resolve to 127.0.0.1 here: "
+                   << r.result.error().message;
+    ASSERT_TRUE(r.result.ok()) << r.result.error().message;
+    EXPECT_EQ(r.url, url);
+    self->send(tracker, stop_request{});
+  }
+}
+
+TEST_F(tracker_actor_fixture, a_name_that_does_not_resolve_fails_over) {
+  scripted_udp_tracker live;
+  ASSERT_TRUE(live.ok()) << "cannot bind a UDP socket to 127.0.0.1";
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  {
+    caf::scoped_actor self{sys};
+    auto tracker = spawn_tracker(sys, config({{"udp://name.invalid:1"}, {live.url()}}), self);
+    auto r = announce_once(self, tracker);
+    ASSERT_TRUE(r.result.ok()) << r.result.error().message;
+    EXPECT_EQ(r.url, live.url());
+    EXPECT_NE(log.str().find("name.invalid"), std::string::npos) << log.str();
+    self->send(tracker, stop_request{});
+  }
+}
+
 } // namespace
