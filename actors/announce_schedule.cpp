@@ -77,9 +77,15 @@ announce_schedule::event announce_schedule::on_result(const result& r, bool have
 
 tracker_tiers::tracker_tiers(std::vector<std::vector<std::string>> tiers, std::uint64_t seed) {
   std::mt19937_64 rng{seed};
+  std::size_t total = 0;
   for (auto& tier : tiers) {
+    if (tier.size() > max_per_tier)
+      tier.resize(max_per_tier);
+    if (tier.size() > max_total - total)
+      tier.resize(max_total - total);
     if (tier.empty())
       continue;
+    total += tier.size();
     std::shuffle(tier.begin(), tier.end(), rng);
     tiers_.push_back(std::move(tier));
   }

@@ -85,7 +85,13 @@ public:
     }
   };
 
-  /// Empty tiers are dropped; `seed` drives the one shuffle (BEP 12: "shuffled randomly").
+  /// A .torrent (or magnet) can list any number of trackers, each costing a try and a line of
+  /// error per announce: the first max_per_tier of each tier and max_total in all are kept.
+  static constexpr std::size_t max_per_tier = 50;
+  static constexpr std::size_t max_total = 200;
+
+  /// Empty tiers are dropped, the lists cut to the bounds above (in metainfo order, before the
+  /// shuffle); `seed` drives the one shuffle (BEP 12: "shuffled randomly").
   tracker_tiers(std::vector<std::vector<std::string>> tiers, std::uint64_t seed);
 
   /// Where an announce starts: the first tracker of the first tier (nothing without trackers).

@@ -5,7 +5,10 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
+#include <thread>
+#include <vector>
 
 #include <asio.hpp>
 #include <caf/all.hpp>
@@ -116,18 +119,33 @@ bool is_farewell(tracker::event ev) {
   return ev == tracker::event::stopped || ev == tracker::event::completed;
 }
 
-/// One UDP tracker's socket on the I/O runtime: resolves and connects (a connected UDP socket
-/// takes datagrams from the tracker only, and an ICMP "port unreachable" surfaces as an error),
-/// sends what it is given and hands every datagram (or error) to `deliver`. Every socket call
-/// runs on the link's strand.
+/// Name lookups (getaddrinfo) under way at once in the whole process; beyond, a UDP tracker
+/// given by name fails at once (the announce fails over; the next one looks it up again).
+constexpr int max_name_lookups = 8;
+std::atomic<int> name_lookups{0};
+
+/// One UDP tracker's socket on the I/O runtime: finds the address, connects (a connected UDP
+/// socket takes datagrams from the tracker only, and an ICMP "port unreachable" surfaces as an
+/// error), sends what it is given and hands every datagram (or error) to `deliver`. Every socket
+/// call runs on the link's strand.
+///
+/// A numeric host is used as it is. A name is looked up by getaddrinfo on a detached thread of
+/// its own (at most max_name_lookups at once): not on asio's one resolver thread, where one slow
+/// name would hold up every torrent's lookups and ~io_context would wait for it on exit. The
+/// thread touches nothing but `lookup_done`, which messages the announcer (weakly); the
+/// announcer hands the addresses back with open(). A lookup never delays the exit, and its wait
+/// is bounded by the request's own retransmission timer.
 class udp_link : public std::enable_shared_from_this<udp_link> {
 public:
   /// `ipv6`: the socket talks IPv6, so announce replies list 18-byte peers.
   using deliver_fn = std::function<void(std::string datagram, std::string error, bool ipv6)>;
+  using lookup_fn =
+    std::function<void(std::vector<asio::ip::udp::endpoint> addresses, std::string error)>;
 
-  udp_link(asio::io_context& io, std::string host, std::uint16_t port, deliver_fn deliver)
-    : strand_(asio::make_strand(io)), socket_(strand_), resolver_(strand_),
-      host_(std::move(host)), port_(port), deliver_(std::move(deliver)) {}
+  udp_link(asio::io_context& io, std::string host, std::uint16_t port, deliver_fn deliver,
+           lookup_fn lookup_done)
+    : strand_(asio::make_strand(io)), socket_(strand_), host_(std::move(host)), port_(port),
+      deliver_(std::move(deliver)), lookup_done_(std::move(lookup_done)) {}
 
   void send(std::string packet) {
     asio::post(strand_, [self = shared_from_this(), p = std::move(packet)]() mutable {
@@ -135,11 +153,19 @@ public:
     });
   }
 
+  /// The addresses of a name looked up (from the announcer).
+  void open(std::vector<asio::ip::udp::endpoint> addresses) {
+    asio::post(strand_, [self = shared_from_this(), a = std::move(addresses)]() mutable {
+      self->resolving_ = false;
+      if (!self->closed_ && !self->socket_.is_open())
+        self->connect_to(std::move(a));
+    });
+  }
+
   void close() {
     asio::post(strand_, [self = shared_from_this()] {
       self->closed_ = true;
       asio::error_code ec;
-      self->resolver_.cancel();
       self->socket_.close(ec);
     });
   }
@@ -163,50 +189,60 @@ private:
   }
 
   void resolve() {
+    asio::error_code ec;
+    auto numeric = asio::ip::make_address(host_, ec);
+    if (!ec) {
+      connect_to({asio::ip::udp::endpoint(numeric, port_)});
+      return;
+    }
+    if (name_lookups.fetch_add(1) >= max_name_lookups) {
+      name_lookups.fetch_sub(1);
+      deliver_({}, "cannot resolve " + host_ + ": too many name lookups under way", false);
+      return;
+    }
     resolving_ = true;
-    resolver_.async_resolve(
-      host_, std::to_string(port_),
-      [self = shared_from_this()](const asio::error_code& ec,
-                                  asio::ip::udp::resolver::results_type results) {
-        self->resolving_ = false;
-        if (self->closed_)
-          return;
-        if (ec) {
-          self->deliver_({}, "cannot resolve " + self->host_ + ": " + ec.message(), false);
-          return;
-        }
-        // IPv4 first: a name with both kinds of address is reached the way most trackers
-        // are, and IPv6 only when there is nothing else.
-        std::vector<asio::ip::udp::endpoint> candidates;
+    // threads: a detached thread per lookup; it outlives nothing it uses (copies only).
+    std::thread([host = host_, port = port_, done = lookup_done_] {
+      asio::io_context local; // a synchronous resolve runs getaddrinfo on this thread
+      asio::ip::udp::resolver resolver{local};
+      asio::error_code err;
+      auto results = resolver.resolve(host, std::to_string(port), err);
+      std::vector<asio::ip::udp::endpoint> addresses;
+      if (!err)
         for (const auto& entry : results)
-          if (entry.endpoint().address().is_v4())
-            candidates.push_back(entry.endpoint());
-        for (const auto& entry : results)
-          if (!entry.endpoint().address().is_v4())
-            candidates.push_back(entry.endpoint());
-        asio::error_code err;
-        for (const auto& endpoint : candidates) {
-          err = {};
-          self->socket_.open(endpoint.protocol(), err);
-          if (!err)
-            self->socket_.connect(endpoint, err);
-          if (!err) {
-            self->v6_ = endpoint.address().is_v6();
-            break;
-          }
-          asio::error_code ignored;
-          self->socket_.close(ignored);
-        }
-        if (err || !self->socket_.is_open()) {
-          self->deliver_({}, "cannot open a socket to " + self->host_ + ": " +
-                               (err ? err.message() : std::string("no address")),
-                           false);
-          return;
-        }
-        self->receive();
-        if (!self->pending_.empty())
-          self->send_on_strand(std::exchange(self->pending_, {}));
-      });
+          addresses.push_back(entry.endpoint());
+      name_lookups.fetch_sub(1);
+      done(std::move(addresses), err ? "cannot resolve " + host + ": " + err.message() : "");
+    }).detach();
+  }
+
+  void connect_to(std::vector<asio::ip::udp::endpoint> addresses) {
+    // IPv4 first: a name with both kinds of address is reached the way most trackers are, and
+    // IPv6 only when there is nothing else.
+    std::stable_partition(addresses.begin(), addresses.end(),
+                          [](const auto& e) { return e.address().is_v4(); });
+    asio::error_code err;
+    for (const auto& endpoint : addresses) {
+      err = {};
+      socket_.open(endpoint.protocol(), err);
+      if (!err)
+        socket_.connect(endpoint, err);
+      if (!err) {
+        v6_ = endpoint.address().is_v6();
+        break;
+      }
+      asio::error_code ignored;
+      socket_.close(ignored);
+    }
+    if (err || !socket_.is_open()) {
+      deliver_({}, "cannot open a socket to " + host_ + ": " +
+                     (err ? err.message() : std::string("no address")),
+               false);
+      return;
+    }
+    receive();
+    if (!pending_.empty())
+      send_on_strand(std::exchange(pending_, {}));
   }
 
   void receive() {
@@ -216,12 +252,18 @@ private:
         if (self->closed_ || ec == asio::error::operation_aborted)
           return;
         if (ec) {
-          // ICMP port unreachable (nobody listens there) and the like: the request failed;
-          // the socket stays usable for the next one.
+          // ICMP port unreachable (nobody listens there) and the like: the request failed.
           self->deliver_({}, ec.message(), self->v6_);
           if (ec != asio::error::connection_refused && ec != asio::error::host_unreachable &&
-              ec != asio::error::network_unreachable)
+              ec != asio::error::network_unreachable) {
+            // Any other error (Linux also reports EHOSTDOWN, ENOPROTOOPT, EACCES, EPROTO on a
+            // connected UDP socket, and one may repeat at once): the socket is closed and the
+            // next send opens a fresh one, so the tracker is never left with no read armed.
+            asio::error_code ignored;
+            self->socket_.close(ignored);
             return;
+          }
+          // Those three: the socket stays usable for the next request.
         } else {
           self->deliver_(std::string(self->buffer_.data(), n), {}, self->v6_);
         }
@@ -231,10 +273,10 @@ private:
 
   asio::strand<asio::io_context::executor_type> strand_;
   asio::ip::udp::socket socket_;
-  asio::ip::udp::resolver resolver_;
   std::string host_;
   std::uint16_t port_;
   deliver_fn deliver_;
+  lookup_fn lookup_done_;
   std::string pending_;
   bool resolving_ = false;
   bool closed_ = false;
@@ -261,9 +303,21 @@ struct udp_datagram {
   bool ipv6 = false; // the socket talks IPv6 (BEP 15: 18-byte peers)
 };
 
+/// The addresses of a UDP tracker's name, looked up off the I/O runtime.
+struct udp_resolved {
+  std::uint64_t link = 0;
+  std::vector<asio::ip::udp::endpoint> addresses;
+  std::string error;
+};
+
 struct udp_timer {
   std::uint64_t attempt = 0;
   std::uint64_t transmission = 0;
+};
+
+/// A UDP tracker's connection id may have expired: its socket is closed unless in use.
+struct udp_expire {
+  std::uint64_t link = 0;
 };
 
 } // namespace tracker_internal
@@ -272,6 +326,8 @@ struct udp_timer {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::http_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_datagram)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_timer)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_expire)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_resolved)
 
 namespace actorrent {
 
@@ -311,6 +367,7 @@ struct announcer {
   announce req;
   std::optional<tracker_tiers::position> pos;
   std::string errors;
+  std::size_t failures = 0; // trackers failed during this announce (errors lists the first few)
   std::uint64_t attempt = 0; // identifies the tracker being tried: late replies are dropped
 
   // UDP request under way (for the tracker at `pos` when it is a UDP one).
@@ -349,6 +406,11 @@ tracker::announce_request http_request(const announcer& st, const std::string& u
   return ar;
 }
 
+/// The torrent stops or the announcer was asked to quit: only farewells still go out, briefly.
+bool shutting_down(const announcer& st) {
+  return st.stop_requested || st.conf.cancel->load();
+}
+
 /// The current tracker answered: it moves to the front of its tier and the torrent gets peers.
 void answered(caf::event_based_actor* self, announcer& st, announce_result res) {
   res.url = st.tiers.url(*st.pos);
@@ -359,19 +421,35 @@ void answered(caf::event_based_actor* self, announcer& st, announce_result res) 
   start_next(self, st);
 }
 
+/// Failures listed in an announce's error (and warned about); the rest are only counted, so a
+/// torrent listing many dead trackers cannot grow the message or flood the log.
+constexpr std::size_t max_listed_failures = 10;
+
+/// Records the failure of the tracker at `pos` and moves on to the next one to try (none: the
+/// announce has failed).
+void record_failure(announcer& st, const std::string& err) {
+  const auto& url = st.tiers.url(*st.pos);
+  // Tracker text is untrusted: it reaches logs and the terminal escaped.
+  if (++st.failures <= max_listed_failures) {
+    st.log->warn("announce to {} failed: {}", printable(url), printable(err));
+    st.errors += (st.errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
+  } else {
+    st.log->debug("announce to {} failed: {}", printable(url), printable(err));
+  }
+  // On the way out a farewell gets one tracker: failing over through every tracker of every
+  // tier would hold up the exit by a short wait per tracker.
+  st.pos = shutting_down(st) ? std::nullopt : st.tiers.next(*st.pos);
+}
+
 /// The current tracker failed: the next one is tried.
 void tracker_failed(caf::event_based_actor* self, announcer& st, const std::string& err) {
-  const auto& url = st.tiers.url(*st.pos);
   if (st.conf.cancel->load() && !is_farewell(st.req.ev)) {
     // We are shutting down and cut the announce short ourselves: not a tracker fault.
-    st.log->debug("announce to {} cancelled", printable(url));
+    st.log->debug("announce to {} cancelled", printable(st.tiers.url(*st.pos)));
     start_next(self, st);
     return;
   }
-  // Tracker text is untrusted: it reaches logs and the terminal escaped.
-  st.log->warn("announce to {} failed: {}", printable(url), printable(err));
-  st.errors += (st.errors.empty() ? "" : "; ") + printable(url) + ": " + printable(err);
-  st.pos = st.tiers.next(*st.pos);
+  record_failure(st, err);
   try_tracker(self, st);
 }
 
@@ -421,9 +499,12 @@ void on_http_done(caf::event_based_actor* self, announcer& st, http_done& d) {
 
 // -- UDP (BEP 15) ---------------------------------------------------------------------------
 
-/// BEP 15's base wait (15 s), shorter for the farewells: they must not hold up the exit.
+/// BEP 15's base wait (15 s), shorter for the farewells on the way out: they must not hold up
+/// the exit. A routine 'completed' (or a pause's 'stopped') waits as long as any announce.
 std::chrono::milliseconds udp_base(const announcer& st) {
   auto base = std::chrono::milliseconds(st.conf.udp_timeout_ms);
+  if (!shutting_down(st))
+    return base;
   if (st.req.ev == tracker::event::stopped)
     base = std::min(base, std::chrono::milliseconds(500));
   else if (st.req.ev == tracker::event::completed)
@@ -437,7 +518,9 @@ std::chrono::milliseconds udp_wait(const announcer& st) {
 }
 
 std::uint32_t udp_max_transmissions(const announcer& st) {
-  if (is_farewell(st.req.ev))
+  // One lost datagram must not lose a 'completed' for good (it is sent once per torrent): only
+  // on the way out does a farewell get a single try.
+  if (is_farewell(st.req.ev) && shutting_down(st))
     return 1;
   return std::clamp<std::uint32_t>(st.conf.udp_attempts, 1,
                                    udp_tracker::max_retransmit_exponent + 1);
@@ -455,9 +538,12 @@ void udp_transmit(caf::event_based_actor* self, announcer& st) {
 }
 
 void udp_send_request(caf::event_based_actor* self, announcer& st) {
+  // The count of tries (and the exponent of the wait) is not reset here: it spans the whole
+  // attempt at this tracker, connects and announces alike, so a tracker that answers connects
+  // but ignores announces (each retry finding the id expired and connecting afresh) still runs
+  // out of tries and the announce fails over.
   st.transaction = st.rng();
   st.ignored = 0;
-  st.transmissions = 0;
   auto& u = *st.udp;
   bool valid = u.connection_id &&
                steady::now() - u.connected_at < connection_lifetime(st);
@@ -481,19 +567,20 @@ void udp_send_request(caf::event_based_actor* self, announcer& st) {
   udp_transmit(self, st);
 }
 
-void try_udp(caf::event_based_actor* self, announcer& st, const std::string& url) {
+/// Starts the UDP request; returns why it cannot (the caller moves on: no recursion, however
+/// many such trackers a torrent lists).
+std::optional<std::string> try_udp(caf::event_based_actor* self, announcer& st,
+                                   const std::string& url) {
   auto addr = udp_tracker::parse_url(url);
-  if (!addr) {
-    tracker_failed(self, st, addr.error().message);
-    return;
-  }
-  if (st.conf.io == nullptr) {
-    tracker_failed(self, st, "udp tracker: no I/O runtime for UDP sockets");
-    return;
-  }
+  if (!addr)
+    return addr.error().message;
+  if (st.conf.io == nullptr)
+    return std::string("udp tracker: no I/O runtime for UDP sockets");
   auto& u = st.udp_trackers[url];
   if (!u.link) {
     u.id = ++st.next_link_id;
+    // A fresh count for a fresh socket: datagrams of a closed one are never matched to it.
+    u.unread = std::make_shared<std::atomic<int>>(0);
     caf::weak_actor_ptr me = self->ctrl();
     auto link_id = u.id;
     auto& io = *static_cast<asio::io_context*>(st.conf.io->native());
@@ -511,10 +598,16 @@ void try_udp(caf::event_based_actor* self, announcer& st, const std::string& url
         }
         if (auto strong = caf::actor_cast<caf::actor>(me))
           caf::anon_send(strong, udp_datagram{link_id, std::move(bytes), std::move(err), v6});
+      },
+      [me, link_id](std::vector<asio::ip::udp::endpoint> addresses, std::string err) {
+        if (auto strong = caf::actor_cast<caf::actor>(me))
+          caf::anon_send(strong, udp_resolved{link_id, std::move(addresses), std::move(err)});
       });
   }
   st.udp = &u;
+  st.transmissions = 0; // one budget of tries per tracker attempt
   udp_send_request(self, st);
+  return std::nullopt;
 }
 
 /// BEP 15: a datagram for another transaction (a late answer to an earlier request, or junk)
@@ -539,17 +632,20 @@ void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& 
     return;
   }
   if (!d.error.empty()) {
+    // The link may have closed its socket: the next request connects afresh from a new port.
+    st.udp->connection_id.reset();
     tracker_failed(self, st, "udp tracker: " + d.error);
+    return;
+  }
+  // A datagram of another transaction is told apart once, here; the parsers below then fail
+  // only on a bad answer to this request.
+  if (auto other = udp_tracker::other_transaction(d.bytes, st.transaction)) {
+    log_ignored(st, *other);
     return;
   }
   if (st.connecting) {
     auto r = udp_tracker::parse_connect(d.bytes, st.transaction);
     if (!r) {
-      auto h = udp_tracker::parse_header(d.bytes);
-      if (h && h->transaction_id != st.transaction) {
-        log_ignored(st, r.error().message);
-        return;
-      }
       tracker_failed(self, st, r.error().message);
       return;
     }
@@ -561,11 +657,6 @@ void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& 
   auto r = udp_tracker::parse_announce(d.bytes, st.transaction, udp_tracker::default_max_peers,
                                        d.ipv6);
   if (!r) {
-    auto h = udp_tracker::parse_header(d.bytes);
-    if (h && h->transaction_id != st.transaction) {
-      log_ignored(st, r.error().message);
-      return;
-    }
     // The tracker may have refused our connection id: the next announce connects afresh.
     st.udp->connection_id.reset();
     tracker_failed(self, st, r.error().message);
@@ -576,6 +667,9 @@ void on_udp_datagram(caf::event_based_actor* self, announcer& st, udp_datagram& 
                  r->peers.size(), r->peers.size() + r->dropped_peers);
   announce_result res;
   res.interval = r->interval;
+  // BEP 15 has no min interval: without one a torrent with no peers would re-announce every
+  // 15 s (announce_schedule's floor). Its interval, at most 5 minutes, stands in for it.
+  res.min_interval = std::min<std::uint32_t>(r->interval, 300);
   for (auto& p : r->peers)
     res.peers.push_back(endpoint{p.ip, p.port});
   answered(self, st, std::move(res));
@@ -599,16 +693,65 @@ void on_udp_timer(caf::event_based_actor* self, announcer& st, const udp_timer& 
   // BEP 15: a connection id expires after a minute; a retransmitted announce would be refused.
   if (!st.connecting &&
       steady::now() - st.udp->connected_at >= connection_lifetime(st)) {
-    udp_send_request(self, st); // connects afresh (the count of tries starts over)
+    udp_send_request(self, st); // connects afresh (the count of tries goes on)
     return;
   }
   udp_transmit(self, st);
 }
 
+/// Closes a UDP tracker's socket (the next request opens another and connects afresh).
+void close_link(udp_tracker_state& u) {
+  if (u.link)
+    u.link->close();
+  u.link.reset();
+  u.connection_id.reset();
+}
+
+/// The UDP request under way ended. Its socket stays open only while the connection id may be
+/// reused, then closes: with many torrents and trackers, sockets kept for good would take the
+/// file descriptors peers need (re-announces are minutes apart, an id lives a minute).
+void release_udp(caf::event_based_actor* self, announcer& st) {
+  if (st.udp == nullptr)
+    return;
+  auto& u = *std::exchange(st.udp, nullptr);
+  auto left = u.connection_id ? connection_lifetime(st) - std::chrono::duration_cast<
+                                                            std::chrono::milliseconds>(
+                                                            steady::now() - u.connected_at)
+                              : std::chrono::milliseconds(0);
+  if (left <= std::chrono::milliseconds(0))
+    close_link(u);
+  else
+    self->delayed_send(self, left, udp_expire{u.id});
+}
+
+void on_udp_resolved(caf::event_based_actor* self, announcer& st, udp_resolved& r) {
+  for (auto& [url, u] : st.udp_trackers) {
+    if (u.id != r.link || !u.link)
+      continue; // a link closed since: its lookup is of no use
+    if (r.error.empty()) {
+      u.link->open(std::move(r.addresses));
+      return;
+    }
+    close_link(u); // the next request looks the name up again
+    if (udp_current(st, r.link))
+      tracker_failed(self, st, "udp tracker: " + r.error);
+    return;
+  }
+}
+
+void on_udp_expire(announcer& st, const udp_expire& e) {
+  if (udp_current(st, e.link))
+    return; // in use: released again when its request ends
+  for (auto& [url, u] : st.udp_trackers)
+    if (u.id == e.link && u.link &&
+        (!u.connection_id || steady::now() - u.connected_at >= connection_lifetime(st)))
+      close_link(u);
+}
+
 // -- the announce loop ----------------------------------------------------------------------
 
 void try_tracker(caf::event_based_actor* self, announcer& st) {
-  st.udp = nullptr;
+  release_udp(self, st);
   ++st.attempt;
   while (st.pos) {
     const auto& url = st.tiers.url(*st.pos);
@@ -617,13 +760,18 @@ void try_tracker(caf::event_based_actor* self, announcer& st) {
       return;
     }
     if (is_udp(url)) {
-      try_udp(self, st, url);
+      if (auto err = try_udp(self, st, url)) {
+        record_failure(st, *err);
+        continue;
+      }
       return;
     }
     st.log->debug("skipping unsupported tracker {}", printable(url));
     st.pos = st.tiers.next(*st.pos);
   }
   // Every tracker failed (or none is usable): the torrent retries later.
+  if (st.failures > max_listed_failures)
+    st.errors += "; and " + std::to_string(st.failures - max_listed_failures) + " more";
   announce_result res;
   res.result = error{st.errors.empty() ? errc::invalid_argument : errc::tracker_failure,
                      st.errors.empty() ? "no usable tracker" : st.errors};
@@ -633,7 +781,7 @@ void try_tracker(caf::event_based_actor* self, announcer& st) {
 
 void start_next(caf::event_based_actor* self, announcer& st) {
   st.busy = false;
-  st.udp = nullptr;
+  release_udp(self, st);
   ++st.attempt; // whatever still answers the last attempt is stale
   while (!st.queue.empty()) {
     st.req = st.queue.front();
@@ -643,6 +791,7 @@ void start_next(caf::event_based_actor* self, announcer& st) {
       continue;
     st.busy = true;
     st.errors.clear();
+    st.failures = 0;
     st.pos = st.tiers.first();
     try_tracker(self, st);
     return;
@@ -673,6 +822,8 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
       [=](http_done& d) { on_http_done(self, *st, d); },
       [=](udp_datagram& d) { on_udp_datagram(self, *st, d); },
       [=](const udp_timer& t) { on_udp_timer(self, *st, t); },
+      [=](const udp_expire& e) { on_udp_expire(*st, e); },
+      [=](udp_resolved& r) { on_udp_resolved(self, *st, r); },
       // Announces already queued still go out (a "stopped" one on the way out among them); a
       // routine one under way is dropped at once (the torrent's cancel flag cuts an HTTP one
       // short), then the actor quits.
@@ -680,6 +831,13 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
         st->stop_requested = true;
         if (st->busy && !is_farewell(st->req.ev))
           start_next(self, *st);
+        else if (st->busy && st->udp != nullptr) {
+          // A farewell sent before the stop waits as long as a routine announce: from now on
+          // it gets one short wait (udp_base), then fails without failing over.
+          st->transmissions = 0;
+          st->transmission_id++;
+          self->delayed_send(self, udp_wait(*st), udp_timer{st->attempt, st->transmission_id});
+        }
         else if (!st->busy)
           self->quit();
       },

@@ -9,7 +9,8 @@
 //                 error or  |  | next tracker of the tier, else first of the next tier
 //                  timeout  +--+ (none left: the errors of all, to the torrent)
 //   stop_request: a routine announce under way is dropped; queued farewells ('completed',
-//   'stopped') still go out with short timeouts, then the actor quits.
+//   'stopped') still go out with short timeouts, each to one tracker (no failover on the way
+//   out), then the actor quits.
 #pragma once
 
 #include <atomic>
@@ -40,7 +41,8 @@ struct tracker_config {
   /// BEP 15: a UDP request is sent again after base * 2^n (n = 0, 1, ...; base 15 s). Tests
   /// shorten the base.
   std::uint32_t udp_timeout_ms = 15000;
-  /// Transmissions of one UDP request before the announce fails over to the next tracker
+  /// Transmissions to one UDP tracker (connects and announces counted together) before the
+  /// announce fails over to the next tracker
   /// (BEP 15 allows n up to 8: 9 tries over about an hour, far too long to keep a torrent from
   /// its other trackers; 2 tries give up after 45 s). At most 9.
   std::uint32_t udp_attempts = 2;

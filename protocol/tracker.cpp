@@ -60,16 +60,7 @@ bool read_compact(const value &v, std::string_view key, int family, std::size_t 
               " is not a multiple of " + std::to_string(entry) + byte_of(v));
     return false;
   }
-  char text[INET6_ADDRSTRLEN];
-  for (std::size_t i = 0; i < s.size(); i += entry) {
-    auto b = reinterpret_cast<const unsigned char *>(s.data() + i);
-    auto port = static_cast<std::uint16_t>((b[addr_len] << 8) | b[addr_len + 1]);
-    if (port == 0)
-      continue;
-    if (inet_ntop(family, b, text, sizeof text) == nullptr)
-      continue;
-    out.push_back(peer_endpoint{text, port});
-  }
+  decode_compact_peers(s, family == AF_INET6, out);
   return true;
 }
 
@@ -90,6 +81,29 @@ void read_dict_peers(const value &v, std::vector<peer_endpoint> &out) {
 }
 
 } // namespace
+
+std::size_t decode_compact_peers(std::string_view list, bool ipv6, std::vector<peer_endpoint> &out,
+                                 std::size_t max_peers) {
+  const std::size_t addr_len = ipv6 ? 16 : 4;
+  const std::size_t entry = addr_len + 2;
+  std::size_t kept = 0, dropped = 0;
+  char text[INET6_ADDRSTRLEN];
+  for (std::size_t i = 0; i + entry <= list.size(); i += entry) {
+    auto b = reinterpret_cast<const unsigned char *>(list.data() + i);
+    auto port = static_cast<std::uint16_t>((b[addr_len] << 8) | b[addr_len + 1]);
+    if (port == 0)
+      continue;
+    if (kept == max_peers) {
+      ++dropped;
+      continue;
+    }
+    if (inet_ntop(ipv6 ? AF_INET6 : AF_INET, b, text, sizeof text) == nullptr)
+      continue;
+    out.push_back(peer_endpoint{text, port});
+    ++kept;
+  }
+  return dropped;
+}
 
 std::string url_encode(std::string_view bytes) {
   static const char digits[] = "0123456789ABCDEF";

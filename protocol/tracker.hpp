@@ -43,6 +43,13 @@ struct peer_endpoint {
   }
 };
 
+/// Appends the peers of a compact list to `out` (BEP 23: 4-byte IPv4 address + port; BEP 7, and
+/// BEP 15 over IPv6: 16-byte address + port), leaving out port-0 entries; keeps at most
+/// `max_peers` and returns how many more were listed. A trailing partial entry is ignored:
+/// callers check the length first, to name it in their error. Shared by HTTP and UDP trackers.
+std::size_t decode_compact_peers(std::string_view list, bool ipv6, std::vector<peer_endpoint>& out,
+                                 std::size_t max_peers = static_cast<std::size_t>(-1));
+
 struct announce_response {
   std::uint32_t interval = 1800;
   std::uint32_t min_interval = 0;  // 0 when absent

@@ -1,5 +1,7 @@
 #include "protocol/udp_tracker.hpp"
 
+#include "protocol/big_endian.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -20,26 +22,12 @@ error bad(std::string msg) {
   return error{errc::tracker_response, "udp tracker: " + std::move(msg)};
 }
 
-void put32(std::string& out, std::uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
-}
+using big_endian::put_u16;
+using big_endian::put_u32;
+using big_endian::put_u64;
 
-void put64(std::string& out, std::uint64_t v) {
-  put32(out, static_cast<std::uint32_t>(v >> 32));
-  put32(out, static_cast<std::uint32_t>(v));
-}
-
-std::uint32_t get32(std::string_view s, std::size_t at) {
-  std::uint32_t v = 0;
-  for (std::size_t i = 0; i < 4; ++i)
-    v = (v << 8) | static_cast<unsigned char>(s[at + i]);
-  return v;
-}
-
-std::uint64_t get64(std::string_view s, std::size_t at) {
-  return (std::uint64_t{get32(s, at)} << 32) | get32(s, at + 4);
-}
+std::uint32_t get32(std::string_view s, std::size_t at) { return big_endian::read_u32(&s[at]); }
+std::uint64_t get64(std::string_view s, std::size_t at) { return big_endian::read_u64(&s[at]); }
 
 std::string hex32(std::uint32_t v) {
   char buf[16];
@@ -73,10 +61,8 @@ status check_reply(std::string_view d, std::uint32_t expected_tx, action want) {
   auto h = parse_header(d);
   if (!h)
     return h.error();
-  if (h->transaction_id != expected_tx)
-    return bad("transaction id " + hex32(h->transaction_id) + " does not match " +
-               hex32(expected_tx) + " sent (" + std::to_string(d.size()) + "-byte " +
-               action_name(h->action) + " reply)");
+  if (auto other = other_transaction(d, expected_tx))
+    return error{errc::tracker_response, std::move(*other)};
   if (h->action == static_cast<std::uint32_t>(action::error)) {
     auto text = d.substr(header_size, std::min(d.size() - header_size, max_error_text));
     return error{errc::tracker_failure,
@@ -135,9 +121,9 @@ result<tracker_address> parse_url(std::string_view url) {
 std::string encode_connect(std::uint32_t transaction_id) {
   std::string out;
   out.reserve(16);
-  put64(out, protocol_id);
-  put32(out, static_cast<std::uint32_t>(action::connect));
-  put32(out, transaction_id);
+  put_u64(out, protocol_id);
+  put_u32(out, static_cast<std::uint32_t>(action::connect));
+  put_u32(out, transaction_id);
   return out;
 }
 
@@ -145,20 +131,19 @@ std::string encode_announce(std::uint64_t connection_id, std::uint32_t transacti
                             const announce_params& p) {
   std::string out;
   out.reserve(98);
-  put64(out, connection_id);
-  put32(out, static_cast<std::uint32_t>(action::announce));
-  put32(out, transaction_id);
+  put_u64(out, connection_id);
+  put_u32(out, static_cast<std::uint32_t>(action::announce));
+  put_u32(out, transaction_id);
   out.append(reinterpret_cast<const char*>(p.hash.data()), p.hash.size());
   out.append(reinterpret_cast<const char*>(p.id.data()), p.id.size());
-  put64(out, p.downloaded);
-  put64(out, p.left);
-  put64(out, p.uploaded);
-  put32(out, wire_event(p.ev));
-  put32(out, 0); // IP address: 0, the tracker takes the sender's
-  put32(out, p.key);
-  put32(out, static_cast<std::uint32_t>(p.num_want));
-  out.push_back(static_cast<char>(p.port >> 8));
-  out.push_back(static_cast<char>(p.port & 0xff));
+  put_u64(out, p.downloaded);
+  put_u64(out, p.left);
+  put_u64(out, p.uploaded);
+  put_u32(out, wire_event(p.ev));
+  put_u32(out, 0); // IP address: 0, the tracker takes the sender's
+  put_u32(out, p.key);
+  put_u32(out, static_cast<std::uint32_t>(p.num_want));
+  put_u16(out, p.port);
   return out;
 }
 
@@ -167,9 +152,9 @@ std::string encode_scrape(std::uint64_t connection_id, std::uint32_t transaction
   std::string out;
   auto n = std::min(hashes.size(), max_scrape_hashes);
   out.reserve(16 + 20 * n);
-  put64(out, connection_id);
-  put32(out, static_cast<std::uint32_t>(action::scrape));
-  put32(out, transaction_id);
+  put_u64(out, connection_id);
+  put_u32(out, static_cast<std::uint32_t>(action::scrape));
+  put_u32(out, transaction_id);
   for (std::size_t i = 0; i < n; ++i)
     out.append(reinterpret_cast<const char*>(hashes[i].data()), hashes[i].size());
   return out;
@@ -180,6 +165,15 @@ result<reply_header> parse_header(std::string_view d) {
     return bad("reply of " + std::to_string(d.size()) + " bytes is shorter than its " +
                std::to_string(header_size) + "-byte header");
   return reply_header{get32(d, 0), get32(d, 4)};
+}
+
+std::optional<std::string> other_transaction(std::string_view d, std::uint32_t expected_tx) {
+  auto h = parse_header(d);
+  if (!h || h->transaction_id == expected_tx)
+    return std::nullopt;
+  return "udp tracker: transaction id " + hex32(h->transaction_id) + " does not match " +
+         hex32(expected_tx) + " sent (" + std::to_string(d.size()) + "-byte " +
+         action_name(h->action) + " reply)";
 }
 
 result<connect_reply> parse_connect(std::string_view d, std::uint32_t expected_tx) {
@@ -210,22 +204,9 @@ result<announce_reply> parse_announce(std::string_view d, std::uint32_t expected
   r.interval = get32(d, 8);
   r.leechers = get32(d, 12);
   r.seeders = get32(d, 16);
-  auto count = list / peer_entry_size;
-  r.peers.reserve(std::min(count, max_peers));
-  for (std::size_t i = 0; i < count; ++i) {
-    auto at = announce_reply_fixed + i * peer_entry_size;
-    auto port = static_cast<std::uint16_t>((static_cast<unsigned char>(d[at + addr_size]) << 8) |
-                                           static_cast<unsigned char>(d[at + addr_size + 1]));
-    if (port == 0)
-      continue;
-    if (r.peers.size() == max_peers) {
-      ++r.dropped_peers;
-      continue;
-    }
-    char text[INET6_ADDRSTRLEN] = {};
-    inet_ntop(ipv6 ? AF_INET6 : AF_INET, d.data() + at, text, sizeof text);
-    r.peers.push_back(tracker::peer_endpoint{text, port});
-  }
+  r.peers.reserve(std::min(list / peer_entry_size, max_peers));
+  r.dropped_peers =
+    tracker::decode_compact_peers(d.substr(announce_reply_fixed), ipv6, r.peers, max_peers);
   return r;
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,8 @@ std::string encode_connect(std::uint32_t transaction_id);
 /// The 98-byte IPv4 announce request (IP address 0: the sender's).
 std::string encode_announce(std::uint64_t connection_id, std::uint32_t transaction_id,
                             const announce_params& p);
+/// Scrape (encode_scrape, parse_scrape) is not used by the client yet: it is kept, tested and
+/// fuzzed for the planned scrape feature.
 /// A scrape request; at most max_scrape_hashes hashes (more: only the first 74 are sent).
 std::string encode_scrape(std::uint64_t connection_id, std::uint32_t transaction_id,
                           const std::vector<info_hash>& hashes);
@@ -85,6 +88,13 @@ struct reply_header {
   std::uint32_t transaction_id = 0;
 };
 result<reply_header> parse_header(std::string_view datagram);
+
+/// BEP 15: a datagram answering another transaction (a late reply to an earlier request, or
+/// junk) is to be ignored, not taken as this request's failure. Returns its description ("udp
+/// tracker: transaction id ... does not match ... sent (16-byte connect reply)"), or nothing
+/// when the datagram's header carries `expected_tx` (or is too short to carry any).
+std::optional<std::string> other_transaction(std::string_view datagram,
+                                             std::uint32_t expected_tx);
 
 // Each parser checks, in order: the 8-byte header; the transaction id against `expected_tx`
 // (a datagram for another request: tracker_response, "transaction id ..."); an error action

@@ -10,17 +10,8 @@ namespace {
 // make us read and buffer arbitrarily large blocks.
 constexpr std::uint32_t max_request_length = 128 * 1024;
 
-void put_u32(std::string &out, std::uint32_t v) {
-  out.push_back(static_cast<char>(v >> 24));
-  out.push_back(static_cast<char>(v >> 16));
-  out.push_back(static_cast<char>(v >> 8));
-  out.push_back(static_cast<char>(v));
-}
-
-std::uint16_t read_u16(const char *p) noexcept {
-  auto b = reinterpret_cast<const unsigned char *>(p);
-  return static_cast<std::uint16_t>((b[0] << 8) | b[1]);
-}
+using big_endian::put_u32;
+using big_endian::read_u16;
 
 error wrong_length(msg_id id, std::size_t got, const char *expected) {
   return error{errc::wire_protocol, std::string(to_string(id)) + ": length " + std::to_string(got) +

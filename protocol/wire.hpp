@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/big_endian.hpp"
 #include "protocol/error.hpp"
 #include "protocol/types.hpp"
 
@@ -126,11 +127,7 @@ void append_extended(std::string& out, std::uint8_t ext_id, std::string_view pay
 
 // --- implementation of the template ---------------------------------------------------------
 
-inline std::uint32_t read_u32(const char* p) noexcept {
-  auto b = reinterpret_cast<const unsigned char*>(p);
-  return (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) |
-         std::uint32_t{b[3]};
-}
+using big_endian::read_u32;
 
 template <class F>
 result<std::size_t> stream_parser::parse(std::string_view data, F&& on_message) {

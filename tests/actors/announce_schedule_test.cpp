@@ -200,3 +200,17 @@ TEST(tracker_tiers, the_tracker_that_answers_moves_to_the_front_of_its_tier) {
             (std::vector<std::string>{"x", tier1[2], tier1[0], tier1[1]}))
     << "tiers are still tried in order: the first tier comes first next time";
 }
+
+TEST(tracker_tiers, a_huge_tracker_list_is_cut_to_50_per_tier_and_200_in_all) {
+  std::vector<std::vector<std::string>> tiers(1000, std::vector<std::string>(100, "udp://a"));
+  tiers[0].assign(100000, "udp://b");
+  tracker_tiers t(std::move(tiers), 1);
+  std::size_t total = 0;
+  for (const auto& tier : t.tiers()) {
+    EXPECT_LE(tier.size(), tracker_tiers::max_per_tier);
+    total += tier.size();
+  }
+  EXPECT_EQ(t.tiers()[0].size(), 50u);
+  EXPECT_EQ(t.tiers().size(), 4u) << "50 + 50 + 50 + 50";
+  EXPECT_EQ(total, 200u);
+}

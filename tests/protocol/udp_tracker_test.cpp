@@ -229,3 +229,14 @@ TEST(udp_tracker, scrape_reply_must_match_the_hashes_asked) {
 
 } // namespace
 } // namespace actorrent::udp_tracker
+
+TEST(udp_tracker, another_transaction_is_told_apart_from_a_bad_reply) {
+  std::string d("\x00\x00\x00\x00\x00\x00\x00\x07", 8);
+  d += std::string(8, '\x01');
+  EXPECT_FALSE(actorrent::udp_tracker::other_transaction(d, 7)) << "its own transaction";
+  EXPECT_FALSE(actorrent::udp_tracker::other_transaction("short", 7)) << "no header at all";
+  auto other = actorrent::udp_tracker::other_transaction(d, 8);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(*other, "udp tracker: transaction id 0x00000007 does not match 0x00000008 sent "
+                    "(16-byte connect reply)");
+}
