@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <unordered_map>
 
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
@@ -25,6 +26,8 @@ namespace {
 
 constexpr std::size_t max_job_file_size = 16u << 20;
 constexpr std::size_t max_name_length = 200;
+// Jobs in one file: far more than one session runs well, and it bounds validation's work.
+constexpr std::size_t max_jobs = 10000;
 
 error invalid(std::string msg) { return error{errc::invalid_argument, std::move(msg)}; }
 
@@ -277,7 +280,15 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
 
   if (file.job_size() == 0)
     return invalid(path + ": no job (add a `job { torrent: ... output: ... }` block)");
+  if (file.job_size() > static_cast<int>(max_jobs))
+    return invalid(loc.at(static_cast<int>(max_jobs)) + ": job " +
+                   std::to_string(max_jobs + 1) + " is one too many (at most " +
+                   std::to_string(max_jobs) + " jobs in a file; split it)");
+  // Names and torrents seen so far (the first job of each): a linear check, not quadratic.
+  std::unordered_map<std::string, std::size_t> names;
+  std::unordered_map<std::string, std::size_t> hashes;
 
+  std::vector<std::string> output_at, output_text; // per job, for the nesting check's message
   for (int i = 0; i < file.job_size(); ++i) {
     const auto& j = file.job(i);
     batch_job job;
@@ -317,10 +328,10 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
     if (!j.select_file().empty()) {
       // The syntax now (a bad list is a mistake in the file); the numbers against the torrent
       // below (a torrent with fewer files fails its job alone).
-      auto list = parse_file_list(j.select_file(), UINT32_MAX);
-      if (!list)
+      // Syntax only: expanding "1-4294967295" here would take 16 GiB.
+      if (auto st = check_file_list(j.select_file()); !st)
         return invalid(at("select_file") + ": select_file \"" + j.select_file() + "\": " +
-                       list.error().message);
+                       st.error().message);
       job.select_files.push_back(j.select_file());
     }
     for (int g = 0; g < j.select_size(); ++g) {
@@ -391,28 +402,64 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
       return invalid(name_at + ": job name must be at most 200 characters, without control "
                                "characters");
 
-    for (auto& other : plan.jobs) {
-      if (other.name == job.name)
-        return invalid(name_at + ": duplicate job name \"" + job.name + "\" (also " +
-                       other.where + ")");
-      if (other.output == job.output)
-        return invalid(at("output") + ": output \"" + j.output() + "\" is also job \"" +
-                       other.name + "\"'s output (" + other.where + ")");
-      if (inside(job.output, other.output) || inside(other.output, job.output)) {
-        bool mine_inside = inside(job.output, other.output);
-        return invalid(at("output") + ": output \"" + j.output() + "\" is " +
-                       (mine_inside ? "inside" : "around") + " job \"" + other.name +
-                       "\"'s output " + other.output + " (" + other.where + ")");
-      }
-      if (job.meta && other.meta && job.meta->hash == other.meta->hash)
+    if (auto [it, fresh] = names.emplace(job.name, plan.jobs.size()); !fresh)
+      return invalid(name_at + ": duplicate job name \"" + job.name + "\" (also " +
+                     plan.jobs[it->second].where + ")");
+    if (job.meta) {
+      auto key = std::string(reinterpret_cast<const char*>(job.meta->hash.data()),
+                             job.meta->hash.size());
+      if (auto [it, fresh] = hashes.emplace(std::move(key), plan.jobs.size()); !fresh) {
+        auto& other = plan.jobs[it->second];
         return invalid(at("torrent") + ": the same torrent as job \"" + other.name + "\" (" +
                        other.where + ")");
+      }
     }
     if (inside(fs::path(ps.state_dir), fs::path(job.output)) ||
         inside(fs::path(job.output), fs::path(ps.state_dir)))
       return invalid(at("output") + ": output \"" + j.output() +
                      "\" overlaps the state_dir " + ps.state_dir);
+    if (job.seed_ratio > 0 && job.seed_time_s == 0 && job.timeout_s == 0)
+      return invalid(at("seed_ratio") + ": seed_ratio without seed_time_s or timeout_s may "
+                     "never end (no peer may ever download from it): add either");
+    output_at.push_back(at("output"));
+    output_text.push_back(j.output());
     plan.jobs.push_back(std::move(job));
+  }
+  // Equal or nested outputs. Sorted by path component, a folder comes right before the
+  // folders below it, so comparing neighbours finds every such pair's nearest one (n log n,
+  // not n^2). The error names the later job of the first pair in file order.
+  std::vector<std::size_t> by_output(plan.jobs.size());
+  for (std::size_t i = 0; i < by_output.size(); ++i)
+    by_output[i] = i;
+  std::vector<fs::path> outs;
+  outs.reserve(plan.jobs.size());
+  for (auto& job : plan.jobs)
+    outs.emplace_back(job.output);
+  std::stable_sort(by_output.begin(), by_output.end(),
+                   [&](std::size_t a, std::size_t b) { return outs[a] < outs[b]; });
+  std::size_t worst = SIZE_MAX, worst_other = 0;
+  for (std::size_t k = 1; k < by_output.size(); ++k) {
+    auto outer = by_output[k - 1], inner = by_output[k];
+    if (!inside(outs[inner], outs[outer]))
+      continue;
+    auto later = std::max(outer, inner), earlier = std::min(outer, inner);
+    if (later < worst || (later == worst && earlier < worst_other)) {
+      worst = later;
+      worst_other = earlier;
+    }
+  }
+  if (worst != SIZE_MAX) {
+    auto& job = plan.jobs[worst];
+    auto& other = plan.jobs[worst_other];
+    const auto& where = output_at[worst];
+    const auto& text = output_text[worst];
+    if (job.output == other.output)
+      return invalid(where + ": output \"" + text + "\" is also job \"" + other.name +
+                     "\"'s output (" + other.where + ")");
+    bool mine_inside = inside(outs[worst], outs[worst_other]);
+    return invalid(where + ": output \"" + text + "\" is " + (mine_inside ? "inside" : "around") +
+                   " job \"" + other.name + "\"'s output " + other.output + " (" + other.where +
+                   ")");
   }
   return plan;
 }

@@ -2,9 +2,11 @@
 // JSON path; a torrent that does not parse or a magnet link fails only its job; the examples
 // in deploy/examples/ parse.
 #include "config/batch_job.hpp"
+#include "storage/file_selection.hpp"
 
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -288,6 +290,67 @@ TEST_F(batch_job_test, json_and_text_give_the_same_plan) {
     EXPECT_EQ(j.priority, t.priority);
   }
   EXPECT_EQ(json->queue_order(), text->queue_order());
+}
+
+TEST_F(batch_job_test, a_huge_select_file_range_is_checked_without_expanding_it) {
+  // Expanded at validation, "1-4294967295" never ended (a 32-bit counter wraps) and grew
+  // memory without bound; now only its syntax is checked, and the torrent's file count fails
+  // the job alone.
+  auto r = parse("job {\n  torrent: \"t/b.torrent\"\n  output: \"o\"\n"
+                 "  select_file: \"1-4294967295\"\n}\n");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_NE(r->jobs[0].problem.find("out of range"), std::string::npos) << r->jobs[0].problem;
+  EXPECT_EQ(error_of("job {\n  torrent: \"t/b.torrent\"\n  output: \"o\"\n"
+                     "  select_file: \"1-4294967296\"\n}\n")
+              .rfind("jobs.textproto:4:3: select_file \"1-4294967296\": file number 4294967296", 0),
+            0u);
+}
+
+TEST_F(batch_job_test, a_seed_ratio_that_may_never_end_is_refused) {
+  const std::string job = "job {\n  torrent: \"t/a.torrent\"\n  output: \"o\"\n";
+  EXPECT_EQ(error_of(job + "  seed_ratio: 2\n}\n")
+              .rfind("jobs.textproto:4:3: seed_ratio without seed_time_s or timeout_s", 0),
+            0u);
+  EXPECT_TRUE(parse(job + "  seed_ratio: 2\n  timeout_s: 60\n}\n"));
+  EXPECT_TRUE(parse(job + "  seed_ratio: 2\n  seed_time_s: 60\n}\n"));
+}
+
+TEST_F(batch_job_test, large_files_are_validated_in_bounded_time) {
+  // 10001 magnet jobs: refused at the first one over the cap, quickly.
+  std::string many;
+  for (int i = 0; i <= 10000; ++i)
+    many += "job { name: \"m" + std::to_string(i) + "\" magnet: \"magnet:?xt=urn:btih:0\" "
+            "output: \"o/" + std::to_string(i) + "\" }\n";
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(error_of(many).rfind("jobs.textproto:10001:1: job 10001 is one too many", 0), 0u);
+  // 10000 jobs pass, in well under the seconds a pairwise check of them takes.
+  many.erase(many.rfind("job {"));
+  auto r = parse(many);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->jobs.size(), 10000u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  // Nesting is still found among many (here the last job lies inside the first).
+  many.erase(many.rfind("job {"));
+  many += "job { name: \"last\" magnet: \"magnet:?xt=urn:btih:0\" output: \"o/0/x\" }\n";
+  EXPECT_EQ(error_of(many).rfind("jobs.textproto:10000:", 0), 0u) << error_of(many);
+  EXPECT_NE(error_of(many).find("is inside job \"m0\"'s output"), std::string::npos);
+}
+
+TEST_F(batch_job_test, repeated_double_star_globs_match_in_bounded_time) {
+  // Each "**" tried every split of the path: 20 of them against a deep path never ended.
+  std::string pattern;
+  for (int i = 0; i < 20; ++i)
+    pattern += "**/";
+  pattern += "z";
+  std::string path;
+  for (int i = 0; i < 40; ++i)
+    path += "d/";
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(glob_match(pattern, path + "y"));
+  EXPECT_TRUE(glob_match(pattern, path + "z"));
+  EXPECT_FALSE(glob_match("**/a/**/b/**/c/**/q", path + "a/b/c/z"));
+  EXPECT_TRUE(glob_match("**/a/**/b/**/c/**/z", path + "a/b/c/z"));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
 }
 
 TEST_F(batch_job_test, the_file_type_comes_from_the_extension) {
