@@ -163,7 +163,19 @@ struct job_run {
   bool already_complete = false; // its resume data covered every selected piece
   bool removing = false;      // remove_torrent sent
   std::string error;
+  // The torrent may still download: running, or stopping after a failure or timeout until its
+  // `removed` event (or the removal deadline). The queue's slots count these, so a job being
+  // stopped never trades alongside max_active others.
+  bool holds_slot = false;
+  std::optional<clock_type::time_point> remove_sent;
 };
+
+/// How long a torrent may take to leave the session after remove_torrent before the batch
+/// stops waiting for it (a stuck torrent must not keep the batch, or a slot, forever).
+constexpr auto remove_deadline = std::chrono::seconds(5);
+/// How long adding one torrent may take (the session opens or creates its files): beyond it
+/// only that job fails.
+constexpr auto add_deadline = std::chrono::seconds(60);
 
 /// Every selected piece is trusted by the job's resume data (files unchanged since): the job
 /// is complete and need not run. Reads only; never fails (false: run it, the session checks).
@@ -417,7 +429,11 @@ int run_batch(const batch_options& opt) {
       ask(subscribe{caf::actor_cast<caf::actor>(self)});
       spdlog::get("session")->info("listening on {}:{}", listen_host, port);
 
-      std::size_t active = 0; // downloading (running), the queue's slots
+      // The queue's slots in use: jobs downloading or still being stopped (holds_slot).
+      auto active_count = [&] {
+        return static_cast<std::size_t>(
+          std::count_if(runs.begin(), runs.end(), [](const job_run& r) { return r.holds_slot; }));
+      };
       // The terminal display (stderr) is cleared before an event line goes to stdout, so that
       // the line is not printed into it; the next redraw puts it back below.
       const bool tty = isatty(STDERR_FILENO) && !opt.quiet;
@@ -437,7 +453,7 @@ int run_batch(const batch_options& opt) {
         std::string why;
         double total = std::chrono::duration<double>(clock_type::now() - start).count();
         if (!write_atomically(progress_path, summary_json(plan, runs, total, false), why))
-          spdlog::get("session")->warn("{}", why);
+          spdlog::get("session")->warn("progress file: {}", why);
       };
       auto find = [&](torrent_id id) -> job_run* {
         for (auto& r : runs)
@@ -448,12 +464,15 @@ int run_batch(const batch_options& opt) {
       auto remove = [&](job_run& r) {
         if (r.id != 0 && !r.removing) {
           r.removing = true;
+          r.remove_sent = clock_type::now();
           self->send(session, remove_torrent{r.id});
         }
       };
       auto end_job = [&](job_run& r, job_status st, std::string why) {
-        if (r.status == job_status::running)
-          --active;
+        // A complete torrent downloads no more: its slot is free now. A failed one keeps its
+        // slot until it has left the session (the `removed` event).
+        if (st == job_status::complete)
+          r.holds_slot = false;
         auto now = clock_type::now();
         r.status = st;
         r.error = std::move(why);
@@ -475,8 +494,22 @@ int run_batch(const batch_options& opt) {
         }
         std::fflush(stdout);
       };
+      // A seeding job stops seeding: it stays complete (its data is), and its running time and
+      // finish stay those of its download. `why` non-empty: the goal was missed.
+      auto end_seeding = [&](job_run& r, const std::string& why) {
+        r.status = job_status::complete;
+        if (!why.empty()) {
+          r.error = "seed goal missed: " + why;
+          clear_display();
+          std::printf("seed goal missed: %s: %s\n", printable(r.job->name).c_str(),
+                      printable(why).c_str());
+          std::fflush(stdout);
+        }
+        remove(r);
+        save_progress();
+      };
       auto start_next = [&] {
-        while (active < settings.max_active && !pending.empty()) {
+        while (active_count() < settings.max_active && !pending.empty()) {
           auto& r = runs[pending.front()];
           pending.pop_front();
           auto& j = *r.job;
@@ -488,10 +521,14 @@ int run_batch(const batch_options& opt) {
           to.upload_limit = j.upload_limit;
           to.priorities = j.priorities;
           add_torrent_result result;
-          self->request(session, caf::infinite, add_torrent{j.meta, j.output, std::move(to)})
+          self->request(session, add_deadline, add_torrent{j.meta, j.output, std::move(to)})
             .receive([&](add_torrent_result& res) { result = std::move(res); },
                      [&](caf::error& e) {
-                       result.why = error{errc::actor_down, "session: " + caf::to_string(e)};
+                       result.why =
+                         e == caf::sec::request_timeout
+                           ? error{errc::timeout, "the session did not add it within " +
+                                                    std::to_string(add_deadline.count()) + " s"}
+                           : error{errc::actor_down, "session: " + caf::to_string(e)};
                      });
           r.started = clock_type::now();
           r.started_at = unix_now();
@@ -501,7 +538,7 @@ int run_batch(const batch_options& opt) {
           }
           r.id = result.id;
           r.status = job_status::running;
-          ++active;
+          r.holds_slot = true;
           clear_display();
           std::printf("started: %s\n", printable(j.name).c_str());
           std::fflush(stdout);
@@ -509,7 +546,7 @@ int run_batch(const batch_options& opt) {
         save_progress();
       };
       auto busy = [&] {
-        if (!pending.empty() || active > 0)
+        if (!pending.empty() || active_count() > 0)
           return true;
         for (auto& r : runs)
           if (r.status == job_status::seeding || (r.removing && r.id != 0))
@@ -541,20 +578,28 @@ int run_batch(const batch_options& opt) {
           } else if (r.status == job_status::running) {
             have += std::min(r.job->selected_size, r.last.verified_bytes);
             rate += r.last.download_rate;
-            double pct = r.last.total_size ? 100.0 * double(r.last.verified_bytes) /
-                                               double(r.last.total_size)
-                                           : 0.0;
+            // Of the selected files (as the summary's bytes), not of the whole torrent.
+            double pct = r.job->selected_size
+                           ? 100.0 * double(std::min(r.job->selected_size, r.last.verified_bytes)) /
+                               double(r.job->selected_size)
+                           : 0.0;
             char buf[256];
-            std::snprintf(buf, sizeof buf, "  %-24.24s %5.1f%%  down %s/s  peers %u",
-                          printable(r.job->name).c_str(), pct,
-                          size_text(r.last.download_rate).c_str(), r.last.peers);
+            if (r.last.checking)
+              std::snprintf(buf, sizeof buf, "  %-24.24s checking existing data %5.1f%%",
+                            printable(r.job->name).c_str(),
+                            r.last.check_total ? 100.0 * r.last.check_done / r.last.check_total
+                                               : 0.0);
+            else
+              std::snprintf(buf, sizeof buf, "  %-24.24s %5.1f%%  down %s/s  peers %u",
+                            printable(r.job->name).c_str(), pct,
+                            size_text(r.last.download_rate).c_str(), r.last.peers);
             lines.push_back(buf);
           }
         }
         char head[256];
         std::snprintf(head, sizeof head,
                       "batch: %zu/%zu done, %zu failed, %zu active, %zu queued  %s/%s  down %s/s",
-                      done, runs.size(), failed, active, pending.size(),
+                      done, runs.size(), failed, active_count(), pending.size(),
                       size_text(double(have)).c_str(), size_text(double(total)).c_str(),
                       size_text(rate).c_str());
         if (tty) {
@@ -600,24 +645,22 @@ int run_batch(const batch_options& opt) {
                 break;
               }
               case torrent_event_kind::failed:
-                if (r->status == job_status::running || r->status == job_status::seeding) {
-                  bool was_seeding = r->status == job_status::seeding;
+                if (r->status == job_status::running)
                   end_job(*r, job_status::failed, ev.why.message);
-                  if (was_seeding) // its data is complete; only the seeding goal was missed
-                    r->status = job_status::complete;
-                }
+                else if (r->status == job_status::seeding) // its data is complete
+                  end_seeding(*r, ev.why.message);
                 remove(*r);
                 start_next();
                 break;
               case torrent_event_kind::removed:
                 r->last = std::move(ev.progress);
-                if (r->status == job_status::running || r->status == job_status::seeding) {
-                  bool was_seeding = r->status == job_status::seeding;
-                  end_job(*r, was_seeding ? job_status::complete : job_status::failed,
-                          was_seeding ? std::string{} : "stopped unexpectedly");
-                  start_next();
-                }
-                r->id = 0; // gone from the session
+                if (r->status == job_status::running)
+                  end_job(*r, job_status::failed, "stopped unexpectedly");
+                else if (r->status == job_status::seeding)
+                  end_seeding(*r, "stopped unexpectedly");
+                r->id = 0; // gone from the session: its slot is free
+                r->holds_slot = false;
+                start_next();
                 break;
             }
           },
@@ -632,7 +675,11 @@ int run_batch(const batch_options& opt) {
           if (r.status == job_status::running && r.job->timeout_s > 0 &&
               now - *r.started >= std::chrono::seconds(r.job->timeout_s)) {
             char buf[256];
-            if (r.last.peers == 0 && r.last.pieces_verified == 0)
+            if (r.last.checking)
+              std::snprintf(buf, sizeof buf,
+                            "timed out after %u s while checking existing data (%u/%u pieces)",
+                            r.job->timeout_s, r.last.check_done, r.last.check_total);
+            else if (r.last.peers == 0 && r.last.pieces_verified == 0)
               std::snprintf(buf, sizeof buf,
                             "timed out after %u s: no peer could be reached (%u known)",
                             r.job->timeout_s, r.last.known_peers);
@@ -653,9 +700,24 @@ int run_batch(const batch_options& opt) {
             if (ratio_met || time_met) {
               spdlog::get("session")->info("{}: seeding goal met, uploaded {} bytes",
                                            printable(r.job->name), r.last.uploaded_payload);
-              r.status = job_status::complete;
-              remove(r);
+              end_seeding(r, {});
+            } else if (r.job->timeout_s > 0 &&
+                       now - *r.started >= std::chrono::seconds(r.job->timeout_s)) {
+              // timeout_s bounds the whole job, seeding included (no leecher may ever come).
+              char buf[256];
+              std::snprintf(buf, sizeof buf, "timed out after %u s with %llu bytes uploaded",
+                            r.job->timeout_s,
+                            static_cast<unsigned long long>(r.last.uploaded_payload));
+              end_seeding(r, buf);
             }
+          }
+          if (r.removing && r.id != 0 && r.remove_sent && now - *r.remove_sent >= remove_deadline) {
+            spdlog::get("session")->warn("{}: not removed from the session within {} s; "
+                                         "no longer waiting for it",
+                                         printable(r.job->name), remove_deadline.count());
+            r.id = 0;
+            r.holds_slot = false;
+            start_next();
           }
         }
         show(false);
@@ -694,14 +756,21 @@ int run_batch(const batch_options& opt) {
   print_table(runs);
   std::string why;
   auto json = summary_json(plan, runs, total_seconds, true);
-  if (!write_atomically(summary_path, json, why))
+  // A summary that was not written is a failed batch: a script reads it for the outcome.
+  bool written = write_atomically(summary_path, json, why);
+  if (!written)
     std::fprintf(stderr, "error: summary: %s\n", why.c_str());
   else
     std::printf("summary: %s\n", summary_path.c_str());
-  write_atomically(progress_path, json, why);
+  if (!write_atomically(progress_path, json, why)) {
+    std::fprintf(stderr, "error: progress file: %s\n", why.c_str());
+    written = false;
+  }
   std::fflush(stdout);
   if (stopped_by)
     return 130;
+  if (!written)
+    return 1;
   bool all = std::all_of(runs.begin(), runs.end(),
                          [](const job_run& r) { return r.status == job_status::complete; });
   return all ? 0 : 1;
