@@ -203,6 +203,22 @@ bool complete_by_resume(const batch_job& job) {
 
 std::string job_source(const batch_job& j) { return j.torrent.empty() ? j.magnet : j.torrent; }
 
+/// Why folder `path` could not be created (or written), or empty: its nearest existing part
+/// must be a folder we may write. Creates nothing (for --dry-run).
+std::string uncreatable_reason(const std::string& path) {
+  std::error_code ec;
+  fs::path p(path);
+  while (!p.empty() && !fs::exists(fs::symlink_status(p, ec)) && p != p.parent_path())
+    p = p.parent_path();
+  if (p.empty())
+    p = ".";
+  if (!fs::is_directory(p, ec))
+    return p.string() + " is not a folder";
+  if (::access(p.c_str(), W_OK | X_OK) != 0)
+    return p.string() + " is not writable";
+  return {};
+}
+
 int dry_run(const batch_plan& plan) {
   auto& s = plan.settings;
   std::printf("job file:   %s (%zu jobs)\n", plan.file.c_str(), plan.jobs.size());
@@ -210,6 +226,11 @@ int dry_run(const batch_plan& plan) {
   std::printf("listen:     %s\n",
               s.listen.empty() ? "every interface, port 6881-6889" : s.listen.c_str());
   std::printf("state_dir:  %s\n", s.state_dir.c_str());
+  if (auto why = uncreatable_reason(s.state_dir); !why.empty()) {
+    std::printf("WOULD FAIL: state_dir %s cannot be created: %s\n", s.state_dir.c_str(),
+                why.c_str());
+    return 1;
+  }
   std::printf("limits:     down %s  up %s\n",
               s.download_limit ? (size_text(double(s.download_limit)) + "/s").c_str() : "none",
               s.upload_limit ? (size_text(double(s.upload_limit)) + "/s").c_str() : "none");
@@ -224,9 +245,14 @@ int dry_run(const batch_plan& plan) {
     if (j.meta)
       std::printf("      size   %s%s\n", size_text(double(j.selected_size)).c_str(),
                   j.priorities.empty() ? "" : " (selected files)");
-    if (!j.problem.empty()) {
+    std::string out_problem;
+    if (j.problem.empty())
+      if (auto why = uncreatable_reason(j.output); !why.empty())
+        out_problem = "output " + j.output + " cannot be created: " + why;
+    if (!j.problem.empty() || !out_problem.empty()) {
       ++failing;
-      std::printf("      WOULD FAIL: %s\n", printable(j.problem).c_str());
+      std::printf("      WOULD FAIL: %s\n",
+                  printable(j.problem.empty() ? out_problem : j.problem).c_str());
     } else if (complete_by_resume(j)) {
       std::printf("      already complete (resume data): would not download\n");
     }

@@ -532,15 +532,23 @@ def case_dry_run(actorrent, sess):
                    announce="http://%s:%d/announce" % (H.LOOPBACK, port))
     with open(sess.path("bad.torrent"), "wb") as f:
         f.write(b"not bencoding")
+    other = H.make_payload(data, "dry2.bin", size=10 * H.KiB, seed="dry2")
+    H.make_torrent(other, PIECE, sess.path("dry2.torrent"))
     jf = sess.path("jobs.textproto")
     with open(jf, "w") as f:
         f.write(textproto({"listen": "127.0.0.1:0", "state_dir": "state"},
                           [{"name": "ok", "torrent": "dry.torrent", "output": "out/ok",
                             "peer": "%s:%d" % (H.LOOPBACK, port)},
-                           {"name": "bad", "torrent": "bad.torrent", "output": "out/bad"}]))
+                           {"name": "bad", "torrent": "bad.torrent", "output": "out/bad"},
+                           {"name": "diskerr", "torrent": "dry2.torrent",
+                            "output": "blocker/out"}]))
+    with open(sess.path("blocker"), "w") as f:  # a file where the output's folder would be
+        f.write("a file where a folder is needed\n")
     t0 = time.monotonic()
     r = run_batch(actorrent, jf, "--dry-run", timeout=30)
-    if r.returncode != 1 or "WOULD FAIL" not in r.stdout or "1 would fail" not in r.stdout:
+    want = "WOULD FAIL: output %s cannot be created: %s is not a folder" \
+        % (sess.path("blocker", "out"), sess.path("blocker"))
+    if r.returncode != 1 or "2 would fail" not in r.stdout or want not in r.stdout:
         raise Failed("dry run: exit %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
     if os.path.exists(sess.path("state")) or os.path.exists(sess.path("out")):
         raise Failed("the dry run wrote something: %s" % os.listdir(sess.dir))
