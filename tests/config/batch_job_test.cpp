@@ -269,26 +269,102 @@ TEST_F(batch_job_test, json_errors_name_the_json_path) {
 }
 
 TEST_F(batch_job_test, json_and_text_give_the_same_plan) {
-  auto text = parse(good_text);
+  // Every field set, in both formats (JSON with some camelCase keys, as proto3 JSON allows).
+  auto text = parse(R"(settings {
+  max_active: 3
+  listen: "127.0.0.1:0"
+  state_dir: "st"
+  download_limit: "20M"
+  upload_limit: "1M"
+}
+job {
+  torrent: "t/a.torrent"
+  output: "out/a"
+}
+job {
+  name: "second"
+  torrent: "t/b.torrent"
+  output: "out/b/"
+  select_file: "1,3"
+  select: "*.iso"
+  select: "d/**"
+  peer: "127.0.0.1:7001"
+  peer: "[::1]:7002"
+  no_tracker: true
+  download_limit: "5M"
+  upload_limit: "64K"
+  seed_ratio: 1.5
+  seed_time_s: 30
+  priority: 4
+  timeout_s: 60
+}
+job {
+  name: "m"
+  magnet: "magnet:?xt=urn:btih:00"
+  output: "out/m"
+  priority: -2
+}
+)");
   auto json = parse(R"({
-    "settings": {"max_active": 3, "listen": "127.0.0.1:0", "download_limit": "20M"},
+    "settings": {"maxActive": 3, "listen": "127.0.0.1:0", "state_dir": "st",
+                 "download_limit": "20M", "uploadLimit": "1M"},
     "job": [{"torrent": "t/a.torrent", "output": "out/a"},
             {"name": "second", "torrent": "t/b.torrent", "output": "out/b/",
-             "selectFile": "1,3", "select": ["*.iso"], "peer": ["127.0.0.1:7001", "[::1]:7002"],
-             "download_limit": "5M", "seed_ratio": 1.5, "priority": 4, "timeout_s": 60}]})",
+             "selectFile": "1,3", "select": ["*.iso", "d/**"],
+             "peer": ["127.0.0.1:7001", "[::1]:7002"], "noTracker": true,
+             "download_limit": "5M", "upload_limit": "64K", "seed_ratio": 1.5,
+             "seedTimeS": 30, "priority": 4, "timeout_s": 60},
+            {"name": "m", "magnet": "magnet:?xt=urn:btih:00", "output": "out/m",
+             "priority": -2}]})",
                     batch_format::json);
   ASSERT_TRUE(text) << text.error().message;
   ASSERT_TRUE(json) << json.error().message;
-  ASSERT_EQ(json->jobs.size(), text->jobs.size());
+  auto &ts = text->settings, &js = json->settings;
+  EXPECT_EQ(js.max_active, ts.max_active);
+  EXPECT_EQ(js.listen, ts.listen);
+  EXPECT_EQ(js.state_dir, ts.state_dir);
+  EXPECT_EQ(js.download_limit, ts.download_limit);
+  EXPECT_EQ(js.upload_limit, ts.upload_limit);
+  EXPECT_EQ(ts.upload_limit, 1u << 20); // set, so the comparison means something
+  ASSERT_EQ(json->jobs.size(), 3u);
+  ASSERT_EQ(text->jobs.size(), 3u);
   for (std::size_t i = 0; i < json->jobs.size(); ++i) {
+    SCOPED_TRACE("job " + std::to_string(i));
     auto &t = text->jobs[i], &j = json->jobs[i];
+    EXPECT_EQ(j.index, t.index);
     EXPECT_EQ(j.name, t.name);
+    EXPECT_EQ(j.torrent, t.torrent);
+    EXPECT_EQ(j.magnet, t.magnet);
     EXPECT_EQ(j.output, t.output);
-    EXPECT_EQ(j.selected_size, t.selected_size);
-    EXPECT_EQ(j.peers.size(), t.peers.size());
+    EXPECT_EQ(j.select_files, t.select_files);
+    EXPECT_EQ(j.select_globs, t.select_globs);
+    ASSERT_EQ(j.peers.size(), t.peers.size());
+    for (std::size_t p = 0; p < j.peers.size(); ++p) {
+      EXPECT_EQ(j.peers[p].host, t.peers[p].host);
+      EXPECT_EQ(j.peers[p].port, t.peers[p].port);
+    }
     EXPECT_EQ(j.download_limit, t.download_limit);
+    EXPECT_EQ(j.upload_limit, t.upload_limit);
+    EXPECT_EQ(j.seed_ratio, t.seed_ratio);
+    EXPECT_EQ(j.seed_time_s, t.seed_time_s);
     EXPECT_EQ(j.priority, t.priority);
+    EXPECT_EQ(j.timeout_s, t.timeout_s);
+    EXPECT_EQ(j.no_tracker, t.no_tracker);
+    EXPECT_EQ(j.priorities, t.priorities);
+    EXPECT_EQ(j.selected_size, t.selected_size);
+    EXPECT_EQ(j.problem, t.problem);
+    ASSERT_EQ(j.meta == nullptr, t.meta == nullptr);
+    if (j.meta)
+      EXPECT_EQ(j.meta->hash, t.meta->hash);
   }
+  // The fields set above really were read (not both left at their defaults).
+  auto& second = text->jobs[1];
+  EXPECT_EQ(second.peers[1].host, "::1");
+  EXPECT_EQ(second.peers[1].port, 7002);
+  EXPECT_TRUE(second.no_tracker);
+  EXPECT_EQ(second.upload_limit, 64u << 10);
+  EXPECT_EQ(second.seed_time_s, 30u);
+  EXPECT_EQ(second.select_globs.size(), 2u);
   EXPECT_EQ(json->queue_order(), text->queue_order());
 }
 

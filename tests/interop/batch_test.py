@@ -25,8 +25,9 @@
               timeout_s (complete, "seed goal missed"); without timeout_s it is refused.
   select_file a multi-file torrent with select_file "1,3": those two files byte-exact, the
               others absent. A summary that cannot be written: exit 1.
-  json        the same kind of job file as JSON (.json): completes byte-exact; a JSON job file
-              with an error names its JSON path and exits 2, nothing written.
+  json        the same two jobs as a text and as a JSON job file (.json, some camelCase keys):
+              the same summary, byte-exact; a JSON job file with an error names its JSON path
+              and exits 2, nothing written.
   slot_held   max_active 1, the first job times out in the middle of its download: the next
               starts only once it has stopped (the two output files never grow in the same
               ~100 ms), exit 1.
@@ -491,9 +492,26 @@ def case_select_file(actorrent, sess):
 
 def case_json(actorrent, sess):
     payload, torrent, seeder = make_job(sess, "viajson", 700 * H.KiB, "transmission", None)
-    doc = {"settings": {"max_active": 1, "listen": "127.0.0.1:0", "state_dir": "st"},
-           "job": [{"name": "viajson", "torrent": "viajson.torrent", "output": "out",
-                    "peer": [seeder.endpoint], "noTracker": True, "timeout_s": 200}]}
+    payload2, torrent2, seeder2 = make_job(sess, "second", 300 * H.KiB + 7, "libtorrent", None)
+    # The same two jobs in both formats (outputs and state apart): the same summary.
+    jobs = [{"name": "viajson", "torrent": "viajson.torrent", "output": "out",
+             "peer": [seeder.endpoint], "no_tracker": True, "timeout_s": 200},
+            {"name": "second", "torrent": "second.torrent", "output": "out2",
+             "peer": [seeder2.endpoint], "no_tracker": True, "priority": 3,
+             "download_limit": "2M", "select_file": "1"}]
+    settings = {"max_active": 1, "listen": "127.0.0.1:0"}
+    tf = sess.path("jobs.textproto")
+    with open(tf, "w") as f:
+        f.write(textproto(dict(settings, state_dir="tst"),
+                          [dict(j, output="t-" + j["output"]) for j in jobs]))
+    r = run_batch(actorrent, tf)
+    if r.returncode != 0:
+        raise Failed("text: exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
+    text_summary = summary_of(sess.path("tst", "summary.json"))
+    # proto3 JSON: camelCase keys as well as the proto names.
+    camel = {"no_tracker": "noTracker", "select_file": "selectFile"}
+    doc = {"settings": dict(settings, state_dir="st"),
+           "job": [{camel.get(k, k): v for k, v in j.items()} for j in jobs]}
     jf = sess.path("jobs.json")
     with open(jf, "w") as f:
         json.dump(doc, f, indent=2)
@@ -501,8 +519,18 @@ def case_json(actorrent, sess):
     if r.returncode != 0:
         raise Failed("exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
     expect_exact(payload, sess.path("out"), "json job")
-    if summary_of(sess.path("st", "summary.json"))["viajson"]["status"] != "complete":
-        raise Failed("summary does not say complete")
+    expect_exact(payload2, sess.path("out2"), "json job 2")
+    json_summary = summary_of(sess.path("st", "summary.json"))
+    fields = ("status", "bytes", "error", "already_complete")
+    for n in ("viajson", "second"):
+        t = {k: text_summary[n][k] for k in fields}
+        j = {k: json_summary[n][k] for k in fields}
+        if t != j or j["status"] != "complete":
+            raise Failed("%s: text %s, JSON %s" % (n, t, j))
+    # Priority 3 started first in both.
+    for s_ in (text_summary, json_summary):
+        if not s_["second"]["started_at"] < s_["viajson"]["started_at"]:
+            raise Failed("the priority order differs: %s" % s_)
     # A bad JSON job file: its JSON path, exit 2, nothing written.
     doc["settings"]["state_dir"] = "st2"
     doc["job"][0]["download_limit"] = "20Q"
