@@ -375,6 +375,7 @@ int run_batch(const batch_options& opt) {
 
   std::vector<job_run> runs(plan.jobs.size());
   std::deque<std::size_t> pending;
+  std::vector<std::size_t> reseed; // already complete, with a seeding goal
   for (std::size_t i = 0; i < plan.jobs.size(); ++i)
     runs[i].job = &plan.jobs[i];
   for (auto i : plan.queue_order()) {
@@ -391,6 +392,10 @@ int run_batch(const batch_options& opt) {
       r.already_complete = true;
       std::printf("already complete: %s (verified from resume data)\n",
                   printable(r.job->name).c_str());
+      // Its seeding goal still holds (a run killed while seeding): it seeds again, outside
+      // the queue, after a quick check of its resume data.
+      if (r.job->seed_ratio > 0 || r.job->seed_time_s > 0)
+        reseed.push_back(i);
     } else {
       pending.push_back(i);
     }
@@ -534,28 +539,34 @@ int run_batch(const batch_options& opt) {
         remove(r);
         save_progress();
       };
+      // Adds r's torrent; result.id 0 (with why) when the session could not.
+      auto add_to_session = [&](job_run& r) {
+        auto& j = *r.job;
+        torrent_options to;
+        for (auto& p : j.peers)
+          to.peers.push_back(endpoint{p.host, p.port});
+        to.use_trackers = !j.no_tracker;
+        to.download_limit = j.download_limit;
+        to.upload_limit = j.upload_limit;
+        to.priorities = j.priorities;
+        add_torrent_result result;
+        self->request(session, add_deadline, add_torrent{j.meta, j.output, std::move(to)})
+          .receive([&](add_torrent_result& res) { result = std::move(res); },
+                   [&](caf::error& e) {
+                     result.why =
+                       e == caf::sec::request_timeout
+                         ? error{errc::timeout, "the session did not add it within " +
+                                                  std::to_string(add_deadline.count()) + " s"}
+                         : error{errc::actor_down, "session: " + caf::to_string(e)};
+                   });
+        return result;
+      };
       auto start_next = [&] {
         while (active_count() < settings.max_active && !pending.empty()) {
           auto& r = runs[pending.front()];
           pending.pop_front();
           auto& j = *r.job;
-          torrent_options to;
-          for (auto& p : j.peers)
-            to.peers.push_back(endpoint{p.host, p.port});
-          to.use_trackers = !j.no_tracker;
-          to.download_limit = j.download_limit;
-          to.upload_limit = j.upload_limit;
-          to.priorities = j.priorities;
-          add_torrent_result result;
-          self->request(session, add_deadline, add_torrent{j.meta, j.output, std::move(to)})
-            .receive([&](add_torrent_result& res) { result = std::move(res); },
-                     [&](caf::error& e) {
-                       result.why =
-                         e == caf::sec::request_timeout
-                           ? error{errc::timeout, "the session did not add it within " +
-                                                    std::to_string(add_deadline.count()) + " s"}
-                           : error{errc::actor_down, "session: " + caf::to_string(e)};
-                     });
+          auto result = add_to_session(r);
           r.started = clock_type::now();
           r.started_at = unix_now();
           if (result.id == 0) {
@@ -643,6 +654,21 @@ int run_batch(const batch_options& opt) {
         std::fflush(stderr);
       };
 
+      for (auto i : reseed) {
+        auto& r = runs[i];
+        auto result = add_to_session(r);
+        if (result.id == 0) {
+          spdlog::get("session")->warn("{}: cannot seed again: {}", printable(r.job->name),
+                                       result.why.message);
+          continue;
+        }
+        r.id = result.id;
+        r.status = job_status::seeding; // its goals count from now
+        r.started = r.finished = clock_type::now();
+        clear_display();
+        std::printf("seeding again: %s\n", printable(r.job->name).c_str());
+        std::fflush(stdout);
+      }
       start_next();
       while (busy()) {
         self->receive(

@@ -21,7 +21,8 @@
               fetches less than the first job's size for it.
   seed_goal   max_active 1, the first job seeds on for seed_time_s 4 after completing: the
               second starts at once (a seeding job holds no slot), the batch ends once the goal
-              is met (not before), exit 0. A seed_ratio no leecher meets ends at its
+              is met (not before), exit 0; a rerun seeds it again (already complete) for its
+              seed_time_s. A seed_ratio no leecher meets ends at its
               timeout_s (complete, "seed goal missed"); without timeout_s it is refused.
   select_file a multi-file torrent with select_file "1,3": those two files byte-exact, the
               others absent. A summary that cannot be written: exit 1.
@@ -393,6 +394,17 @@ def case_seed_goal(actorrent, sess):
           % (t1 - t0, first["finished_at"] - t0))
     for n, payload, _, _ in made:
         expect_exact(payload, sess.path("out", n), n)
+    # Run again: both are complete by their resume data, and the first seeds again for its
+    # seed_time_s (a run killed while seeding must not drop the goal); the second does not.
+    t0 = time.monotonic()
+    r = run_batch(actorrent, jf)
+    took = time.monotonic() - t0
+    if r.returncode != 0 or "seeding again: seeder" not in r.stdout or \
+            "seeding again: after" in r.stdout or took < 4.0:
+        raise Failed("rerun: exit %d after %.1f s\n%s" % (r.returncode, took, r.stdout))
+    s = summary_of(sess.path("jobs.state", "summary.json"))
+    if not (s["seeder"]["already_complete"] and s["seeder"]["status"] == "complete"):
+        raise Failed("rerun: %s" % s)
     # A ratio goal no leecher will ever meet (the only peer is a seeder): timeout_s ends the
     # seeding; the job stays complete with a note, the batch ends, exit 0.
     lonely = dict(jobs[1], name="lonely", output="out2/after", seed_ratio=5, timeout_s=5)
