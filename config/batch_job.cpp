@@ -193,6 +193,18 @@ fs::path resolve(const fs::path& base, const std::string& text) {
   return p;
 }
 
+/// The folder a path names on disk: symbolic links of its existing part resolved (out/a ->
+/// out/b makes both out/b), the rest lexical. For comparing outputs; messages keep the text.
+fs::path on_disk(const std::string& path) {
+  std::error_code ec;
+  auto p = fs::weakly_canonical(fs::path(path), ec);
+  if (ec)
+    return fs::path(path);
+  if (!p.has_filename() && p.has_parent_path() && p != p.root_path())
+    p = p.parent_path();
+  return p;
+}
+
 std::string stem_of(const std::string& path) {
   auto s = fs::path(path).stem().string();
   return s.empty() ? std::string("job") : s;
@@ -289,6 +301,7 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
   std::unordered_map<std::string, std::size_t> hashes;
 
   std::vector<std::string> output_at, output_text; // per job, for the nesting check's message
+  const fs::path state_on_disk = on_disk(ps.state_dir);
   for (int i = 0; i < file.job_size(); ++i) {
     const auto& j = file.job(i);
     batch_job job;
@@ -414,8 +427,8 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
                        other.where + ")");
       }
     }
-    if (inside(fs::path(ps.state_dir), fs::path(job.output)) ||
-        inside(fs::path(job.output), fs::path(ps.state_dir)))
+    if (inside(state_on_disk, on_disk(job.output)) ||
+        inside(on_disk(job.output), state_on_disk))
       return invalid(at("output") + ": output \"" + j.output() +
                      "\" overlaps the state_dir " + ps.state_dir);
     if (job.seed_ratio > 0 && job.seed_time_s == 0 && job.timeout_s == 0)
@@ -434,7 +447,7 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
   std::vector<fs::path> outs;
   outs.reserve(plan.jobs.size());
   for (auto& job : plan.jobs)
-    outs.emplace_back(job.output);
+    outs.push_back(on_disk(job.output));
   std::stable_sort(by_output.begin(), by_output.end(),
                    [&](std::size_t a, std::size_t b) { return outs[a] < outs[b]; });
   std::size_t worst = SIZE_MAX, worst_other = 0;
@@ -453,13 +466,19 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
     auto& other = plan.jobs[worst_other];
     const auto& where = output_at[worst];
     const auto& text = output_text[worst];
-    if (job.output == other.output)
+    // Through a symbolic link the text alone does not show it: name the folders on disk.
+    bool linked =
+      outs[worst] != fs::path(job.output) || outs[worst_other] != fs::path(other.output);
+    if (outs[worst] == outs[worst_other])
       return invalid(where + ": output \"" + text + "\" is also job \"" + other.name +
-                     "\"'s output (" + other.where + ")");
+                     "\"'s output (" + other.where + ")" +
+                     (linked ? " on disk (" + outs[worst].string() + ")" : std::string()));
     bool mine_inside = inside(outs[worst], outs[worst_other]);
     return invalid(where + ": output \"" + text + "\" is " + (mine_inside ? "inside" : "around") +
                    " job \"" + other.name + "\"'s output " + other.output + " (" + other.where +
-                   ")");
+                   ")" + (linked ? " on disk (" + outs[worst].string() + ", " +
+                                     outs[worst_other].string() + ")"
+                                 : std::string()));
   }
   return plan;
 }

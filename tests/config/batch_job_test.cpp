@@ -429,6 +429,26 @@ TEST_F(batch_job_test, repeated_double_star_globs_match_in_bounded_time) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
 }
 
+TEST_F(batch_job_test, outputs_sharing_a_folder_through_a_symbolic_link_are_refused) {
+  // out/a -> out/b: two different texts, one folder on disk.
+  fs::create_directories(dir_ + "/out/b");
+  fs::create_directory_symlink("b", dir_ + "/out/a");
+  const std::string a = "job {\n  torrent: \"t/a.torrent\"\n  output: \"out/a\"\n}\n";
+  auto got = error_of(a + "job {\n  torrent: \"t/b.torrent\"\n  output: \"out/b\"\n}\n");
+  EXPECT_EQ(got.rfind("jobs.textproto:7:3: output \"out/b\" is also job \"a.bin\"'s output", 0),
+            0u)
+    << got;
+  got = error_of(a + "job {\n  torrent: \"t/b.torrent\"\n  output: \"out/b/sub\"\n}\n");
+  EXPECT_EQ(got.rfind("jobs.textproto:7:3: output \"out/b/sub\" is inside job \"a.bin\"'s", 0),
+            0u)
+    << got;
+  // The state_dir through a link into an output.
+  fs::create_directory_symlink("out/b", dir_ + "/st");
+  got = error_of("settings {\n  state_dir: \"st/state\"\n}\n" + a);
+  EXPECT_EQ(got.rfind("jobs.textproto:6:3: output \"out/a\" overlaps the state_dir", 0), 0u)
+    << got;
+}
+
 TEST_F(batch_job_test, the_file_type_comes_from_the_extension) {
   EXPECT_TRUE(batch_format_of("a.textproto"));
   EXPECT_TRUE(batch_format_of("a.TXTPB"));
