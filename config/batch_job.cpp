@@ -12,8 +12,8 @@
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
-#include "actors/rate_limiter.hpp"
 #include "config/batch.pb.h"
+#include "protocol/units.hpp"
 #include "storage/file_layout.hpp"
 #include "storage/file_selection.hpp"
 
