@@ -16,16 +16,15 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <random>
 #include <thread>
 
 #include <caf/all.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/messages.hpp"
 #include "actors/peer_connection.hpp"
 #include "actors/session.hpp"
+#include "cli/common.hpp"
 #include "config/batch_job.hpp"
 #include "protocol/metainfo.hpp"
 #include "storage/disk_pool.hpp"
@@ -39,46 +38,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
-
-std::atomic<int> batch_stop_signal{0};
-void on_batch_signal(int sig) { batch_stop_signal.store(sig); }
-
-void setup_batch_logging(int verbosity) {
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto level = verbosity >= 2 ? spdlog::level::debug
-                              : verbosity == 1 ? spdlog::level::info : spdlog::level::warn;
-  for (auto name : {"session", "torrent", "peer", "storage", "tracker"}) {
-    if (spdlog::get(name))
-      continue;
-    auto logger = std::make_shared<spdlog::logger>(name, sink);
-    logger->set_level(level);
-    logger->set_pattern("%H:%M:%S.%e %^%l%$ [%n] %v");
-    spdlog::register_logger(logger);
-  }
-}
-
-peer_id batch_peer_id() {
-  peer_id id{};
-  const char prefix[] = "-AT0010-"; // as `download`: client AT, version 0.1.0
-  std::copy(prefix, prefix + 8, id.begin());
-  std::random_device rd;
-  const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-  for (std::size_t i = 8; i < id.size(); ++i)
-    id[i] = static_cast<std::uint8_t>(alphabet[rd() % 36]);
-  return id;
-}
-
-std::string size_text(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
-  return buf;
-}
 
 /// The length of the valid UTF-8 sequence at s[i], or 0 when there is none.
 std::size_t utf8_length(const std::string& s, std::size_t i) {
@@ -232,8 +191,8 @@ int dry_run(const batch_plan& plan) {
     return 1;
   }
   std::printf("limits:     down %s  up %s\n",
-              s.download_limit ? (size_text(double(s.download_limit)) + "/s").c_str() : "none",
-              s.upload_limit ? (size_text(double(s.upload_limit)) + "/s").c_str() : "none");
+              s.download_limit ? (human_size(double(s.download_limit)) + "/s").c_str() : "none",
+              s.upload_limit ? (human_size(double(s.upload_limit)) + "/s").c_str() : "none");
   std::printf("plan (in the order jobs start):\n");
   int failing = 0;
   int n = 0;
@@ -243,7 +202,7 @@ int dry_run(const batch_plan& plan) {
     std::printf("      from   %s\n", printable(job_source(j)).c_str());
     std::printf("      into   %s\n", j.output.c_str());
     if (j.meta)
-      std::printf("      size   %s%s\n", size_text(double(j.selected_size)).c_str(),
+      std::printf("      size   %s%s\n", human_size(double(j.selected_size)).c_str(),
                   j.priorities.empty() ? "" : " (selected files)");
     std::string out_problem;
     if (j.problem.empty())
@@ -341,8 +300,8 @@ void print_table(const std::vector<job_run>& runs) {
     if (r.already_complete)
       err = "(already complete: verified from resume data)";
     std::printf("%-*s  %-8s  %10s  %8s  %10s/s  %s\n", int(w), name.c_str(), status_name(st),
-                size_text(double(r.job->selected_size)).c_str(), time_buf,
-                size_text(rate).c_str(), printable(err).c_str());
+                human_size(double(r.job->selected_size)).c_str(), time_buf,
+                human_size(rate).c_str(), printable(err).c_str());
   }
   std::fflush(stdout);
 }
@@ -402,7 +361,7 @@ int run_batch(const batch_options& opt) {
   }
   std::fflush(stdout);
 
-  setup_batch_logging(opt.verbosity);
+  setup_logging(opt.verbosity);
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   io_runtime io(cores);
   disk_pool disk(4);
@@ -413,18 +372,20 @@ int run_batch(const batch_options& opt) {
     session_config sc;
     sc.io = &io;
     if (!settings.listen.empty()) {
-      auto colon = settings.listen.rfind(':');
-      sc.listen_host = listen_host = settings.listen.substr(0, colon);
-      if (sc.listen_host.size() > 2 && sc.listen_host.front() == '[')
-        sc.listen_host = listen_host = sc.listen_host.substr(1, sc.listen_host.size() - 2);
-      sc.listen_port = static_cast<std::uint16_t>(std::stoul(settings.listen.substr(colon + 1)));
+      // As validated (parsed once, in config/batch_job).
+      sc.listen_host = listen_host = settings.listen_host;
+      sc.listen_port = settings.listen_port;
       listener = open_session_listener(sc, err);
     } else {
       sc.listen_host = listen_host = "0.0.0.0";
+      std::string last;
       for (std::uint16_t port = 6881; port <= 6889 && !listener; ++port) {
         sc.listen_port = port;
-        listener = open_session_listener(sc, err);
+        listener = open_session_listener(sc, last);
       }
+      if (!listener)
+        err = "listen on 0.0.0.0: ports 6881-6889 are all taken (last: " + last +
+              "); choose one with `listen` in the job file's settings";
     }
   }
   if (!listener) {
@@ -433,8 +394,8 @@ int run_batch(const batch_options& opt) {
   }
   const std::uint16_t port = listener->port();
 
-  std::signal(SIGINT, on_batch_signal);
-  std::signal(SIGTERM, on_batch_signal);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
 
   caf::actor_system_config cfg;
@@ -447,7 +408,7 @@ int run_batch(const batch_options& opt) {
     session_options so;
     so.io = &io;
     so.disk = &disk;
-    so.id = batch_peer_id();
+    so.id = make_peer_id();
     so.listen_port = port;
     auto session = spawn_session(sys, std::move(listener), so);
     {
@@ -520,7 +481,7 @@ int run_batch(const batch_options& opt) {
           std::printf("complete: %s %llu bytes in %.2f s (%s/s), %llu bytes downloaded\n",
                       printable(r.job->name).c_str(),
                       static_cast<unsigned long long>(r.job->selected_size), r.seconds,
-                      size_text(rate).c_str(),
+                      human_size(rate).c_str(),
                       static_cast<unsigned long long>(r.last.downloaded_payload));
         }
         std::fflush(stdout);
@@ -629,7 +590,7 @@ int run_batch(const batch_options& opt) {
             else
               std::snprintf(buf, sizeof buf, "  %-24.24s %5.1f%%  down %s/s  peers %u",
                             printable(r.job->name).c_str(), pct,
-                            size_text(r.last.download_rate).c_str(), r.last.peers);
+                            human_size(r.last.download_rate).c_str(), r.last.peers);
             lines.push_back(buf);
           }
         }
@@ -637,8 +598,8 @@ int run_batch(const batch_options& opt) {
         std::snprintf(head, sizeof head,
                       "batch: %zu/%zu done, %zu failed, %zu active, %zu queued  %s/%s  down %s/s",
                       done, runs.size(), failed, active_count(), pending.size(),
-                      size_text(double(have)).c_str(), size_text(double(total)).c_str(),
-                      size_text(rate).c_str());
+                      human_size(double(have)).c_str(), human_size(double(total)).c_str(),
+                      human_size(rate).c_str());
         if (tty) {
           clear_display();
           std::string out = head;
@@ -718,7 +679,7 @@ int run_batch(const batch_options& opt) {
           },
           [&](session_reply&) {}, [&](session_stopped&) {},
           caf::after(std::chrono::milliseconds(200)) >> [] {});
-        if (int sig = batch_stop_signal.load()) {
+        if (int sig = stop_signal.load()) {
           stopped_by = sig;
           break;
         }

@@ -272,6 +272,8 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
       return invalid(loc.at(-1, "listen") + ": listen \"" + s.listen() +
                      "\" is not HOST:PORT (port 0: any free port)");
     ps.listen = s.listen();
+    ps.listen_host = ep.host;
+    ps.listen_port = ep.port;
   }
   {
     auto down = rate_of(s.download_limit(), loc.at(-1, "download_limit"), "download_limit");

@@ -322,6 +322,9 @@ job {
   auto &ts = text->settings, &js = json->settings;
   EXPECT_EQ(js.max_active, ts.max_active);
   EXPECT_EQ(js.listen, ts.listen);
+  EXPECT_EQ(js.listen_host, ts.listen_host);
+  EXPECT_EQ(js.listen_port, ts.listen_port);
+  EXPECT_EQ(ts.listen_host, "127.0.0.1"); // parsed once, kept for the run
   EXPECT_EQ(js.state_dir, ts.state_dir);
   EXPECT_EQ(js.download_limit, ts.download_limit);
   EXPECT_EQ(js.upload_limit, ts.upload_limit);
@@ -354,8 +357,9 @@ job {
     EXPECT_EQ(j.selected_size, t.selected_size);
     EXPECT_EQ(j.problem, t.problem);
     ASSERT_EQ(j.meta == nullptr, t.meta == nullptr);
-    if (j.meta)
+    if (j.meta) {
       EXPECT_EQ(j.meta->hash, t.meta->hash);
+    }
   }
   // The fields set above really were read (not both left at their defaults).
   auto& second = text->jobs[1];
