@@ -31,20 +31,51 @@ constexpr std::size_t max_jobs = 10000;
 
 error invalid(std::string msg) { return error{errc::invalid_argument, std::move(msg)}; }
 
+/// The 1-based character column of protobuf's 0-based `column` on 0-based `line` of `text`.
+/// Its tokenizer advances a tab to the next multiple of 8 and counts bytes; an editor counts a
+/// tab, and a UTF-8 character, as one.
+/// `starts`: the offset of every line (line_starts), so that each lookup costs one line.
+int char_column(std::string_view text, const std::vector<std::size_t>& starts, int line,
+                int column) {
+  if (line < 0 || static_cast<std::size_t>(line) >= starts.size())
+    return column + 1;
+  std::size_t at = starts[static_cast<std::size_t>(line)];
+  int pb_col = 0, chars = 0;
+  for (; at < text.size() && text[at] != '\n' && pb_col < column; ++at) {
+    auto c = static_cast<unsigned char>(text[at]);
+    pb_col += c == '\t' ? 8 - pb_col % 8 : 1;
+    if ((c & 0xc0) != 0x80)
+      ++chars;
+  }
+  return chars + 1;
+}
+
+std::vector<std::size_t> line_starts(std::string_view text) {
+  std::vector<std::size_t> starts{0};
+  for (std::size_t i = 0; i < text.size(); ++i)
+    if (text[i] == '\n')
+      starts.push_back(i + 1);
+  return starts;
+}
+
 /// The first syntax error of the text parser, as "FILE:LINE:COLUMN: what" (1-based).
 class first_error : public pb::io::ErrorCollector {
 public:
-  explicit first_error(std::string file) : file_(std::move(file)) {}
+  first_error(std::string file, std::string_view contents)
+    : file_(std::move(file)), contents_(contents) {}
+  // Line starts only once there is an error (a valid file never needs them here).
   void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
     if (text_.empty())
-      text_ = file_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " +
-              message;
+      text_ = file_ + ":" + std::to_string(line + 1) + ":" +
+              std::to_string(char_column(contents_, line_starts(contents_), line, column)) +
+              ": " + message;
   }
   void AddWarning(int, pb::io::ColumnNumber, const std::string&) override {}
   const std::string& text() const { return text_; }
 
 private:
   std::string file_;
+  std::string_view contents_;
   std::string text_;
 };
 
@@ -52,8 +83,10 @@ private:
 /// FILE: JSON.PATH (the JSON parser records no locations).
 class locator {
 public:
-  locator(std::string file, batch_format fmt, const pb::TextFormat::ParseInfoTree* tree)
-    : file_(std::move(file)), fmt_(fmt), tree_(tree) {}
+  locator(std::string file, batch_format fmt, const pb::TextFormat::ParseInfoTree* tree,
+          std::string_view contents)
+    : file_(std::move(file)), fmt_(fmt), tree_(tree), contents_(contents),
+      starts_(fmt == batch_format::text ? line_starts(contents) : std::vector<std::size_t>{}) {}
 
   /// The settings block (job < 0) or job `job`; `field` empty: the block itself.
   std::string at(int job, const std::string& field = {}, int index = -1) const {
@@ -89,11 +122,14 @@ public:
 
 private:
   std::string pos(const pb::TextFormat::ParseLocation& l) const {
-    return file_ + ":" + std::to_string(l.line + 1) + ":" + std::to_string(l.column + 1);
+    return file_ + ":" + std::to_string(l.line + 1) + ":" +
+           std::to_string(char_column(contents_, starts_, l.line, l.column));
   }
   std::string file_;
   batch_format fmt_;
   const pb::TextFormat::ParseInfoTree* tree_;
+  std::string_view contents_;
+  std::vector<std::size_t> starts_;
 };
 
 /// "(job[1].peer[0]): invalid value 1 ..." / "(job[1]) bogus: Cannot find field." from the
@@ -242,7 +278,7 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
   pb::TextFormat::ParseInfoTree tree;
   if (format == batch_format::text) {
     pb::TextFormat::Parser parser;
-    first_error errors(path);
+    first_error errors(path, contents);
     parser.RecordErrorsTo(&errors);
     parser.WriteLocationsTo(&tree);
     if (!parser.ParseFromString(std::string(contents), &file))
@@ -255,7 +291,7 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
     if (!st.ok())
       return invalid(json_error(path, std::string(st.message())));
   }
-  const locator loc(path, format, format == batch_format::text ? &tree : nullptr);
+  const locator loc(path, format, format == batch_format::text ? &tree : nullptr, contents);
   const fs::path base = fs::absolute(fs::path(path)).parent_path();
 
   batch_plan plan;
