@@ -582,15 +582,20 @@ int run_batch(const batch_options& opt) {
                                double(r.job->selected_size)
                            : 0.0;
             char buf[256];
-            if (r.last.checking)
+            if (r.last.checking) {
               std::snprintf(buf, sizeof buf, "  %-24.24s checking existing data %5.1f%%",
                             printable(r.job->name).c_str(),
                             r.last.check_total ? 100.0 * r.last.check_done / r.last.check_total
                                                : 0.0);
-            else
-              std::snprintf(buf, sizeof buf, "  %-24.24s %5.1f%%  down %s/s  peers %u",
+            } else {
+              double left = double(r.job->selected_size) -
+                            double(std::min(r.job->selected_size, r.last.verified_bytes));
+              double eta = r.last.download_rate > 0 ? left / r.last.download_rate : -1;
+              std::snprintf(buf, sizeof buf, "  %-24.24s %5.1f%%  down %s/s  peers %u  ETA %s",
                             printable(r.job->name).c_str(), pct,
-                            human_size(r.last.download_rate).c_str(), r.last.peers);
+                            human_size(r.last.download_rate).c_str(), r.last.peers,
+                            eta_text(eta).c_str());
+            }
             lines.push_back(buf);
           }
         }
