@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <optional>
 
 namespace actorrent {
 
@@ -21,7 +22,9 @@ bool is_digit(char c) {
 }
 
 // A file number of `item` (1-based), or an error naming it and its column.
-result<std::uint32_t> parse_index(std::string_view item, std::size_t column, std::uint32_t count) {
+// `count` nullopt: no torrent yet (a syntax check); only numbers beyond 32 bits are refused.
+result<std::uint32_t> parse_index(std::string_view item, std::size_t column,
+                                  std::optional<std::uint32_t> count) {
   const auto where = " at column " + std::to_string(column);
   if (item.empty())
     return bad("missing file number" + where);
@@ -32,9 +35,11 @@ result<std::uint32_t> parse_index(std::string_view item, std::size_t column, std
     v = v * 10 + static_cast<std::uint64_t>(c - '0');
   if (v == 0)
     return bad("file number 0" + where + ": files are numbered from 1");
-  if (v > count)
+  if (!count && v > UINT32_MAX)
+    return bad("file number " + std::to_string(v) + where + " is too large");
+  if (count && v > *count)
     return bad("file number " + std::to_string(v) + where + " is out of range (the torrent has " +
-               std::to_string(count) + (count == 1 ? " file)" : " files)"));
+               std::to_string(*count) + (*count == 1 ? " file)" : " files)"));
   return static_cast<std::uint32_t>(v);
 }
 
@@ -151,10 +156,11 @@ bool match_parts(const std::vector<std::string_view>& pat, std::size_t i,
 
 namespace {
 
-// Parses `list`; with `expand` false only checks it (a range is not expanded, so "1-4294967295"
+// Parses `list`; without `count` only checks it (a range is not expanded, so "1-4294967295"
 // costs nothing: a job file is validated before the torrent's file count is known).
-result<std::vector<std::uint32_t>> file_list(std::string_view list, std::uint32_t count,
-                                             bool expand) {
+result<std::vector<std::uint32_t>> file_list(std::string_view list,
+                                             std::optional<std::uint32_t> count) {
+  const bool expand = count.has_value();
   if (list.empty())
     return bad("empty list");
   std::vector<std::uint32_t> out;
@@ -199,11 +205,11 @@ result<std::vector<std::uint32_t>> file_list(std::string_view list, std::uint32_
 } // namespace
 
 result<std::vector<std::uint32_t>> parse_file_list(std::string_view list, std::uint32_t count) {
-  return file_list(list, count, true);
+  return file_list(list, count);
 }
 
 status check_file_list(std::string_view list) {
-  auto r = file_list(list, UINT32_MAX, false);
+  auto r = file_list(list, std::nullopt);
   if (!r)
     return r.error();
   return {};

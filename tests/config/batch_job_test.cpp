@@ -382,7 +382,8 @@ TEST_F(batch_job_test, a_huge_select_file_range_is_checked_without_expanding_it)
   EXPECT_NE(r->jobs[0].problem.find("out of range"), std::string::npos) << r->jobs[0].problem;
   EXPECT_EQ(error_of("job {\n  torrent: \"t/b.torrent\"\n  output: \"o\"\n"
                      "  select_file: \"1-4294967296\"\n}\n")
-              .rfind("jobs.textproto:4:3: select_file \"1-4294967296\": file number 4294967296", 0),
+              .rfind("jobs.textproto:4:3: select_file \"1-4294967296\": file number 4294967296 "
+                     "at column 3 is too large", 0),
             0u);
 }
 
