@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 
+#include "protocol/units.hpp" // parse_rate, for the users of the limiter
+
 namespace actorrent {
 
 class rate_limiter {
@@ -47,10 +49,5 @@ private:
   double tokens_ = 0;
   clock::time_point last_{};
 };
-
-/// Parses a rate: plain bytes per second ("500000"), or with a binary suffix K, M, G
-/// ("500K", "10M" = 10 MiB/s, "1G"; also KiB/MiB/GiB, case-insensitive, optional "/s").
-/// "0" means no limit. nullopt on anything else; `why` then says what was wrong.
-std::optional<std::uint64_t> parse_rate(const std::string& text, std::string& why);
 
 } // namespace actorrent

@@ -16,16 +16,15 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <random>
 #include <thread>
 
 #include <caf/all.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/messages.hpp"
 #include "actors/peer_connection.hpp"
 #include "actors/session.hpp"
+#include "cli/common.hpp"
 #include "config/batch_job.hpp"
 #include "protocol/metainfo.hpp"
 #include "storage/disk_pool.hpp"
@@ -39,46 +38,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
-
-std::atomic<int> batch_stop_signal{0};
-void on_batch_signal(int sig) { batch_stop_signal.store(sig); }
-
-void setup_batch_logging(int verbosity) {
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto level = verbosity >= 2 ? spdlog::level::debug
-                              : verbosity == 1 ? spdlog::level::info : spdlog::level::warn;
-  for (auto name : {"session", "torrent", "peer", "storage", "tracker"}) {
-    if (spdlog::get(name))
-      continue;
-    auto logger = std::make_shared<spdlog::logger>(name, sink);
-    logger->set_level(level);
-    logger->set_pattern("%H:%M:%S.%e %^%l%$ [%n] %v");
-    spdlog::register_logger(logger);
-  }
-}
-
-peer_id batch_peer_id() {
-  peer_id id{};
-  const char prefix[] = "-AT0010-"; // as `download`: client AT, version 0.1.0
-  std::copy(prefix, prefix + 8, id.begin());
-  std::random_device rd;
-  const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-  for (std::size_t i = 8; i < id.size(); ++i)
-    id[i] = static_cast<std::uint8_t>(alphabet[rd() % 36]);
-  return id;
-}
-
-std::string size_text(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
-  return buf;
-}
 
 /// The length of the valid UTF-8 sequence at s[i], or 0 when there is none.
 std::size_t utf8_length(const std::string& s, std::size_t i) {
@@ -163,7 +122,19 @@ struct job_run {
   bool already_complete = false; // its resume data covered every selected piece
   bool removing = false;      // remove_torrent sent
   std::string error;
+  // The torrent may still download: running, or stopping after a failure or timeout until its
+  // `removed` event (or the removal deadline). The queue's slots count these, so a job being
+  // stopped never trades alongside max_active others.
+  bool holds_slot = false;
+  std::optional<clock_type::time_point> remove_sent;
 };
+
+/// How long a torrent may take to leave the session after remove_torrent before the batch
+/// stops waiting for it (a stuck torrent must not keep the batch, or a slot, forever).
+constexpr auto remove_deadline = std::chrono::seconds(5);
+/// How long adding one torrent may take (the session opens or creates its files): beyond it
+/// only that job fails.
+constexpr auto add_deadline = std::chrono::seconds(60);
 
 /// Every selected piece is trusted by the job's resume data (files unchanged since): the job
 /// is complete and need not run. Reads only; never fails (false: run it, the session checks).
@@ -191,6 +162,22 @@ bool complete_by_resume(const batch_job& job) {
 
 std::string job_source(const batch_job& j) { return j.torrent.empty() ? j.magnet : j.torrent; }
 
+/// Why folder `path` could not be created (or written), or empty: its nearest existing part
+/// must be a folder we may write. Creates nothing (for --dry-run).
+std::string uncreatable_reason(const std::string& path) {
+  std::error_code ec;
+  fs::path p(path);
+  while (!p.empty() && !fs::exists(fs::symlink_status(p, ec)) && p != p.parent_path())
+    p = p.parent_path();
+  if (p.empty())
+    p = ".";
+  if (!fs::is_directory(p, ec))
+    return p.string() + " is not a folder";
+  if (::access(p.c_str(), W_OK | X_OK) != 0)
+    return p.string() + " is not writable";
+  return {};
+}
+
 int dry_run(const batch_plan& plan) {
   auto& s = plan.settings;
   std::printf("job file:   %s (%zu jobs)\n", plan.file.c_str(), plan.jobs.size());
@@ -198,9 +185,14 @@ int dry_run(const batch_plan& plan) {
   std::printf("listen:     %s\n",
               s.listen.empty() ? "every interface, port 6881-6889" : s.listen.c_str());
   std::printf("state_dir:  %s\n", s.state_dir.c_str());
+  if (auto why = uncreatable_reason(s.state_dir); !why.empty()) {
+    std::printf("WOULD FAIL: state_dir %s cannot be created: %s\n", s.state_dir.c_str(),
+                why.c_str());
+    return 1;
+  }
   std::printf("limits:     down %s  up %s\n",
-              s.download_limit ? (size_text(double(s.download_limit)) + "/s").c_str() : "none",
-              s.upload_limit ? (size_text(double(s.upload_limit)) + "/s").c_str() : "none");
+              s.download_limit ? (human_size(double(s.download_limit)) + "/s").c_str() : "none",
+              s.upload_limit ? (human_size(double(s.upload_limit)) + "/s").c_str() : "none");
   std::printf("plan (in the order jobs start):\n");
   int failing = 0;
   int n = 0;
@@ -210,11 +202,16 @@ int dry_run(const batch_plan& plan) {
     std::printf("      from   %s\n", printable(job_source(j)).c_str());
     std::printf("      into   %s\n", j.output.c_str());
     if (j.meta)
-      std::printf("      size   %s%s\n", size_text(double(j.selected_size)).c_str(),
+      std::printf("      size   %s%s\n", human_size(double(j.selected_size)).c_str(),
                   j.priorities.empty() ? "" : " (selected files)");
-    if (!j.problem.empty()) {
+    std::string out_problem;
+    if (j.problem.empty())
+      if (auto why = uncreatable_reason(j.output); !why.empty())
+        out_problem = "output " + j.output + " cannot be created: " + why;
+    if (!j.problem.empty() || !out_problem.empty()) {
       ++failing;
-      std::printf("      WOULD FAIL: %s\n", printable(j.problem).c_str());
+      std::printf("      WOULD FAIL: %s\n",
+                  printable(j.problem.empty() ? out_problem : j.problem).c_str());
     } else if (complete_by_resume(j)) {
       std::printf("      already complete (resume data): would not download\n");
     }
@@ -303,8 +300,8 @@ void print_table(const std::vector<job_run>& runs) {
     if (r.already_complete)
       err = "(already complete: verified from resume data)";
     std::printf("%-*s  %-8s  %10s  %8s  %10s/s  %s\n", int(w), name.c_str(), status_name(st),
-                size_text(double(r.job->selected_size)).c_str(), time_buf,
-                size_text(rate).c_str(), printable(err).c_str());
+                human_size(double(r.job->selected_size)).c_str(), time_buf,
+                human_size(rate).c_str(), printable(err).c_str());
   }
   std::fflush(stdout);
 }
@@ -337,6 +334,7 @@ int run_batch(const batch_options& opt) {
 
   std::vector<job_run> runs(plan.jobs.size());
   std::deque<std::size_t> pending;
+  std::vector<std::size_t> reseed; // already complete, with a seeding goal
   for (std::size_t i = 0; i < plan.jobs.size(); ++i)
     runs[i].job = &plan.jobs[i];
   for (auto i : plan.queue_order()) {
@@ -353,13 +351,17 @@ int run_batch(const batch_options& opt) {
       r.already_complete = true;
       std::printf("already complete: %s (verified from resume data)\n",
                   printable(r.job->name).c_str());
+      // Its seeding goal still holds (a run killed while seeding): it seeds again, outside
+      // the queue, after a quick check of its resume data.
+      if (r.job->seed_ratio > 0 || r.job->seed_time_s > 0)
+        reseed.push_back(i);
     } else {
       pending.push_back(i);
     }
   }
   std::fflush(stdout);
 
-  setup_batch_logging(opt.verbosity);
+  setup_logging(opt.verbosity);
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   io_runtime io(cores);
   disk_pool disk(4);
@@ -370,18 +372,20 @@ int run_batch(const batch_options& opt) {
     session_config sc;
     sc.io = &io;
     if (!settings.listen.empty()) {
-      auto colon = settings.listen.rfind(':');
-      sc.listen_host = listen_host = settings.listen.substr(0, colon);
-      if (sc.listen_host.size() > 2 && sc.listen_host.front() == '[')
-        sc.listen_host = listen_host = sc.listen_host.substr(1, sc.listen_host.size() - 2);
-      sc.listen_port = static_cast<std::uint16_t>(std::stoul(settings.listen.substr(colon + 1)));
+      // As validated (parsed once, in config/batch_job).
+      sc.listen_host = listen_host = settings.listen_host;
+      sc.listen_port = settings.listen_port;
       listener = open_session_listener(sc, err);
     } else {
       sc.listen_host = listen_host = "0.0.0.0";
+      std::string last;
       for (std::uint16_t port = 6881; port <= 6889 && !listener; ++port) {
         sc.listen_port = port;
-        listener = open_session_listener(sc, err);
+        listener = open_session_listener(sc, last);
       }
+      if (!listener)
+        err = "listen on 0.0.0.0: ports 6881-6889 are all taken (last: " + last +
+              "); choose one with `listen` in the job file's settings";
     }
   }
   if (!listener) {
@@ -390,8 +394,8 @@ int run_batch(const batch_options& opt) {
   }
   const std::uint16_t port = listener->port();
 
-  std::signal(SIGINT, on_batch_signal);
-  std::signal(SIGTERM, on_batch_signal);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
 
   caf::actor_system_config cfg;
@@ -404,7 +408,7 @@ int run_batch(const batch_options& opt) {
     session_options so;
     so.io = &io;
     so.disk = &disk;
-    so.id = batch_peer_id();
+    so.id = make_peer_id();
     so.listen_port = port;
     auto session = spawn_session(sys, std::move(listener), so);
     {
@@ -417,7 +421,11 @@ int run_batch(const batch_options& opt) {
       ask(subscribe{caf::actor_cast<caf::actor>(self)});
       spdlog::get("session")->info("listening on {}:{}", listen_host, port);
 
-      std::size_t active = 0; // downloading (running), the queue's slots
+      // The queue's slots in use: jobs downloading or still being stopped (holds_slot).
+      auto active_count = [&] {
+        return static_cast<std::size_t>(
+          std::count_if(runs.begin(), runs.end(), [](const job_run& r) { return r.holds_slot; }));
+      };
       // The terminal display (stderr) is cleared before an event line goes to stdout, so that
       // the line is not printed into it; the next redraw puts it back below.
       const bool tty = isatty(STDERR_FILENO) && !opt.quiet;
@@ -437,7 +445,7 @@ int run_batch(const batch_options& opt) {
         std::string why;
         double total = std::chrono::duration<double>(clock_type::now() - start).count();
         if (!write_atomically(progress_path, summary_json(plan, runs, total, false), why))
-          spdlog::get("session")->warn("{}", why);
+          spdlog::get("session")->warn("progress file: {}", why);
       };
       auto find = [&](torrent_id id) -> job_run* {
         for (auto& r : runs)
@@ -448,12 +456,15 @@ int run_batch(const batch_options& opt) {
       auto remove = [&](job_run& r) {
         if (r.id != 0 && !r.removing) {
           r.removing = true;
+          r.remove_sent = clock_type::now();
           self->send(session, remove_torrent{r.id});
         }
       };
       auto end_job = [&](job_run& r, job_status st, std::string why) {
-        if (r.status == job_status::running)
-          --active;
+        // A complete torrent downloads no more: its slot is free now. A failed one keeps its
+        // slot until it has left the session (the `removed` event).
+        if (st == job_status::complete)
+          r.holds_slot = false;
         auto now = clock_type::now();
         r.status = st;
         r.error = std::move(why);
@@ -470,29 +481,53 @@ int run_batch(const batch_options& opt) {
           std::printf("complete: %s %llu bytes in %.2f s (%s/s), %llu bytes downloaded\n",
                       printable(r.job->name).c_str(),
                       static_cast<unsigned long long>(r.job->selected_size), r.seconds,
-                      size_text(rate).c_str(),
+                      human_size(rate).c_str(),
                       static_cast<unsigned long long>(r.last.downloaded_payload));
         }
         std::fflush(stdout);
       };
+      // A seeding job stops seeding: it stays complete (its data is), and its running time and
+      // finish stay those of its download. `why` non-empty: the goal was missed.
+      auto end_seeding = [&](job_run& r, const std::string& why) {
+        r.status = job_status::complete;
+        if (!why.empty()) {
+          r.error = "seed goal missed: " + why;
+          clear_display();
+          std::printf("seed goal missed: %s: %s\n", printable(r.job->name).c_str(),
+                      printable(why).c_str());
+          std::fflush(stdout);
+        }
+        remove(r);
+        save_progress();
+      };
+      // Adds r's torrent; result.id 0 (with why) when the session could not.
+      auto add_to_session = [&](job_run& r) {
+        auto& j = *r.job;
+        torrent_options to;
+        for (auto& p : j.peers)
+          to.peers.push_back(endpoint{p.host, p.port});
+        to.use_trackers = !j.no_tracker;
+        to.download_limit = j.download_limit;
+        to.upload_limit = j.upload_limit;
+        to.priorities = j.priorities;
+        add_torrent_result result;
+        self->request(session, add_deadline, add_torrent{j.meta, j.output, std::move(to)})
+          .receive([&](add_torrent_result& res) { result = std::move(res); },
+                   [&](caf::error& e) {
+                     result.why =
+                       e == caf::sec::request_timeout
+                         ? error{errc::timeout, "the session did not add it within " +
+                                                  std::to_string(add_deadline.count()) + " s"}
+                         : error{errc::actor_down, "session: " + caf::to_string(e)};
+                   });
+        return result;
+      };
       auto start_next = [&] {
-        while (active < settings.max_active && !pending.empty()) {
+        while (active_count() < settings.max_active && !pending.empty()) {
           auto& r = runs[pending.front()];
           pending.pop_front();
           auto& j = *r.job;
-          torrent_options to;
-          for (auto& p : j.peers)
-            to.peers.push_back(endpoint{p.host, p.port});
-          to.use_trackers = !j.no_tracker;
-          to.download_limit = j.download_limit;
-          to.upload_limit = j.upload_limit;
-          to.priorities = j.priorities;
-          add_torrent_result result;
-          self->request(session, caf::infinite, add_torrent{j.meta, j.output, std::move(to)})
-            .receive([&](add_torrent_result& res) { result = std::move(res); },
-                     [&](caf::error& e) {
-                       result.why = error{errc::actor_down, "session: " + caf::to_string(e)};
-                     });
+          auto result = add_to_session(r);
           r.started = clock_type::now();
           r.started_at = unix_now();
           if (result.id == 0) {
@@ -501,7 +536,7 @@ int run_batch(const batch_options& opt) {
           }
           r.id = result.id;
           r.status = job_status::running;
-          ++active;
+          r.holds_slot = true;
           clear_display();
           std::printf("started: %s\n", printable(j.name).c_str());
           std::fflush(stdout);
@@ -509,7 +544,7 @@ int run_batch(const batch_options& opt) {
         save_progress();
       };
       auto busy = [&] {
-        if (!pending.empty() || active > 0)
+        if (!pending.empty() || active_count() > 0)
           return true;
         for (auto& r : runs)
           if (r.status == job_status::seeding || (r.removing && r.id != 0))
@@ -541,22 +576,35 @@ int run_batch(const batch_options& opt) {
           } else if (r.status == job_status::running) {
             have += std::min(r.job->selected_size, r.last.verified_bytes);
             rate += r.last.download_rate;
-            double pct = r.last.total_size ? 100.0 * double(r.last.verified_bytes) /
-                                               double(r.last.total_size)
-                                           : 0.0;
+            // Of the selected files (as the summary's bytes), not of the whole torrent.
+            double pct = r.job->selected_size
+                           ? 100.0 * double(std::min(r.job->selected_size, r.last.verified_bytes)) /
+                               double(r.job->selected_size)
+                           : 0.0;
             char buf[256];
-            std::snprintf(buf, sizeof buf, "  %-24.24s %5.1f%%  down %s/s  peers %u",
-                          printable(r.job->name).c_str(), pct,
-                          size_text(r.last.download_rate).c_str(), r.last.peers);
+            if (r.last.checking) {
+              std::snprintf(buf, sizeof buf, "  %-24.24s checking existing data %5.1f%%",
+                            printable(r.job->name).c_str(),
+                            r.last.check_total ? 100.0 * r.last.check_done / r.last.check_total
+                                               : 0.0);
+            } else {
+              double left = double(r.job->selected_size) -
+                            double(std::min(r.job->selected_size, r.last.verified_bytes));
+              double eta = r.last.download_rate > 0 ? left / r.last.download_rate : -1;
+              std::snprintf(buf, sizeof buf, "  %-24.24s %5.1f%%  down %s/s  peers %u  ETA %s",
+                            printable(r.job->name).c_str(), pct,
+                            human_size(r.last.download_rate).c_str(), r.last.peers,
+                            eta_text(eta).c_str());
+            }
             lines.push_back(buf);
           }
         }
         char head[256];
         std::snprintf(head, sizeof head,
                       "batch: %zu/%zu done, %zu failed, %zu active, %zu queued  %s/%s  down %s/s",
-                      done, runs.size(), failed, active, pending.size(),
-                      size_text(double(have)).c_str(), size_text(double(total)).c_str(),
-                      size_text(rate).c_str());
+                      done, runs.size(), failed, active_count(), pending.size(),
+                      human_size(double(have)).c_str(), human_size(double(total)).c_str(),
+                      human_size(rate).c_str());
         if (tty) {
           clear_display();
           std::string out = head;
@@ -572,6 +620,21 @@ int run_batch(const batch_options& opt) {
         std::fflush(stderr);
       };
 
+      for (auto i : reseed) {
+        auto& r = runs[i];
+        auto result = add_to_session(r);
+        if (result.id == 0) {
+          spdlog::get("session")->warn("{}: cannot seed again: {}", printable(r.job->name),
+                                       result.why.message);
+          continue;
+        }
+        r.id = result.id;
+        r.status = job_status::seeding; // its goals count from now
+        r.started = r.finished = clock_type::now();
+        clear_display();
+        std::printf("seeding again: %s\n", printable(r.job->name).c_str());
+        std::fflush(stdout);
+      }
       start_next();
       while (busy()) {
         self->receive(
@@ -600,30 +663,28 @@ int run_batch(const batch_options& opt) {
                 break;
               }
               case torrent_event_kind::failed:
-                if (r->status == job_status::running || r->status == job_status::seeding) {
-                  bool was_seeding = r->status == job_status::seeding;
+                if (r->status == job_status::running)
                   end_job(*r, job_status::failed, ev.why.message);
-                  if (was_seeding) // its data is complete; only the seeding goal was missed
-                    r->status = job_status::complete;
-                }
+                else if (r->status == job_status::seeding) // its data is complete
+                  end_seeding(*r, ev.why.message);
                 remove(*r);
                 start_next();
                 break;
               case torrent_event_kind::removed:
                 r->last = std::move(ev.progress);
-                if (r->status == job_status::running || r->status == job_status::seeding) {
-                  bool was_seeding = r->status == job_status::seeding;
-                  end_job(*r, was_seeding ? job_status::complete : job_status::failed,
-                          was_seeding ? std::string{} : "stopped unexpectedly");
-                  start_next();
-                }
-                r->id = 0; // gone from the session
+                if (r->status == job_status::running)
+                  end_job(*r, job_status::failed, "stopped unexpectedly");
+                else if (r->status == job_status::seeding)
+                  end_seeding(*r, "stopped unexpectedly");
+                r->id = 0; // gone from the session: its slot is free
+                r->holds_slot = false;
+                start_next();
                 break;
             }
           },
           [&](session_reply&) {}, [&](session_stopped&) {},
           caf::after(std::chrono::milliseconds(200)) >> [] {});
-        if (int sig = batch_stop_signal.load()) {
+        if (int sig = stop_signal.load()) {
           stopped_by = sig;
           break;
         }
@@ -632,7 +693,11 @@ int run_batch(const batch_options& opt) {
           if (r.status == job_status::running && r.job->timeout_s > 0 &&
               now - *r.started >= std::chrono::seconds(r.job->timeout_s)) {
             char buf[256];
-            if (r.last.peers == 0 && r.last.pieces_verified == 0)
+            if (r.last.checking)
+              std::snprintf(buf, sizeof buf,
+                            "timed out after %u s while checking existing data (%u/%u pieces)",
+                            r.job->timeout_s, r.last.check_done, r.last.check_total);
+            else if (r.last.peers == 0 && r.last.pieces_verified == 0)
               std::snprintf(buf, sizeof buf,
                             "timed out after %u s: no peer could be reached (%u known)",
                             r.job->timeout_s, r.last.known_peers);
@@ -653,9 +718,24 @@ int run_batch(const batch_options& opt) {
             if (ratio_met || time_met) {
               spdlog::get("session")->info("{}: seeding goal met, uploaded {} bytes",
                                            printable(r.job->name), r.last.uploaded_payload);
-              r.status = job_status::complete;
-              remove(r);
+              end_seeding(r, {});
+            } else if (r.job->timeout_s > 0 &&
+                       now - *r.started >= std::chrono::seconds(r.job->timeout_s)) {
+              // timeout_s bounds the whole job, seeding included (no leecher may ever come).
+              char buf[256];
+              std::snprintf(buf, sizeof buf, "timed out after %u s with %llu bytes uploaded",
+                            r.job->timeout_s,
+                            static_cast<unsigned long long>(r.last.uploaded_payload));
+              end_seeding(r, buf);
             }
+          }
+          if (r.removing && r.id != 0 && r.remove_sent && now - *r.remove_sent >= remove_deadline) {
+            spdlog::get("session")->warn("{}: not removed from the session within {} s; "
+                                         "no longer waiting for it",
+                                         printable(r.job->name), remove_deadline.count());
+            r.id = 0;
+            r.holds_slot = false;
+            start_next();
           }
         }
         show(false);
@@ -694,14 +774,21 @@ int run_batch(const batch_options& opt) {
   print_table(runs);
   std::string why;
   auto json = summary_json(plan, runs, total_seconds, true);
-  if (!write_atomically(summary_path, json, why))
+  // A summary that was not written is a failed batch: a script reads it for the outcome.
+  bool written = write_atomically(summary_path, json, why);
+  if (!written)
     std::fprintf(stderr, "error: summary: %s\n", why.c_str());
   else
     std::printf("summary: %s\n", summary_path.c_str());
-  write_atomically(progress_path, json, why);
+  if (!write_atomically(progress_path, json, why)) {
+    std::fprintf(stderr, "error: progress file: %s\n", why.c_str());
+    written = false;
+  }
   std::fflush(stdout);
   if (stopped_by)
     return 130;
+  if (!written)
+    return 1;
   bool all = std::all_of(runs.begin(), runs.end(),
                          [](const job_run& r) { return r.status == job_status::complete; });
   return all ? 0 : 1;

@@ -6,13 +6,14 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <unordered_map>
 
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
-#include "actors/rate_limiter.hpp"
 #include "config/batch.pb.h"
+#include "protocol/units.hpp"
 #include "storage/file_layout.hpp"
 #include "storage/file_selection.hpp"
 
@@ -25,23 +26,56 @@ namespace {
 
 constexpr std::size_t max_job_file_size = 16u << 20;
 constexpr std::size_t max_name_length = 200;
+// Jobs in one file: far more than one session runs well, and it bounds validation's work.
+constexpr std::size_t max_jobs = 10000;
 
 error invalid(std::string msg) { return error{errc::invalid_argument, std::move(msg)}; }
+
+/// The 1-based character column of protobuf's 0-based `column` on 0-based `line` of `text`.
+/// Its tokenizer advances a tab to the next multiple of 8 and counts bytes; an editor counts a
+/// tab, and a UTF-8 character, as one.
+/// `starts`: the offset of every line (line_starts), so that each lookup costs one line.
+int char_column(std::string_view text, const std::vector<std::size_t>& starts, int line,
+                int column) {
+  if (line < 0 || static_cast<std::size_t>(line) >= starts.size())
+    return column + 1;
+  std::size_t at = starts[static_cast<std::size_t>(line)];
+  int pb_col = 0, chars = 0;
+  for (; at < text.size() && text[at] != '\n' && pb_col < column; ++at) {
+    auto c = static_cast<unsigned char>(text[at]);
+    pb_col += c == '\t' ? 8 - pb_col % 8 : 1;
+    if ((c & 0xc0) != 0x80)
+      ++chars;
+  }
+  return chars + 1;
+}
+
+std::vector<std::size_t> line_starts(std::string_view text) {
+  std::vector<std::size_t> starts{0};
+  for (std::size_t i = 0; i < text.size(); ++i)
+    if (text[i] == '\n')
+      starts.push_back(i + 1);
+  return starts;
+}
 
 /// The first syntax error of the text parser, as "FILE:LINE:COLUMN: what" (1-based).
 class first_error : public pb::io::ErrorCollector {
 public:
-  explicit first_error(std::string file) : file_(std::move(file)) {}
+  first_error(std::string file, std::string_view contents)
+    : file_(std::move(file)), contents_(contents) {}
+  // Line starts only once there is an error (a valid file never needs them here).
   void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
     if (text_.empty())
-      text_ = file_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " +
-              message;
+      text_ = file_ + ":" + std::to_string(line + 1) + ":" +
+              std::to_string(char_column(contents_, line_starts(contents_), line, column)) +
+              ": " + message;
   }
   void AddWarning(int, pb::io::ColumnNumber, const std::string&) override {}
   const std::string& text() const { return text_; }
 
 private:
   std::string file_;
+  std::string_view contents_;
   std::string text_;
 };
 
@@ -49,8 +83,10 @@ private:
 /// FILE: JSON.PATH (the JSON parser records no locations).
 class locator {
 public:
-  locator(std::string file, batch_format fmt, const pb::TextFormat::ParseInfoTree* tree)
-    : file_(std::move(file)), fmt_(fmt), tree_(tree) {}
+  locator(std::string file, batch_format fmt, const pb::TextFormat::ParseInfoTree* tree,
+          std::string_view contents)
+    : file_(std::move(file)), fmt_(fmt), tree_(tree), contents_(contents),
+      starts_(fmt == batch_format::text ? line_starts(contents) : std::vector<std::size_t>{}) {}
 
   /// The settings block (job < 0) or job `job`; `field` empty: the block itself.
   std::string at(int job, const std::string& field = {}, int index = -1) const {
@@ -86,11 +122,14 @@ public:
 
 private:
   std::string pos(const pb::TextFormat::ParseLocation& l) const {
-    return file_ + ":" + std::to_string(l.line + 1) + ":" + std::to_string(l.column + 1);
+    return file_ + ":" + std::to_string(l.line + 1) + ":" +
+           std::to_string(char_column(contents_, starts_, l.line, l.column));
   }
   std::string file_;
   batch_format fmt_;
   const pb::TextFormat::ParseInfoTree* tree_;
+  std::string_view contents_;
+  std::vector<std::size_t> starts_;
 };
 
 /// "(job[1].peer[0]): invalid value 1 ..." / "(job[1]) bogus: Cannot find field." from the
@@ -190,6 +229,18 @@ fs::path resolve(const fs::path& base, const std::string& text) {
   return p;
 }
 
+/// The folder a path names on disk: symbolic links of its existing part resolved (out/a ->
+/// out/b makes both out/b), the rest lexical. For comparing outputs; messages keep the text.
+fs::path on_disk(const std::string& path) {
+  std::error_code ec;
+  auto p = fs::weakly_canonical(fs::path(path), ec);
+  if (ec)
+    return fs::path(path);
+  if (!p.has_filename() && p.has_parent_path() && p != p.root_path())
+    p = p.parent_path();
+  return p;
+}
+
 std::string stem_of(const std::string& path) {
   auto s = fs::path(path).stem().string();
   return s.empty() ? std::string("job") : s;
@@ -227,7 +278,7 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
   pb::TextFormat::ParseInfoTree tree;
   if (format == batch_format::text) {
     pb::TextFormat::Parser parser;
-    first_error errors(path);
+    first_error errors(path, contents);
     parser.RecordErrorsTo(&errors);
     parser.WriteLocationsTo(&tree);
     if (!parser.ParseFromString(std::string(contents), &file))
@@ -240,7 +291,7 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
     if (!st.ok())
       return invalid(json_error(path, std::string(st.message())));
   }
-  const locator loc(path, format, format == batch_format::text ? &tree : nullptr);
+  const locator loc(path, format, format == batch_format::text ? &tree : nullptr, contents);
   const fs::path base = fs::absolute(fs::path(path)).parent_path();
 
   batch_plan plan;
@@ -257,6 +308,8 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
       return invalid(loc.at(-1, "listen") + ": listen \"" + s.listen() +
                      "\" is not HOST:PORT (port 0: any free port)");
     ps.listen = s.listen();
+    ps.listen_host = ep.host;
+    ps.listen_port = ep.port;
   }
   {
     auto down = rate_of(s.download_limit(), loc.at(-1, "download_limit"), "download_limit");
@@ -277,7 +330,16 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
 
   if (file.job_size() == 0)
     return invalid(path + ": no job (add a `job { torrent: ... output: ... }` block)");
+  if (file.job_size() > static_cast<int>(max_jobs))
+    return invalid(loc.at(static_cast<int>(max_jobs)) + ": job " +
+                   std::to_string(max_jobs + 1) + " is one too many (at most " +
+                   std::to_string(max_jobs) + " jobs in a file; split it)");
+  // Names and torrents seen so far (the first job of each): a linear check, not quadratic.
+  std::unordered_map<std::string, std::size_t> names;
+  std::unordered_map<std::string, std::size_t> hashes;
 
+  std::vector<std::string> output_at, output_text; // per job, for the nesting check's message
+  const fs::path state_on_disk = on_disk(ps.state_dir);
   for (int i = 0; i < file.job_size(); ++i) {
     const auto& j = file.job(i);
     batch_job job;
@@ -317,10 +379,10 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
     if (!j.select_file().empty()) {
       // The syntax now (a bad list is a mistake in the file); the numbers against the torrent
       // below (a torrent with fewer files fails its job alone).
-      auto list = parse_file_list(j.select_file(), UINT32_MAX);
-      if (!list)
+      // Syntax only: expanding "1-4294967295" here would take 16 GiB.
+      if (auto st = check_file_list(j.select_file()); !st)
         return invalid(at("select_file") + ": select_file \"" + j.select_file() + "\": " +
-                       list.error().message);
+                       st.error().message);
       job.select_files.push_back(j.select_file());
     }
     for (int g = 0; g < j.select_size(); ++g) {
@@ -391,28 +453,70 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
       return invalid(name_at + ": job name must be at most 200 characters, without control "
                                "characters");
 
-    for (auto& other : plan.jobs) {
-      if (other.name == job.name)
-        return invalid(name_at + ": duplicate job name \"" + job.name + "\" (also " +
-                       other.where + ")");
-      if (other.output == job.output)
-        return invalid(at("output") + ": output \"" + j.output() + "\" is also job \"" +
-                       other.name + "\"'s output (" + other.where + ")");
-      if (inside(job.output, other.output) || inside(other.output, job.output)) {
-        bool mine_inside = inside(job.output, other.output);
-        return invalid(at("output") + ": output \"" + j.output() + "\" is " +
-                       (mine_inside ? "inside" : "around") + " job \"" + other.name +
-                       "\"'s output " + other.output + " (" + other.where + ")");
-      }
-      if (job.meta && other.meta && job.meta->hash == other.meta->hash)
+    if (auto [it, fresh] = names.emplace(job.name, plan.jobs.size()); !fresh)
+      return invalid(name_at + ": duplicate job name \"" + job.name + "\" (also " +
+                     plan.jobs[it->second].where + ")");
+    if (job.meta) {
+      auto key = std::string(reinterpret_cast<const char*>(job.meta->hash.data()),
+                             job.meta->hash.size());
+      if (auto [it, fresh] = hashes.emplace(std::move(key), plan.jobs.size()); !fresh) {
+        auto& other = plan.jobs[it->second];
         return invalid(at("torrent") + ": the same torrent as job \"" + other.name + "\" (" +
                        other.where + ")");
+      }
     }
-    if (inside(fs::path(ps.state_dir), fs::path(job.output)) ||
-        inside(fs::path(job.output), fs::path(ps.state_dir)))
+    if (inside(state_on_disk, on_disk(job.output)) ||
+        inside(on_disk(job.output), state_on_disk))
       return invalid(at("output") + ": output \"" + j.output() +
                      "\" overlaps the state_dir " + ps.state_dir);
+    if (job.seed_ratio > 0 && job.seed_time_s == 0 && job.timeout_s == 0)
+      return invalid(at("seed_ratio") + ": seed_ratio without seed_time_s or timeout_s may "
+                     "never end (no peer may ever download from it): add either");
+    output_at.push_back(at("output"));
+    output_text.push_back(j.output());
     plan.jobs.push_back(std::move(job));
+  }
+  // Equal or nested outputs. Sorted by path component, a folder comes right before the
+  // folders below it, so comparing neighbours finds every such pair's nearest one (n log n,
+  // not n^2). The error names the later job of the first pair in file order.
+  std::vector<std::size_t> by_output(plan.jobs.size());
+  for (std::size_t i = 0; i < by_output.size(); ++i)
+    by_output[i] = i;
+  std::vector<fs::path> outs;
+  outs.reserve(plan.jobs.size());
+  for (auto& job : plan.jobs)
+    outs.push_back(on_disk(job.output));
+  std::stable_sort(by_output.begin(), by_output.end(),
+                   [&](std::size_t a, std::size_t b) { return outs[a] < outs[b]; });
+  std::size_t worst = SIZE_MAX, worst_other = 0;
+  for (std::size_t k = 1; k < by_output.size(); ++k) {
+    auto outer = by_output[k - 1], inner = by_output[k];
+    if (!inside(outs[inner], outs[outer]))
+      continue;
+    auto later = std::max(outer, inner), earlier = std::min(outer, inner);
+    if (later < worst || (later == worst && earlier < worst_other)) {
+      worst = later;
+      worst_other = earlier;
+    }
+  }
+  if (worst != SIZE_MAX) {
+    auto& job = plan.jobs[worst];
+    auto& other = plan.jobs[worst_other];
+    const auto& where = output_at[worst];
+    const auto& text = output_text[worst];
+    // Through a symbolic link the text alone does not show it: name the folders on disk.
+    bool linked =
+      outs[worst] != fs::path(job.output) || outs[worst_other] != fs::path(other.output);
+    if (outs[worst] == outs[worst_other])
+      return invalid(where + ": output \"" + text + "\" is also job \"" + other.name +
+                     "\"'s output (" + other.where + ")" +
+                     (linked ? " on disk (" + outs[worst].string() + ")" : std::string()));
+    bool mine_inside = inside(outs[worst], outs[worst_other]);
+    return invalid(where + ": output \"" + text + "\" is " + (mine_inside ? "inside" : "around") +
+                   " job \"" + other.name + "\"'s output " + other.output + " (" + other.where +
+                   ")" + (linked ? " on disk (" + outs[worst].string() + ", " +
+                                     outs[worst_other].string() + ")"
+                                 : std::string()));
   }
   return plan;
 }

@@ -55,6 +55,8 @@ struct batch_settings {
   std::string state_dir;                 // resolved
   std::uint64_t download_limit = 0;
   std::uint64_t upload_limit = 0;
+  std::string listen_host;               // `listen` parsed ("[::1]:7001": "::1", 7001)
+  std::uint16_t listen_port = 0;
 };
 
 struct batch_plan {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <optional>
 
 namespace actorrent {
 
@@ -21,7 +22,9 @@ bool is_digit(char c) {
 }
 
 // A file number of `item` (1-based), or an error naming it and its column.
-result<std::uint32_t> parse_index(std::string_view item, std::size_t column, std::uint32_t count) {
+// `count` nullopt: no torrent yet (a syntax check); only numbers beyond 32 bits are refused.
+result<std::uint32_t> parse_index(std::string_view item, std::size_t column,
+                                  std::optional<std::uint32_t> count) {
   const auto where = " at column " + std::to_string(column);
   if (item.empty())
     return bad("missing file number" + where);
@@ -32,9 +35,11 @@ result<std::uint32_t> parse_index(std::string_view item, std::size_t column, std
     v = v * 10 + static_cast<std::uint64_t>(c - '0');
   if (v == 0)
     return bad("file number 0" + where + ": files are numbered from 1");
-  if (v > count)
+  if (!count && v > UINT32_MAX)
+    return bad("file number " + std::to_string(v) + where + " is too large");
+  if (count && v > *count)
     return bad("file number " + std::to_string(v) + where + " is out of range (the torrent has " +
-               std::to_string(count) + (count == 1 ? " file)" : " files)"));
+               std::to_string(*count) + (*count == 1 ? " file)" : " files)"));
   return static_cast<std::uint32_t>(v);
 }
 
@@ -125,23 +130,37 @@ std::vector<std::string_view> split(std::string_view s) {
   }
 }
 
+/// `memo` holds (pat.size()+1) x (path.size()+1) entries: 0 unknown, 1 no, 2 yes. Without it
+/// "**/**/.../z" against a deep path takes exponential time (each "**" tries every split).
 bool match_parts(const std::vector<std::string_view>& pat, std::size_t i,
-                 const std::vector<std::string_view>& path, std::size_t j) {
-  if (i == pat.size())
-    return j == path.size();
-  if (pat[i] == "**") {
-    for (std::size_t k = j; k <= path.size(); ++k)
-      if (match_parts(pat, i + 1, path, k))
-        return true;
-    return false;
+                 const std::vector<std::string_view>& path, std::size_t j,
+                 std::vector<std::uint8_t>& memo) {
+  auto& m = memo[i * (path.size() + 1) + j];
+  if (m != 0)
+    return m == 2;
+  bool r = false;
+  if (i == pat.size()) {
+    r = j == path.size();
+  } else if (pat[i] == "**") {
+    for (std::size_t k = j; k <= path.size() && !r; ++k)
+      r = match_parts(pat, i + 1, path, k, memo);
+  } else {
+    r = j < path.size() && match_component(pat[i], path[j]) &&
+        match_parts(pat, i + 1, path, j + 1, memo);
   }
-  return j < path.size() && match_component(pat[i], path[j]) &&
-         match_parts(pat, i + 1, path, j + 1);
+  m = r ? 2 : 1;
+  return r;
 }
 
 } // namespace
 
-result<std::vector<std::uint32_t>> parse_file_list(std::string_view list, std::uint32_t count) {
+namespace {
+
+// Parses `list`; without `count` only checks it (a range is not expanded, so "1-4294967295"
+// costs nothing: a job file is validated before the torrent's file count is known).
+result<std::vector<std::uint32_t>> file_list(std::string_view list,
+                                             std::optional<std::uint32_t> count) {
+  const bool expand = count.has_value();
   if (list.empty())
     return bad("empty list");
   std::vector<std::uint32_t> out;
@@ -171,14 +190,29 @@ result<std::vector<std::uint32_t>> parse_file_list(std::string_view list, std::u
         return bad("range " + std::string(item) + " at column " + std::to_string(column) +
                    " is reversed (write " + std::to_string(*hi) + "-" + std::to_string(*lo) +
                    ")");
-      for (auto v = *lo; v <= *hi; ++v)
-        out.push_back(v - 1);
+      // 64-bit: with hi == UINT32_MAX a 32-bit counter would wrap and never end.
+      if (expand)
+        for (std::uint64_t v = *lo; v <= *hi; ++v)
+          out.push_back(static_cast<std::uint32_t>(v - 1));
     }
     start = comma + 1;
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+} // namespace
+
+result<std::vector<std::uint32_t>> parse_file_list(std::string_view list, std::uint32_t count) {
+  return file_list(list, count);
+}
+
+status check_file_list(std::string_view list) {
+  auto r = file_list(list, std::nullopt);
+  if (!r)
+    return r.error();
+  return {};
 }
 
 status check_glob(std::string_view pattern) {
@@ -233,7 +267,16 @@ bool glob_match(std::string_view pattern, std::string_view path) {
   }
   if (pattern.front() == '/')
     pattern.remove_prefix(1); // anchored at the torrent's top, which it is anyway
-  return match_parts(split(pattern), 0, split(path), 0);
+  auto pat = split(pattern);
+  // "**/**" matches what "**" matches: collapse runs (fewer states to memoize).
+  pat.erase(std::unique(pat.begin(), pat.end(),
+                        [](std::string_view a, std::string_view b) {
+                          return a == "**" && b == "**";
+                        }),
+            pat.end());
+  auto parts = split(path);
+  std::vector<std::uint8_t> memo((pat.size() + 1) * (parts.size() + 1), 0);
+  return match_parts(pat, 0, parts, 0, memo);
 }
 
 std::string path_in_torrent(const file_layout& layout, file_index f) {

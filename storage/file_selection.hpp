@@ -21,6 +21,10 @@ namespace actorrent {
 /// ("1,,3"), 0, a reversed range ("5-3"), an index above `count`, anything not a number.
 result<std::vector<std::uint32_t>> parse_file_list(std::string_view list, std::uint32_t count);
 
+/// The syntax of parse_file_list's `list` only (numbers up to 2^32-1), without expanding ranges:
+/// constant memory and time per item whatever the numbers.
+status check_file_list(std::string_view list);
+
 /// Checks a glob pattern: not empty, every '[' closed, no '/' inside [...], no trailing '\\'.
 status check_glob(std::string_view pattern);
 

@@ -2,9 +2,11 @@
 // JSON path; a torrent that does not parse or a magnet link fails only its job; the examples
 // in deploy/examples/ parse.
 #include "config/batch_job.hpp"
+#include "storage/file_selection.hpp"
 
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -267,27 +269,206 @@ TEST_F(batch_job_test, json_errors_name_the_json_path) {
 }
 
 TEST_F(batch_job_test, json_and_text_give_the_same_plan) {
-  auto text = parse(good_text);
+  // Every field set, in both formats (JSON with some camelCase keys, as proto3 JSON allows).
+  auto text = parse(R"(settings {
+  max_active: 3
+  listen: "127.0.0.1:0"
+  state_dir: "st"
+  download_limit: "20M"
+  upload_limit: "1M"
+}
+job {
+  torrent: "t/a.torrent"
+  output: "out/a"
+}
+job {
+  name: "second"
+  torrent: "t/b.torrent"
+  output: "out/b/"
+  select_file: "1,3"
+  select: "*.iso"
+  select: "d/**"
+  peer: "127.0.0.1:7001"
+  peer: "[::1]:7002"
+  no_tracker: true
+  download_limit: "5M"
+  upload_limit: "64K"
+  seed_ratio: 1.5
+  seed_time_s: 30
+  priority: 4
+  timeout_s: 60
+}
+job {
+  name: "m"
+  magnet: "magnet:?xt=urn:btih:00"
+  output: "out/m"
+  priority: -2
+}
+)");
   auto json = parse(R"({
-    "settings": {"max_active": 3, "listen": "127.0.0.1:0", "download_limit": "20M"},
+    "settings": {"maxActive": 3, "listen": "127.0.0.1:0", "state_dir": "st",
+                 "download_limit": "20M", "uploadLimit": "1M"},
     "job": [{"torrent": "t/a.torrent", "output": "out/a"},
             {"name": "second", "torrent": "t/b.torrent", "output": "out/b/",
-             "selectFile": "1,3", "select": ["*.iso"], "peer": ["127.0.0.1:7001", "[::1]:7002"],
-             "download_limit": "5M", "seed_ratio": 1.5, "priority": 4, "timeout_s": 60}]})",
+             "selectFile": "1,3", "select": ["*.iso", "d/**"],
+             "peer": ["127.0.0.1:7001", "[::1]:7002"], "noTracker": true,
+             "download_limit": "5M", "upload_limit": "64K", "seed_ratio": 1.5,
+             "seedTimeS": 30, "priority": 4, "timeout_s": 60},
+            {"name": "m", "magnet": "magnet:?xt=urn:btih:00", "output": "out/m",
+             "priority": -2}]})",
                     batch_format::json);
   ASSERT_TRUE(text) << text.error().message;
   ASSERT_TRUE(json) << json.error().message;
-  ASSERT_EQ(json->jobs.size(), text->jobs.size());
+  auto &ts = text->settings, &js = json->settings;
+  EXPECT_EQ(js.max_active, ts.max_active);
+  EXPECT_EQ(js.listen, ts.listen);
+  EXPECT_EQ(js.listen_host, ts.listen_host);
+  EXPECT_EQ(js.listen_port, ts.listen_port);
+  EXPECT_EQ(ts.listen_host, "127.0.0.1"); // parsed once, kept for the run
+  EXPECT_EQ(js.state_dir, ts.state_dir);
+  EXPECT_EQ(js.download_limit, ts.download_limit);
+  EXPECT_EQ(js.upload_limit, ts.upload_limit);
+  EXPECT_EQ(ts.upload_limit, 1u << 20); // set, so the comparison means something
+  ASSERT_EQ(json->jobs.size(), 3u);
+  ASSERT_EQ(text->jobs.size(), 3u);
   for (std::size_t i = 0; i < json->jobs.size(); ++i) {
+    SCOPED_TRACE("job " + std::to_string(i));
     auto &t = text->jobs[i], &j = json->jobs[i];
+    EXPECT_EQ(j.index, t.index);
     EXPECT_EQ(j.name, t.name);
+    EXPECT_EQ(j.torrent, t.torrent);
+    EXPECT_EQ(j.magnet, t.magnet);
     EXPECT_EQ(j.output, t.output);
-    EXPECT_EQ(j.selected_size, t.selected_size);
-    EXPECT_EQ(j.peers.size(), t.peers.size());
+    EXPECT_EQ(j.select_files, t.select_files);
+    EXPECT_EQ(j.select_globs, t.select_globs);
+    ASSERT_EQ(j.peers.size(), t.peers.size());
+    for (std::size_t p = 0; p < j.peers.size(); ++p) {
+      EXPECT_EQ(j.peers[p].host, t.peers[p].host);
+      EXPECT_EQ(j.peers[p].port, t.peers[p].port);
+    }
     EXPECT_EQ(j.download_limit, t.download_limit);
+    EXPECT_EQ(j.upload_limit, t.upload_limit);
+    EXPECT_EQ(j.seed_ratio, t.seed_ratio);
+    EXPECT_EQ(j.seed_time_s, t.seed_time_s);
     EXPECT_EQ(j.priority, t.priority);
+    EXPECT_EQ(j.timeout_s, t.timeout_s);
+    EXPECT_EQ(j.no_tracker, t.no_tracker);
+    EXPECT_EQ(j.priorities, t.priorities);
+    EXPECT_EQ(j.selected_size, t.selected_size);
+    EXPECT_EQ(j.problem, t.problem);
+    ASSERT_EQ(j.meta == nullptr, t.meta == nullptr);
+    if (j.meta) {
+      EXPECT_EQ(j.meta->hash, t.meta->hash);
+    }
   }
+  // The fields set above really were read (not both left at their defaults).
+  auto& second = text->jobs[1];
+  EXPECT_EQ(second.peers[1].host, "::1");
+  EXPECT_EQ(second.peers[1].port, 7002);
+  EXPECT_TRUE(second.no_tracker);
+  EXPECT_EQ(second.upload_limit, 64u << 10);
+  EXPECT_EQ(second.seed_time_s, 30u);
+  EXPECT_EQ(second.select_globs.size(), 2u);
   EXPECT_EQ(json->queue_order(), text->queue_order());
+}
+
+TEST_F(batch_job_test, a_huge_select_file_range_is_checked_without_expanding_it) {
+  // Expanded at validation, "1-4294967295" never ended (a 32-bit counter wraps) and grew
+  // memory without bound; now only its syntax is checked, and the torrent's file count fails
+  // the job alone.
+  auto r = parse("job {\n  torrent: \"t/b.torrent\"\n  output: \"o\"\n"
+                 "  select_file: \"1-4294967295\"\n}\n");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_NE(r->jobs[0].problem.find("out of range"), std::string::npos) << r->jobs[0].problem;
+  EXPECT_EQ(error_of("job {\n  torrent: \"t/b.torrent\"\n  output: \"o\"\n"
+                     "  select_file: \"1-4294967296\"\n}\n")
+              .rfind("jobs.textproto:4:3: select_file \"1-4294967296\": file number 4294967296 "
+                     "at column 3 is too large", 0),
+            0u);
+}
+
+TEST_F(batch_job_test, a_seed_ratio_that_may_never_end_is_refused) {
+  const std::string job = "job {\n  torrent: \"t/a.torrent\"\n  output: \"o\"\n";
+  EXPECT_EQ(error_of(job + "  seed_ratio: 2\n}\n")
+              .rfind("jobs.textproto:4:3: seed_ratio without seed_time_s or timeout_s", 0),
+            0u);
+  EXPECT_TRUE(parse(job + "  seed_ratio: 2\n  timeout_s: 60\n}\n"));
+  EXPECT_TRUE(parse(job + "  seed_ratio: 2\n  seed_time_s: 60\n}\n"));
+}
+
+TEST_F(batch_job_test, large_files_are_validated_in_bounded_time) {
+  // 10001 magnet jobs: refused at the first one over the cap, quickly.
+  std::string many;
+  for (int i = 0; i <= 10000; ++i)
+    many += "job { name: \"m" + std::to_string(i) + "\" magnet: \"magnet:?xt=urn:btih:0\" "
+            "output: \"o/" + std::to_string(i) + "\" }\n";
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(error_of(many).rfind("jobs.textproto:10001:1: job 10001 is one too many", 0), 0u);
+  // 10000 jobs pass, in well under the time a pairwise check of them takes.
+  many.erase(many.rfind("job {"));
+  auto r = parse(many);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->jobs.size(), 10000u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+  // Nesting is still found among many (here the last job lies inside the first).
+  many.erase(many.rfind("job {"));
+  many += "job { name: \"last\" magnet: \"magnet:?xt=urn:btih:0\" output: \"o/0/x\" }\n";
+  EXPECT_EQ(error_of(many).rfind("jobs.textproto:10000:", 0), 0u) << error_of(many);
+  EXPECT_NE(error_of(many).find("is inside job \"m0\"'s output"), std::string::npos);
+}
+
+TEST_F(batch_job_test, repeated_double_star_globs_match_in_bounded_time) {
+  // Each "**" tried every split of the path: 20 of them against a deep path never ended.
+  std::string pattern;
+  for (int i = 0; i < 20; ++i)
+    pattern += "**/";
+  pattern += "z";
+  std::string path;
+  for (int i = 0; i < 40; ++i)
+    path += "d/";
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(glob_match(pattern, path + "y"));
+  EXPECT_TRUE(glob_match(pattern, path + "z"));
+  EXPECT_FALSE(glob_match("**/a/**/b/**/c/**/q", path + "a/b/c/z"));
+  EXPECT_TRUE(glob_match("**/a/**/b/**/c/**/z", path + "a/b/c/z"));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+}
+
+TEST_F(batch_job_test, outputs_sharing_a_folder_through_a_symbolic_link_are_refused) {
+  // out/a -> out/b: two different texts, one folder on disk.
+  fs::create_directories(dir_ + "/out/b");
+  fs::create_directory_symlink("b", dir_ + "/out/a");
+  const std::string a = "job {\n  torrent: \"t/a.torrent\"\n  output: \"out/a\"\n}\n";
+  auto got = error_of(a + "job {\n  torrent: \"t/b.torrent\"\n  output: \"out/b\"\n}\n");
+  EXPECT_EQ(got.rfind("jobs.textproto:7:3: output \"out/b\" is also job \"a.bin\"'s output", 0),
+            0u)
+    << got;
+  got = error_of(a + "job {\n  torrent: \"t/b.torrent\"\n  output: \"out/b/sub\"\n}\n");
+  EXPECT_EQ(got.rfind("jobs.textproto:7:3: output \"out/b/sub\" is inside job \"a.bin\"'s", 0),
+            0u)
+    << got;
+  // The state_dir through a link into an output.
+  fs::create_directory_symlink("out/b", dir_ + "/st");
+  got = error_of("settings {\n  state_dir: \"st/state\"\n}\n" + a);
+  EXPECT_EQ(got.rfind("jobs.textproto:6:3: output \"out/a\" overlaps the state_dir", 0), 0u)
+    << got;
+}
+
+TEST_F(batch_job_test, columns_count_a_tab_and_a_utf8_character_as_one) {
+  // The tokenizer's own column would be 17 (a tab to 8, "é" two bytes): an editor's is 3 / 5.
+  EXPECT_EQ(error_of("job {\n\t\ttorrent: \"t/a.torrent\"\n\toutput: \"o\"\n"
+                     "\tpeer: \"nope\"\n}\n")
+              .rfind("jobs.textproto:4:2: peer \"nope\" is not HOST:PORT", 0),
+            0u)
+    << error_of("job {\n\ttorrent: \"t/a.torrent\"\n\toutput: \"o\"\n\tpeer: \"nope\"\n}\n");
+  EXPECT_EQ(error_of("# \xc3\xa9\njob { name: \"\xc3\xa9\" torent: \"x\" }\n")
+              .rfind("jobs.textproto:2:23: ", 0),
+            0u)
+    << error_of("# \xc3\xa9\njob { name: \"\xc3\xa9\" torent: \"x\" }\n");
+  EXPECT_EQ(error_of("\tsettings {\n\t\tmax_active: \"two\"\n\t}\n")
+              .rfind("jobs.textproto:2:15: Expected integer", 0),
+            0u)
+    << error_of("\tsettings {\n\t\tmax_active: \"two\"\n\t}\n");
 }
 
 TEST_F(batch_job_test, the_file_type_comes_from_the_extension) {

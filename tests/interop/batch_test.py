@@ -4,8 +4,9 @@
   queue       five torrents from libtorrent, aria2 and transmission seeders, max_active 2 and
               per-job rate limits so that downloads overlap: exit 0, every file byte-exact, the
               summary says complete for all five, and never more than two jobs downloaded at
-              once (from the order of the started:/complete: lines and from the summary's
-              start and finish times), while two did run at once.
+              once: never more than two output files grew in one ~100 ms sample (measured on
+              disk), nor by the order of the started:/complete: lines or the summary's start
+              and finish times; two did grow at once.
   broken      a torrent file that does not parse, a job whose peer is unreachable within its
               timeout_s and one whose output cannot be created (disk error), beside two good
               jobs: exit 1, the summary names each failed job with its error, the good ones
@@ -20,11 +21,17 @@
               fetches less than the first job's size for it.
   seed_goal   max_active 1, the first job seeds on for seed_time_s 4 after completing: the
               second starts at once (a seeding job holds no slot), the batch ends once the goal
-              is met (not before), exit 0.
+              is met (not before), exit 0; a rerun seeds it again (already complete) for its
+              seed_time_s. A seed_ratio no leecher meets ends at its
+              timeout_s (complete, "seed goal missed"); without timeout_s it is refused.
   select_file a multi-file torrent with select_file "1,3": those two files byte-exact, the
-              others absent.
-  json        the same kind of job file as JSON (.json): completes byte-exact; a JSON job file
-              with an error names its JSON path and exits 2, nothing written.
+              others absent. A summary that cannot be written: exit 1.
+  json        the same two jobs as a text and as a JSON job file (.json, some camelCase keys):
+              the same summary, byte-exact; a JSON job file with an error names its JSON path
+              and exits 2, nothing written.
+  slot_held   max_active 1, the first job times out in the middle of its download: the next
+              starts only once it has stopped (the two output files never grow in the same
+              ~100 ms), exit 1.
   dry_run     --dry-run: prints the plan and the job that would fail (exit 1); nothing dials
               the job's peer or announces to its tracker (a listening socket sees no
               connection), nothing is written (no state_dir, no output).
@@ -45,7 +52,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness as H  # noqa: E402
 
-CASES = ["queue", "broken", "kill9", "sigint", "seed_goal", "select_file", "json", "dry_run"]
+CASES = ["queue", "broken", "kill9", "sigint", "seed_goal", "select_file", "json", "dry_run",
+         "slot_held"]
 PIECE = 32 * H.KiB
 TIMEOUT = 240
 
@@ -85,6 +93,37 @@ def run_batch(actorrent, jobfile, *extra, timeout=TIMEOUT, quiet=True):
                        errors="replace", env=H.child_env(), timeout=timeout)
     H.log("exit %d\n%s" % (r.returncode, r.stdout))
     return r
+
+
+def run_batch_watching(actorrent, jobfile, files, *extra, timeout=TIMEOUT, every=0.1):
+    """run_batch, sampling the allocated size of `files` every ~100 ms meanwhile: returns the
+    result and, per sample interval, the set of files that grew in it. Measured on disk, apart
+    from anything the batch itself reports."""
+    argv = [actorrent, "batch", jobfile] + list(extra)
+    H.log("run: " + " ".join(argv))
+    out_path, err_path = jobfile + ".stdout", jobfile + ".stderr"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        p = subprocess.Popen(argv, stdout=out, stderr=err, env=H.child_env())
+    grew, last = [], {f: _allocated(f) for f in files}
+    deadline = time.monotonic() + timeout
+    try:
+        while p.poll() is None:
+            if time.monotonic() > deadline:
+                raise Failed("the batch did not end within %d s" % timeout)
+            time.sleep(every)
+            now = {f: _allocated(f) for f in files}
+            grew.append({f for f in files if now[f] > last[f]})
+            last = now
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    with open(out_path, errors="replace") as f:
+        stdout = f.read()
+    with open(err_path, errors="replace") as f:
+        stderr = f.read()
+    H.log("exit %d\n%s" % (p.returncode, stdout))
+    return subprocess.CompletedProcess(argv, p.returncode, stdout, stderr), grew
 
 
 def summary_of(path):
@@ -142,11 +181,21 @@ def case_queue(actorrent, sess):
     jf = sess.path("jobs.textproto")
     with open(jf, "w") as f:
         f.write(textproto({"max_active": 2, "listen": "127.0.0.1:0", "state_dir": "state"}, jobs))
-    r = run_batch(actorrent, jf, quiet=False)
+    files = [p.path_in(sess.path("out", n), "") for n, p, _, _ in made]
+    r, grew = run_batch_watching(actorrent, jf, files)
     if r.returncode != 0:
         raise Failed("exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
     for n, payload, _, _ in made:
         expect_exact(payload, sess.path("out", n), n)
+    # On disk: never more than two files grew in one ~100 ms interval, and two did at times.
+    on_disk = max(len(g) for g in grew)
+    H.log("files growing at once: at most %d (%d samples)" % (on_disk, len(grew)))
+    if on_disk > 2:
+        raise Failed("%d output files grew at once (max_active 2): %s"
+                     % (on_disk, [sorted(os.path.basename(f) for f in g)
+                                  for g in grew if len(g) > 2]))
+    if on_disk < 2:
+        raise Failed("never two output files grew at once: the queue did not use max_active 2")
     # Not a terminal: plain progress lines for the batch and each downloading job.
     if not re.search(r"^batch: \d/5 done, 0 failed, 2 active, \d queued", r.stderr, re.M):
         raise Failed("no progress lines on stderr:\n" + H.tail(r.stderr))
@@ -345,6 +394,70 @@ def case_seed_goal(actorrent, sess):
           % (t1 - t0, first["finished_at"] - t0))
     for n, payload, _, _ in made:
         expect_exact(payload, sess.path("out", n), n)
+    # Run again: both are complete by their resume data, and the first seeds again for its
+    # seed_time_s (a run killed while seeding must not drop the goal); the second does not.
+    t0 = time.monotonic()
+    r = run_batch(actorrent, jf)
+    took = time.monotonic() - t0
+    if r.returncode != 0 or "seeding again: seeder" not in r.stdout or \
+            "seeding again: after" in r.stdout or took < 4.0:
+        raise Failed("rerun: exit %d after %.1f s\n%s" % (r.returncode, took, r.stdout))
+    s = summary_of(sess.path("jobs.state", "summary.json"))
+    if not (s["seeder"]["already_complete"] and s["seeder"]["status"] == "complete"):
+        raise Failed("rerun: %s" % s)
+    # A ratio goal no leecher will ever meet (the only peer is a seeder): timeout_s ends the
+    # seeding; the job stays complete with a note, the batch ends, exit 0.
+    lonely = dict(jobs[1], name="lonely", output="out2/after", seed_ratio=5, timeout_s=5)
+    jf2 = sess.path("ratio.textproto")
+    with open(jf2, "w") as f:
+        f.write(textproto({"listen": "127.0.0.1:0"}, [lonely]))
+    t0 = time.monotonic()
+    r = run_batch(actorrent, jf2, timeout=60)
+    took = time.monotonic() - t0
+    if r.returncode != 0:
+        raise Failed("ratio goal: exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
+    j = summary_of(sess.path("ratio.state", "summary.json"))["lonely"]
+    if j["status"] != "complete" or "seed goal missed" not in (j["error"] or "") or \
+            "seed goal missed: lonely: timed out after 5 s" not in r.stdout:
+        raise Failed("ratio goal: %s\n%s" % (j, r.stdout))
+    if not 5 <= took < 20:
+        raise Failed("ratio goal: the batch took %.1f s (timeout_s 5)" % took)
+    # Without seed_time_s or timeout_s such a goal could run forever: refused up front.
+    del lonely["timeout_s"]
+    with open(jf2, "w") as f:
+        f.write(textproto({"listen": "127.0.0.1:0"}, [lonely]))
+    r = run_batch(actorrent, jf2, timeout=30)
+    if r.returncode != 2 or "seed_ratio without seed_time_s or timeout_s" not in r.stderr:
+        raise Failed("unbounded ratio goal: exit %d, %s" % (r.returncode, r.stderr))
+
+
+def case_slot_held(actorrent, sess):
+    made = [("slow",) + make_job(sess, "slow", 24 * H.MiB, "libtorrent", None),
+            ("next",) + make_job(sess, "next", 4 * H.MiB, "aria2", None)]
+    jobs = [{"name": n, "torrent": t.path, "output": "out/" + n, "peer": s.endpoint,
+             "no_tracker": True} for n, _, t, s in made]
+    # Times out in the middle of its download, writing a piece every few milliseconds then.
+    jobs[0]["download_limit"] = "4M"
+    jobs[0]["timeout_s"] = 3
+    jf = sess.path("jobs.textproto")
+    with open(jf, "w") as f:
+        f.write(textproto({"max_active": 1, "listen": "127.0.0.1:0"}, jobs))
+    files = [p.path_in(sess.path("out", n), "") for n, p, _, _ in made]
+    r, grew = run_batch_watching(actorrent, jf, files, "-q", every=0.01)
+    if r.returncode != 1:
+        raise Failed("exit %d, expected 1\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
+    s = summary_of(sess.path("jobs.state", "summary.json"))
+    if s["slow"]["status"] != "failed" or "timed out after 3 s" not in (s["slow"]["error"] or ""):
+        raise Failed("the slow job did not time out: %s" % s["slow"])
+    if not 0 < _allocated(files[0]) < made[0][1].total_size:
+        raise Failed("the slow job did not time out in the middle of its download")
+    if s["next"]["status"] != "complete":
+        raise Failed("next: %s" % s["next"])
+    expect_exact(made[1][1], sess.path("out", "next"), "next")
+    # max_active 1 on disk: the timed-out torrent was stopped before the next one started.
+    both = [i for i, g in enumerate(grew) if len(g) > 1]
+    if both:
+        raise Failed("both files grew at once (max_active 1) in %d sample(s)" % len(both))
 
 
 def _allocated(path):
@@ -381,13 +494,36 @@ def case_select_file(actorrent, sess):
     if s["sel"]["bytes"] != FILES[0][1] + FILES[2][1]:
         raise Failed("summary bytes %d, the selected files are %d"
                      % (s["sel"]["bytes"], FILES[0][1] + FILES[2][1]))
+    # A summary that cannot be written (its folder would be below a plain file) fails the run.
+    with open(sess.path("plain"), "w") as f:
+        f.write("not a folder\n")
+    r = run_batch(actorrent, jf, "--summary", sess.path("plain", "sum.json"), timeout=60)
+    if r.returncode != 1 or "error: summary:" not in r.stderr:
+        raise Failed("unwritable summary: exit %d, stderr %s" % (r.returncode, H.tail(r.stderr)))
 
 
 def case_json(actorrent, sess):
     payload, torrent, seeder = make_job(sess, "viajson", 700 * H.KiB, "transmission", None)
-    doc = {"settings": {"max_active": 1, "listen": "127.0.0.1:0", "state_dir": "st"},
-           "job": [{"name": "viajson", "torrent": "viajson.torrent", "output": "out",
-                    "peer": [seeder.endpoint], "noTracker": True, "timeout_s": 200}]}
+    payload2, torrent2, seeder2 = make_job(sess, "second", 300 * H.KiB + 7, "libtorrent", None)
+    # The same two jobs in both formats (outputs and state apart): the same summary.
+    jobs = [{"name": "viajson", "torrent": "viajson.torrent", "output": "out",
+             "peer": [seeder.endpoint], "no_tracker": True, "timeout_s": 200},
+            {"name": "second", "torrent": "second.torrent", "output": "out2",
+             "peer": [seeder2.endpoint], "no_tracker": True, "priority": 3,
+             "download_limit": "2M", "select_file": "1"}]
+    settings = {"max_active": 1, "listen": "127.0.0.1:0"}
+    tf = sess.path("jobs.textproto")
+    with open(tf, "w") as f:
+        f.write(textproto(dict(settings, state_dir="tst"),
+                          [dict(j, output="t-" + j["output"]) for j in jobs]))
+    r = run_batch(actorrent, tf)
+    if r.returncode != 0:
+        raise Failed("text: exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
+    text_summary = summary_of(sess.path("tst", "summary.json"))
+    # proto3 JSON: camelCase keys as well as the proto names.
+    camel = {"no_tracker": "noTracker", "select_file": "selectFile"}
+    doc = {"settings": dict(settings, state_dir="st"),
+           "job": [{camel.get(k, k): v for k, v in j.items()} for j in jobs]}
     jf = sess.path("jobs.json")
     with open(jf, "w") as f:
         json.dump(doc, f, indent=2)
@@ -395,8 +531,18 @@ def case_json(actorrent, sess):
     if r.returncode != 0:
         raise Failed("exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
     expect_exact(payload, sess.path("out"), "json job")
-    if summary_of(sess.path("st", "summary.json"))["viajson"]["status"] != "complete":
-        raise Failed("summary does not say complete")
+    expect_exact(payload2, sess.path("out2"), "json job 2")
+    json_summary = summary_of(sess.path("st", "summary.json"))
+    fields = ("status", "bytes", "error", "already_complete")
+    for n in ("viajson", "second"):
+        t = {k: text_summary[n][k] for k in fields}
+        j = {k: json_summary[n][k] for k in fields}
+        if t != j or j["status"] != "complete":
+            raise Failed("%s: text %s, JSON %s" % (n, t, j))
+    # Priority 3 started first in both.
+    for s_ in (text_summary, json_summary):
+        if not s_["second"]["started_at"] < s_["viajson"]["started_at"]:
+            raise Failed("the priority order differs: %s" % s_)
     # A bad JSON job file: its JSON path, exit 2, nothing written.
     doc["settings"]["state_dir"] = "st2"
     doc["job"][0]["download_limit"] = "20Q"
@@ -426,15 +572,23 @@ def case_dry_run(actorrent, sess):
                    announce="http://%s:%d/announce" % (H.LOOPBACK, port))
     with open(sess.path("bad.torrent"), "wb") as f:
         f.write(b"not bencoding")
+    other = H.make_payload(data, "dry2.bin", size=10 * H.KiB, seed="dry2")
+    H.make_torrent(other, PIECE, sess.path("dry2.torrent"))
     jf = sess.path("jobs.textproto")
     with open(jf, "w") as f:
         f.write(textproto({"listen": "127.0.0.1:0", "state_dir": "state"},
                           [{"name": "ok", "torrent": "dry.torrent", "output": "out/ok",
                             "peer": "%s:%d" % (H.LOOPBACK, port)},
-                           {"name": "bad", "torrent": "bad.torrent", "output": "out/bad"}]))
+                           {"name": "bad", "torrent": "bad.torrent", "output": "out/bad"},
+                           {"name": "diskerr", "torrent": "dry2.torrent",
+                            "output": "blocker/out"}]))
+    with open(sess.path("blocker"), "w") as f:  # a file where the output's folder would be
+        f.write("a file where a folder is needed\n")
     t0 = time.monotonic()
     r = run_batch(actorrent, jf, "--dry-run", timeout=30)
-    if r.returncode != 1 or "WOULD FAIL" not in r.stdout or "1 would fail" not in r.stdout:
+    want = "WOULD FAIL: output %s cannot be created: %s is not a folder" \
+        % (sess.path("blocker", "out"), sess.path("blocker"))
+    if r.returncode != 1 or "2 would fail" not in r.stdout or want not in r.stdout:
         raise Failed("dry run: exit %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
     if os.path.exists(sess.path("state")) or os.path.exists(sess.path("out")):
         raise Failed("the dry run wrote something: %s" % os.listdir(sess.dir))

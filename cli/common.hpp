@@ -1,0 +1,29 @@
+// What the commands that run a session (`download`, `seed`, `batch`) share: signal handling,
+// logging, the peer id and how sizes are shown.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "protocol/types.hpp"
+
+namespace actorrent {
+
+/// The last SIGINT/SIGTERM received (0: none); set by on_signal, polled by the run loops.
+extern std::atomic<int> stop_signal;
+void on_signal(int sig);
+
+/// The "session", "torrent", "peer", "storage" and "tracker" loggers on stderr: warnings, with
+/// -v info, with -vv debug. Loggers registered before are kept.
+void setup_logging(int verbosity);
+
+/// "-AT0010-" (Azureus style: client AT, version 0.1.0) and 12 random characters.
+peer_id make_peer_id();
+
+/// 1536 -> "1.5 KiB" (binary units, one decimal; bytes without).
+std::string human_size(double bytes);
+
+/// Seconds as "M:SS" or "H:MM:SS"; "--:--" when unknown (negative) or absurd.
+std::string eta_text(double seconds);
+
+} // namespace actorrent
