@@ -460,7 +460,8 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertNotIn("warning", err)
         # A damaged resume file still warns.
-        resume = [f for f in os.listdir(os.path.join(data, ".actorrent"))][0]
+        # (the folder also holds the DHT's node table, dht.dat)
+        resume = [f for f in os.listdir(os.path.join(data, ".actorrent")) if f.endswith(".resume")][0]
         with open(os.path.join(data, ".actorrent", resume), "r+b") as f:
             f.truncate(10)
         rc, out, err, _ = run("download", "--listen", "127.0.0.1:0", t, "-o", data, "--peer", "127.0.0.1:9",
