@@ -110,7 +110,7 @@ const char* status_name(job_status s) {
 
 /// One job during the run.
 struct job_run {
-  const batch_job* job = nullptr;
+  batch_job* job = nullptr; // its size is learnt while running for a magnet link
   job_status status = job_status::queued;
   torrent_id id = 0;
   torrent_progress last{};
@@ -314,7 +314,7 @@ int run_batch(const batch_options& opt) {
     std::fprintf(stderr, "error: %s\n", loaded.error().message.c_str());
     return 2;
   }
-  const batch_plan& plan = *loaded;
+  batch_plan& plan = *loaded;
   if (opt.dry_run)
     return dry_run(plan);
 
@@ -511,7 +511,7 @@ int run_batch(const batch_options& opt) {
         to.upload_limit = j.upload_limit;
         to.priorities = j.priorities;
         add_torrent_result result;
-        self->request(session, add_deadline, add_torrent{j.meta, j.output, std::move(to)})
+        self->request(session, add_deadline, add_torrent{j.meta, j.output, std::move(to), j.link})
           .receive([&](add_torrent_result& res) { result = std::move(res); },
                    [&](caf::error& e) {
                      result.why =
@@ -642,6 +642,9 @@ int run_batch(const batch_options& opt) {
             auto* r = find(ev.id);
             if (!r)
               return;
+            // A magnet link: its size is known once its metadata has come.
+            if (!r->job->meta && ev.progress.total_size != 0)
+              r->job->selected_size = ev.progress.total_size;
             switch (ev.kind) {
               case torrent_event_kind::added:
               case torrent_event_kind::checked:

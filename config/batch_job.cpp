@@ -356,10 +356,11 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
         return invalid(at("magnet") + ": magnet \"" + j.magnet() +
                        "\" is not a magnet link (expected magnet:?...)");
       job.magnet = j.magnet();
-      // Until the session can fetch metadata (BEP 9), a magnet job fails alone with this (the
-      // batch command never adds a job with a problem). Supporting it: drop this line and let
-      // cli/batch_command.cpp add the job with the link and no metainfo.
-      job.problem = magnet_unsupported;
+      // A malformed link is a mistake in the file, refused like a malformed rate.
+      auto link = parse_magnet(j.magnet());
+      if (!link)
+        return invalid(at("magnet") + ": " + link.error().message);
+      job.link = std::make_shared<const magnet_link>(std::move(*link));
     } else {
       if (has_control(j.torrent()))
         return invalid(at("torrent") + ": torrent path contains a control character");
@@ -398,7 +399,7 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
       job.peers.push_back(ep);
     }
     job.no_tracker = j.no_tracker();
-    if (job.no_tracker && job.peers.empty())
+    if (job.no_tracker && job.peers.empty() && !(job.link && !job.link->peers.empty()))
       return invalid(at("no_tracker") + ": no_tracker needs at least one peer");
     {
       auto down = rate_of(j.download_limit(), at("download_limit"), "download_limit");
@@ -417,6 +418,11 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
     job.priority = j.priority();
     job.timeout_s = j.timeout_s();
 
+    // A magnet link's file list comes with its metadata, after the start: a selection cannot
+    // be checked (nor applied) before, so such a job fails alone.
+    if (job.link && (!job.select_files.empty() || !job.select_globs.empty()))
+      job.problem = "a file selection needs the torrent's metadata: give its .torrent "
+                    "instead of the magnet link";
     // The torrent itself: one that does not parse fails this job alone.
     if (!job.torrent.empty()) {
       auto m = load_metainfo(job.torrent);
@@ -442,11 +448,13 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
       job.name = j.name();
     } else if (job.meta) {
       job.name = job.meta->name;
+    } else if (job.link && !job.link->name.empty()) {
+      job.name = job.link->name;
     } else if (!job.torrent.empty()) {
       job.name = stem_of(job.torrent);
     } else {
       return invalid(job.where + ": job " + std::to_string(i + 1) +
-                     " needs a name (a magnet link's torrent name is not known beforehand)");
+                     " needs a name (its magnet link has no dn)");
     }
     const auto name_at = j.name().empty() ? job.where : at("name");
     if (job.name.size() > max_name_length || has_control(job.name))

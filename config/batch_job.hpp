@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "protocol/error.hpp"
+#include "protocol/magnet.hpp"
 #include "protocol/metainfo.hpp"
 #include "protocol/types.hpp"
 
@@ -30,6 +31,7 @@ struct batch_job {
   std::string name;
   std::string torrent;        // resolved path, or empty for a magnet job
   std::string magnet;
+  std::shared_ptr<const magnet_link> link; // `magnet` parsed (null for a torrent job)
   std::string output;         // resolved folder (the files go to <output>/<torrent name>)
   std::vector<std::string> select_files; // zero or one list ("1,3-5")
   std::vector<std::string> select_globs;
@@ -76,16 +78,13 @@ result<batch_format> batch_format_of(const std::string& path);
 /// fields, wrong types, malformed values such as "20Q" or "1,,3", missing torrent files,
 /// duplicate names or outputs, an output inside another's, unsafe paths) is returned as
 /// errc::invalid_argument naming FILE:LINE:COLUMN or FILE: JSON.PATH. A torrent that exists
-/// but does not parse, a selection that does not fit it, or a magnet link (not supported by
-/// this build) only sets that job's `problem`. Reads the torrent files; writes nothing.
+/// but does not parse, a selection that does not fit it, or a selection on a magnet link (whose
+/// file list is not known before it starts) only sets that job's `problem`. Reads the torrent files; writes nothing.
 /// Bounded: contents over 16 MiB are refused.
 result<batch_plan> parse_batch(std::string_view contents, batch_format format,
                                const std::string& path);
 
 /// Reads the file (at most 16 MiB) and parses it by its extension.
 result<batch_plan> load_batch(const std::string& path);
-
-/// The error every magnet job gets until magnet links are supported.
-inline constexpr const char* magnet_unsupported = "magnet links are not supported by this build";
 
 } // namespace actorrent

@@ -81,9 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(!j.output.empty() && j.output[0] == '/', j.output);
     FUZZ_CHECK(j.torrent.empty() != j.magnet.empty(), j.name);
     if (!j.magnet.empty())
-      FUZZ_CHECK(j.problem == magnet_unsupported && j.magnet.rfind("magnet:?", 0) == 0,
-                 j.magnet);
-    if (!j.meta)
+      FUZZ_CHECK(j.link && !j.meta && j.magnet.rfind("magnet:?", 0) == 0, j.magnet);
+    if (!j.meta && !j.link)
       FUZZ_CHECK(!j.problem.empty(), j.name);
     if (j.meta)
       FUZZ_CHECK(j.priorities.empty() || j.priorities.size() == j.meta->files.size(),

@@ -211,8 +211,12 @@ TEST_F(batch_job_test, every_bad_text_file_names_line_and_column) {
      "jobs.textproto:2:3: state_dir \"a/../../s\" contains \"..\""},
     {"settings {\n  state_dir: \"o/state\"\n}\njob {\n" + a + "  output: \"o\"\n}\n",
      "jobs.textproto:6:3: output \"o\" overlaps the state_dir"},
+    // a malformed magnet link, with its position
+    {"job {\n  name: \"m\"\n  magnet: \"magnet:?xt=urn:btih:00\"\n  output: \"o\"\n}\n",
+     "jobs.textproto:3:3: magnet link: "},
     // a job needing a name
-    {"job {\n  magnet: \"magnet:?xt=urn:btih:00\"\n  output: \"o\"\n}\n",
+    {"job {\n  magnet: \"magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567\"\n"
+     "  output: \"o\"\n}\n",
      "jobs.textproto:1:1: job 1 needs a name"},
     // no job at all
     {"settings {\n  max_active: 1\n}\n", "jobs.textproto: no job"},
@@ -224,16 +228,21 @@ TEST_F(batch_job_test, every_bad_text_file_names_line_and_column) {
   }
 }
 
-TEST_F(batch_job_test, a_broken_torrent_or_a_magnet_fails_only_its_job) {
+TEST_F(batch_job_test, a_broken_torrent_or_a_selection_on_a_magnet_fails_only_its_job) {
   auto r = parse("job {\n  torrent: \"t/broken.torrent\"\n  output: \"x\"\n}\n"
-                 "job {\n  name: \"m\"\n  magnet: \"magnet:?xt=urn:btih:00\"\n  output: \"m\"\n}\n"
+                 "job {\n  magnet: "
+                 "\"magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=m\"\n"
+                 "  output: \"m\"\n  select: \"*.iso\"\n}\n"
                  "job {\n  torrent: \"t/b.torrent\"\n  output: \"b\"\n  select_file: \"4\"\n}\n"
                  "job {\n  torrent: \"t/a.torrent\"\n  output: \"a\"\n}\n");
   ASSERT_TRUE(r) << r.error().message;
   ASSERT_EQ(r->jobs.size(), 4u);
   EXPECT_EQ(r->jobs[0].name, "broken"); // no torrent name: the file's
   EXPECT_NE(r->jobs[0].problem.find("broken.torrent"), std::string::npos) << r->jobs[0].problem;
-  EXPECT_EQ(r->jobs[1].problem, magnet_unsupported);
+  EXPECT_EQ(r->jobs[1].name, "m"); // the link's dn
+  EXPECT_NE(r->jobs[1].problem.find("a file selection needs the torrent's metadata"),
+            std::string::npos)
+    << r->jobs[1].problem;
   EXPECT_NE(r->jobs[2].problem.find("file number 4 at column 1 is out of range"),
             std::string::npos)
     << r->jobs[2].problem;
@@ -300,7 +309,7 @@ job {
 }
 job {
   name: "m"
-  magnet: "magnet:?xt=urn:btih:00"
+  magnet: "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567"
   output: "out/m"
   priority: -2
 }
@@ -314,7 +323,9 @@ job {
              "peer": ["127.0.0.1:7001", "[::1]:7002"], "noTracker": true,
              "download_limit": "5M", "upload_limit": "64K", "seed_ratio": 1.5,
              "seedTimeS": 30, "priority": 4, "timeout_s": 60},
-            {"name": "m", "magnet": "magnet:?xt=urn:btih:00", "output": "out/m",
+            {"name": "m",
+             "magnet": "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
+             "output": "out/m",
              "priority": -2}]})",
                     batch_format::json);
   ASSERT_TRUE(text) << text.error().message;
@@ -400,7 +411,8 @@ TEST_F(batch_job_test, large_files_are_validated_in_bounded_time) {
   // 10001 magnet jobs: refused at the first one over the cap, quickly.
   std::string many;
   for (int i = 0; i <= 10000; ++i)
-    many += "job { name: \"m" + std::to_string(i) + "\" magnet: \"magnet:?xt=urn:btih:0\" "
+    many += "job { name: \"m" + std::to_string(i) +
+            "\" magnet: \"magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567\" "
             "output: \"o/" + std::to_string(i) + "\" }\n";
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(error_of(many).rfind("jobs.textproto:10001:1: job 10001 is one too many", 0), 0u);
@@ -412,7 +424,8 @@ TEST_F(batch_job_test, large_files_are_validated_in_bounded_time) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
   // Nesting is still found among many (here the last job lies inside the first).
   many.erase(many.rfind("job {"));
-  many += "job { name: \"last\" magnet: \"magnet:?xt=urn:btih:0\" output: \"o/0/x\" }\n";
+  many += "job { name: \"last\" magnet: "
+          "\"magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567\" output: \"o/0/x\" }\n";
   EXPECT_EQ(error_of(many).rfind("jobs.textproto:10000:", 0), 0u) << error_of(many);
   EXPECT_NE(error_of(many).find("is inside job \"m0\"'s output"), std::string::npos);
 }

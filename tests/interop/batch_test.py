@@ -53,7 +53,7 @@ sys.path.insert(0, HERE)
 import harness as H  # noqa: E402
 
 CASES = ["queue", "broken", "kill9", "sigint", "seed_goal", "select_file", "json", "dry_run",
-         "slot_held"]
+         "slot_held", "magnet"]
 PIECE = 32 * H.KiB
 TIMEOUT = 240
 
@@ -601,6 +601,37 @@ def case_dry_run(actorrent, sess):
         pass
     if time.monotonic() - t0 > 10:
         raise Failed("the dry run took %.1f s" % (time.monotonic() - t0))
+
+
+def case_magnet(actorrent, sess):
+    """A job given as a magnet link (x.pe: an aria2 seeder; no dn, so the job names itself):
+    the metadata is fetched, the content is byte-exact, the summary counts its real size, and a
+    rerun finds the job complete through the saved .torrent without downloading again."""
+    payload, torrent, seeder = make_job(sess, "bymagnet", 900 * H.KiB + 5, "aria2", None)
+    link = "magnet:?xt=urn:btih:%s&x.pe=%s" % (torrent.info_hash_hex, seeder.endpoint)
+    jf = sess.path("jobs.textproto")
+    with open(jf, "w") as f:
+        f.write(textproto({"listen": "127.0.0.1:0"},
+                          [{"name": "bymagnet", "magnet": link, "output": "out",
+                            "no_tracker": True, "timeout_s": 120}]))
+    r = run_batch(actorrent, jf)
+    if r.returncode != 0:
+        raise Failed("exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
+    expect_exact(payload, sess.path("out"), "magnet job")
+    saved = sess.path("out", ".actorrent", torrent.info_hash_hex + ".torrent")
+    if not os.path.isfile(saved):
+        raise Failed("the fetched metadata was not saved as %s" % saved)
+    s = summary_of(sess.path("jobs.state", "summary.json"))
+    if s["bymagnet"]["status"] != "complete" or s["bymagnet"]["bytes"] != payload.files[0][1]:
+        raise Failed("summary: %s (expected complete, %d bytes)"
+                     % (s["bymagnet"], payload.files[0][1]))
+    seeder.stop()
+    r = run_batch(actorrent, jf, timeout=60)
+    s = summary_of(sess.path("jobs.state", "summary.json"))
+    if r.returncode != 0 or s["bymagnet"]["status"] != "complete":
+        raise Failed("rerun without the seeder: exit %d, %s\n%s"
+                     % (r.returncode, s.get("bymagnet"), H.tail(r.stderr)))
+    expect_exact(payload, sess.path("out"), "magnet job after the rerun")
 
 
 def main():
