@@ -46,6 +46,11 @@ bool read_query(const value& top, const limits& lim, message& m, error& err) {
     err = bad("query without a \"q\" string");
     return false;
   }
+  // An empty method name could not be told from a method we do not know when encoded again.
+  if (q->as_string().empty()) {
+    err = bad("query with an empty \"q\" method name" + at(*q));
+    return false;
+  }
   if (q->as_string().size() > 64) {
     err = bad("query method name of " + std::to_string(q->as_string().size()) + " bytes" + at(*q));
     return false;
@@ -82,7 +87,11 @@ bool read_query(const value& top, const limits& lim, message& m, error& err) {
       err = bad("a.port is not an integer" + at(*port));
       return false;
     }
-    if (port) {
+    // BEP 5: with implied_port=1 the port argument is ignored, so any value is accepted then.
+    if (port && qq.implied_port) {
+      auto p = port->as_int();
+      qq.port = p >= 1 && p <= 65535 ? static_cast<std::uint16_t>(p) : 0;
+    } else if (port) {
       auto p = port->as_int();
       if (p < 1 || p > 65535) {
         err = bad("a.port " + std::to_string(p) + " is out of range" + at(*port));
