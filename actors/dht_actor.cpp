@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <unordered_map>
 
@@ -66,6 +67,8 @@ constexpr std::size_t max_waiting_datagrams = 512; // read but not yet handled b
 constexpr std::size_t max_pending_queries = 1024;  // sent, waiting for an answer
 constexpr std::size_t max_out_queue = 256;         // waiting for the query rate
 constexpr std::size_t max_inbound_ips = 4096;      // per-IP counters kept for one second
+constexpr auto lookup_deadline = seconds(60);      // a lookup running longer is ended
+constexpr auto offender_block = seconds(10);       // an IP far over its query rate is ignored
 
 udp_endpoint from_asio(const asio::ip::udp::endpoint& ep) {
   udp_endpoint out;
@@ -153,6 +156,16 @@ private:
         auto owner = caf::actor_cast<caf::actor>(self->owner_);
         if (!owner)
           return;
+        // ICMP errors of an earlier send (port unreachable and the like) leave the socket
+        // usable; any other error would come back at once on every read, so the socket is
+        // closed rather than read again in a busy loop.
+        if (ec && ec != asio::error::connection_refused && ec != asio::error::host_unreachable &&
+            ec != asio::error::network_unreachable && ec != asio::error::connection_reset &&
+            ec != asio::error::message_size && ec != asio::error::would_block) {
+          asio::error_code ignored;
+          self->sock_.close(ignored);
+          return;
+        }
         // Backpressure without memory growth: datagrams the actor has not caught up with
         // are dropped (UDP may lose them anyway).
         if (!ec && self->waiting_.load(std::memory_order_relaxed) < max_waiting_datagrams &&
@@ -181,13 +194,22 @@ struct pending_query {
   krpc::method m = krpc::method::ping;
   std::uint64_t lookup = 0; // 0: none
   std::optional<node_id> id;
-  clock_type::time_point sent;
+  clock_type::time_point sent; // valid once it left the out queue
+  bool queued = true;          // still waiting for the query rate: no timeout runs yet
+};
+
+/// A query waiting for the query rate.
+struct queued_query {
+  std::string bytes;
+  udp_endpoint to;
+  std::uint16_t tid = 0;
 };
 
 struct running_lookup {
   std::unique_ptr<dht::lookup> lk;
   bool get_peers = false;
   std::set<udp_endpoint> peers_told; // sent to the torrent already (this lookup)
+  clock_type::time_point started = clock_type::now();
 };
 
 struct tracked_torrent {
@@ -213,15 +235,20 @@ struct dht_state {
   dht::peer_store store;
   std::vector<udp_endpoint> bootstrap; // resolved bootstrap addresses
   std::map<std::uint16_t, pending_query> pending;
-  std::uint16_t next_tid = 0;
+  std::mt19937 rng{std::random_device{}()}; // transaction ids: unpredictable to forgers
   std::map<std::uint64_t, running_lookup> lookups;
   std::uint64_t next_lookup = 1;
   std::map<info_hash, tracked_torrent> torrents;
-  std::deque<std::pair<std::string, udp_endpoint>> out_queue;
+  std::deque<queued_query> out_queue;
   double out_tokens = 0;
   clock_type::time_point out_refilled = clock_type::now();
   std::unordered_map<std::uint32_t, inbound_count> inbound;
   std::uint32_t inbound_second = 0;
+  std::unordered_map<std::uint32_t, clock_type::time_point> blocked; // offenders, until then
+  double ping_tokens = 0; // maintenance pings, rate-capped apart from lookups
+  clock_type::time_point pings_refilled = clock_type::now();
+  double reply_bytes = 0; // reply budget (bytes), refilled at cfg.max_reply_bytes_per_s
+  clock_type::time_point replies_refilled = clock_type::now();
   std::uint64_t bootstrap_lookup = 0;
   clock_type::time_point last_bootstrap{};
   clock_type::time_point last_save = clock_type::now();
@@ -309,8 +336,13 @@ void flush_out_queue(self_ptr self) {
   st.out_refilled = now;
   while (!st.out_queue.empty() && st.out_tokens >= 1.0) {
     st.out_tokens -= 1.0;
-    auto& [bytes, to] = st.out_queue.front();
-    st.sock->send(std::move(bytes), to);
+    auto& q = st.out_queue.front();
+    // The timeout runs from the moment the query leaves, not from when it was queued.
+    if (auto p = st.pending.find(q.tid); p != st.pending.end()) {
+      p->second.sent = now;
+      p->second.queued = false;
+    }
+    st.sock->send(std::move(q.bytes), q.to);
     st.out_queue.pop_front();
   }
 }
@@ -318,37 +350,91 @@ void flush_out_queue(self_ptr self) {
 void fail_query(self_ptr self, std::uint16_t tid);
 
 /// Sends (or queues, under the query rate) a query; its answer or timeout comes back by `tid`.
-void send_query(self_ptr self, const udp_endpoint& to, krpc::query q, std::uint64_t lookup,
+/// A query that never left (dropped from the out queue): its lookup counts it as failed, but
+/// the node is not charged with a failure it did not cause. The lookup is driven on the tick.
+void drop_query(self_ptr self, std::uint16_t tid) {
+  auto& st = self->state;
+  auto it = st.pending.find(tid);
+  if (it == st.pending.end())
+    return;
+  auto q = it->second;
+  st.pending.erase(it);
+  if (q.lookup != 0)
+    if (auto l = st.lookups.find(q.lookup); l != st.lookups.end())
+      l->second.lk->on_failure(q.ep);
+}
+
+/// Returns false when the query was not sent (too many in flight); the lookup, if any, has
+/// counted it as failed then.
+bool send_query(self_ptr self, const udp_endpoint& to, krpc::query q, std::uint64_t lookup,
                 std::optional<node_id> id) {
   auto& st = self->state;
   auto now = clock_type::now();
-  if (st.pending.size() >= max_pending_queries) {
+  if (st.pending.size() >= std::min(max_pending_queries, st.cfg.max_pending_queries)) {
     if (lookup != 0)
       if (auto it = st.lookups.find(lookup); it != st.lookups.end())
         it->second.lk->on_failure(to);
-    return;
+    return false;
   }
-  std::uint16_t tid = st.next_tid++;
+  // Random transaction ids: a forged answer must guess one of 65536, not the next counter.
+  auto tid = static_cast<std::uint16_t>(st.rng());
   while (st.pending.count(tid) != 0)
-    tid = st.next_tid++;
+    tid = static_cast<std::uint16_t>(st.rng());
   q.id = st.self;
   std::string t{static_cast<char>(tid >> 8), static_cast<char>(tid & 0xff)};
   auto msg = krpc::make_query(t, q);
   msg.version = "AT01";
-  st.pending.emplace(tid, pending_query{to, q.m, lookup, id, now});
+  st.pending.emplace(tid, pending_query{to, q.m, lookup, id, now, true});
   ++st.stats.queries_out;
   if (st.out_queue.size() >= max_out_queue) {
-    // Over the rate for long: the oldest waiting query is given up (its owner sees a failure).
+    // Over the rate for long: the oldest waiting query is given up (its lookup sees a failure).
+    auto oldest = st.out_queue.front().tid;
     st.out_queue.pop_front();
+    drop_query(self, oldest);
   }
-  st.out_queue.emplace_back(krpc::encode(msg), to);
+  st.out_queue.push_back(queued_query{krpc::encode(msg), to, tid});
   flush_out_queue(self);
+  return true;
+}
+
+/// A ping to keep the table fresh: at most one in flight per address, and at most
+/// cfg.max_maintenance_pings_per_s, so a flood of queries cannot turn into a flood of pings.
+void maintenance_ping(self_ptr self, const node_info& n) {
+  auto& st = self->state;
+  for (auto& [tid, p] : st.pending)
+    if (p.m == krpc::method::ping && p.ep == n.ep)
+      return;
+  auto now = clock_type::now();
+  double rate = st.cfg.max_maintenance_pings_per_s;
+  st.ping_tokens = std::min(rate, st.ping_tokens + rate * std::chrono::duration<double>(
+                                                            now - st.pings_refilled).count());
+  st.pings_refilled = now;
+  if (st.ping_tokens < 1.0)
+    return;
+  st.ping_tokens -= 1.0;
+  krpc::query q;
+  q.m = krpc::method::ping;
+  send_query(self, n.ep, q, 0, n.id);
 }
 
 void send_reply(self_ptr self, const udp_endpoint& to, krpc::message m) {
+  auto& st = self->state;
   m.version = "AT01";
   m.yourip = to; // BEP 42: how we see the asker
-  self->state.sock->send(krpc::encode(m), to);
+  auto bytes = krpc::encode(m);
+  // A global budget of reply bytes: replies are several times the size of the queries, so
+  // without it spoofed queries from many addresses would turn us into an amplifier.
+  auto now = clock_type::now();
+  double rate = st.cfg.max_reply_bytes_per_s;
+  st.reply_bytes = std::min(rate, st.reply_bytes + rate * std::chrono::duration<double>(
+                                                              now - st.replies_refilled).count());
+  st.replies_refilled = now;
+  if (st.reply_bytes < static_cast<double>(bytes.size())) {
+    ++st.stats.replies_dropped;
+    return;
+  }
+  st.reply_bytes -= static_cast<double>(bytes.size());
+  st.sock->send(std::move(bytes), to);
 }
 
 // -- lookups ---------------------------------------------------------------------------------
@@ -414,18 +500,27 @@ void drive_lookup(self_ptr self, std::uint64_t id) {
   if (it == st.lookups.end())
     return;
   auto& rl = it->second;
-  for (auto& n : rl.lk->next()) {
-    krpc::query q;
-    if (rl.get_peers) {
-      q.m = krpc::method::get_peers;
-      q.hash = rl.lk->target();
-    } else {
-      q.m = krpc::method::find_node;
-      q.target = rl.lk->target();
+  // A query that cannot be sent fails at once: then ask the next nodes, until one query is in
+  // flight or nobody is left (else nothing would ever drive this lookup again).
+  for (;;) {
+    auto batch = rl.lk->next();
+    if (batch.empty())
+      break;
+    for (auto& n : batch) {
+      krpc::query q;
+      if (rl.get_peers) {
+        q.m = krpc::method::get_peers;
+        q.hash = rl.lk->target();
+      } else {
+        q.m = krpc::method::find_node;
+        q.target = rl.lk->target();
+      }
+      send_query(self, n.ep, q, id, std::nullopt);
     }
-    send_query(self, n.ep, q, id, std::nullopt);
+    if (rl.lk->in_flight_count() > 0)
+      break;
   }
-  if (rl.lk->done())
+  if (rl.lk->done() || rl.lk->in_flight_count() == 0)
     finish_lookup(self, id);
 }
 
@@ -489,11 +584,8 @@ void fail_query(self_ptr self, std::uint16_t tid) {
 void heard_from(self_ptr self, const node_info& n, bool answered) {
   auto& st = self->state;
   auto r = st.table->heard_from(n, clock_type::now(), answered);
-  if (r.to_ping) {
-    krpc::query q;
-    q.m = krpc::method::ping;
-    send_query(self, r.to_ping->ep, q, 0, r.to_ping->id);
-  }
+  if (r.to_ping)
+    maintenance_ping(self, *r.to_ping);
 }
 
 bool inbound_allowed(self_ptr self, const udp_endpoint& from) {
@@ -502,6 +594,12 @@ bool inbound_allowed(self_ptr self, const udp_endpoint& from) {
     std::chrono::duration_cast<seconds>(clock_type::now() - st.started).count());
   std::uint32_t ip = (std::uint32_t{from.ip[0]} << 24) | (std::uint32_t{from.ip[1]} << 16) |
                      (std::uint32_t{from.ip[2]} << 8) | from.ip[3];
+  auto now = clock_type::now();
+  if (auto b = st.blocked.find(ip); b != st.blocked.end()) {
+    if (now < b->second)
+      return false;
+    st.blocked.erase(b);
+  }
   if (st.inbound.size() >= max_inbound_ips && st.inbound.count(ip) == 0)
     return false; // too many sources this second; cleared when the second changes
   auto& c = st.inbound[ip];
@@ -509,7 +607,11 @@ bool inbound_allowed(self_ptr self, const udp_endpoint& from) {
     c.second = second;
     c.count = 0;
   }
-  return ++c.count <= st.cfg.max_inbound_per_ip_per_s;
+  ++c.count;
+  // Far over the rate: not a node that retries, a flood. Ignored for a while.
+  if (c.count > 4 * st.cfg.max_inbound_per_ip_per_s && st.blocked.size() < max_inbound_ips)
+    st.blocked[ip] = now + offender_block;
+  return c.count <= st.cfg.max_inbound_per_ip_per_s;
 }
 
 void on_query(self_ptr self, const krpc::message& m, const udp_endpoint& from) {
@@ -640,11 +742,24 @@ void on_tick(self_ptr self) {
   // Timeouts.
   std::vector<std::uint16_t> late;
   for (auto& [tid, q] : st.pending)
-    if (now - q.sent > milliseconds(st.cfg.query_timeout_ms))
+    if (!q.queued && now - q.sent > milliseconds(st.cfg.query_timeout_ms))
       late.push_back(tid);
   for (auto tid : late)
     fail_query(self, tid);
   flush_out_queue(self);
+  // Lookups: one with nothing in flight (its queries dropped unsent) is driven on, and one
+  // running past its deadline is ended, so that its torrent (or the bootstrap) can start anew.
+  std::vector<std::uint64_t> idle, overdue;
+  for (auto& [id, rl] : st.lookups) {
+    if (now - rl.started > lookup_deadline)
+      overdue.push_back(id);
+    else if (rl.lk->in_flight_count() == 0)
+      idle.push_back(id);
+  }
+  for (auto id : overdue)
+    finish_lookup(self, id);
+  for (auto id : idle)
+    drive_lookup(self, id);
   // The per-IP counters hold one second each: forgotten when the second changes.
   auto second = static_cast<std::uint32_t>(
     std::chrono::duration_cast<seconds>(now - st.started).count());
@@ -656,11 +771,8 @@ void on_tick(self_ptr self) {
   if (st.table->size() < 8 && !st.bootstrap.empty() && now - st.last_bootstrap > seconds(30))
     bootstrap(self);
   // Refresh: one questionable node pinged per tick at most.
-  if (auto stale = st.table->stale_node(now)) {
-    krpc::query q;
-    q.m = krpc::method::ping;
-    send_query(self, stale->ep, q, 0, stale->id);
-  }
+  if (auto stale = st.table->stale_node(now))
+    maintenance_ping(self, *stale);
   std::vector<info_hash> due;
   for (auto& [hash, t] : st.torrents)
     if (t.lookup == 0 && now >= t.next_lookup)
@@ -735,6 +847,17 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
     st.log->info("DHT on UDP {}:{} (node id {}, {} saved nodes, {} bootstrap nodes)", cfg.host,
                  sock->port(), hex(st.self).substr(0, 8), saved.size(), cfg.bootstrap.size());
     self->set_default_handler(caf::drop);
+    // However the actor ends (stop_request, its owner's exit message, an error), the socket is
+    // closed: its pending read holds the socket, not the actor.
+    self->attach_functor([sock] { sock->close(); });
+    self->set_exit_handler([=](caf::exit_msg& em) {
+      auto& st = self->state;
+      if (!st.stopped) {
+        st.stopped = true;
+        save_state(self);
+      }
+      self->quit(em.reason);
+    });
     self->set_down_handler([=](caf::down_msg& dm) {
       for (auto it = self->state.torrents.begin(); it != self->state.torrents.end();)
         it = it->second.torrent.address() == dm.source ? self->state.torrents.erase(it)
@@ -778,6 +901,7 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
         auto s = self->state.stats;
         s.nodes = self->state.table->size();
         s.stored_peers = self->state.store.peer_count();
+        s.lookups = self->state.lookups.size();
         return s;
       },
       [=](stop_request) {

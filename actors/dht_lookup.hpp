@@ -51,6 +51,8 @@ public:
 
   std::size_t queries_sent() const noexcept { return sent_; }
   std::size_t candidate_count() const noexcept { return candidates_.size(); }
+  /// Queries marked in flight (sent, or waiting to be sent) and not yet answered or failed.
+  std::size_t in_flight_count() const { return in_flight(); }
 
 private:
   enum class status : std::uint8_t { fresh, in_flight, answered, failed };

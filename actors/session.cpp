@@ -336,6 +336,12 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
       self->state.dht = spawn_dht(self->system(), *opts.dht, why);
       if (!self->state.dht)
         log->warn("{}: running without the DHT", why);
+      // The DHT ends with the session however the session ends (not only on stop_request):
+      // else it would tick on and await_all_actors_done would never return.
+      if (self->state.dht)
+        self->attach_functor([dht = self->state.dht] {
+          caf::anon_send_exit(dht, caf::exit_reason::user_shutdown);
+        });
     }
     return {
       [=](add_torrent& req) { return do_add(self, req); },
