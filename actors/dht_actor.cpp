@@ -234,6 +234,7 @@ struct dht_state {
   std::unique_ptr<dht::token_manager> tokens;
   dht::peer_store store;
   std::vector<udp_endpoint> bootstrap; // resolved bootstrap addresses
+  std::vector<node_info> saved;        // loaded from the state file: asked by bootstraps
   std::map<std::uint16_t, pending_query> pending;
   std::mt19937 rng{std::random_device{}()}; // transaction ids: unpredictable to forgers
   std::map<std::uint64_t, running_lookup> lookups;
@@ -312,7 +313,7 @@ void save_state(self_ptr self) {
     return;
   bencode::value v = bencode::value::make_dict();
   v.set("id", bencode::value::make_string(std::string(st.self.begin(), st.self.end())));
-  v.set("nodes", bencode::value::make_string(krpc::encode_nodes(st.table->all())));
+  v.set("nodes", bencode::value::make_string(krpc::encode_nodes(st.table->confirmed())));
   std::error_code ec;
   auto path = std::filesystem::path(st.cfg.state_file);
   if (path.has_parent_path())
@@ -441,11 +442,12 @@ void send_reply(self_ptr self, const udp_endpoint& to, krpc::message m) {
 
 void drive_lookup(self_ptr self, std::uint64_t id);
 
-std::uint64_t start_lookup(self_ptr self, const node_id& target, bool get_peers) {
+std::uint64_t start_lookup(self_ptr self, const node_id& target, bool get_peers,
+                           std::unique_ptr<dht::lookup> seeded = nullptr) {
   auto& st = self->state;
   auto id = st.next_lookup++;
   running_lookup rl;
-  rl.lk = std::make_unique<dht::lookup>(target);
+  rl.lk = seeded ? std::move(seeded) : std::make_unique<dht::lookup>(target);
   rl.get_peers = get_peers;
   for (auto& n : st.table->closest(target, 8))
     rl.lk->add(n);
@@ -529,7 +531,11 @@ void bootstrap(self_ptr self) {
   if (st.bootstrap_lookup != 0)
     return;
   st.last_bootstrap = clock_type::now();
-  auto id = start_lookup(self, st.self, false);
+  // Saved nodes are asked like bootstrap nodes: they enter the table only once they answer.
+  auto seeded = std::make_unique<dht::lookup>(st.self);
+  for (auto& n : st.saved)
+    seeded->add(n);
+  auto id = start_lookup(self, st.self, false, std::move(seeded));
   // It may have ended at once (nobody to ask): then no bootstrap is running.
   st.bootstrap_lookup = st.lookups.count(id) != 0 ? id : 0;
 }
@@ -768,7 +774,8 @@ void on_tick(self_ptr self) {
     st.inbound.clear();
   }
   // Too few nodes: bootstrap again every 30 s (at once on start).
-  if (st.table->size() < 8 && !st.bootstrap.empty() && now - st.last_bootstrap > seconds(30))
+  if (st.table->size() < 8 && (!st.bootstrap.empty() || !st.saved.empty()) &&
+      now - st.last_bootstrap > seconds(30))
     bootstrap(self);
   // Refresh: one questionable node pinged per tick at most.
   if (auto stale = st.table->stale_node(now))
@@ -819,9 +826,8 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
       saved.clear();
     }
     st.table = std::make_unique<dht::routing_table>(st.self);
-    // Saved nodes start questionable: they are asked first and kept only if they answer.
-    for (auto& n : saved)
-      st.table->heard_from(n, clock_type::now() - dht::node_good_for - seconds(1), false);
+    // Saved nodes are asked by the bootstrap lookups and kept only if they answer.
+    st.saved = saved;
     for (auto& b : cfg.bootstrap)
       if (auto ep = udp_endpoint::parse(b.host, b.port))
         st.bootstrap.push_back(*ep);
@@ -864,7 +870,7 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
                                                         : std::next(it);
     });
     sock->start(caf::actor_cast<caf::actor>(self));
-    if (!st.bootstrap.empty() || st.table->size() > 0)
+    if (!st.bootstrap.empty() || !st.saved.empty())
       bootstrap(self);
     self->delayed_send(self, milliseconds(200), tick{});
     return {

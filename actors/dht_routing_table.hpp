@@ -62,15 +62,17 @@ public:
     std::optional<node_info> to_ping; // the bucket's most questionable node, when cached
   };
 
-  /// A node was heard from: it `answered` a query of ours, or sent us a query.
+  /// A node was heard from: it `answered` a query of ours, or sent us a query. A node that
+  /// only queried us goes to the replacements, with `to_ping` naming it: it enters a bucket
+  /// once it answers.
   add_result heard_from(const node_info& n, clock_type::time_point now, bool answered);
 
   /// A query to this node went unanswered. After two failures in a row a node is replaced by
   /// the newest replacement of its bucket; after five it is removed even with none.
   void failed(const node_id& id);
 
-  /// The `count` known nodes closest to `target`, closest first (good nodes only unless too
-  /// few are good).
+  /// The `count` known nodes closest to `target`, closest first: only nodes that answered and
+  /// have not failed since, those heard from in the last 15 minutes first.
   std::vector<node_info> closest(const node_id& target, std::size_t count) const;
 
   /// A questionable node not pinged for a while, to refresh the table; nullopt: none.
@@ -81,7 +83,8 @@ public:
   std::size_t bucket_count() const { return buckets_.size(); }
   std::size_t bucket_size(std::size_t i) const { return buckets_[i].live.size(); }
   std::size_t replacement_count() const;
-  std::vector<node_info> all() const;  // every node in a bucket (to persist the table)
+  std::vector<node_info> all() const;  // every node in a bucket
+  std::vector<node_info> confirmed() const; // answered and not failing since (to persist)
 
 private:
   struct bucket {
