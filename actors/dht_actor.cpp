@@ -442,12 +442,21 @@ void send_reply(self_ptr self, const udp_endpoint& to, krpc::message m) {
 
 void drive_lookup(self_ptr self, std::uint64_t id);
 
+/// Lookup parameters: our own address is never a candidate.
+dht::lookup::params lookup_params(self_ptr self) {
+  dht::lookup::params p;
+  auto& st = self->state;
+  if (auto ep = udp_endpoint::parse(st.cfg.host, st.stats.port); ep && ep->ip[0] != 0)
+    p.self_ep = *ep;
+  return p;
+}
+
 std::uint64_t start_lookup(self_ptr self, const node_id& target, bool get_peers,
                            std::unique_ptr<dht::lookup> seeded = nullptr) {
   auto& st = self->state;
   auto id = st.next_lookup++;
   running_lookup rl;
-  rl.lk = seeded ? std::move(seeded) : std::make_unique<dht::lookup>(target);
+  rl.lk = seeded ? std::move(seeded) : std::make_unique<dht::lookup>(target, lookup_params(self));
   rl.get_peers = get_peers;
   for (auto& n : st.table->closest(target, 8))
     rl.lk->add(n);
@@ -532,7 +541,7 @@ void bootstrap(self_ptr self) {
     return;
   st.last_bootstrap = clock_type::now();
   // Saved nodes are asked like bootstrap nodes: they enter the table only once they answer.
-  auto seeded = std::make_unique<dht::lookup>(st.self);
+  auto seeded = std::make_unique<dht::lookup>(st.self, lookup_params(self));
   for (auto& n : st.saved)
     seeded->add(n);
   auto id = start_lookup(self, st.self, false, std::move(seeded));
@@ -896,7 +905,15 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
         self->monitor(t.torrent);
         lookup_torrent(self, t.hash);
       },
-      [=](const dht_untrack& u) { self->state.torrents.erase(u.hash); },
+      [=](const dht_untrack& u) {
+        // Its running lookup ends at once, without announcing: a torrent found private must
+        // not be asked for (or announced) on the DHT any more.
+        auto& st = self->state;
+        for (auto it = st.lookups.begin(); it != st.lookups.end();)
+          it = it->second.get_peers && it->second.lk->target() == u.hash ? st.lookups.erase(it)
+                                                                         : std::next(it);
+        st.torrents.erase(u.hash);
+      },
       [=](const dht_wants_peers& w) {
         auto it = self->state.torrents.find(w.hash);
         if (it != self->state.torrents.end() && it->second.lookup == 0 &&

@@ -90,6 +90,17 @@ void track_on_dht(self_ptr self, torrent_entry& e, const info_hash& hash) {
   self->send(st.dht, dht_track{hash, e.handle, st.opts.listen_port});
 }
 
+/// Stops the DHT for torrent `e`, its running lookup included (no announce follows). For a
+/// torrent tracked by info-hash whose metadata turns out to be private (BEP 27): the magnet
+/// code calls this once the metadata is verified, and drops the DHT-sourced peers itself.
+[[maybe_unused]] void untrack_on_dht(self_ptr self, torrent_entry& e) {
+  auto& st = self->state;
+  if (!st.dht || !e.dht_hash)
+    return;
+  self->send(st.dht, dht_untrack{*e.dht_hash});
+  e.dht_hash.reset();
+}
+
 void forget(self_ptr self, torrent_id id, torrent_event_kind kind) {
   auto& st = self->state;
   auto it = st.torrents.find(id);

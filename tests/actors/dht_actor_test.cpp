@@ -328,4 +328,29 @@ TEST_F(dht_actor_fixture, an_exit_message_closes_the_socket) {
   EXPECT_TRUE(rebound);
 }
 
+// dht_untrack ends the torrent's running lookup at once (a torrent found private must not go
+// on being looked up or announced).
+TEST_F(dht_actor_fixture, untrack_cancels_the_running_lookup) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  dht_config c;
+  c.io = &io;
+  c.query_timeout_ms = 30000;
+  // An address nobody answers from: every lookup stays in flight until untracked.
+  c.bootstrap = {endpoint{"127.0.0.1", 9}};
+  std::string err;
+  auto d = spawn_dht(sys, c, err);
+  ASSERT_TRUE(d) << err;
+  info_hash h{};
+  h.fill(0x77);
+  caf::scoped_actor torrent{sys};
+  self->send(d, dht_track{h, torrent, 1111});
+  EXPECT_EQ(status_of(self, d).lookups, 2u); // the bootstrap and the torrent's get_peers
+  self->send(d, dht_untrack{h});
+  EXPECT_EQ(status_of(self, d).lookups, 1u);
+  self->send(d, stop_request{});
+  self->wait_for(d);
+}
+
 } // namespace
