@@ -42,6 +42,7 @@ struct datagram {
 };
 /// Bootstrap names resolved on the I/O runtime.
 struct resolved {
+  std::string name;
   std::vector<udp_endpoint> endpoints;
 };
 
@@ -218,6 +219,7 @@ struct tracked_torrent {
   clock_type::time_point next_lookup{};
   clock_type::time_point last_lookup{};
   std::uint64_t lookup = 0; // running, 0: none
+  bool starved = false;     // its last lookup had no node to ask: retried after a bootstrap
 };
 
 struct inbound_count {
@@ -252,6 +254,9 @@ struct dht_state {
   clock_type::time_point replies_refilled = clock_type::now();
   std::uint64_t bootstrap_lookup = 0;
   clock_type::time_point last_bootstrap{};
+  clock_type::duration bootstrap_backoff = seconds(30); // doubles to 15 min while it fails
+  std::vector<endpoint> unresolved; // bootstrap names not resolved yet (retried on backoff)
+  asio::io_context* io = nullptr;
   clock_type::time_point last_save = clock_type::now();
   clock_type::time_point started = clock_type::now();
   dht_status stats;
@@ -460,8 +465,10 @@ std::uint64_t start_lookup(self_ptr self, const node_id& target, bool get_peers,
   rl.get_peers = get_peers;
   for (auto& n : st.table->closest(target, 8))
     rl.lk->add(n);
-  // Few nodes known yet: the bootstrap nodes too (their ids are learnt from their answers).
-  if (st.table->size() < 8)
+  // Few nodes known yet: the bootstrap nodes too (their ids are learnt from their answers),
+  // in the bootstrap's own find_node only: torrent lookups never tell the public routers
+  // which info-hashes we want.
+  if (!get_peers && target == st.self && st.table->size() < 8)
     for (auto& ep : st.bootstrap)
       rl.lk->add(node_info{target, ep}, false);
   st.lookups.emplace(id, std::move(rl));
@@ -479,6 +486,13 @@ void finish_lookup(self_ptr self, std::uint64_t id) {
   auto answered = rl.lk->closest_answered();
   if (id == st.bootstrap_lookup) {
     st.bootstrap_lookup = 0;
+    // Torrents whose lookup found nobody to ask look up again now that nodes are known.
+    if (st.table->size() > 0)
+      for (auto& [h, t] : st.torrents)
+        if (t.starved && t.lookup == 0) {
+          t.starved = false;
+          t.next_lookup = clock_type::now();
+        }
     st.log->debug("DHT: bootstrap done: {} nodes answered, {} in the table", answered.size(),
                   st.table->size());
   }
@@ -535,11 +549,20 @@ void drive_lookup(self_ptr self, std::uint64_t id) {
     finish_lookup(self, id);
 }
 
+void resolve_names(self_ptr self);
+
 void bootstrap(self_ptr self) {
   auto& st = self->state;
   if (st.bootstrap_lookup != 0)
     return;
+  // Each retry waits twice as long (30 s .. 15 min): the routers are not hammered while the
+  // network is unreachable. Reset once the table holds 8 nodes.
+  if (st.last_bootstrap != clock_type::time_point{})
+    st.bootstrap_backoff = std::min<clock_type::duration>(st.bootstrap_backoff * 2,
+                                                          std::chrono::minutes(15));
   st.last_bootstrap = clock_type::now();
+  if (!st.unresolved.empty())
+    resolve_names(self); // a name that failed to resolve at start is tried again
   // Saved nodes are asked like bootstrap nodes: they enter the table only once they answer.
   auto seeded = std::make_unique<dht::lookup>(st.self, lookup_params(self));
   for (auto& n : st.saved)
@@ -567,9 +590,11 @@ void lookup_torrent(self_ptr self, const info_hash& hash) {
     self->send(it->second.torrent, std::move(ap));
   }
   auto id = start_lookup(self, hash, true);
-  // start_lookup may have finished at once (no node known at all).
+  // start_lookup may have finished at once (no node known at all): retried after a bootstrap.
   if (st.lookups.count(id) != 0)
     it->second.lookup = id;
+  else
+    it->second.starved = st.table->size() == 0;
 }
 
 // -- incoming --------------------------------------------------------------------------------
@@ -701,7 +726,12 @@ void on_answer(self_ptr self, const krpc::message& m, const udp_endpoint& from) 
   if (q.id && *q.id != r.id && q.m != krpc::method::announce_peer) {
     st.table->failed(*q.id); // the node behind that address is not the one we knew
   }
-  heard_from(self, node_info{r.id, from}, true);
+  // Public routers answer find_node but are no DHT nodes (they store nothing): kept out of the
+  // table. A loopback bootstrap node is a test network's real node and is kept.
+  bool router = from.ip[0] != 127 &&
+                std::find(st.bootstrap.begin(), st.bootstrap.end(), from) != st.bootstrap.end();
+  if (!router)
+    heard_from(self, node_info{r.id, from}, true);
   if (q.lookup == 0)
     return;
   auto l = st.lookups.find(q.lookup);
@@ -783,8 +813,10 @@ void on_tick(self_ptr self) {
     st.inbound.clear();
   }
   // Too few nodes: bootstrap again every 30 s (at once on start).
-  if (st.table->size() < 8 && (!st.bootstrap.empty() || !st.saved.empty()) &&
-      now - st.last_bootstrap > seconds(30))
+  if (st.table->size() >= 8)
+    st.bootstrap_backoff = seconds(30);
+  else if ((!st.bootstrap.empty() || !st.saved.empty() || !st.unresolved.empty()) &&
+           now - st.last_bootstrap > st.bootstrap_backoff)
     bootstrap(self);
   // Refresh: one questionable node pinged per tick at most.
   if (auto stale = st.table->stale_node(now))
@@ -802,6 +834,28 @@ void on_tick(self_ptr self) {
   }
   st.stats.nodes = st.table->size();
   st.stats.stored_peers = st.store.peer_count();
+}
+
+void resolve_names(self_ptr self) {
+  auto& st = self->state;
+  for (auto& b : st.unresolved) {
+    auto resolver = std::make_shared<asio::ip::udp::resolver>(*st.io);
+    auto me = caf::actor_cast<caf::weak_actor_ptr>(self);
+    resolver->async_resolve(
+      asio::ip::udp::v4(), b.host, std::to_string(b.port),
+      [resolver, me, name = b.host](const asio::error_code& ec,
+                                    asio::ip::udp::resolver::results_type res) {
+        auto target = caf::actor_cast<caf::actor>(me);
+        if (ec || !target)
+          return;
+        resolved r;
+        r.name = name;
+        for (auto& e : res)
+          if (r.endpoints.size() < 8)
+            r.endpoints.push_back(from_asio(e.endpoint()));
+        caf::anon_send(target, std::move(r));
+      });
+  }
 }
 
 } // namespace
@@ -841,24 +895,11 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
       if (auto ep = udp_endpoint::parse(b.host, b.port))
         st.bootstrap.push_back(*ep);
     // Names (the default routers, or names the user gave) are resolved on the I/O runtime.
-    for (auto& b : cfg.bootstrap) {
-      if (udp_endpoint::parse(b.host, b.port))
-        continue;
-      auto resolver = std::make_shared<asio::ip::udp::resolver>(io);
-      auto me = caf::actor_cast<caf::weak_actor_ptr>(self);
-      resolver->async_resolve(
-        asio::ip::udp::v4(), b.host, std::to_string(b.port),
-        [resolver, me](const asio::error_code& ec, asio::ip::udp::resolver::results_type res) {
-          auto target = caf::actor_cast<caf::actor>(me);
-          if (ec || !target)
-            return;
-          resolved r;
-          for (auto& e : res)
-            if (r.endpoints.size() < 8)
-              r.endpoints.push_back(from_asio(e.endpoint()));
-          caf::anon_send(target, std::move(r));
-        });
-    }
+    st.io = &io;
+    for (auto& b : cfg.bootstrap)
+      if (!udp_endpoint::parse(b.host, b.port))
+        st.unresolved.push_back(b);
+    resolve_names(self);
     st.log->info("DHT on UDP {}:{} (node id {}, {} saved nodes, {} bootstrap nodes)", cfg.host,
                  sock->port(), hex(st.self).substr(0, 8), saved.size(), cfg.bootstrap.size());
     self->set_default_handler(caf::drop);
@@ -885,6 +926,10 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
     return {
       [=](datagram& d) { on_datagram(self, d); },
       [=](resolved& r) {
+        auto& u = self->state.unresolved;
+        u.erase(std::remove_if(u.begin(), u.end(),
+                               [&](const endpoint& e) { return e.host == r.name; }),
+                u.end());
         auto& b = self->state.bootstrap;
         for (auto& ep : r.endpoints)
           if (std::find(b.begin(), b.end(), ep) == b.end())

@@ -153,7 +153,8 @@ TEST_F(dht_actor_fixture, an_address_that_is_not_ipv4_is_refused_with_a_reason) 
 /// nodes), and records the transaction ids it saw.
 class fake_node {
 public:
-  explicit fake_node(std::uint8_t id_byte) {
+  explicit fake_node(std::uint8_t id_byte, bool answers_get_peers = true)
+      : answers_get_peers_(answers_get_peers) {
     id_.fill(id_byte);
     fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in a{};
@@ -188,7 +189,8 @@ private:
       if (n <= 0)
         continue;
       auto m = krpc::decode(std::string(buf, static_cast<std::size_t>(n)));
-      if (!m || m->type != krpc::kind::query)
+      if (!m || m->type != krpc::kind::query ||
+          (!answers_get_peers_ && m->q.m == krpc::method::get_peers))
         continue;
       {
         std::lock_guard<std::mutex> g(mu_);
@@ -201,6 +203,7 @@ private:
     }
   }
   krpc::node_id id_{};
+  bool answers_get_peers_ = true;
   int fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
@@ -334,21 +337,25 @@ TEST_F(dht_actor_fixture, untrack_cancels_the_running_lookup) {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
+  fake_node node(0x44, false); // in the table, but never answers get_peers
   dht_config c;
   c.io = &io;
   c.query_timeout_ms = 30000;
-  // An address nobody answers from: every lookup stays in flight until untracked.
-  c.bootstrap = {endpoint{"127.0.0.1", 9}};
+  c.bootstrap = {endpoint{"127.0.0.1", node.port()}};
   std::string err;
   auto d = spawn_dht(sys, c, err);
   ASSERT_TRUE(d) << err;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (status_of(self, d).nodes < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(status_of(self, d).lookups, 0u) << log.str(); // the bootstrap is over
   info_hash h{};
   h.fill(0x77);
   caf::scoped_actor torrent{sys};
   self->send(d, dht_track{h, torrent, 1111});
-  EXPECT_EQ(status_of(self, d).lookups, 2u); // the bootstrap and the torrent's get_peers
+  EXPECT_EQ(status_of(self, d).lookups, 1u); // the torrent's get_peers, waiting on the node
   self->send(d, dht_untrack{h});
-  EXPECT_EQ(status_of(self, d).lookups, 1u);
+  EXPECT_EQ(status_of(self, d).lookups, 0u);
   self->send(d, stop_request{});
   self->wait_for(d);
 }
