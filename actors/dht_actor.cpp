@@ -219,7 +219,7 @@ struct tracked_torrent {
   clock_type::time_point next_lookup{};
   clock_type::time_point last_lookup{};
   std::uint64_t lookup = 0; // running, 0: none
-  bool starved = false;     // its last lookup had no node to ask: retried after a bootstrap
+  bool starved = false;     // its last lookup had no node to ask: retried once one is known
 };
 
 struct inbound_count {
@@ -269,9 +269,24 @@ std::string hex(const sha1_digest& d) { return to_hex(d); }
 
 // -- persistence -----------------------------------------------------------------------------
 
+/// Whether `dir` is a real directory (not a link to one); with `create`, it and its parent
+/// are made first when missing.
+bool state_dir_ok(const std::filesystem::path& dir, bool create) {
+  if (create) {
+    if (dir.has_parent_path())
+      ::mkdir(dir.parent_path().c_str(), 0755);
+    ::mkdir(dir.c_str(), 0755);
+  }
+  struct stat sb {};
+  return ::lstat(dir.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 /// Reads the node id and nodes saved by save_state; a missing or damaged file gives nothing.
 bool load_state(const std::string& path, node_id& id, std::vector<node_info>& nodes) {
   if (path.empty())
+    return false;
+  // Not through a link planted in place of the directory either.
+  if (auto dir = std::filesystem::path(path).parent_path(); !dir.empty() && !state_dir_ok(dir, false))
     return false;
   // Untrusted like everything below the output directory: no links followed, regular files
   // only (a FIFO would block), and at most 64 KiB read.
@@ -319,10 +334,14 @@ void save_state(self_ptr self) {
   bencode::value v = bencode::value::make_dict();
   v.set("id", bencode::value::make_string(std::string(st.self.begin(), st.self.end())));
   v.set("nodes", bencode::value::make_string(krpc::encode_nodes(st.table->confirmed())));
-  std::error_code ec;
+  // The directory (normally <output>/.actorrent) is made one level at a time and must be a
+  // real directory, as for the resume files: a link planted there is never followed.
   auto path = std::filesystem::path(st.cfg.state_file);
-  if (path.has_parent_path())
-    std::filesystem::create_directories(path.parent_path(), ec);
+  if (path.has_parent_path() && !state_dir_ok(path.parent_path(), true)) {
+    st.log->warn("DHT: cannot save the node table: {} is not a directory",
+                 path.parent_path().string());
+    return;
+  }
   // A fresh temporary file renamed over the old one: a crash leaves the old table, and a link
   // planted at the path is replaced, never followed.
   auto written = write_file_atomically(st.cfg.state_file, bencode::encode(v));
@@ -486,13 +505,6 @@ void finish_lookup(self_ptr self, std::uint64_t id) {
   auto answered = rl.lk->closest_answered();
   if (id == st.bootstrap_lookup) {
     st.bootstrap_lookup = 0;
-    // Torrents whose lookup found nobody to ask look up again now that nodes are known.
-    if (st.table->size() > 0)
-      for (auto& [h, t] : st.torrents)
-        if (t.starved && t.lookup == 0) {
-          t.starved = false;
-          t.next_lookup = clock_type::now();
-        }
     st.log->debug("DHT: bootstrap done: {} nodes answered, {} in the table", answered.size(),
                   st.table->size());
   }
@@ -579,6 +591,7 @@ void lookup_torrent(self_ptr self, const info_hash& hash) {
     return;
   auto now = clock_type::now();
   it->second.last_lookup = now;
+  it->second.starved = false;
   it->second.next_lookup = now + seconds(st.cfg.lookup_interval_s);
   // Peers announced to us for it count as found.
   auto stored = st.store.peers(hash, 50, now);
@@ -590,7 +603,7 @@ void lookup_torrent(self_ptr self, const info_hash& hash) {
     self->send(it->second.torrent, std::move(ap));
   }
   auto id = start_lookup(self, hash, true);
-  // start_lookup may have finished at once (no node known at all): retried after a bootstrap.
+  // start_lookup may have finished at once (no node known at all): retried once one is.
   if (st.lookups.count(id) != 0)
     it->second.lookup = id;
   else
@@ -823,7 +836,7 @@ void on_tick(self_ptr self) {
     maintenance_ping(self, *stale);
   std::vector<info_hash> due;
   for (auto& [hash, t] : st.torrents)
-    if (t.lookup == 0 && now >= t.next_lookup)
+    if (t.lookup == 0 && (now >= t.next_lookup || (t.starved && st.table->size() > 0)))
       due.push_back(hash);
   for (auto& h : due)
     lookup_torrent(self, h);

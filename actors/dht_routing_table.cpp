@@ -223,12 +223,14 @@ std::optional<node_info> routing_table::stale_node(clock_type::time_point now) {
   node_entry* oldest = nullptr;
   for (auto& b : buckets_)
     for (auto& e : b.live)
-      if (now - e.last_seen > node_good_for && (!oldest || e.last_seen < oldest->last_seen))
+      if (now - e.last_seen > node_good_for && now - e.last_pinged > std::chrono::minutes(1) &&
+          (!oldest || e.last_seen < oldest->last_seen))
         oldest = &e;
   if (!oldest)
     return std::nullopt;
-  // Not again before its answer or failure is in: the next call picks another.
-  oldest->last_seen = now - node_good_for + std::chrono::minutes(1);
+  // Not again before its answer or failure is in: the next call picks another. last_seen is
+  // left alone, so the node stays questionable (not served as good) until it answers.
+  oldest->last_pinged = now;
   return oldest->info;
 }
 

@@ -39,6 +39,7 @@ struct node_entry {
   clock_type::time_point last_seen{};
   std::uint32_t failures = 0; // queries in a row that went unanswered
   bool answered = false;      // it has answered a query of ours at least once
+  clock_type::time_point last_pinged{}; // by stale_node, so that it is not picked again at once
 
   bool questionable(clock_type::time_point now) const {
     return !answered || failures > 0 || now - last_seen > node_good_for;

@@ -160,5 +160,25 @@ TEST(dht_routing_table, one_node_per_ip_in_a_bucket) {
   EXPECT_EQ(t.heard_from(lo(2, 2001), t0, true).what, routing_table::outcome::added);
 }
 
+// A node picked for a refresh ping is not picked again for a minute, and again after that
+// while it stays silent.
+TEST(dht_routing_table, a_stale_node_picked_for_a_ping_stays_questionable) {
+  routing_table t(with_prefix({0x00}));
+  auto old_id = with_prefix({0x80});
+  auto new_id = with_prefix({0xc0});
+  t.heard_from(node(old_id, 1), t0, true);
+  auto later = t0 + std::chrono::minutes(20);
+  t.heard_from(node(new_id, 2), later, true);
+  auto stale = t.stale_node(later);
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(stale->id, old_id);
+  EXPECT_FALSE(t.stale_node(later)); // not picked twice in a row
+  EXPECT_FALSE(t.stale_node(later + std::chrono::seconds(30)));
+  // Still silent a minute later: pinged again.
+  auto again = t.stale_node(later + std::chrono::seconds(61));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->id, old_id);
+}
+
 } // namespace
 } // namespace actorrent::dht

@@ -301,9 +301,11 @@ def case_hostile(actorrent):
                 if msg.get(b"y") != b"q":
                     continue
                 t = msg[b"t"]
-                # alternately: 2,000 nodes + 3,000 peers (a 76 KB datagram is not possible:
-                # keep it under 64 KiB), and a reply that fits the limit but holds 300 nodes
-                if answered["huge"] <= answered["fits"]:
+                # alternately: a reply that fits the limit but holds 300 nodes, and 2,000 nodes
+                # + 3,000 peers (a 76 KB datagram is not possible: keep it under 64 KiB). The
+                # fitting one first: it puts this node in the table, so that the torrent's
+                # get_peers comes here too (bootstrap addresses are asked by the bootstrap only).
+                if answered["huge"] < answered["fits"]:
                     r = {b"id": my_id, b"nodes": flood_nodes(2000), b"token": b"x" * 8,
                          b"values": [bytes([127, 0, 0, 3]) + struct.pack(">H", i + 1) for i in range(400)]}
                     answered["huge"] += 1
