@@ -902,8 +902,12 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
       saved.clear();
     }
     st.table = std::make_unique<dht::routing_table>(st.self);
-    // Saved nodes are asked by the bootstrap lookups and kept only if they answer.
-    st.saved = saved;
+    // Saved nodes are asked by the bootstrap lookups and kept only if they answer. Listening
+    // on loopback (tests, demos), a table saved by a run on a public address is not contacted.
+    bool loopback = cfg.host.rfind("127.", 0) == 0;
+    for (auto& n : saved)
+      if (!loopback || n.ep.ip[0] == 127)
+        st.saved.push_back(n);
     for (auto& b : cfg.bootstrap)
       if (auto ep = udp_endpoint::parse(b.host, b.port))
         st.bootstrap.push_back(*ep);

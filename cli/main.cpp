@@ -375,7 +375,11 @@ int cmd_download(const download_options& opt) {
     limits.upload = *up;
     limits.max_connections = opt.max_connections;
   }
-  if (opt.no_tracker && peers.empty() && !opt.seed_only && (opt.no_dht || dht_nodes.empty())) {
+  // The DHT finds peers without trackers when it has nodes to start from: given ones, or the
+  // default routers (on a public address).
+  if (opt.no_tracker && peers.empty() && !opt.seed_only &&
+      (opt.no_dht ||
+       dht_bootstrap_for(dht_nodes, opt.listen.empty() ? "0.0.0.0" : listen.host).empty())) {
     std::fprintf(stderr, "error: --no-tracker needs at least one --peer (or --dht-bootstrap)\n");
     return 2;
   }
@@ -431,7 +435,8 @@ int cmd_download(const download_options& opt) {
     if (!opt.no_dht) {
       dht_config dc;
       dc.io = &io;
-      dc.host = listen_host;
+      // The DHT binds an IPv4 literal: "localhost" is loopback by name only.
+      dc.host = listen_host == "localhost" ? "127.0.0.1" : listen_host;
       dc.port = port;
       dc.bootstrap = dht_bootstrap_for(dht_nodes, listen_host);
       dc.state_file = opt.out_dir + "/.actorrent/dht.dat";
