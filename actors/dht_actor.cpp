@@ -311,19 +311,8 @@ bool load_state(const std::string& path, node_id& id, std::vector<node_info>& no
   if (!idv || !idv->is_string() || idv->as_string().size() != 20)
     return false;
   std::copy(idv->as_string().begin(), idv->as_string().end(), id.begin());
-  if (auto* n = v->find("nodes"); n && n->is_string()) {
-    auto& s = n->as_string();
-    for (std::size_t off = 0; off + krpc::compact_node_size <= s.size() && nodes.size() < 256;
-         off += krpc::compact_node_size) {
-      node_info ni;
-      std::copy(s.data() + off, s.data() + off + 20, ni.id.begin());
-      for (std::size_t i = 0; i < 4; ++i)
-        ni.ep.ip[i] = static_cast<std::uint8_t>(s[off + 20 + i]);
-      ni.ep.port = static_cast<std::uint16_t>((static_cast<std::uint8_t>(s[off + 24]) << 8) |
-                                              static_cast<std::uint8_t>(s[off + 25]));
-      nodes.push_back(ni);
-    }
-  }
+  if (auto* n = v->find("nodes"); n && n->is_string())
+    nodes = krpc::decode_nodes(n->as_string(), 256);
   return true;
 }
 

@@ -138,17 +138,8 @@ bool read_response(const value& top, const limits& lim, message& m, error& err) 
                 at(*nodes));
       return false;
     }
-    std::size_t count = s.size() / compact_node_size;
-    std::size_t keep = std::min(count, lim.max_nodes);
-    rr.truncated = rr.truncated || keep < count;
-    rr.nodes.reserve(keep);
-    for (std::size_t i = 0; i < keep; ++i) {
-      const char* p = s.data() + i * compact_node_size;
-      node_info n;
-      std::copy(p, p + 20, n.id.begin());
-      n.ep = endpoint_from(p + 20);
-      rr.nodes.push_back(n);
-    }
+    rr.nodes = decode_nodes(s, lim.max_nodes);
+    rr.truncated = rr.truncated || rr.nodes.size() < s.size() / compact_node_size;
   }
   if (auto* values = r->find("values")) {
     if (!values->is_list()) {
@@ -305,6 +296,20 @@ std::string encode_peer(const udp_endpoint& ep) {
   s.push_back(static_cast<char>(ep.port >> 8));
   s.push_back(static_cast<char>(ep.port & 0xff));
   return s;
+}
+
+std::vector<node_info> decode_nodes(std::string_view s, std::size_t max) {
+  std::vector<node_info> out;
+  std::size_t keep = std::min(s.size() / compact_node_size, max);
+  out.reserve(keep);
+  for (std::size_t i = 0; i < keep; ++i) {
+    const char* p = s.data() + i * compact_node_size;
+    node_info n;
+    std::copy(p, p + 20, n.id.begin());
+    n.ep = endpoint_from(p + 20);
+    out.push_back(n);
+  }
+  return out;
 }
 
 std::string encode_nodes(const std::vector<node_info>& nodes) {
