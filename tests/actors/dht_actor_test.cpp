@@ -36,17 +36,9 @@ using namespace actorrent;
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__)
-#define ACTORRENT_DHT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define ACTORRENT_DHT_TSAN 1
-#endif
-#endif
-
 struct dht_actor_fixture : ::testing::Test {
   void SetUp() override {
-#ifdef ACTORRENT_DHT_TSAN
+#ifdef ACTORRENT_UNDER_TSAN
     GTEST_SKIP() << "actors on CAF's real threads are not checked under ThreadSanitizer";
 #endif
   }
