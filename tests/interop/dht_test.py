@@ -378,6 +378,45 @@ def case_hostile(actorrent):
         check(m is not None and m[b"y"] == b"r", "a second address was not answered: %r" % (m,))
         other.close()
         time.sleep(10.5)   # the flooder's block (10 s) is over
+        # Paced queries over the limit (10/s for 6 s, under the 20/s that blocks): about 5 of
+        # them a second are answered.
+        def drain():
+            while True:
+                try:
+                    node.recvfrom(65536)
+                except socket.timeout:
+                    return
+        drain()
+        paced_answers = 0
+        start = time.monotonic()
+        for i in range(60):
+            node.sendto(bencode({b"t": b"p" + struct.pack(">H", i), b"y": b"q", b"q": b"ping",
+                                 b"a": {b"id": my_id}}), target)
+            until = start + (i + 1) * 0.1
+            while time.monotonic() < until:
+                node.settimeout(max(0.001, until - time.monotonic()))
+                try:
+                    data, src = node.recvfrom(65536)
+                    if src == target and H.bdecode(data).get(b"y") == b"r":
+                        paced_answers += 1
+                except socket.timeout:
+                    pass
+                except Exception:
+                    pass
+        node.settimeout(0.2)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            try:
+                data, src = node.recvfrom(65536)
+                if src == target and H.bdecode(data).get(b"y") == b"r":
+                    paced_answers += 1
+            except socket.timeout:
+                pass
+            except Exception:
+                pass
+        H.log("60 pings at 10/s: %d answered" % paced_answers)
+        check(20 <= paced_answers <= 40, "%d of 60 paced pings answered: expected ~5 a second" % paced_answers)
+        time.sleep(1.1)   # a new second for the per-IP limit
         check(p.running(), "actorrent died:\n" + H.tail(p.stderr_text(), 30))
         m = query(b"ping", {})
         check(m is not None and m[b"y"] == b"r" and len(m[b"r"][b"id"]) == 20,
