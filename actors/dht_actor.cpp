@@ -823,6 +823,10 @@ void on_tick(self_ptr self) {
   // Refresh: one questionable node pinged per tick at most.
   if (auto stale = st.table->stale_node(now))
     maintenance_ping(self, *stale);
+  // Bucket refresh (BEP 5): a bucket silent for 15 minutes gets a find_node on an id in it.
+  if (st.lookups.size() < 8)
+    if (auto target = st.table->refresh_target(now))
+      start_lookup(self, *target, false);
   std::vector<info_hash> due;
   for (auto& [hash, t] : st.torrents)
     if (t.lookup == 0 && (now >= t.next_lookup || (t.starved && st.table->size() > 0)))

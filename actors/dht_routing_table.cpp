@@ -81,6 +81,8 @@ routing_table::add_result routing_table::heard_from(const node_info& n,
   if (n.id == self_ || n.ep.port == 0)
     return res;
   auto& b = buckets_[bucket_index(n.id)];
+  if (answered)
+    b.changed = std::max(b.changed, now);
   for (auto& e : b.live) {
     if (e.info.id != n.id)
       continue;
@@ -232,6 +234,27 @@ std::optional<node_info> routing_table::stale_node(clock_type::time_point now) {
   // left alone, so the node stays questionable (not served as good) until it answers.
   oldest->last_pinged = now;
   return oldest->info;
+}
+
+std::optional<node_id> routing_table::refresh_target(clock_type::time_point now) {
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    auto& b = buckets_[i];
+    if (b.live.empty() || now - b.changed < node_good_for)
+      continue;
+    b.changed = now;
+    // Shares exactly i leading bits with our id (the last bucket: at least i).
+    auto id = random_node_id();
+    for (std::size_t bit = 0; bit <= i && bit < 160; ++bit) {
+      auto byte = bit / 8;
+      auto mask = static_cast<std::uint8_t>(0x80 >> (bit % 8));
+      bool want = (self_[byte] & mask) != 0;
+      if (bit == i && i + 1 < buckets_.size())
+        want = !want;
+      id[byte] = static_cast<std::uint8_t>(want ? (id[byte] | mask) : (id[byte] & ~mask));
+    }
+    return id;
+  }
+  return std::nullopt;
 }
 
 bool routing_table::contains(const node_id& id) const {

@@ -79,6 +79,10 @@ public:
   /// A questionable node not pinged for a while, to refresh the table; nullopt: none.
   std::optional<node_info> stale_node(clock_type::time_point now);
 
+  /// A random id in the range of a non-empty bucket no node has answered in for 15 minutes,
+  /// to refresh with a find_node lookup (BEP 5); that bucket counts as refreshed then.
+  std::optional<node_id> refresh_target(clock_type::time_point now);
+
   bool contains(const node_id& id) const;
   std::size_t size() const;            // nodes in buckets (not replacements)
   std::size_t bucket_count() const { return buckets_.size(); }
@@ -91,6 +95,7 @@ private:
   struct bucket {
     std::vector<node_entry> live;
     std::vector<node_entry> replacements; // newest last, at most k
+    clock_type::time_point changed{};     // a node last answered in it (or it was refreshed)
   };
   std::size_t bucket_index(const node_id& id) const;
   void split_last();

@@ -180,5 +180,23 @@ TEST(dht_routing_table, a_stale_node_picked_for_a_ping_stays_questionable) {
   EXPECT_EQ(again->id, old_id);
 }
 
+// A bucket nobody answered in for 15 minutes is refreshed with a lookup on an id in its range.
+TEST(dht_routing_table, a_silent_bucket_yields_a_refresh_target_in_its_range) {
+  routing_table t(with_prefix({0x00}));
+  for (std::uint8_t i = 0; i < 8; ++i)
+    t.heard_from(node(with_prefix({static_cast<std::uint8_t>(0x80 + i)}), i), t0, true);
+  t.heard_from(node(with_prefix({0x01}), 9), t0, true); // splits: bucket 0 is 1xxx...
+  ASSERT_EQ(t.bucket_count(), 2u);
+  EXPECT_FALSE(t.refresh_target(t0 + std::chrono::minutes(1)));
+  auto later = t0 + std::chrono::minutes(16);
+  auto target = t.refresh_target(later);
+  ASSERT_TRUE(target);
+  EXPECT_EQ(common_prefix_bits(t.self(), *target), 0); // bucket 0: ids starting with bit 1
+  auto next = t.refresh_target(later); // then the other bucket
+  ASSERT_TRUE(next);
+  EXPECT_GE(common_prefix_bits(t.self(), *next), 1);
+  EXPECT_FALSE(t.refresh_target(later)); // both refreshed: not again at once
+}
+
 } // namespace
 } // namespace actorrent::dht
