@@ -145,8 +145,9 @@ TEST_F(dht_actor_fixture, an_address_that_is_not_ipv4_is_refused_with_a_reason) 
 /// nodes), and records the transaction ids it saw.
 class fake_node {
 public:
-  explicit fake_node(std::uint8_t id_byte, bool answers_get_peers = true)
-      : answers_get_peers_(answers_get_peers) {
+  /// `reply_fd`: answer from that socket instead (another address than the one asked).
+  explicit fake_node(std::uint8_t id_byte, bool answers_get_peers = true, int reply_fd = -1)
+      : answers_get_peers_(answers_get_peers), reply_fd_(reply_fd) {
     id_.fill(id_byte);
     fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in a{};
@@ -191,11 +192,13 @@ private:
       krpc::response r;
       r.id = id_;
       auto out = krpc::encode(krpc::make_response(m->transaction, r));
-      ::sendto(fd_, out.data(), out.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+      ::sendto(reply_fd_ >= 0 ? reply_fd_ : fd_, out.data(), out.size(), 0,
+               reinterpret_cast<sockaddr*>(&from), len);
     }
   }
   krpc::node_id id_{};
   bool answers_get_peers_ = true;
+  int reply_fd_ = -1;
   int fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
@@ -350,6 +353,37 @@ TEST_F(dht_actor_fixture, untrack_cancels_the_running_lookup) {
   EXPECT_EQ(status_of(self, d).lookups, 0u);
   self->send(d, stop_request{});
   self->wait_for(d);
+}
+
+// An answer counts only from the address the query went to: one from another port (spoofed or
+// stray) puts nobody in the table.
+TEST_F(dht_actor_fixture, an_answer_from_another_address_is_ignored) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  int other = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(other, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  {
+    fake_node liar(0x55, true, other);
+    dht_config c;
+    c.io = &io;
+    c.bootstrap = {endpoint{"127.0.0.1", liar.port()}};
+    std::string err;
+    auto d = spawn_dht(sys, c, err);
+    ASSERT_TRUE(d) << err;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (liar.tids().empty() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_FALSE(liar.tids().empty()); // it was asked, and answered from elsewhere
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(status_of(self, d).nodes, 0u);
+    self->send(d, stop_request{});
+    self->wait_for(d);
+  }
+  ::close(other);
 }
 
 } // namespace
