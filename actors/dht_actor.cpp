@@ -601,6 +601,17 @@ void lookup_torrent(self_ptr self, const info_hash& hash) {
 
 // -- incoming --------------------------------------------------------------------------------
 
+/// The query of lookup `id` (0: none) to `ep` failed: the lookup asks the next node.
+void lookup_failed(self_ptr self, std::uint64_t id, const udp_endpoint& ep) {
+  auto& st = self->state;
+  if (id == 0)
+    return;
+  if (auto l = st.lookups.find(id); l != st.lookups.end()) {
+    l->second.lk->on_failure(ep);
+    drive_lookup(self, id);
+  }
+}
+
 void fail_query(self_ptr self, std::uint16_t tid) {
   auto& st = self->state;
   auto it = st.pending.find(tid);
@@ -616,11 +627,7 @@ void fail_query(self_ptr self, std::uint16_t tid) {
         st.table->failed(n.id);
         break;
       }
-  if (q.lookup != 0)
-    if (auto l = st.lookups.find(q.lookup); l != st.lookups.end()) {
-      l->second.lk->on_failure(q.ep);
-      drive_lookup(self, q.lookup);
-    }
+  lookup_failed(self, q.lookup, q.ep);
 }
 
 void heard_from(self_ptr self, const node_info& n, bool answered) {
@@ -717,11 +724,7 @@ void on_answer(self_ptr self, const krpc::message& m, const udp_endpoint& from) 
   if (m.type == krpc::kind::error) {
     st.log->debug("DHT: {} answered {} with error {}: {}", from.to_string(),
                   krpc::to_string(q.m), m.e.code, printable(m.e.text));
-    if (q.lookup != 0)
-      if (auto l = st.lookups.find(q.lookup); l != st.lookups.end()) {
-        l->second.lk->on_failure(from);
-        drive_lookup(self, q.lookup);
-      }
+    lookup_failed(self, q.lookup, from);
     return;
   }
   auto& r = m.r;
