@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <unordered_map>
 
@@ -41,6 +42,7 @@ struct datagram {
 };
 /// Bootstrap names resolved on the I/O runtime.
 struct resolved {
+  std::string name;
   std::vector<udp_endpoint> endpoints;
 };
 
@@ -66,6 +68,8 @@ constexpr std::size_t max_waiting_datagrams = 512; // read but not yet handled b
 constexpr std::size_t max_pending_queries = 1024;  // sent, waiting for an answer
 constexpr std::size_t max_out_queue = 256;         // waiting for the query rate
 constexpr std::size_t max_inbound_ips = 4096;      // per-IP counters kept for one second
+constexpr auto lookup_deadline = seconds(60);      // a lookup running longer is ended
+constexpr auto offender_block = seconds(10);       // an IP far over its query rate is ignored
 
 udp_endpoint from_asio(const asio::ip::udp::endpoint& ep) {
   udp_endpoint out;
@@ -153,6 +157,16 @@ private:
         auto owner = caf::actor_cast<caf::actor>(self->owner_);
         if (!owner)
           return;
+        // ICMP errors of an earlier send (port unreachable and the like) leave the socket
+        // usable; any other error would come back at once on every read, so the socket is
+        // closed rather than read again in a busy loop.
+        if (ec && ec != asio::error::connection_refused && ec != asio::error::host_unreachable &&
+            ec != asio::error::network_unreachable && ec != asio::error::connection_reset &&
+            ec != asio::error::message_size && ec != asio::error::would_block) {
+          asio::error_code ignored;
+          self->sock_.close(ignored);
+          return;
+        }
         // Backpressure without memory growth: datagrams the actor has not caught up with
         // are dropped (UDP may lose them anyway).
         if (!ec && self->waiting_.load(std::memory_order_relaxed) < max_waiting_datagrams &&
@@ -181,13 +195,22 @@ struct pending_query {
   krpc::method m = krpc::method::ping;
   std::uint64_t lookup = 0; // 0: none
   std::optional<node_id> id;
-  clock_type::time_point sent;
+  clock_type::time_point sent; // valid once it left the out queue
+  bool queued = true;          // still waiting for the query rate: no timeout runs yet
+};
+
+/// A query waiting for the query rate.
+struct queued_query {
+  std::string bytes;
+  udp_endpoint to;
+  std::uint16_t tid = 0;
 };
 
 struct running_lookup {
   std::unique_ptr<dht::lookup> lk;
   bool get_peers = false;
   std::set<udp_endpoint> peers_told; // sent to the torrent already (this lookup)
+  clock_type::time_point started = clock_type::now();
 };
 
 struct tracked_torrent {
@@ -196,6 +219,7 @@ struct tracked_torrent {
   clock_type::time_point next_lookup{};
   clock_type::time_point last_lookup{};
   std::uint64_t lookup = 0; // running, 0: none
+  bool starved = false;     // its last lookup had no node to ask: retried once one is known
 };
 
 struct inbound_count {
@@ -212,18 +236,27 @@ struct dht_state {
   std::unique_ptr<dht::token_manager> tokens;
   dht::peer_store store;
   std::vector<udp_endpoint> bootstrap; // resolved bootstrap addresses
+  std::vector<node_info> saved;        // loaded from the state file: asked by bootstraps
   std::map<std::uint16_t, pending_query> pending;
-  std::uint16_t next_tid = 0;
+  std::mt19937 rng{std::random_device{}()}; // transaction ids: unpredictable to forgers
   std::map<std::uint64_t, running_lookup> lookups;
   std::uint64_t next_lookup = 1;
   std::map<info_hash, tracked_torrent> torrents;
-  std::deque<std::pair<std::string, udp_endpoint>> out_queue;
+  std::deque<queued_query> out_queue;
   double out_tokens = 0;
   clock_type::time_point out_refilled = clock_type::now();
   std::unordered_map<std::uint32_t, inbound_count> inbound;
   std::uint32_t inbound_second = 0;
+  std::unordered_map<std::uint32_t, clock_type::time_point> blocked; // offenders, until then
+  double ping_tokens = 0; // maintenance pings, rate-capped apart from lookups
+  clock_type::time_point pings_refilled = clock_type::now();
+  double reply_bytes = 0; // reply budget (bytes), refilled at cfg.max_reply_bytes_per_s
+  clock_type::time_point replies_refilled = clock_type::now();
   std::uint64_t bootstrap_lookup = 0;
   clock_type::time_point last_bootstrap{};
+  clock_type::duration bootstrap_backoff = seconds(30); // doubles to 15 min while it fails
+  std::vector<endpoint> unresolved; // bootstrap names not resolved yet (retried on backoff)
+  asio::io_context* io = nullptr;
   clock_type::time_point last_save = clock_type::now();
   clock_type::time_point started = clock_type::now();
   dht_status stats;
@@ -236,9 +269,24 @@ std::string hex(const sha1_digest& d) { return to_hex(d); }
 
 // -- persistence -----------------------------------------------------------------------------
 
+/// Whether `dir` is a real directory (not a link to one); with `create`, it and its parent
+/// are made first when missing.
+bool state_dir_ok(const std::filesystem::path& dir, bool create) {
+  if (create) {
+    if (dir.has_parent_path())
+      ::mkdir(dir.parent_path().c_str(), 0755);
+    ::mkdir(dir.c_str(), 0755);
+  }
+  struct stat sb {};
+  return ::lstat(dir.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 /// Reads the node id and nodes saved by save_state; a missing or damaged file gives nothing.
 bool load_state(const std::string& path, node_id& id, std::vector<node_info>& nodes) {
   if (path.empty())
+    return false;
+  // Not through a link planted in place of the directory either.
+  if (auto dir = std::filesystem::path(path).parent_path(); !dir.empty() && !state_dir_ok(dir, false))
     return false;
   // Untrusted like everything below the output directory: no links followed, regular files
   // only (a FIFO would block), and at most 64 KiB read.
@@ -263,19 +311,8 @@ bool load_state(const std::string& path, node_id& id, std::vector<node_info>& no
   if (!idv || !idv->is_string() || idv->as_string().size() != 20)
     return false;
   std::copy(idv->as_string().begin(), idv->as_string().end(), id.begin());
-  if (auto* n = v->find("nodes"); n && n->is_string()) {
-    auto& s = n->as_string();
-    for (std::size_t off = 0; off + krpc::compact_node_size <= s.size() && nodes.size() < 256;
-         off += krpc::compact_node_size) {
-      node_info ni;
-      std::copy(s.data() + off, s.data() + off + 20, ni.id.begin());
-      for (std::size_t i = 0; i < 4; ++i)
-        ni.ep.ip[i] = static_cast<std::uint8_t>(s[off + 20 + i]);
-      ni.ep.port = static_cast<std::uint16_t>((static_cast<std::uint8_t>(s[off + 24]) << 8) |
-                                              static_cast<std::uint8_t>(s[off + 25]));
-      nodes.push_back(ni);
-    }
-  }
+  if (auto* n = v->find("nodes"); n && n->is_string())
+    nodes = krpc::decode_nodes(n->as_string(), 256);
   return true;
 }
 
@@ -285,11 +322,15 @@ void save_state(self_ptr self) {
     return;
   bencode::value v = bencode::value::make_dict();
   v.set("id", bencode::value::make_string(std::string(st.self.begin(), st.self.end())));
-  v.set("nodes", bencode::value::make_string(krpc::encode_nodes(st.table->all())));
-  std::error_code ec;
+  v.set("nodes", bencode::value::make_string(krpc::encode_nodes(st.table->confirmed())));
+  // The directory (normally <output>/.actorrent) is made one level at a time and must be a
+  // real directory, as for the resume files: a link planted there is never followed.
   auto path = std::filesystem::path(st.cfg.state_file);
-  if (path.has_parent_path())
-    std::filesystem::create_directories(path.parent_path(), ec);
+  if (path.has_parent_path() && !state_dir_ok(path.parent_path(), true)) {
+    st.log->warn("DHT: cannot save the node table: {} is not a directory",
+                 path.parent_path().string());
+    return;
+  }
   // A fresh temporary file renamed over the old one: a crash leaves the old table, and a link
   // planted at the path is replaced, never followed.
   auto written = write_file_atomically(st.cfg.state_file, bencode::encode(v));
@@ -309,8 +350,13 @@ void flush_out_queue(self_ptr self) {
   st.out_refilled = now;
   while (!st.out_queue.empty() && st.out_tokens >= 1.0) {
     st.out_tokens -= 1.0;
-    auto& [bytes, to] = st.out_queue.front();
-    st.sock->send(std::move(bytes), to);
+    auto& q = st.out_queue.front();
+    // The timeout runs from the moment the query leaves, not from when it was queued.
+    if (auto p = st.pending.find(q.tid); p != st.pending.end()) {
+      p->second.sent = now;
+      p->second.queued = false;
+    }
+    st.sock->send(std::move(q.bytes), q.to);
     st.out_queue.pop_front();
   }
 }
@@ -318,53 +364,119 @@ void flush_out_queue(self_ptr self) {
 void fail_query(self_ptr self, std::uint16_t tid);
 
 /// Sends (or queues, under the query rate) a query; its answer or timeout comes back by `tid`.
-void send_query(self_ptr self, const udp_endpoint& to, krpc::query q, std::uint64_t lookup,
+/// A query that never left (dropped from the out queue): its lookup counts it as failed, but
+/// the node is not charged with a failure it did not cause. The lookup is driven on the tick.
+void drop_query(self_ptr self, std::uint16_t tid) {
+  auto& st = self->state;
+  auto it = st.pending.find(tid);
+  if (it == st.pending.end())
+    return;
+  auto q = it->second;
+  st.pending.erase(it);
+  if (q.lookup != 0)
+    if (auto l = st.lookups.find(q.lookup); l != st.lookups.end())
+      l->second.lk->on_failure(q.ep);
+}
+
+/// Returns false when the query was not sent (too many in flight); the lookup, if any, has
+/// counted it as failed then.
+bool send_query(self_ptr self, const udp_endpoint& to, krpc::query q, std::uint64_t lookup,
                 std::optional<node_id> id) {
   auto& st = self->state;
   auto now = clock_type::now();
-  if (st.pending.size() >= max_pending_queries) {
+  if (st.pending.size() >= std::min(max_pending_queries, st.cfg.max_pending_queries)) {
     if (lookup != 0)
       if (auto it = st.lookups.find(lookup); it != st.lookups.end())
         it->second.lk->on_failure(to);
-    return;
+    return false;
   }
-  std::uint16_t tid = st.next_tid++;
+  // Random transaction ids: a forged answer must guess one of 65536, not the next counter.
+  auto tid = static_cast<std::uint16_t>(st.rng());
   while (st.pending.count(tid) != 0)
-    tid = st.next_tid++;
+    tid = static_cast<std::uint16_t>(st.rng());
   q.id = st.self;
   std::string t{static_cast<char>(tid >> 8), static_cast<char>(tid & 0xff)};
   auto msg = krpc::make_query(t, q);
   msg.version = "AT01";
-  st.pending.emplace(tid, pending_query{to, q.m, lookup, id, now});
+  st.pending.emplace(tid, pending_query{to, q.m, lookup, id, now, true});
   ++st.stats.queries_out;
   if (st.out_queue.size() >= max_out_queue) {
-    // Over the rate for long: the oldest waiting query is given up (its owner sees a failure).
+    // Over the rate for long: the oldest waiting query is given up (its lookup sees a failure).
+    auto oldest = st.out_queue.front().tid;
     st.out_queue.pop_front();
+    drop_query(self, oldest);
   }
-  st.out_queue.emplace_back(krpc::encode(msg), to);
+  st.out_queue.push_back(queued_query{krpc::encode(msg), to, tid});
   flush_out_queue(self);
+  return true;
+}
+
+/// A ping to keep the table fresh: at most one in flight per address, and at most
+/// cfg.max_maintenance_pings_per_s, so a flood of queries cannot turn into a flood of pings.
+void maintenance_ping(self_ptr self, const node_info& n) {
+  auto& st = self->state;
+  for (auto& [tid, p] : st.pending)
+    if (p.m == krpc::method::ping && p.ep == n.ep)
+      return;
+  auto now = clock_type::now();
+  double rate = st.cfg.max_maintenance_pings_per_s;
+  st.ping_tokens = std::min(rate, st.ping_tokens + rate * std::chrono::duration<double>(
+                                                            now - st.pings_refilled).count());
+  st.pings_refilled = now;
+  if (st.ping_tokens < 1.0)
+    return;
+  st.ping_tokens -= 1.0;
+  krpc::query q;
+  q.m = krpc::method::ping;
+  send_query(self, n.ep, q, 0, n.id);
 }
 
 void send_reply(self_ptr self, const udp_endpoint& to, krpc::message m) {
+  auto& st = self->state;
   m.version = "AT01";
   m.yourip = to; // BEP 42: how we see the asker
-  self->state.sock->send(krpc::encode(m), to);
+  auto bytes = krpc::encode(m);
+  // A global budget of reply bytes: replies are several times the size of the queries, so
+  // without it spoofed queries from many addresses would turn us into an amplifier.
+  auto now = clock_type::now();
+  double rate = st.cfg.max_reply_bytes_per_s;
+  st.reply_bytes = std::min(rate, st.reply_bytes + rate * std::chrono::duration<double>(
+                                                              now - st.replies_refilled).count());
+  st.replies_refilled = now;
+  if (st.reply_bytes < static_cast<double>(bytes.size())) {
+    ++st.stats.replies_dropped;
+    return;
+  }
+  st.reply_bytes -= static_cast<double>(bytes.size());
+  st.sock->send(std::move(bytes), to);
 }
 
 // -- lookups ---------------------------------------------------------------------------------
 
 void drive_lookup(self_ptr self, std::uint64_t id);
 
-std::uint64_t start_lookup(self_ptr self, const node_id& target, bool get_peers) {
+/// Lookup parameters: our own address is never a candidate.
+dht::lookup::params lookup_params(self_ptr self) {
+  dht::lookup::params p;
+  auto& st = self->state;
+  if (auto ep = udp_endpoint::parse(st.cfg.host, st.stats.port); ep && ep->ip[0] != 0)
+    p.self_ep = *ep;
+  return p;
+}
+
+std::uint64_t start_lookup(self_ptr self, const node_id& target, bool get_peers,
+                           std::unique_ptr<dht::lookup> seeded = nullptr) {
   auto& st = self->state;
   auto id = st.next_lookup++;
   running_lookup rl;
-  rl.lk = std::make_unique<dht::lookup>(target);
+  rl.lk = seeded ? std::move(seeded) : std::make_unique<dht::lookup>(target, lookup_params(self));
   rl.get_peers = get_peers;
   for (auto& n : st.table->closest(target, 8))
     rl.lk->add(n);
-  // Few nodes known yet: the bootstrap nodes too (their ids are learnt from their answers).
-  if (st.table->size() < 8)
+  // Few nodes known yet: the bootstrap nodes too (their ids are learnt from their answers),
+  // in the bootstrap's own find_node only: torrent lookups never tell the public routers
+  // which info-hashes we want.
+  if (!get_peers && target == st.self && st.table->size() < 8)
     for (auto& ep : st.bootstrap)
       rl.lk->add(node_info{target, ep}, false);
   st.lookups.emplace(id, std::move(rl));
@@ -414,27 +526,49 @@ void drive_lookup(self_ptr self, std::uint64_t id) {
   if (it == st.lookups.end())
     return;
   auto& rl = it->second;
-  for (auto& n : rl.lk->next()) {
-    krpc::query q;
-    if (rl.get_peers) {
-      q.m = krpc::method::get_peers;
-      q.hash = rl.lk->target();
-    } else {
-      q.m = krpc::method::find_node;
-      q.target = rl.lk->target();
+  // A query that cannot be sent fails at once: then ask the next nodes, until one query is in
+  // flight or nobody is left (else nothing would ever drive this lookup again).
+  for (;;) {
+    auto batch = rl.lk->next();
+    if (batch.empty())
+      break;
+    for (auto& n : batch) {
+      krpc::query q;
+      if (rl.get_peers) {
+        q.m = krpc::method::get_peers;
+        q.hash = rl.lk->target();
+      } else {
+        q.m = krpc::method::find_node;
+        q.target = rl.lk->target();
+      }
+      send_query(self, n.ep, q, id, std::nullopt);
     }
-    send_query(self, n.ep, q, id, std::nullopt);
+    if (rl.lk->in_flight_count() > 0)
+      break;
   }
-  if (rl.lk->done())
+  if (rl.lk->done() || rl.lk->in_flight_count() == 0)
     finish_lookup(self, id);
 }
+
+void resolve_names(self_ptr self);
 
 void bootstrap(self_ptr self) {
   auto& st = self->state;
   if (st.bootstrap_lookup != 0)
     return;
+  // Each retry waits twice as long (30 s .. 15 min): the routers are not hammered while the
+  // network is unreachable. Reset once the table holds 8 nodes.
+  if (st.last_bootstrap != clock_type::time_point{})
+    st.bootstrap_backoff = std::min<clock_type::duration>(st.bootstrap_backoff * 2,
+                                                          std::chrono::minutes(15));
   st.last_bootstrap = clock_type::now();
-  auto id = start_lookup(self, st.self, false);
+  if (!st.unresolved.empty())
+    resolve_names(self); // a name that failed to resolve at start is tried again
+  // Saved nodes are asked like bootstrap nodes: they enter the table only once they answer.
+  auto seeded = std::make_unique<dht::lookup>(st.self, lookup_params(self));
+  for (auto& n : st.saved)
+    seeded->add(n);
+  auto id = start_lookup(self, st.self, false, std::move(seeded));
   // It may have ended at once (nobody to ask): then no bootstrap is running.
   st.bootstrap_lookup = st.lookups.count(id) != 0 ? id : 0;
 }
@@ -446,6 +580,7 @@ void lookup_torrent(self_ptr self, const info_hash& hash) {
     return;
   auto now = clock_type::now();
   it->second.last_lookup = now;
+  it->second.starved = false;
   it->second.next_lookup = now + seconds(st.cfg.lookup_interval_s);
   // Peers announced to us for it count as found.
   auto stored = st.store.peers(hash, 50, now);
@@ -457,12 +592,25 @@ void lookup_torrent(self_ptr self, const info_hash& hash) {
     self->send(it->second.torrent, std::move(ap));
   }
   auto id = start_lookup(self, hash, true);
-  // start_lookup may have finished at once (no node known at all).
+  // start_lookup may have finished at once (no node known at all): retried once one is.
   if (st.lookups.count(id) != 0)
     it->second.lookup = id;
+  else
+    it->second.starved = st.table->size() == 0;
 }
 
 // -- incoming --------------------------------------------------------------------------------
+
+/// The query of lookup `id` (0: none) to `ep` failed: the lookup asks the next node.
+void lookup_failed(self_ptr self, std::uint64_t id, const udp_endpoint& ep) {
+  auto& st = self->state;
+  if (id == 0)
+    return;
+  if (auto l = st.lookups.find(id); l != st.lookups.end()) {
+    l->second.lk->on_failure(ep);
+    drive_lookup(self, id);
+  }
+}
 
 void fail_query(self_ptr self, std::uint16_t tid) {
   auto& st = self->state;
@@ -479,21 +627,14 @@ void fail_query(self_ptr self, std::uint16_t tid) {
         st.table->failed(n.id);
         break;
       }
-  if (q.lookup != 0)
-    if (auto l = st.lookups.find(q.lookup); l != st.lookups.end()) {
-      l->second.lk->on_failure(q.ep);
-      drive_lookup(self, q.lookup);
-    }
+  lookup_failed(self, q.lookup, q.ep);
 }
 
 void heard_from(self_ptr self, const node_info& n, bool answered) {
   auto& st = self->state;
   auto r = st.table->heard_from(n, clock_type::now(), answered);
-  if (r.to_ping) {
-    krpc::query q;
-    q.m = krpc::method::ping;
-    send_query(self, r.to_ping->ep, q, 0, r.to_ping->id);
-  }
+  if (r.to_ping)
+    maintenance_ping(self, *r.to_ping);
 }
 
 bool inbound_allowed(self_ptr self, const udp_endpoint& from) {
@@ -502,6 +643,12 @@ bool inbound_allowed(self_ptr self, const udp_endpoint& from) {
     std::chrono::duration_cast<seconds>(clock_type::now() - st.started).count());
   std::uint32_t ip = (std::uint32_t{from.ip[0]} << 24) | (std::uint32_t{from.ip[1]} << 16) |
                      (std::uint32_t{from.ip[2]} << 8) | from.ip[3];
+  auto now = clock_type::now();
+  if (auto b = st.blocked.find(ip); b != st.blocked.end()) {
+    if (now < b->second)
+      return false;
+    st.blocked.erase(b);
+  }
   if (st.inbound.size() >= max_inbound_ips && st.inbound.count(ip) == 0)
     return false; // too many sources this second; cleared when the second changes
   auto& c = st.inbound[ip];
@@ -509,7 +656,11 @@ bool inbound_allowed(self_ptr self, const udp_endpoint& from) {
     c.second = second;
     c.count = 0;
   }
-  return ++c.count <= st.cfg.max_inbound_per_ip_per_s;
+  ++c.count;
+  // Far over the rate: not a node that retries, a flood. Ignored for a while.
+  if (c.count > 4 * st.cfg.max_inbound_per_ip_per_s && st.blocked.size() < max_inbound_ips)
+    st.blocked[ip] = now + offender_block;
+  return c.count <= st.cfg.max_inbound_per_ip_per_s;
 }
 
 void on_query(self_ptr self, const krpc::message& m, const udp_endpoint& from) {
@@ -573,18 +724,19 @@ void on_answer(self_ptr self, const krpc::message& m, const udp_endpoint& from) 
   if (m.type == krpc::kind::error) {
     st.log->debug("DHT: {} answered {} with error {}: {}", from.to_string(),
                   krpc::to_string(q.m), m.e.code, printable(m.e.text));
-    if (q.lookup != 0)
-      if (auto l = st.lookups.find(q.lookup); l != st.lookups.end()) {
-        l->second.lk->on_failure(from);
-        drive_lookup(self, q.lookup);
-      }
+    lookup_failed(self, q.lookup, from);
     return;
   }
   auto& r = m.r;
   if (q.id && *q.id != r.id && q.m != krpc::method::announce_peer) {
     st.table->failed(*q.id); // the node behind that address is not the one we knew
   }
-  heard_from(self, node_info{r.id, from}, true);
+  // Public routers answer find_node but are no DHT nodes (they store nothing): kept out of the
+  // table. A loopback bootstrap node is a test network's real node and is kept.
+  bool router = from.ip[0] != 127 &&
+                std::find(st.bootstrap.begin(), st.bootstrap.end(), from) != st.bootstrap.end();
+  if (!router)
+    heard_from(self, node_info{r.id, from}, true);
   if (q.lookup == 0)
     return;
   auto l = st.lookups.find(q.lookup);
@@ -640,11 +792,24 @@ void on_tick(self_ptr self) {
   // Timeouts.
   std::vector<std::uint16_t> late;
   for (auto& [tid, q] : st.pending)
-    if (now - q.sent > milliseconds(st.cfg.query_timeout_ms))
+    if (!q.queued && now - q.sent > milliseconds(st.cfg.query_timeout_ms))
       late.push_back(tid);
   for (auto tid : late)
     fail_query(self, tid);
   flush_out_queue(self);
+  // Lookups: one with nothing in flight (its queries dropped unsent) is driven on, and one
+  // running past its deadline is ended, so that its torrent (or the bootstrap) can start anew.
+  std::vector<std::uint64_t> idle, overdue;
+  for (auto& [id, rl] : st.lookups) {
+    if (now - rl.started > lookup_deadline)
+      overdue.push_back(id);
+    else if (rl.lk->in_flight_count() == 0)
+      idle.push_back(id);
+  }
+  for (auto id : overdue)
+    finish_lookup(self, id);
+  for (auto id : idle)
+    drive_lookup(self, id);
   // The per-IP counters hold one second each: forgotten when the second changes.
   auto second = static_cast<std::uint32_t>(
     std::chrono::duration_cast<seconds>(now - st.started).count());
@@ -653,17 +818,21 @@ void on_tick(self_ptr self) {
     st.inbound.clear();
   }
   // Too few nodes: bootstrap again every 30 s (at once on start).
-  if (st.table->size() < 8 && !st.bootstrap.empty() && now - st.last_bootstrap > seconds(30))
+  if (st.table->size() >= 8)
+    st.bootstrap_backoff = seconds(30);
+  else if ((!st.bootstrap.empty() || !st.saved.empty() || !st.unresolved.empty()) &&
+           now - st.last_bootstrap > st.bootstrap_backoff)
     bootstrap(self);
   // Refresh: one questionable node pinged per tick at most.
-  if (auto stale = st.table->stale_node(now)) {
-    krpc::query q;
-    q.m = krpc::method::ping;
-    send_query(self, stale->ep, q, 0, stale->id);
-  }
+  if (auto stale = st.table->stale_node(now))
+    maintenance_ping(self, *stale);
+  // Bucket refresh (BEP 5): a bucket silent for 15 minutes gets a find_node on an id in it.
+  if (st.lookups.size() < 8)
+    if (auto target = st.table->refresh_target(now))
+      start_lookup(self, *target, false);
   std::vector<info_hash> due;
   for (auto& [hash, t] : st.torrents)
-    if (t.lookup == 0 && now >= t.next_lookup)
+    if (t.lookup == 0 && (now >= t.next_lookup || (t.starved && st.table->size() > 0)))
       due.push_back(hash);
   for (auto& h : due)
     lookup_torrent(self, h);
@@ -674,6 +843,28 @@ void on_tick(self_ptr self) {
   }
   st.stats.nodes = st.table->size();
   st.stats.stored_peers = st.store.peer_count();
+}
+
+void resolve_names(self_ptr self) {
+  auto& st = self->state;
+  for (auto& b : st.unresolved) {
+    auto resolver = std::make_shared<asio::ip::udp::resolver>(*st.io);
+    auto me = caf::actor_cast<caf::weak_actor_ptr>(self);
+    resolver->async_resolve(
+      asio::ip::udp::v4(), b.host, std::to_string(b.port),
+      [resolver, me, name = b.host](const asio::error_code& ec,
+                                    asio::ip::udp::resolver::results_type res) {
+        auto target = caf::actor_cast<caf::actor>(me);
+        if (ec || !target)
+          return;
+        resolved r;
+        r.name = name;
+        for (auto& e : res)
+          if (r.endpoints.size() < 8)
+            r.endpoints.push_back(from_asio(e.endpoint()));
+        caf::anon_send(target, std::move(r));
+      });
+  }
 }
 
 } // namespace
@@ -707,46 +898,51 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
       saved.clear();
     }
     st.table = std::make_unique<dht::routing_table>(st.self);
-    // Saved nodes start questionable: they are asked first and kept only if they answer.
+    // Saved nodes are asked by the bootstrap lookups and kept only if they answer. Listening
+    // on loopback (tests, demos), a table saved by a run on a public address is not contacted.
+    bool loopback = cfg.host.rfind("127.", 0) == 0;
     for (auto& n : saved)
-      st.table->heard_from(n, clock_type::now() - dht::node_good_for - seconds(1), false);
+      if (!loopback || n.ep.ip[0] == 127)
+        st.saved.push_back(n);
     for (auto& b : cfg.bootstrap)
       if (auto ep = udp_endpoint::parse(b.host, b.port))
         st.bootstrap.push_back(*ep);
     // Names (the default routers, or names the user gave) are resolved on the I/O runtime.
-    for (auto& b : cfg.bootstrap) {
-      if (udp_endpoint::parse(b.host, b.port))
-        continue;
-      auto resolver = std::make_shared<asio::ip::udp::resolver>(io);
-      auto me = caf::actor_cast<caf::weak_actor_ptr>(self);
-      resolver->async_resolve(
-        asio::ip::udp::v4(), b.host, std::to_string(b.port),
-        [resolver, me](const asio::error_code& ec, asio::ip::udp::resolver::results_type res) {
-          auto target = caf::actor_cast<caf::actor>(me);
-          if (ec || !target)
-            return;
-          resolved r;
-          for (auto& e : res)
-            if (r.endpoints.size() < 8)
-              r.endpoints.push_back(from_asio(e.endpoint()));
-          caf::anon_send(target, std::move(r));
-        });
-    }
+    st.io = &io;
+    for (auto& b : cfg.bootstrap)
+      if (!udp_endpoint::parse(b.host, b.port))
+        st.unresolved.push_back(b);
+    resolve_names(self);
     st.log->info("DHT on UDP {}:{} (node id {}, {} saved nodes, {} bootstrap nodes)", cfg.host,
                  sock->port(), hex(st.self).substr(0, 8), saved.size(), cfg.bootstrap.size());
     self->set_default_handler(caf::drop);
+    // However the actor ends (stop_request, its owner's exit message, an error), the socket is
+    // closed: its pending read holds the socket, not the actor.
+    self->attach_functor([sock] { sock->close(); });
+    self->set_exit_handler([=](caf::exit_msg& em) {
+      auto& st = self->state;
+      if (!st.stopped) {
+        st.stopped = true;
+        save_state(self);
+      }
+      self->quit(em.reason);
+    });
     self->set_down_handler([=](caf::down_msg& dm) {
       for (auto it = self->state.torrents.begin(); it != self->state.torrents.end();)
         it = it->second.torrent.address() == dm.source ? self->state.torrents.erase(it)
                                                         : std::next(it);
     });
     sock->start(caf::actor_cast<caf::actor>(self));
-    if (!st.bootstrap.empty() || st.table->size() > 0)
+    if (!st.bootstrap.empty() || !st.saved.empty())
       bootstrap(self);
     self->delayed_send(self, milliseconds(200), tick{});
     return {
       [=](datagram& d) { on_datagram(self, d); },
       [=](resolved& r) {
+        auto& u = self->state.unresolved;
+        u.erase(std::remove_if(u.begin(), u.end(),
+                               [&](const endpoint& e) { return e.host == r.name; }),
+                u.end());
         auto& b = self->state.bootstrap;
         for (auto& ep : r.endpoints)
           if (std::find(b.begin(), b.end(), ep) == b.end())
@@ -767,7 +963,15 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
         self->monitor(t.torrent);
         lookup_torrent(self, t.hash);
       },
-      [=](const dht_untrack& u) { self->state.torrents.erase(u.hash); },
+      [=](const dht_untrack& u) {
+        // Its running lookup ends at once, without announcing: a torrent found private must
+        // not be asked for (or announced) on the DHT any more.
+        auto& st = self->state;
+        for (auto it = st.lookups.begin(); it != st.lookups.end();)
+          it = it->second.get_peers && it->second.lk->target() == u.hash ? st.lookups.erase(it)
+                                                                         : std::next(it);
+        st.torrents.erase(u.hash);
+      },
       [=](const dht_wants_peers& w) {
         auto it = self->state.torrents.find(w.hash);
         if (it != self->state.torrents.end() && it->second.lookup == 0 &&
@@ -778,6 +982,7 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
         auto s = self->state.stats;
         s.nodes = self->state.table->size();
         s.stored_peers = self->state.store.peer_count();
+        s.lookups = self->state.lookups.size();
         return s;
       },
       [=](stop_request) {

@@ -38,9 +38,14 @@ struct dht_config {
   std::vector<endpoint> bootstrap;
   std::string state_file;         // node id and node table (empty: not persisted)
   std::uint32_t max_queries_per_s = 50;
-  std::uint32_t max_inbound_per_ip_per_s = 20;
+  std::uint32_t max_inbound_per_ip_per_s = 5; // an IP sending 4 times this is ignored 10 s
   std::uint32_t query_timeout_ms = 3000;
   std::uint32_t lookup_interval_s = 300; // get_peers + announce per tracked torrent
+  std::size_t max_pending_queries = 1024;  // queries in flight at once (capped at 1024)
+  std::uint32_t max_maintenance_pings_per_s = 5; // table upkeep pings, apart from lookups
+  /// Reply bytes sent per second at most, over all askers (as libtorrent's
+  /// dht_upload_rate_limit): replies are larger than queries, so this bounds reflection.
+  std::uint32_t max_reply_bytes_per_s = 8 * 1024;
 };
 
 /// The routers a DHT node usually bootstraps from. The CLI uses them only when the user gave
@@ -79,6 +84,8 @@ struct dht_status {
   std::uint64_t queries_in = 0;
   std::uint64_t malformed_in = 0;  // datagrams that did not decode
   std::uint64_t queries_out = 0;
+  std::uint64_t replies_dropped = 0; // over the reply byte budget
+  std::size_t lookups = 0;           // running
 };
 
 } // namespace actorrent

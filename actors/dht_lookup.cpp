@@ -30,11 +30,21 @@ std::size_t lookup::in_flight() const {
     [](const candidate& c) { return c.st == status::in_flight; }));
 }
 
+namespace {
+
+/// Addresses no node can have: this network (0/8), multicast and reserved (224/3, which holds
+/// the broadcast address).
+bool unroutable(const krpc::udp_endpoint& ep) { return ep.ip[0] == 0 || ep.ip[0] >= 224; }
+
+} // namespace
+
 void lookup::add(const krpc::node_info& n, bool id_known) {
-  if (n.ep.port == 0)
+  if (n.ep.port == 0 || unroutable(n.ep) || (p_.self_ep && n.ep == *p_.self_ep))
     return;
+  bool loopback = n.ep.ip[0] == 127;
   for (auto& c : candidates_)
-    if (c.node.ep == n.ep || (id_known && c.id_known && c.node.id == n.id))
+    if (c.node.ep == n.ep || (!loopback && c.node.ep.ip == n.ep.ip) ||
+        (id_known && c.id_known && c.node.id == n.id))
       return;
   candidates_.push_back(candidate{n, id_known, status::fresh, {}});
   sort_and_trim();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,8 @@ public:
     std::size_t alpha = 3;          // queries in flight at once
     std::size_t max_candidates = 64; // nodes remembered (the farthest are forgotten)
     std::size_t max_queries = 64;   // queries a lookup sends at most
+    /// Our own address, never asked (a query to ourselves would only time out).
+    std::optional<krpc::udp_endpoint> self_ep;
   };
 
   explicit lookup(const krpc::node_id& target) : lookup(target, params{}) {}
@@ -27,7 +30,9 @@ public:
   const krpc::node_id& target() const noexcept { return target_; }
 
   /// Nodes to ask (from the routing table or a response). Bootstrap addresses whose id is not
-  /// known yet are added with `id_known` false: they are asked first.
+  /// known yet are added with `id_known` false: they are asked first. Unroutable addresses,
+  /// our own, and a second node on an IP already listed (loopback apart) are left out, so
+  /// that a response cannot aim the lookup's queries at one victim host.
   void add(const krpc::node_info& n, bool id_known = true);
 
   /// The next nodes to query now (marked in flight), so that at most alpha are in flight.
@@ -51,6 +56,8 @@ public:
 
   std::size_t queries_sent() const noexcept { return sent_; }
   std::size_t candidate_count() const noexcept { return candidates_.size(); }
+  /// Queries marked in flight (sent, or waiting to be sent) and not yet answered or failed.
+  std::size_t in_flight_count() const { return in_flight(); }
 
 private:
   enum class status : std::uint8_t { fresh, in_flight, answered, failed };

@@ -9,14 +9,30 @@ bool peer_store::announce(const info_hash& hash, const krpc::udp_endpoint& peer,
   auto it = by_hash_.find(hash);
   if (it == by_hash_.end()) {
     if (by_hash_.size() >= lim_.hashes) {
-      expire(now);
-      if (by_hash_.size() >= lim_.hashes)
-        return false;
+      // A full expiry walks every entry: at most once a second, so that a stream of announces
+      // for new hashes cannot keep the actor busy.
+      if (now - last_expire_ >= std::chrono::seconds(1)) {
+        last_expire_ = now;
+        expire(now);
+      }
+      // Still full: the hash announced least recently goes, so that refreshing the hashes
+      // already stored cannot lock new ones out.
+      if (by_hash_.size() >= lim_.hashes) {
+        auto oldest = by_hash_.begin();
+        for (auto h = by_hash_.begin(); h != by_hash_.end(); ++h)
+          if (h->second.back().at < oldest->second.back().at)
+            oldest = h;
+        by_hash_.erase(oldest);
+      }
     }
     it = by_hash_.emplace(hash, std::vector<entry>{}).first;
   }
   auto& v = it->second;
-  auto same = std::find_if(v.begin(), v.end(), [&](const entry& e) { return e.ep == peer; });
+  // One entry per IP (a host announcing many ports would take every slot of the hash), except
+  // on loopback, where tests run several peers.
+  auto same = std::find_if(v.begin(), v.end(), [&](const entry& e) {
+    return peer.ip[0] == 127 ? e.ep == peer : e.ep.ip == peer.ip;
+  });
   if (same != v.end())
     v.erase(same);
   else if (v.size() >= lim_.per_hash)

@@ -18,14 +18,15 @@ public:
 
   struct limits {
     std::size_t per_hash = 200;  // peers kept per info-hash (the oldest goes)
-    std::size_t hashes = 1000;   // info-hashes kept (a new one past this is refused)
+    std::size_t hashes = 1000;   // info-hashes kept (past this the least recent one goes)
     std::chrono::minutes ttl{30};
   };
 
   peer_store() = default;
   explicit peer_store(limits lim) : lim_(lim) {}
 
-  /// Records `peer` for `hash`. Returns false when refused (the store holds too many hashes).
+  /// Records `peer` for `hash` (one entry per IP, loopback apart). Always accepted: a full
+  /// store forgets the hash announced least recently.
   bool announce(const info_hash& hash, const krpc::udp_endpoint& peer, clock_type::time_point now);
   /// At most `max` live peers of `hash`, newest first.
   std::vector<krpc::udp_endpoint> peers(const info_hash& hash, std::size_t max,
@@ -43,6 +44,7 @@ private:
   };
   limits lim_;
   std::map<info_hash, std::vector<entry>> by_hash_;
+  clock_type::time_point last_expire_{};
 };
 
 } // namespace actorrent::dht

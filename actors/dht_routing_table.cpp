@@ -81,13 +81,21 @@ routing_table::add_result routing_table::heard_from(const node_info& n,
   if (n.id == self_ || n.ep.port == 0)
     return res;
   auto& b = buckets_[bucket_index(n.id)];
+  if (answered)
+    b.changed = std::max(b.changed, now);
   for (auto& e : b.live) {
     if (e.info.id != n.id)
       continue;
     // An id that shows up from another address is not taken over (a node must not be able to
-    // redirect another's entry); the entry stays with the address it answered from.
-    if (e.info.ep != n.ep)
+    // redirect another's entry), unless the entry never answered or is failing and the
+    // newcomer answered: else a claim from a spoofed address would lock the real node out.
+    if (e.info.ep != n.ep) {
+      if (!answered || (e.answered && e.failures == 0))
+        return res;
+      e = node_entry{n, now, 0, true};
+      res.what = outcome::updated;
       return res;
+    }
     e.last_seen = now;
     if (answered) {
       e.answered = true;
@@ -107,6 +115,25 @@ routing_table::add_result routing_table::heard_from(const node_info& n,
       res.what = outcome::updated;
       return res;
     }
+  // A node that only queried us is not vouched for: it waits among the replacements and is
+  // pinged; it enters the bucket (and is handed out) once it has answered.
+  if (!answered) {
+    auto& rep = b.replacements;
+    if (std::any_of(rep.begin(), rep.end(), [&](const node_entry& e) { return e.info.ep == n.ep; }))
+      return res;
+    if (rep.size() >= k_)
+      rep.erase(rep.begin());
+    rep.push_back(fresh);
+    res.what = outcome::cached;
+    res.to_ping = n;
+    return res;
+  }
+  // One node per IP in a bucket, so that one host cannot fill it with ports (loopback is
+  // exempt: tests run many nodes on 127.0.0.1, and it cannot be reached from outside).
+  if (n.ep.ip[0] != 127)
+    for (auto& e : b.live)
+      if (e.info.ep.ip == n.ep.ip)
+        return res;
   if (b.live.size() < k_) {
     b.live.push_back(fresh);
     res.what = outcome::added;
@@ -154,9 +181,13 @@ void routing_table::failed(const node_id& id) {
     return;
   }
   ++it->failures;
-  if (it->failures >= 2 && !b.replacements.empty()) {
-    *it = b.replacements.back();
-    b.replacements.pop_back();
+  // The newest replacement that answered us takes the place (one that only queried us must
+  // answer a ping first).
+  auto rep = std::find_if(b.replacements.rbegin(), b.replacements.rend(),
+                          [](const node_entry& e) { return e.answered; });
+  if (it->failures >= 2 && rep != b.replacements.rend()) {
+    *it = *rep;
+    b.replacements.erase(std::next(rep).base());
   } else if (it->failures >= 5) {
     b.live.erase(it);
   }
@@ -165,9 +196,12 @@ void routing_table::failed(const node_id& id) {
 std::vector<node_info> routing_table::closest(const node_id& target, std::size_t count) const {
   std::vector<const node_entry*> good, rest;
   auto now = clock_type::now();
+  // Only nodes that answered us and have not failed since are handed out (good ones first):
+  // a node that merely queried us could name any address, a reflector for its victim.
   for (auto& b : buckets_)
     for (auto& e : b.live)
-      (e.failures == 0 || !e.questionable(now) ? good : rest).push_back(&e);
+      if (e.answered && e.failures == 0)
+        (!e.questionable(now) ? good : rest).push_back(&e);
   auto by_distance = [&](const node_entry* a, const node_entry* b) {
     return closer(target, a->info.id, b->info.id);
   };
@@ -191,13 +225,36 @@ std::optional<node_info> routing_table::stale_node(clock_type::time_point now) {
   node_entry* oldest = nullptr;
   for (auto& b : buckets_)
     for (auto& e : b.live)
-      if (now - e.last_seen > node_good_for && (!oldest || e.last_seen < oldest->last_seen))
+      if (now - e.last_seen > node_good_for && now - e.last_pinged > std::chrono::minutes(1) &&
+          (!oldest || e.last_seen < oldest->last_seen))
         oldest = &e;
   if (!oldest)
     return std::nullopt;
-  // Not again before its answer or failure is in: the next call picks another.
-  oldest->last_seen = now - node_good_for + std::chrono::minutes(1);
+  // Not again before its answer or failure is in: the next call picks another. last_seen is
+  // left alone, so the node stays questionable (not served as good) until it answers.
+  oldest->last_pinged = now;
   return oldest->info;
+}
+
+std::optional<node_id> routing_table::refresh_target(clock_type::time_point now) {
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    auto& b = buckets_[i];
+    if (b.live.empty() || now - b.changed < node_good_for)
+      continue;
+    b.changed = now;
+    // Shares exactly i leading bits with our id (the last bucket: at least i).
+    auto id = random_node_id();
+    for (std::size_t bit = 0; bit <= i && bit < 160; ++bit) {
+      auto byte = bit / 8;
+      auto mask = static_cast<std::uint8_t>(0x80 >> (bit % 8));
+      bool want = (self_[byte] & mask) != 0;
+      if (bit == i && i + 1 < buckets_.size())
+        want = !want;
+      id[byte] = static_cast<std::uint8_t>(want ? (id[byte] | mask) : (id[byte] & ~mask));
+    }
+    return id;
+  }
+  return std::nullopt;
 }
 
 bool routing_table::contains(const node_id& id) const {
@@ -225,6 +282,15 @@ std::vector<node_info> routing_table::all() const {
   for (auto& b : buckets_)
     for (auto& e : b.live)
       out.push_back(e.info);
+  return out;
+}
+
+std::vector<node_info> routing_table::confirmed() const {
+  std::vector<node_info> out;
+  for (auto& b : buckets_)
+    for (auto& e : b.live)
+      if (e.answered && e.failures == 0)
+        out.push_back(e.info);
   return out;
 }
 

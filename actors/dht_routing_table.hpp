@@ -39,6 +39,7 @@ struct node_entry {
   clock_type::time_point last_seen{};
   std::uint32_t failures = 0; // queries in a row that went unanswered
   bool answered = false;      // it has answered a query of ours at least once
+  clock_type::time_point last_pinged{}; // by stale_node, so that it is not picked again at once
 
   bool questionable(clock_type::time_point now) const {
     return !answered || failures > 0 || now - last_seen > node_good_for;
@@ -62,31 +63,39 @@ public:
     std::optional<node_info> to_ping; // the bucket's most questionable node, when cached
   };
 
-  /// A node was heard from: it `answered` a query of ours, or sent us a query.
+  /// A node was heard from: it `answered` a query of ours, or sent us a query. A node that
+  /// only queried us goes to the replacements, with `to_ping` naming it: it enters a bucket
+  /// once it answers.
   add_result heard_from(const node_info& n, clock_type::time_point now, bool answered);
 
   /// A query to this node went unanswered. After two failures in a row a node is replaced by
   /// the newest replacement of its bucket; after five it is removed even with none.
   void failed(const node_id& id);
 
-  /// The `count` known nodes closest to `target`, closest first (good nodes only unless too
-  /// few are good).
+  /// The `count` known nodes closest to `target`, closest first: only nodes that answered and
+  /// have not failed since, those heard from in the last 15 minutes first.
   std::vector<node_info> closest(const node_id& target, std::size_t count) const;
 
   /// A questionable node not pinged for a while, to refresh the table; nullopt: none.
   std::optional<node_info> stale_node(clock_type::time_point now);
+
+  /// A random id in the range of a non-empty bucket no node has answered in for 15 minutes,
+  /// to refresh with a find_node lookup (BEP 5); that bucket counts as refreshed then.
+  std::optional<node_id> refresh_target(clock_type::time_point now);
 
   bool contains(const node_id& id) const;
   std::size_t size() const;            // nodes in buckets (not replacements)
   std::size_t bucket_count() const { return buckets_.size(); }
   std::size_t bucket_size(std::size_t i) const { return buckets_[i].live.size(); }
   std::size_t replacement_count() const;
-  std::vector<node_info> all() const;  // every node in a bucket (to persist the table)
+  std::vector<node_info> all() const;  // every node in a bucket
+  std::vector<node_info> confirmed() const; // answered and not failing since (to persist)
 
 private:
   struct bucket {
     std::vector<node_entry> live;
     std::vector<node_entry> replacements; // newest last, at most k
+    clock_type::time_point changed{};     // a node last answered in it (or it was refreshed)
   };
   std::size_t bucket_index(const node_id& id) const;
   void split_last();

@@ -95,6 +95,17 @@ void track_on_dht(self_ptr self, torrent_entry& e, const info_hash& hash) {
   self->send(st.dht, dht_track{hash, e.handle, st.opts.listen_port});
 }
 
+/// Stops the DHT for torrent `e`, its running lookup included (no announce follows). For a
+/// torrent tracked by info-hash whose metadata turns out to be private (BEP 27): called at its
+/// first report after the metadata is verified (torrent_progress.is_private).
+void untrack_on_dht(self_ptr self, torrent_entry& e) {
+  auto& st = self->state;
+  if (!st.dht || !e.dht_hash)
+    return;
+  self->send(st.dht, dht_untrack{*e.dht_hash});
+  e.dht_hash.reset();
+}
+
 void forget(self_ptr self, torrent_id id, torrent_event_kind kind) {
   auto& st = self->state;
   auto it = st.torrents.find(id);
@@ -453,6 +464,12 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
       self->state.dht = spawn_dht(self->system(), *opts.dht, why);
       if (!self->state.dht)
         log->warn("{}: running without the DHT", why);
+      // The DHT ends with the session however the session ends (not only on stop_request):
+      // else it would tick on and await_all_actors_done would never return.
+      if (self->state.dht)
+        self->attach_functor([dht = self->state.dht] {
+          caf::anon_send_exit(dht, caf::exit_reason::user_shutdown);
+        });
     }
     return {
       [=](add_torrent& req) { return do_add(self, req); },
@@ -497,11 +514,8 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
         p.metrics.clear();
         e.last = std::move(p);
         // A magnet link's metadata said private (BEP 27): off the DHT from now on.
-        if (e.last.is_private && e.dht_hash) {
-          if (self->state.dht)
-            self->send(self->state.dht, dht_untrack{*e.dht_hash});
-          e.dht_hash.reset();
-        }
+        if (e.last.is_private)
+          untrack_on_dht(self, e);
         // Few peers while downloading: ask the DHT now rather than at its next round (it
         // looks up at most once a minute per torrent).
         if (self->state.dht && e.dht_hash && !e.last.checking && !e.last.seeding &&

@@ -381,12 +381,14 @@ int cmd_download(const download_options& opt) {
     limits.upload = *up;
     limits.max_connections = opt.max_connections;
   }
-  // [magnet] A link's x.pe peers count as --peer.
+  // [magnet] A link's x.pe peers count as --peer. The DHT finds peers without trackers when it
+  // has nodes to start from: given ones, or the default routers (on a public address).
   bool link_peers = std::any_of(torrents.begin(), torrents.end(), [](const cli_torrent& t) {
     return t.magnet && !t.magnet->peers.empty();
   });
   if (opt.no_tracker && peers.empty() && !link_peers && !opt.seed_only &&
-      (opt.no_dht || dht_nodes.empty())) {
+      (opt.no_dht ||
+       dht_bootstrap_for(dht_nodes, opt.listen.empty() ? "0.0.0.0" : listen.host).empty())) {
     std::fprintf(stderr, "error: --no-tracker needs at least one --peer (or --dht-bootstrap)\n");
     return 2;
   }
@@ -442,7 +444,8 @@ int cmd_download(const download_options& opt) {
     if (!opt.no_dht) {
       dht_config dc;
       dc.io = &io;
-      dc.host = listen_host;
+      // The DHT binds an IPv4 literal: "localhost" is loopback by name only.
+      dc.host = listen_host == "localhost" ? "127.0.0.1" : listen_host;
       dc.port = port;
       dc.bootstrap = dht_bootstrap_for(dht_nodes, listen_host);
       dc.state_file = opt.out_dir + "/.actorrent/dht.dat";

@@ -46,6 +46,11 @@ bool read_query(const value& top, const limits& lim, message& m, error& err) {
     err = bad("query without a \"q\" string");
     return false;
   }
+  // An empty method name could not be told from a method we do not know when encoded again.
+  if (q->as_string().empty()) {
+    err = bad("query with an empty \"q\" method name" + at(*q));
+    return false;
+  }
   if (q->as_string().size() > 64) {
     err = bad("query method name of " + std::to_string(q->as_string().size()) + " bytes" + at(*q));
     return false;
@@ -82,7 +87,11 @@ bool read_query(const value& top, const limits& lim, message& m, error& err) {
       err = bad("a.port is not an integer" + at(*port));
       return false;
     }
-    if (port) {
+    // BEP 5: with implied_port=1 the port argument is ignored, so any value is accepted then.
+    if (port && qq.implied_port) {
+      auto p = port->as_int();
+      qq.port = p >= 1 && p <= 65535 ? static_cast<std::uint16_t>(p) : 0;
+    } else if (port) {
       auto p = port->as_int();
       if (p < 1 || p > 65535) {
         err = bad("a.port " + std::to_string(p) + " is out of range" + at(*port));
@@ -129,17 +138,8 @@ bool read_response(const value& top, const limits& lim, message& m, error& err) 
                 at(*nodes));
       return false;
     }
-    std::size_t count = s.size() / compact_node_size;
-    std::size_t keep = std::min(count, lim.max_nodes);
-    rr.truncated = rr.truncated || keep < count;
-    rr.nodes.reserve(keep);
-    for (std::size_t i = 0; i < keep; ++i) {
-      const char* p = s.data() + i * compact_node_size;
-      node_info n;
-      std::copy(p, p + 20, n.id.begin());
-      n.ep = endpoint_from(p + 20);
-      rr.nodes.push_back(n);
-    }
+    rr.nodes = decode_nodes(s, lim.max_nodes);
+    rr.truncated = rr.truncated || rr.nodes.size() < s.size() / compact_node_size;
   }
   if (auto* values = r->find("values")) {
     if (!values->is_list()) {
@@ -296,6 +296,20 @@ std::string encode_peer(const udp_endpoint& ep) {
   s.push_back(static_cast<char>(ep.port >> 8));
   s.push_back(static_cast<char>(ep.port & 0xff));
   return s;
+}
+
+std::vector<node_info> decode_nodes(std::string_view s, std::size_t max) {
+  std::vector<node_info> out;
+  std::size_t keep = std::min(s.size() / compact_node_size, max);
+  out.reserve(keep);
+  for (std::size_t i = 0; i < keep; ++i) {
+    const char* p = s.data() + i * compact_node_size;
+    node_info n;
+    std::copy(p, p + 20, n.id.begin());
+    n.ep = endpoint_from(p + 20);
+    out.push_back(n);
+  }
+  return out;
 }
 
 std::string encode_nodes(const std::vector<node_info>& nodes) {

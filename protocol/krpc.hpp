@@ -116,6 +116,9 @@ std::string encode(const message& m);
 
 /// Compact forms (BEP 5): 26 bytes per node, 6 per peer.
 std::string encode_nodes(const std::vector<node_info>& nodes);
+/// At most `max` nodes of compact node info (26 bytes each); a trailing partial entry is
+/// ignored.
+std::vector<node_info> decode_nodes(std::string_view compact, std::size_t max);
 std::string encode_peer(const udp_endpoint& ep);
 
 // -- helpers to build messages -------------------------------------------------------------

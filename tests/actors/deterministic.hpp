@@ -25,3 +25,13 @@ inline void route_loggers(spdlog::sink_ptr sink, spdlog::level::level_enum level
 }
 
 } // namespace actorrent::actor_test
+
+// ACTORRENT_UNDER_TSAN: defined when built with ThreadSanitizer (GCC or Clang). Tests of actors
+// on CAF's real threads skip themselves then.
+#if defined(__SANITIZE_THREAD__)
+#define ACTORRENT_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ACTORRENT_UNDER_TSAN 1
+#endif
+#endif

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 
 #include "actors/dht_routing_table.hpp"
 
@@ -38,14 +39,22 @@ TEST(dht_lookup, keeps_alpha_queries_in_flight_closest_first) {
 }
 
 TEST(dht_lookup, converges_on_the_k_closest_in_a_simulated_network) {
-  // 256 nodes; each answers with the 8 nodes closest to the target it knows of within a
-  // "neighbourhood" of ids near its own, so the lookup must iterate to get close.
+  // 256 nodes; each answers with the 8 nodes closest to the target it knows of (its
+  // neighbourhood and a few per farther bucket), so the lookup must iterate to get close.
+  // A fixed seed: the same network every run, so a failure can be reproduced.
+  std::mt19937 rng(12345);
+  auto some_id = [&] {
+    node_id id;
+    for (auto& b : id)
+      b = static_cast<std::uint8_t>(rng());
+    return id;
+  };
   std::map<udp_endpoint, node_info> net;
   for (int i = 0; i < 256; ++i) {
-    node_info n{random_node_id(), udp_endpoint{{10, 1, static_cast<std::uint8_t>(i), 1}, 6881}};
+    node_info n{some_id(), udp_endpoint{{10, 1, static_cast<std::uint8_t>(i), 1}, 6881}};
     net.emplace(n.ep, n);
   }
-  auto target = random_node_id();
+  auto target = some_id();
   std::vector<node_info> all;
   for (auto& [ep, n] : net)
     all.push_back(n);
@@ -60,13 +69,20 @@ TEST(dht_lookup, converges_on_the_k_closest_in_a_simulated_network) {
   while (!l.done() && rounds++ < 200) {
     for (auto& q : l.next()) {
       auto& me = net.at(q.ep);
-      // What `me` knows: the 16 nodes nearest its own id, and of those it tells the 8 nearest
-      // the target.
-      auto known = all;
-      std::sort(known.begin(), known.end(),
+      // What `me` knows, as a Kademlia routing table would: the 16 nodes nearest its own id
+      // and 2 of every farther bucket; it tells the 8 of them nearest the target.
+      auto near = all;
+      std::sort(near.begin(), near.end(),
                 [&](const node_info& a, const node_info& b) { return closer(me.id, a.id, b.id); });
-      known.resize(17);
+      std::vector<node_info> known(near.begin(), near.begin() + 17);
+      std::map<int, int> per_bucket;
+      for (auto& n : near)
+        if (++per_bucket[common_prefix_bits(me.id, n.id)] <= 2)
+          known.push_back(n);
       std::sort(known.begin(), known.end(), by_target);
+      known.erase(std::unique(known.begin(), known.end(),
+                              [](const node_info& a, const node_info& b) { return a.ep == b.ep; }),
+                  known.end());
       known.resize(8);
       krpc::response r;
       r.id = me.id;
@@ -79,8 +95,11 @@ TEST(dht_lookup, converges_on_the_k_closest_in_a_simulated_network) {
   auto found = l.closest_answered();
   ASSERT_EQ(found.size(), 8u);
   EXPECT_EQ(found[0].token, "tok");
-  for (std::size_t i = 1; i < found.size(); ++i)
-    EXPECT_TRUE(closer(target, found[i - 1].node.id, found[i].node.id));
+  // The lookup found the true 8 closest nodes of the network, in order.
+  auto truth = all;
+  std::sort(truth.begin(), truth.end(), by_target);
+  for (std::size_t i = 0; i < found.size(); ++i)
+    EXPECT_EQ(found[i].node.id, truth[i].id) << i;
   EXPECT_LE(l.queries_sent(), 64u);
   EXPECT_LE(l.candidate_count(), 64u);
 }
@@ -114,6 +133,30 @@ TEST(dht_lookup, candidates_stay_bounded_under_a_flood_of_nodes) {
                                               static_cast<std::uint8_t>(i)}, 1}});
   EXPECT_TRUE(l.on_response(q[0].ep, r));
   EXPECT_LE(l.candidate_count(), 64u);
+}
+
+// A response cannot aim the lookup at one host (one candidate per IP, loopback apart), at
+// unroutable addresses, or at ourselves.
+TEST(dht_lookup, leaves_out_repeated_ips_bogons_and_ourselves) {
+  lookup::params p;
+  p.self_ep = udp_endpoint{{10, 0, 0, 9}, 6881};
+  lookup l(id_of(0), p);
+  l.add(node(1));
+  auto q = l.next();
+  krpc::response r;
+  r.id = id_of(1);
+  for (std::uint16_t port = 1; port <= 16; ++port) // 16 nodes on one victim IP
+    r.nodes.push_back(node_info{id_of(static_cast<std::uint8_t>(0x10 + port)),
+                                udp_endpoint{{10, 9, 9, 9}, port}});
+  r.nodes.push_back(node_info{id_of(0x02), udp_endpoint{{0, 0, 0, 1}, 1}});
+  r.nodes.push_back(node_info{id_of(0x03), udp_endpoint{{224, 0, 0, 1}, 1}});
+  r.nodes.push_back(node_info{id_of(0x04), udp_endpoint{{255, 255, 255, 255}, 1}});
+  r.nodes.push_back(node_info{id_of(0x05), udp_endpoint{{10, 0, 0, 9}, 6881}});
+  r.nodes.push_back(node_info{id_of(0x06), udp_endpoint{{127, 0, 0, 1}, 1}});
+  r.nodes.push_back(node_info{id_of(0x07), udp_endpoint{{127, 0, 0, 1}, 2}});
+  ASSERT_TRUE(l.on_response(q[0].ep, r));
+  // node(1), one node of 10.9.9.9, two loopback nodes.
+  EXPECT_EQ(l.candidate_count(), 4u);
 }
 
 } // namespace

@@ -43,13 +43,30 @@ TEST(dht_peer_store, bounded_per_hash_and_in_hashes) {
     s.announce(hash_of(1), peer(i), t0);
   EXPECT_EQ(s.peer_count(), 5u);
   EXPECT_EQ(s.peers(hash_of(1), 100, t0)[0], peer(999));
-  EXPECT_TRUE(s.announce(hash_of(2), peer(1), t0));
-  EXPECT_TRUE(s.announce(hash_of(3), peer(1), t0));
-  EXPECT_FALSE(s.announce(hash_of(4), peer(1), t0));
+  EXPECT_TRUE(s.announce(hash_of(2), peer(1), t0 + minutes(1)));
+  EXPECT_TRUE(s.announce(hash_of(3), peer(1), t0 + minutes(2)));
+  // Full: a new hash takes the place of the one announced least recently (hash 1, at t0),
+  // not refused.
+  EXPECT_TRUE(s.announce(hash_of(4), peer(1), t0 + minutes(3)));
   EXPECT_EQ(s.hash_count(), 3u);
+  EXPECT_TRUE(s.peers(hash_of(1), 10, t0 + minutes(3)).empty());
+  EXPECT_EQ(s.peers(hash_of(4), 10, t0 + minutes(3)).size(), 1u);
   // Once the old entries expire a new hash has room again.
-  EXPECT_TRUE(s.announce(hash_of(4), peer(1), t0 + minutes(31)));
+  EXPECT_TRUE(s.announce(hash_of(5), peer(1), t0 + minutes(34)));
   EXPECT_EQ(s.hash_count(), 1u);
+}
+
+// One entry per IP and hash: a host announcing many ports cannot take every slot.
+TEST(dht_peer_store, one_entry_per_ip_except_loopback) {
+  peer_store s;
+  for (std::uint16_t port = 1000; port < 1300; ++port)
+    s.announce(hash_of(1), krpc::udp_endpoint{{10, 0, 0, 1}, port}, t0);
+  auto p = s.peers(hash_of(1), 500, t0);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].port, 1299);
+  s.announce(hash_of(2), krpc::udp_endpoint{{127, 0, 0, 1}, 1000}, t0);
+  s.announce(hash_of(2), krpc::udp_endpoint{{127, 0, 0, 1}, 1001}, t0);
+  EXPECT_EQ(s.peers(hash_of(2), 10, t0).size(), 2u);
 }
 
 TEST(dht_peer_store, entries_expire) {

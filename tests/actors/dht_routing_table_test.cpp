@@ -116,5 +116,87 @@ TEST(dht_routing_table, refuses_our_own_id_and_an_id_moving_address) {
   EXPECT_EQ(t.all()[0].ep.ip[3], 1);
 }
 
+// A node that only queried us is not handed out (it could name any address): it waits among
+// the replacements, is to be pinged, and is served once it answered.
+TEST(dht_routing_table, a_node_that_never_answered_is_not_served) {
+  routing_table t(with_prefix({0x00}));
+  auto id = with_prefix({0x80});
+  auto r = t.heard_from(node(id, 1), t0, false);
+  EXPECT_EQ(r.what, routing_table::outcome::cached);
+  ASSERT_TRUE(r.to_ping);
+  EXPECT_EQ(r.to_ping->id, id);
+  EXPECT_TRUE(t.closest(id, 8).empty());
+  EXPECT_TRUE(t.confirmed().empty());
+  EXPECT_EQ(t.heard_from(node(id, 1), t0, true).what, routing_table::outcome::added);
+  EXPECT_EQ(t.closest(id, 8).size(), 1u);
+  // A node that failed is not served either.
+  t.failed(id);
+  EXPECT_TRUE(t.closest(id, 8).empty());
+  EXPECT_TRUE(t.confirmed().empty());
+}
+
+// An answered node takes its id over from an entry that is failing; a healthy one keeps it.
+TEST(dht_routing_table, an_answering_node_takes_over_its_id_from_a_failing_entry) {
+  routing_table t(with_prefix({0x00}));
+  auto id = with_prefix({0x80});
+  t.heard_from(node(id, 1), t0, true);
+  EXPECT_EQ(t.heard_from(node(id, 2), t0, true).what, routing_table::outcome::refused);
+  t.failed(id);
+  EXPECT_EQ(t.heard_from(node(id, 2), t0, true).what, routing_table::outcome::updated);
+  EXPECT_EQ(t.all()[0].ep.ip[3], 2);
+}
+
+// One node per IP in a bucket (a host cannot fill a bucket with ports); loopback is exempt.
+TEST(dht_routing_table, one_node_per_ip_in_a_bucket) {
+  routing_table t(with_prefix({0x00}));
+  EXPECT_EQ(t.heard_from(node(with_prefix({0x80, 1}), 1, 1000), t0, true).what,
+            routing_table::outcome::added);
+  EXPECT_EQ(t.heard_from(node(with_prefix({0x80, 2}), 1, 1001), t0, true).what,
+            routing_table::outcome::refused);
+  auto lo = [](std::uint8_t b, std::uint16_t port) {
+    return node_info{with_prefix({0xc0, b}), udp_endpoint{{127, 0, 0, 1}, port}};
+  };
+  EXPECT_EQ(t.heard_from(lo(1, 2000), t0, true).what, routing_table::outcome::added);
+  EXPECT_EQ(t.heard_from(lo(2, 2001), t0, true).what, routing_table::outcome::added);
+}
+
+// A node picked for a refresh ping is not picked again for a minute, and again after that
+// while it stays silent.
+TEST(dht_routing_table, a_stale_node_picked_for_a_ping_stays_questionable) {
+  routing_table t(with_prefix({0x00}));
+  auto old_id = with_prefix({0x80});
+  auto new_id = with_prefix({0xc0});
+  t.heard_from(node(old_id, 1), t0, true);
+  auto later = t0 + std::chrono::minutes(20);
+  t.heard_from(node(new_id, 2), later, true);
+  auto stale = t.stale_node(later);
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(stale->id, old_id);
+  EXPECT_FALSE(t.stale_node(later)); // not picked twice in a row
+  EXPECT_FALSE(t.stale_node(later + std::chrono::seconds(30)));
+  // Still silent a minute later: pinged again.
+  auto again = t.stale_node(later + std::chrono::seconds(61));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->id, old_id);
+}
+
+// A bucket nobody answered in for 15 minutes is refreshed with a lookup on an id in its range.
+TEST(dht_routing_table, a_silent_bucket_yields_a_refresh_target_in_its_range) {
+  routing_table t(with_prefix({0x00}));
+  for (std::uint8_t i = 0; i < 8; ++i)
+    t.heard_from(node(with_prefix({static_cast<std::uint8_t>(0x80 + i)}), i), t0, true);
+  t.heard_from(node(with_prefix({0x01}), 9), t0, true); // splits: bucket 0 is 1xxx...
+  ASSERT_EQ(t.bucket_count(), 2u);
+  EXPECT_FALSE(t.refresh_target(t0 + std::chrono::minutes(1)));
+  auto later = t0 + std::chrono::minutes(16);
+  auto target = t.refresh_target(later);
+  ASSERT_TRUE(target);
+  EXPECT_EQ(common_prefix_bits(t.self(), *target), 0); // bucket 0: ids starting with bit 1
+  auto next = t.refresh_target(later); // then the other bucket
+  ASSERT_TRUE(next);
+  EXPECT_GE(common_prefix_bits(t.self(), *next), 1);
+  EXPECT_FALSE(t.refresh_target(later)); // both refreshed: not again at once
+}
+
 } // namespace
 } // namespace actorrent::dht

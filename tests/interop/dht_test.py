@@ -301,9 +301,11 @@ def case_hostile(actorrent):
                 if msg.get(b"y") != b"q":
                     continue
                 t = msg[b"t"]
-                # alternately: 2,000 nodes + 3,000 peers (a 76 KB datagram is not possible:
-                # keep it under 64 KiB), and a reply that fits the limit but holds 300 nodes
-                if answered["huge"] <= answered["fits"]:
+                # alternately: a reply that fits the limit but holds 300 nodes, and 2,000 nodes
+                # + 3,000 peers (a 76 KB datagram is not possible: keep it under 64 KiB). The
+                # fitting one first: it puts this node in the table, so that the torrent's
+                # get_peers comes here too (bootstrap addresses are asked by the bootstrap only).
+                if answered["huge"] < answered["fits"]:
                     r = {b"id": my_id, b"nodes": flood_nodes(2000), b"token": b"x" * 8,
                          b"values": [bytes([127, 0, 0, 3]) + struct.pack(">H", i + 1) for i in range(400)]}
                     answered["huge"] += 1
@@ -317,14 +319,16 @@ def case_hostile(actorrent):
         check(answered["huge"] >= 1 and answered["fits"] >= 1,
               "actorrent did not query the bootstrap node (%s)" % answered)
 
-        def query(q, args, tid=b"zz"):
+        def query(q, args, tid=b"zz", sock=None):
+            sock = sock or node
+            time.sleep(0.25)   # paced under the per-IP limit of 5 queries/s
             a = {b"id": my_id}
             a.update(args)
-            node.sendto(bencode({b"t": tid, b"y": b"q", b"q": q, b"a": a}), target)
+            sock.sendto(bencode({b"t": tid, b"y": b"q", b"q": q, b"a": a}), target)
             end = time.monotonic() + 3
             while time.monotonic() < end:
                 try:
-                    data, src = node.recvfrom(65536)
+                    data, src = sock.recvfrom(65536)
                 except socket.timeout:
                     continue
                 if src != target:
@@ -366,6 +370,52 @@ def case_hostile(actorrent):
                 pass
         H.log("flood of 500 pings: %d answered" % flood_answers)
         check(flood_answers <= 50, "%d of 500 pings in a burst were answered: no per-IP limit" % flood_answers)
+        # The flooding address is ignored for a while; another one is answered meanwhile.
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other.bind(("127.0.0.2", 0))
+        other.settimeout(0.2)
+        m = query(b"ping", {}, sock=other)
+        check(m is not None and m[b"y"] == b"r", "a second address was not answered: %r" % (m,))
+        other.close()
+        time.sleep(10.5)   # the flooder's block (10 s) is over
+        # Paced queries over the limit (10/s for 6 s, under the 20/s that blocks): about 5 of
+        # them a second are answered.
+        def drain():
+            while True:
+                try:
+                    node.recvfrom(65536)
+                except socket.timeout:
+                    return
+        drain()
+        paced_answers = 0
+        start = time.monotonic()
+        for i in range(60):
+            node.sendto(bencode({b"t": b"p" + struct.pack(">H", i), b"y": b"q", b"q": b"ping",
+                                 b"a": {b"id": my_id}}), target)
+            until = start + (i + 1) * 0.1
+            while time.monotonic() < until:
+                node.settimeout(max(0.001, until - time.monotonic()))
+                try:
+                    data, src = node.recvfrom(65536)
+                    if src == target and H.bdecode(data).get(b"y") == b"r":
+                        paced_answers += 1
+                except socket.timeout:
+                    pass
+                except Exception:
+                    pass
+        node.settimeout(0.2)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            try:
+                data, src = node.recvfrom(65536)
+                if src == target and H.bdecode(data).get(b"y") == b"r":
+                    paced_answers += 1
+            except socket.timeout:
+                pass
+            except Exception:
+                pass
+        H.log("60 pings at 10/s: %d answered" % paced_answers)
+        check(20 <= paced_answers <= 40, "%d of 60 paced pings answered: expected ~5 a second" % paced_answers)
         time.sleep(1.1)   # a new second for the per-IP limit
         check(p.running(), "actorrent died:\n" + H.tail(p.stderr_text(), 30))
         m = query(b"ping", {})

@@ -137,6 +137,25 @@ TEST(krpc, refuses_malformed_packets_precisely) {
   EXPECT_NE(truncated.error().message.find("krpc: "), std::string::npos);
 }
 
+// An empty method name would be encoded back as "unknown": refused instead.
+TEST(krpc, refuses_an_empty_method_name) {
+  auto m = decode("d1:ad2:id20:abcdefghij0123456789e1:q0:1:t2:aa1:y1:qe");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().message, "krpc: query with an empty \"q\" method name at byte 36");
+}
+
+// BEP 5: with implied_port=1 the port argument is ignored, whatever it holds.
+TEST(krpc, ignores_the_port_when_implied_port_is_set) {
+  for (const char* port : {"i0e", "i70000e", "i-1e"}) {
+    auto m = decode(std::string("d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:"
+                                "mnopqrstuvwxyz1234564:port") +
+                    port + "5:token1:xe1:q13:announce_peer1:t2:aa1:y1:qe");
+    ASSERT_TRUE(m.ok()) << port << ": " << m.error().message;
+    EXPECT_TRUE(m->q.implied_port);
+    EXPECT_EQ(m->q.port, 0);
+  }
+}
+
 TEST(krpc, unknown_methods_decode_for_an_error_reply) {
   auto m = decode("d1:ad2:id20:abcdefghij0123456789e1:q6:vote_x1:t2:aa1:y1:qe");
   ASSERT_TRUE(m.ok()) << m.error().message;
