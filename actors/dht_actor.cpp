@@ -815,7 +815,10 @@ void on_tick(self_ptr self) {
     std::chrono::duration_cast<seconds>(now - st.started).count());
   if (second != st.inbound_second) {
     st.inbound_second = second;
-    st.inbound.clear();
+    // Only the counters of past seconds: clearing this second's too would let a source that
+    // used its budget before the tick start afresh within the same second.
+    for (auto it = st.inbound.begin(); it != st.inbound.end();)
+      it = it->second.second != second ? st.inbound.erase(it) : std::next(it);
   }
   // Too few nodes: bootstrap again every 30 s (at once on start).
   if (st.table->size() >= 8)
@@ -954,7 +957,11 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
         if (self->state.stopped)
           return;
         on_tick(self);
-        self->delayed_send(self, milliseconds(200), tick{});
+        // Queries out or waiting: their timeouts and the query rate want 200 ms; otherwise a
+        // second is enough (an idle DHT under 1,000 torrents woke 5 times a second for nothing).
+        auto& st = self->state;
+        bool busy = !st.pending.empty() || !st.out_queue.empty() || !st.lookups.empty();
+        self->delayed_send(self, busy ? milliseconds(200) : milliseconds(1000), tick{});
       },
       [=](dht_track& t) {
         auto& ts = self->state.torrents[t.hash];
