@@ -256,6 +256,11 @@ LT_PEER = r'''
 import sys, time, libtorrent as lt
 mode, torrent, data, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 peer = sys.argv[5] if len(sys.argv) > 5 else None
+# "passive-seed": a seed that never dials (libtorrent's seeding_outgoing_connections off), so
+# that a peer can only reach it by learning its address (here: from the empty peer's ut_pex).
+passive = mode == "passive-seed"
+if passive:
+    mode = "seed"
 # "seed": seeds from data. "empty": wants nothing (every file priority 0), so it has nothing to
 # give, stays connected to the seeder `peer` and tells its other peers about it through ut_pex
 # (on by default). Neither closes connections between peers that need nothing of each other.
@@ -264,7 +269,8 @@ ses = lt.session({"listen_interfaces": "127.0.0.1:%d" % port, "outgoing_interfac
                   "enable_natpmp": False, "dht_bootstrap_nodes": "",
                   "enable_incoming_utp": False, "enable_outgoing_utp": False,
                   "allow_multiple_connections_per_ip": True,
-                  "close_redundant_connections": False, "min_reconnect_time": 1})
+                  "close_redundant_connections": False, "min_reconnect_time": 1,
+                  "seeding_outgoing_connections": not passive})
 atp = lt.add_torrent_params()
 atp.ti = lt.torrent_info(torrent)
 atp.save_path = data
@@ -440,7 +446,9 @@ def case_pex(actorrent, sess):
     payload = H.make_payload(data, "single.bin", size=2 * 1024 * 1024 + 3, seed="magnet-pex")
     torrent = H.make_torrent(payload, PIECE, sess.path("t.torrent"))
     seed_port, empty_port = H.free_port(), H.free_port()
-    seeder = sess.spawn("lt-seed", [H.PY, "-c", LT_PEER, "seed", torrent.path, data,
+    # The seeder never dials: learning of actorrent from the empty peer's PEX, it would otherwise
+    # connect to actorrent itself, and the download would not need actorrent's PEX at all.
+    seeder = sess.spawn("lt-seed", [H.PY, "-c", LT_PEER, "passive-seed", torrent.path, data,
                                     str(seed_port)], env=H.child_env())
     check(H.wait_for(lambda: "READY" in seeder.output() and H.listening_on_loopback(seed_port),
                      30), "the libtorrent seeder did not start")
