@@ -199,6 +199,11 @@ struct torrent_state {
   // and how many of our requests each has pending.
   std::unique_ptr<ut_metadata::assembler> metadata;
   std::unordered_map<peer_slot, std::uint64_t> metadata_sources; // -> its metadata_size
+  // After wrong metadata assembled from several peers: ask one peer at a time, so that the next
+  // mismatch names its sender (an honest peer is never banned for another's bytes).
+  bool metadata_one_source = false;
+  std::optional<peer_slot> metadata_current;  // that one peer
+  clock_type::time_point metadata_progress_at{}; // when it was chosen or last sent a piece
   std::unordered_map<peer_slot, std::uint32_t> metadata_asked;
   // The magnet's trackers, asked for peers while the metadata is fetched (the announcer of the
   // running states is spawned with the metainfo's trackers later).
@@ -1353,10 +1358,32 @@ void request_metadata_pieces(self_ptr self) {
   if (!st.metadata->has_size())
     return;
   auto now = clock_type::now();
+  if (st.metadata_one_source && st.metadata_current) {
+    auto cur = *st.metadata_current;
+    auto it = st.peers.find(cur);
+    bool gone = st.metadata_sources.count(cur) == 0 || it == st.peers.end() ||
+                it->second.closing || it->second.banned;
+    if (!gone && now - st.metadata_progress_at > seconds(10)) {
+      // Silent for 10 s: the next source takes over (this one is not asked again).
+      st.metadata_sources.erase(cur);
+      st.metadata->on_peer_gone(cur);
+      gone = true;
+    }
+    if (gone)
+      st.metadata_current.reset();
+  }
   for (auto& [slot, size] : st.metadata_sources) {
     auto it = st.peers.find(slot);
     if (it == st.peers.end() || it->second.closing || it->second.banned)
       continue;
+    if (st.metadata_one_source) {
+      if (!st.metadata_current) {
+        st.metadata_current = slot;
+        st.metadata_progress_at = now;
+      } else if (*st.metadata_current != slot) {
+        continue;
+      }
+    }
     auto& asked = st.metadata_asked[slot];
     while (asked < metadata_requests_per_peer) {
       auto piece = st.metadata->next_request(slot, now);
@@ -1365,6 +1392,8 @@ void request_metadata_pieces(self_ptr self) {
       ++asked;
       self->send(it->second.handle, request_metadata{*piece});
     }
+    if (st.metadata_one_source)
+      return; // the others wait until this one is done (or gone)
   }
 }
 
@@ -1495,6 +1524,8 @@ caf::behavior awaiting_metadata_behavior(self_ptr self) {
         return;
       if (auto& asked = st.metadata_asked[mp.slot]; asked > 0)
         --asked;
+      if (st.metadata_current == mp.slot)
+        st.metadata_progress_at = clock_type::now();
       if (auto ok = st.metadata->on_data(mp.slot, mp.piece, mp.total_size, mp.data); !ok) {
         ban_metadata_peer(self, mp.slot, ok.error().message);
         request_metadata_pieces(self);
@@ -1507,9 +1538,19 @@ caf::behavior awaiting_metadata_behavior(self_ptr self) {
       std::vector<ut_metadata::assembler::peer> culprits;
       auto info = st.metadata->take(culprits);
       if (!info) {
-        st.log->warn("{}", info.error().message);
-        for (auto slot : culprits)
-          ban_metadata_peer(self, slot, info.error().message);
+        std::sort(culprits.begin(), culprits.end());
+        culprits.erase(std::unique(culprits.begin(), culprits.end()), culprits.end());
+        if (culprits.size() == 1) {
+          st.log->warn("{}", info.error().message);
+          ban_metadata_peer(self, culprits[0], info.error().message);
+        } else {
+          // Which of them sent the bad bytes is unknown: nobody is banned; from now on the
+          // metadata comes from one peer at a time, whose mismatch is its own.
+          st.log->warn("{} (pieces from {} peers: fetching it again from one peer at a time)",
+                       info.error().message, culprits.size());
+          st.metadata_one_source = true;
+        }
+        st.metadata_current.reset();
         st.metadata_asked.clear();
         request_metadata_pieces(self); // start over with the remaining sources
         return;

@@ -125,6 +125,87 @@ TEST(metadata_fetch, wrong_metadata_bans_its_sender_and_good_metadata_is_handed_
   sched.run();
 }
 
+TEST(metadata_fetch, wrong_metadata_from_several_peers_bans_only_its_sender) {
+  std::ostringstream log;
+  actor_test::route_loggers(std::make_shared<spdlog::sinks::ostream_sink_mt>(log),
+                            spdlog::level::debug);
+  caf::actor_system_config cfg;
+  caf::actor_system sys{actor_test::deterministic(cfg)};
+  auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  auto w = std::make_shared<fetch_world>();
+  // 5 metadata pieces: more than one peer is asked at once (4 requests per peer).
+  std::string name(70000, 'n');
+  std::string info = "d6:lengthi1e4:name" + std::to_string(name.size()) + ":" + name +
+                     "12:piece lengthi16384e6:pieces20:" + std::string(20, 'a') + "e";
+  const std::uint32_t pieces = static_cast<std::uint32_t>((info.size() + 16383) / 16384);
+  ASSERT_EQ(pieces, 5u);
+  auto piece_of = [&](const std::string& bytes, std::uint32_t p) {
+    return bytes.substr(std::size_t{p} * 16384, 16384);
+  };
+  std::string wrong = info;
+  wrong[4 * 16384 + 10] ^= 1; // a byte of the last piece
+  peer_slot a = 0, b = 1;
+  peer_slot liar = b; // set below: whoever is asked the last piece, which holds the bad byte
+  torrent_config tc;
+  tc.hash = sha1(info);
+  tc.observer = sys.spawn(fetch_observer, w);
+  tc.peers = {endpoint{"127.0.0.1", 7000}, endpoint{"127.0.0.1", 7001}};
+  tc.peer_factory = [w](caf::actor_system& s, const peer_config& pc) {
+    return s.spawn(fake_peer, pc.slot, w);
+  };
+  std::shared_ptr<const metainfo> handed;
+  tc.on_metadata = [&](const std::shared_ptr<const metainfo>& m,
+                       const std::string&) -> result<metadata_ready> {
+    handed = m;
+    return error{errc::io_error, "test: no files here"};
+  };
+  auto t = spawn_torrent(sys, std::move(tc));
+  sched.run();
+  caf::anon_send(t, peer_connected{a, peer_id{{1}}, true});
+  caf::anon_send(t, peer_connected{b, peer_id{{2}}, true});
+  caf::anon_send(t, metadata_offer{a, info.size()});
+  caf::anon_send(t, metadata_offer{b, info.size()});
+  sched.run();
+  // Each peer answers what it was asked: the liar wrong, the other right.
+  auto answer = [&](std::size_t from) {
+    auto upto = w->requests.size();
+    for (auto i = from; i < upto; ++i) {
+      auto [slot, p] = w->requests[i];
+      caf::anon_send(t, metadata_piece{slot, p, info.size(),
+                                       piece_of(slot == liar ? wrong : info, p)});
+    }
+    sched.run();
+    return upto;
+  };
+  ASSERT_EQ(w->requests.size(), pieces) << "every piece asked once";
+  bool both = false;
+  for (auto& r : w->requests)
+    both |= r.first != w->requests[0].first;
+  ASSERT_TRUE(both) << "the pieces were shared between the two peers";
+  for (auto& r : w->requests)
+    if (r.second == 4)
+      liar = r.first;
+  std::size_t done = answer(0);
+  EXPECT_TRUE(w->disconnects.empty())
+    << "a mismatch assembled from two peers bans neither (only one of them lied)";
+  EXPECT_EQ(handed, nullptr);
+  // From now on one peer at a time: answered until the metadata is handed over.
+  for (int round = 0; round < 4 && !handed; ++round) {
+    ASSERT_GT(w->requests.size(), done) << log.str();
+    auto first = w->requests[done].first;
+    for (auto i = done; i < w->requests.size(); ++i)
+      EXPECT_EQ(w->requests[i].first, first) << "one source at a time";
+    done = answer(done);
+  }
+  ASSERT_NE(handed, nullptr) << log.str();
+  // (on_metadata's error then fails the torrent, which closes every peer: "torrent failed")
+  for (auto& [slot, why] : w->disconnects)
+    if (why != "torrent failed")
+      EXPECT_EQ(slot, liar) << "the honest peer was banned: " << why;
+  caf::anon_send_exit(t, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
 TEST(metadata_fetch, oversized_or_unasked_metadata_bans_the_sender) {
   std::ostringstream log;
   actor_test::route_loggers(std::make_shared<spdlog::sinks::ostream_sink_mt>(log),
