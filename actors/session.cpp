@@ -191,6 +191,28 @@ result<metadata_ready> prepare_fetched(const std::string& out_dir,
   return ready;
 }
 
+/// What every torrent the session runs gets from it and from its torrent_options (a .torrent
+/// and a magnet link alike).
+void fill_common(self_ptr self, const torrent_options& o, torrent_config& tc) {
+  auto& st = self->state;
+  tc.id = st.opts.id;
+  tc.listen_port = st.opts.listen_port;
+  tc.io = st.opts.io;
+  tc.disk = st.opts.disk;
+  tc.publish_metrics = st.opts.metrics != nullptr;
+  tc.peers = o.peers;
+  tc.use_trackers = o.use_trackers;
+  tc.observer = caf::actor_cast<caf::actor>(self);
+  tc.max_peers = o.max_peers;
+  tc.max_peers_per_ip = o.max_peers_per_ip;
+  tc.max_outstanding = o.pipeline;
+  tc.upload_slots = o.upload_slots;
+  tc.peer_timeout_s = o.peer_timeout_s;
+  tc.handshake_timeout_ms = o.handshake_timeout_ms;
+  tc.sequential = o.sequential;
+  tc.udp_tracker_timeout_ms = o.udp_tracker_timeout_ms;
+}
+
 add_torrent_result add_magnet(self_ptr self, add_torrent& req) {
   auto& st = self->state;
   auto& link = *req.magnet;
@@ -221,24 +243,9 @@ add_torrent_result add_magnet(self_ptr self, add_torrent& req) {
                                            const std::string& torrent_file) {
     return prepare_fetched(out_dir, meta, torrent_file);
   };
-  tc.id = st.opts.id;
-  tc.listen_port = st.opts.listen_port;
-  tc.io = st.opts.io;
-  tc.disk = st.opts.disk;
-  tc.publish_metrics = st.opts.metrics != nullptr;
-  tc.peers = o.peers;
+  fill_common(self, o, tc);
   for (auto& p : link.peers)
     tc.peers.push_back(endpoint{p.host, p.port});
-  tc.use_trackers = o.use_trackers;
-  tc.observer = caf::actor_cast<caf::actor>(self);
-  tc.max_peers = o.max_peers;
-  tc.max_peers_per_ip = o.max_peers_per_ip;
-  tc.max_outstanding = o.pipeline;
-  tc.upload_slots = o.upload_slots;
-  tc.peer_timeout_s = o.peer_timeout_s;
-  tc.handshake_timeout_ms = o.handshake_timeout_ms;
-  tc.sequential = o.sequential;
-  tc.udp_tracker_timeout_ms = o.udp_tracker_timeout_ms;
   auto handle = spawn_torrent(self->system(), std::move(tc));
   self->monitor(handle);
   if (o.download_limit != 0 || o.upload_limit != 0)
@@ -317,23 +324,8 @@ add_torrent_result do_add(self_ptr self, add_torrent& req) {
   torrent_config tc;
   tc.meta = meta;
   tc.store = std::move(*store);
-  tc.id = st.opts.id;
-  tc.listen_port = st.opts.listen_port;
-  tc.io = st.opts.io;
-  tc.disk = st.opts.disk;
-  tc.publish_metrics = st.opts.metrics != nullptr;
-  tc.peers = o.peers;
-  tc.use_trackers = o.use_trackers;
-  tc.observer = caf::actor_cast<caf::actor>(self);
-  tc.max_peers = o.max_peers;
-  tc.max_peers_per_ip = o.max_peers_per_ip;
-  tc.max_outstanding = o.pipeline;
-  tc.upload_slots = o.upload_slots;
-  tc.peer_timeout_s = o.peer_timeout_s;
-  tc.handshake_timeout_ms = o.handshake_timeout_ms;
+  fill_common(self, o, tc);
   tc.file_priorities = o.priorities;
-  tc.sequential = o.sequential;
-  tc.udp_tracker_timeout_ms = o.udp_tracker_timeout_ms;
   for (auto p : resume.trusted)
     tc.trusted_pieces.push_back(p);
   for (auto p : resume.to_check)
