@@ -16,6 +16,7 @@
 #include "actors/messages.hpp"
 #include "actors/peer_actor.hpp"
 #include "actors/torrent_actor.hpp"
+#include "actors/tracker_actor.hpp"
 #include "protocol/metainfo.hpp"
 #include "protocol/sha1.hpp"
 #include "tests/actors/deterministic.hpp"
@@ -49,6 +50,15 @@ caf::behavior fetch_observer(std::shared_ptr<fetch_world> w) {
   };
 }
 
+/// A tracker announcer that answers nothing: the magnet's tracker is only carried into the
+/// .torrent here. (The real announcer would post its HTTP result from a thread of its own,
+/// outside the deterministic scheduler.)
+caf::actor silent_tracker(caf::actor_system& s, const tracker_config&, const caf::actor&) {
+  return s.spawn([](caf::event_based_actor* self) -> caf::behavior {
+    return {[](const announce&) {}, [self](const stop_request&) { self->quit(); }};
+  });
+}
+
 TEST(metadata_fetch, wrong_metadata_bans_its_sender_and_good_metadata_is_handed_over) {
   std::ostringstream log;
   actor_test::route_loggers(std::make_shared<spdlog::sinks::ostream_sink_mt>(log),
@@ -65,6 +75,7 @@ TEST(metadata_fetch, wrong_metadata_bans_its_sender_and_good_metadata_is_handed_
   torrent_config tc;
   tc.hash = sha1(info);
   tc.trackers = {"http://127.0.0.1:1/announce"};
+  tc.tracker_factory = silent_tracker;
   tc.observer = sys.spawn(fetch_observer, w);
   tc.peers = {endpoint{"127.0.0.1", 7000}, endpoint{"127.0.0.1", 7001}};
   tc.peer_factory = [w, hash = tc.hash](caf::actor_system& s, const peer_config& pc) {
@@ -199,9 +210,11 @@ TEST(metadata_fetch, wrong_metadata_from_several_peers_bans_only_its_sender) {
   }
   ASSERT_NE(handed, nullptr) << log.str();
   // (on_metadata's error then fails the torrent, which closes every peer: "torrent failed")
-  for (auto& [slot, why] : w->disconnects)
-    if (why != "torrent failed")
+  for (auto& [slot, why] : w->disconnects) {
+    if (why != "torrent failed") {
       EXPECT_EQ(slot, liar) << "the honest peer was banned: " << why;
+    }
+  }
   caf::anon_send_exit(t, caf::exit_reason::user_shutdown);
   sched.run();
 }
