@@ -259,6 +259,13 @@ struct set_file_priorities {
   std::vector<file_priority> priorities;
 };
 
+/// [cluster] The pieces a torrent may fetch: all, or only `pieces` (others are skipped, on top
+/// of the file priorities). A piece leaving the filter while it downloads is abandoned.
+struct set_piece_filter {
+  bool all = true;
+  std::vector<std::uint32_t> pieces;
+};
+
 struct tick {
   // [requests] A torrent ticks at a rate that follows its activity; a rescheduled tick
   // supersedes the pending one, which arrives with an older generation and is dropped.
@@ -317,3 +324,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::pause_torrent)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::resume_torrent)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::set_torrent_limits)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::set_file_priorities)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::set_piece_filter)

@@ -31,6 +31,7 @@ const char* to_string(torrent_event_kind k) {
     case torrent_event_kind::finished: return "finished";
     case torrent_event_kind::failed: return "failed";
     case torrent_event_kind::removed: return "removed";
+    case torrent_event_kind::pieces_verified: return "pieces_verified";
   }
   return "?";
 }

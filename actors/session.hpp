@@ -30,6 +30,7 @@ namespace actorrent {
 
 class disk_pool;
 class io_runtime;
+class write_fence;
 class metrics_server;
 class peer_listener;
 struct metainfo;
@@ -75,6 +76,19 @@ struct torrent_options {
   std::uint32_t peer_timeout_s = 150;
   std::uint32_t handshake_timeout_ms = 10000;
   std::uint32_t udp_tracker_timeout_ms = 15000; // BEP 15's retransmit base for UDP trackers
+
+  // -- [cluster] how a cluster worker runs its torrent (docs/CLUSTER.md) --
+  /// Checked by the storage before every block write (null: writes are never fenced).
+  /// Refused blocks are dropped and fetched again once allowed.
+  std::shared_ptr<write_fence> fence;
+  /// Observers get torrent_event kind pieces_verified with the pieces verified since the last
+  /// one (batched: at most one per tick, and one when the torrent finishes).
+  bool report_pieces = false;
+  /// Resume data is read and saved (false: neither; the coordinator's plan is the record).
+  bool save_resume = true;
+  /// The pieces the torrent may fetch (nullopt: all), on top of the file priorities: pieces
+  /// outside are skipped. Changed later with session_set_piece_filter.
+  std::optional<std::vector<std::uint32_t>> piece_filter;
 };
 
 // -- requests (each answered: add_torrent with add_torrent_result, the others with
@@ -114,6 +128,17 @@ struct session_set_file_priorities {
   torrent_id id = 0;
   set_file_priorities priorities;
 };
+/// [cluster] Restricts a torrent to some pieces, or lifts the restriction (see
+/// torrent_options::piece_filter).
+struct session_set_piece_filter {
+  torrent_id id = 0;
+  set_piece_filter filter;
+};
+/// [cluster] More peers for a torrent to dial (other workers of a replicate job).
+struct session_add_peers {
+  torrent_id id = 0;
+  std::vector<endpoint> peers;
+};
 /// Session-wide limits over every torrent: rates in bytes per second (0: none), connections
 /// (0: none).
 struct set_session_limits {
@@ -140,6 +165,7 @@ enum class torrent_event_kind : std::uint8_t {
   finished,
   failed,
   removed,
+  pieces_verified, // [cluster] only with torrent_options::report_pieces; see `pieces`
 };
 
 const char* to_string(torrent_event_kind k);
@@ -151,6 +177,7 @@ struct torrent_event {
   info_hash hash{};
   torrent_progress progress; // the latest report (finished, removed: the final one); no metrics
   error why;                 // failed
+  std::vector<std::uint32_t> pieces; // pieces_verified: verified (and written) since the last
 };
 /// Every torrent has stopped and the session has ended (the answer to stop_request).
 struct session_stopped {};
@@ -183,6 +210,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_pause)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_resume)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_set_limits)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_set_file_priorities)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_set_piece_filter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_add_peers)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::set_session_limits)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::subscribe)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::session_reply)

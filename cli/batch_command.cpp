@@ -648,6 +648,7 @@ int run_batch(const batch_options& opt) {
             switch (ev.kind) {
               case torrent_event_kind::added:
               case torrent_event_kind::checked:
+              case torrent_event_kind::pieces_verified: // cluster workers only
                 break;
               case torrent_event_kind::progress:
                 r->last = std::move(ev.progress);

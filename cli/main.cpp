@@ -598,6 +598,7 @@ int cmd_download(const download_options& opt) {
             switch (ev.kind) {
               case torrent_event_kind::added:
               case torrent_event_kind::checked:
+              case torrent_event_kind::pieces_verified: // cluster workers only
                 break;
               case torrent_event_kind::progress:
                 t->last = std::move(ev.progress);

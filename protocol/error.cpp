@@ -19,6 +19,7 @@ const char* to_string(errc code) {
     case errc::invalid_argument: return "invalid_argument";
     case errc::actor_down: return "actor_down";
     case errc::cancelled: return "cancelled";
+    case errc::cluster_protocol: return "cluster_protocol";
   }
   return "unknown";
 }

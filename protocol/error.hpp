@@ -27,6 +27,7 @@ enum class errc : std::uint8_t {
   invalid_argument,
   actor_down,           // an actor this one depended on has stopped (its reason in the message)
   cancelled,            // stopped on request before it finished
+  cluster_protocol,     // a cluster node sent what this node cannot accept (version, torrent)
 };
 
 /// Stable name of an error code, for messages and logs.
