@@ -125,7 +125,7 @@ TEST_F(session_fixture, adds_reports_commands_and_removes_torrents) {
       EXPECT_TRUE(ask<session_reply>(self, session, subscribe{me}).ok);
       torrent_options opts;
       opts.use_trackers = false;
-      auto added = ask<add_torrent_result>(self, session, add_torrent{a, dir, opts});
+      auto added = ask<add_torrent_result>(self, session, add_torrent{a, dir, opts, nullptr});
       ASSERT_EQ(added.id, 1u) << added.why.message;
 
       auto evs = events_until(self, 1, torrent_event_kind::finished);
@@ -138,7 +138,7 @@ TEST_F(session_fixture, adds_reports_commands_and_removes_torrents) {
       EXPECT_TRUE(evs.back().progress.metrics.empty()); // metrics stay in the session
 
       // The same torrent twice is refused; so is a torrent whose path escapes the directory.
-      auto again = ask<add_torrent_result>(self, session, add_torrent{a, dir, opts});
+      auto again = ask<add_torrent_result>(self, session, add_torrent{a, dir, opts, nullptr});
       EXPECT_EQ(again.id, 0u);
       EXPECT_EQ(again.why.code, errc::invalid_argument);
       EXPECT_NE(again.why.message.find("already in the session"), std::string::npos);
@@ -146,7 +146,7 @@ TEST_F(session_fixture, adds_reports_commands_and_removes_torrents) {
       bad->hash[0] = 2;
       bad->name = "..";
       bad->files[0].path = {".."};
-      auto refused = ask<add_torrent_result>(self, session, add_torrent{bad, dir, opts});
+      auto refused = ask<add_torrent_result>(self, session, add_torrent{bad, dir, opts, nullptr});
       EXPECT_EQ(refused.id, 0u);
       EXPECT_EQ(refused.why.code, errc::unsafe_path) << refused.why.message;
 
@@ -165,7 +165,7 @@ TEST_F(session_fixture, adds_reports_commands_and_removes_torrents) {
       EXPECT_FALSE(ask<session_reply>(self, session, remove_torrent{1}).ok);
 
       // Added again after its removal: a new id.
-      auto back = ask<add_torrent_result>(self, session, add_torrent{a, dir, opts});
+      auto back = ask<add_torrent_result>(self, session, add_torrent{a, dir, opts, nullptr});
       EXPECT_EQ(back.id, 2u) << back.why.message;
       self->send(session, stop_request{});
       bool stopped = false, removed = false;
@@ -277,7 +277,7 @@ TEST_F(session_fixture, save_resume_false_reads_checks_and_writes_no_resume_data
       opts.use_trackers = false;
       opts.save_resume = false;
       opts.report_pieces = true;
-      auto added = ask<add_torrent_result>(self, session, add_torrent{m, dir, opts});
+      auto added = ask<add_torrent_result>(self, session, add_torrent{m, dir, opts, nullptr});
       ASSERT_EQ(added.id, 1u) << added.why.message;
       auto evs = events_until(self, 1, torrent_event_kind::checked);
       ASSERT_EQ(evs.back().kind, torrent_event_kind::checked);

@@ -312,9 +312,10 @@ TEST(piece_writer, a_fence_refuses_blocks_outside_its_lease_and_pieces) {
   ASSERT_GE(fd, 0);
   auto n = ::pread(fd, disk.data(), disk.size(), f.meta.piece_length);
   ::close(fd);
-  if (n > 0)
+  if (n > 0) {
     EXPECT_EQ(disk.substr(0, static_cast<std::size_t>(n)).find_first_not_of('\0'),
               std::string::npos);
+  }
 }
 
 TEST(piece_writer, without_a_fence_nothing_is_refused) {
