@@ -217,7 +217,7 @@ TEST_F(session_fixture, a_torrent_limit_set_through_the_api_holds_its_download) 
       ask<session_reply>(self, a, subscribe{caf::actor_cast<caf::actor>(self)});
       torrent_options seed_opts;
       seed_opts.use_trackers = false;
-      ASSERT_EQ(ask<add_torrent_result>(self, a, add_torrent{m, dir + "/seed", seed_opts}).id, 1u);
+      ASSERT_EQ(ask<add_torrent_result>(self, a, add_torrent{m, dir + "/seed", seed_opts, nullptr}).id, 1u);
       auto seeded = events_until(self, 1, torrent_event_kind::finished);
       ASSERT_EQ(seeded.back().kind, torrent_event_kind::finished);
 
@@ -227,7 +227,7 @@ TEST_F(session_fixture, a_torrent_limit_set_through_the_api_holds_its_download) 
       leech_opts.use_trackers = false;
       leech_opts.peers = {endpoint{"127.0.0.1", listener_a->port()}};
       auto t0 = std::chrono::steady_clock::now();
-      auto id = ask<add_torrent_result>(watcher, b, add_torrent{m, dir + "/leech", leech_opts}).id;
+      auto id = ask<add_torrent_result>(watcher, b, add_torrent{m, dir + "/leech", leech_opts, nullptr}).id;
       ASSERT_EQ(id, 1u);
       EXPECT_TRUE(ask<session_reply>(watcher, b, session_set_limits{id, {1u << 20, 0}}).ok);
       std::vector<torrent_event> evs;
@@ -334,7 +334,7 @@ TEST_F(session_fixture, a_shard_and_peers_given_later_are_fetched_and_reported) 
       ask<session_reply>(self, a, subscribe{caf::actor_cast<caf::actor>(self)});
       torrent_options seed_opts;
       seed_opts.use_trackers = false;
-      ASSERT_EQ(ask<add_torrent_result>(self, a, add_torrent{m, dir + "/seed", seed_opts}).id, 1u);
+      ASSERT_EQ(ask<add_torrent_result>(self, a, add_torrent{m, dir + "/seed", seed_opts, nullptr}).id, 1u);
       ASSERT_EQ(events_until(self, 1, torrent_event_kind::finished).back().kind,
                 torrent_event_kind::finished);
 
