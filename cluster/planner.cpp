@@ -61,6 +61,9 @@ void planner::restore(const Roaring& verified, std::uint64_t last_epoch) {
     }
     for (auto& [e, pieces] : s.in_transit)
       pieces -= done;
+    s.in_transit.erase(std::remove_if(s.in_transit.begin(), s.in_transit.end(),
+                                      [](const auto& t) { return t.second.isEmpty(); }),
+                       s.in_transit.end());
   }
   epoch_ = std::max(epoch_, last_epoch);
   check_invariant();

@@ -15,6 +15,12 @@
 // - Reports are accepted only for pieces the reporting worker holds or that are in transit
 //   from it: a worker that lost pieces (stolen, or removed and back after SIGCONT) cannot
 //   have them counted.
+// - Policy details (planner.cpp): a shard's target is also capped at its worker's rate share
+//   of the unfinished pieces (a small torrent is split, not taken by the first worker); a
+//   shard is topped up once it is down to half its target; when the pool cannot fill every
+//   shard, each piece goes to the worker that would finish soonest with it; a steal takes the
+//   slow worker's highest pieces, leaving it what it finishes in the time the idle workers
+//   need for the rest, and waits while enough pieces are already in transit.
 #pragma once
 
 #include <chrono>

@@ -1,5 +1,7 @@
 #include "cluster/plan_store.hpp"
 
+#include "cluster/planner.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -152,4 +154,24 @@ TEST_F(cluster_plan_store, epochs_after_a_restart_continue_above_the_margin) {
   EXPECT_EQ(epoch_after_restart(10), 10 + epoch_restart_margin);
   EXPECT_GT(epoch_after_restart(10), 10u + 1000u);
   EXPECT_EQ(epoch_after_restart(~std::uint64_t{0} - 1), ~std::uint64_t{0});
+}
+
+// What a restarted coordinator does: load, restore the planner, assign. Verified pieces are
+// never assigned again and every new epoch is above anything sent before the restart.
+TEST_F(cluster_plan_store, restart_resumes_the_plan) {
+  ASSERT_TRUE(save_plan_state(dir, sample()).ok());
+  auto r = load();
+  ASSERT_TRUE(r.ok() && r->state);
+  planner_config c;
+  c.piece_count = 1000;
+  c.piece_length = 1 << 20;
+  c.total_size = 1000ull << 20;
+  planner p(c);
+  p.restore(r->state->verified, epoch_after_restart(r->state->last_epoch));
+  p.add_worker(1, 50u << 20);
+  auto out = p.rebalance(clock::now());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE((out[0].pieces & sample().verified).isEmpty());
+  EXPECT_EQ(out[0].pieces.minimum(), 400u);
+  EXPECT_GT(out[0].epoch, 4242u + epoch_restart_margin);
 }
