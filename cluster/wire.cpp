@@ -40,10 +40,11 @@ std::uint32_t le32(const std::string& b, std::size_t at) {
   return le16(b, at) | le16(b, at + 2) << 16;
 }
 
-// Walks the headers of roaring's portable format and returns the size the data claims, or
-// false with `why`. CRoaring's own reader prints to stdout and may assert on input that ends
-// early, so nothing reaches it before this walk has shown that every container is complete and
-// that the bytes end exactly where the last one does.
+// Walks roaring's portable format; false with `why` unless it is well formed and ends exactly
+// at the end of `b`. CRoaring's own reader prints to stdout and may assert on input that ends
+// early, so nothing reaches it before this walk has shown that every container is complete.
+// (Its reader takes the containers in sequence and skips the offset table, so the offsets
+// themselves are not checked.)
 bool check_portable_layout(const std::string& b, std::string& why) {
   constexpr std::uint32_t cookie_runs = 12347;    // SERIAL_COOKIE
   constexpr std::uint32_t cookie_no_runs = 12346; // SERIAL_COOKIE_NO_RUNCONTAINER
