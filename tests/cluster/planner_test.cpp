@@ -233,6 +233,31 @@ TEST(cluster_planner, removal_returns_shard_and_in_transit_pieces) {
   EXPECT_EQ(out[0].pieces, range(1, 10));
 }
 
+// A lost worker's pieces go out at the next rebalance, also to shards that are not yet down to
+// half their target (the usual top-up threshold).
+TEST(cluster_planner, lost_workers_pieces_are_reassigned_at_once) {
+  planner p(config(60, 1 * mib));
+  p.add_worker(1, 1 * mib);
+  p.add_worker(2, 1 * mib);
+  p.add_worker(3, 1 * mib);
+  auto t = clock::now();
+  auto out = p.rebalance(t);
+  ASSERT_EQ(out.size(), 3u); // 10 each (10 s at 1 MiB/s), 30 left in the pool
+  for (auto& a : out)
+    p.on_ack(a.worker, a.epoch);
+  p.on_verified(1, find(out, 1)->epoch, range(0, 3)); // 7 of 10 left: above half
+  p.on_verified(2, find(out, 2)->epoch, range(10, 13));
+  EXPECT_TRUE(p.rebalance(t).empty());
+  p.remove_worker(3);
+  out = p.rebalance(t);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(find(out, 1)->pieces.cardinality(), 10u);
+  EXPECT_EQ(find(out, 2)->pieces.cardinality(), 10u);
+  // Worker 3's pieces (20..29) were the lowest in the pool: they go first.
+  EXPECT_EQ(p.shard_of(1) | p.shard_of(2), range(3, 10) | range(13, 26));
+  EXPECT_TRUE(one_place(p, 60, {1, 2, 3}));
+}
+
 TEST(cluster_planner, stale_reports_are_refused) {
   planner p(config(100, 1 * mib));
   p.add_worker(1, 1 * mib);
