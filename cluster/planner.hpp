@@ -15,6 +15,13 @@
 // - Reports are accepted only for pieces the reporting worker holds or that are in transit
 //   from it: a worker that lost pieces (stolen, or removed and back after SIGCONT) cannot
 //   have them counted.
+// - Policy details (planner.cpp): a shard's target is also capped at its worker's rate share
+//   of the unfinished pieces (a small torrent is split, not taken by the first worker); a
+//   shard is topped up once it is down to half its target (every shard below its target after a
+//   worker was lost, so that its pieces go out at once); when the pool cannot fill every
+//   shard, each piece goes to the worker that would finish soonest with it; a steal takes the
+//   slow worker's highest pieces, leaving it what it finishes in the time the idle workers
+//   need for the rest, and waits while enough pieces are already in transit.
 #pragma once
 
 #include <chrono>
@@ -82,6 +89,8 @@ public:
   Roaring shard_of(worker_id w) const;
   /// Pieces in no shard, not in transit and not verified.
   const Roaring& pool() const noexcept { return pool_; }
+  /// Pieces taken from a worker that has not yet acknowledged losing them (for checks/tests).
+  Roaring in_transit() const;
   std::size_t worker_count() const noexcept { return workers_.size(); }
 
 private:
@@ -93,12 +102,21 @@ private:
     std::vector<std::pair<std::uint64_t, Roaring>> in_transit;
     double rate = 0;              // bytes/s, measured (0: unknown, use the hint)
     std::uint64_t rate_hint = 0;
+    bool changed = false;         // shard differs from the last assignment sent
+    bool seen = false;            // `since` is set (the first rebalance after the join)
+    clock::time_point since{};    // when a rebalance first saw it: no steal before its rate
   };
+  double rate_of(const worker_state& s) const;
+  std::uint32_t target_of(const worker_state& s, double total_rate, std::uint64_t open) const;
+  std::uint64_t bytes_of(const Roaring& pieces) const;
+  void check_invariant() const;
+
   planner_config cfg_;
   std::map<worker_id, worker_state> workers_;
   Roaring verified_;
   Roaring pool_;
   std::uint64_t epoch_ = 0;
+  bool refill_ = false; // a lost worker's pieces came back: top up every shard below target
 };
 
 } // namespace actorrent::cluster
