@@ -345,7 +345,7 @@ TEST_F(session_fixture, a_shard_and_peers_given_later_are_fetched_and_reported) 
       wo.save_resume = false;
       wo.report_pieces = true;
       wo.piece_filter = std::vector<std::uint32_t>{};
-      auto id = ask<add_torrent_result>(worker, b, add_torrent{m, dir + "/work", wo}).id;
+      auto id = ask<add_torrent_result>(worker, b, add_torrent{m, dir + "/work", wo, nullptr}).id;
       ASSERT_EQ(id, 1u);
       EXPECT_FALSE(ask<session_reply>(worker, b, session_add_peers{99, {}}).ok);
       EXPECT_FALSE(ask<session_reply>(worker, b, session_set_piece_filter{99, {}}).ok);
