@@ -284,8 +284,12 @@ void on_frame(coordinator_actor* self, const cluster_frame& f, bool running) {
     wm->set_torrent(st.cfg.torrent_bytes);
     send_envelope(self, sender, std::move(welcome));
     if (!st.cfg.quiet) {
-      std::printf("joined: worker %u \"%s\" (%zu of %u)\n", id, printable(hello.name()).c_str(),
-                  live_count(st), st.cfg.workers);
+      if (running)
+        std::printf("joined: worker %u \"%s\" (%zu workers)\n", id,
+                    printable(hello.name()).c_str(), live_count(st));
+      else
+        std::printf("joined: worker %u \"%s\" (%zu of %u)\n", id,
+                    printable(hello.name()).c_str(), live_count(st), st.cfg.workers);
       std::fflush(stdout);
     }
     log->info("worker {} joined as {} (listen {})", printable(hello.name()), id,

@@ -2,10 +2,13 @@
 // its own session restricted to the shard it is assigned, reports verified pieces in batches,
 // and writes only while the coordinator's lease holds (storage/write_fence.hpp).
 //
-//   joining --Welcome--> adding --torrent added--> running --Done--> stopping --> gone (0)
-//      |                   |                          |
-//      +-- Refused --------+-- coordinator down ------+--> stopping --> gone (1)
-//          (exit 1)            (fence closed first)
+//   joining --Welcome--> running --Done--> stopping --session stopped (or 15 s)--> gone (0)
+//      |                   |
+//      +-- Refused --------+-- coordinator down / torrent failed --> stopping --> gone (1)
+//          (exit 1)            (the fence is closed first)
+//
+// On Welcome the torrent is added to the session before anything else is handled (an Assign
+// waits for it).
 //
 // In running: Assign -> fence, piece filter, Ack; Lease -> fence deadline; every 500 ms a
 // Report of the pieces verified since the last one.
