@@ -120,6 +120,7 @@ int run_coordinator(const cluster_command::options& opt) {
   cc.state_dir = opt.state_dir.empty()
                    ? ".actorrent-cluster-" + to_hex(cc.meta->hash).substr(0, 8)
                    : opt.state_dir;
+  const std::string state_dir = cc.state_dir;
   cc.peers = opt.peers;
   cc.use_trackers = !opt.no_tracker;
   cc.quiet = opt.quiet;
@@ -142,9 +143,7 @@ int run_coordinator(const cluster_command::options& opt) {
     return 1;
   }
   std::printf("listening: %s:%u for %u workers (%s mode, state in %s)\n", listen.host.c_str(),
-              port, opt.workers, opt.mode.c_str(),
-              (opt.state_dir.empty() ? std::string(".actorrent-cluster-...") : opt.state_dir)
-                .c_str());
+              port, opt.workers, opt.mode.c_str(), state_dir.c_str());
   std::fflush(stdout);
   int rc = wait_for_exit(done, [&](int code) { cluster::stop_coordinator(coordinator, code); });
   if (rc == 130)

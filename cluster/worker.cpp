@@ -76,6 +76,10 @@ void exit_now(worker_actor* self) {
   if (st.exited)
     return;
   st.exited = true;
+  // What the fence kept off the disk: after a pause (SIGSTOP) or a hand-over, the proof that
+  // nothing was written outside the lease and the shard.
+  if (auto n = st.fence->refused())
+    cluster_log()->info("the write fence refused {} block writes", n);
   if (st.cfg.on_exit)
     st.cfg.on_exit(st.exit_code, st.exit_code == 0 ? std::string{} : st.error_text);
   self->quit();
