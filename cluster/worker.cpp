@@ -416,6 +416,8 @@ caf::behavior joining(worker_actor* self) {
 caf::behavior worker_fun(worker_actor* self, worker_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  if (st.cfg.fence)
+    st.fence = st.cfg.fence;
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& s = self->state;
     if (dm.source != s.cfg.coordinator.address() || s.coordinator_down)

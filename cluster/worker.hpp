@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -25,6 +26,10 @@
 
 #include "protocol/error.hpp"
 #include "protocol/types.hpp"
+
+namespace actorrent {
+class write_fence;
+}
 
 namespace actorrent::cluster {
 
@@ -37,6 +42,9 @@ struct worker_config {
   std::uint64_t download_limit = 0;  // bytes/s (0: none): the session's limit, a rate hint
   /// --torrent: the Hello names this info-hash, and a coordinator of another torrent refuses.
   std::optional<info_hash> expected;
+  /// The fence its torrent's storage checks (null: the worker makes its own). Given by tests
+  /// that look at what the worker allows.
+  std::shared_ptr<write_fence> fence;
   /// Called once, from the actor, when the worker ends: the process exit code and, unless 0,
   /// why in one line ("refused by the coordinator: ...", "lost the coordinator: ...").
   std::function<void(int, const std::string&)> on_exit;
