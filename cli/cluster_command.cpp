@@ -252,9 +252,12 @@ int run_worker(const cluster_command::options& opt) {
       so.dht = std::move(dc);
     }
     auto session = spawn_session(sys, std::move(listener), so);
-    auto coordinator = cluster::connect_to_coordinator(sys, join.host, join.port, join_patience);
+    auto coordinator = cluster::connect_to_coordinator(sys, join.host, join.port, join_patience,
+                                                       [] { return stop_signal.load() != 0; });
     if (!coordinator) {
       std::fprintf(stderr, "error: %s\n", coordinator.error().message.c_str());
+      if (stop_signal.load())
+        rc = 130;
       caf::anon_send(session, stop_request{});
     } else {
       cluster::worker_config wc;

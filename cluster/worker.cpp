@@ -451,7 +451,8 @@ caf::behavior worker_fun(worker_actor* self, worker_config cfg) {
 
 result<caf::actor> connect_to_coordinator(caf::actor_system& sys, const std::string& host,
                                           std::uint16_t port,
-                                          std::chrono::milliseconds patience) {
+                                          std::chrono::milliseconds patience,
+                                          const std::function<bool()>& give_up) {
   auto deadline = wclock::now() + patience;
   std::string last;
   for (;;) {
@@ -461,6 +462,9 @@ result<caf::actor> connect_to_coordinator(caf::actor_system& sys, const std::str
     last = sys.render(a.error());
     if (wclock::now() >= deadline)
       break;
+    if (give_up && give_up())
+      return error{errc::invalid_argument, "stopped by a signal while waiting for the "
+                                           "coordinator at " + host + ":" + std::to_string(port)};
     std::this_thread::sleep_for(milliseconds(250));
   }
   return error{errc::io_error, "cannot reach the coordinator at " + host + ":" +

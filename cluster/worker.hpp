@@ -52,9 +52,11 @@ struct worker_config {
 
 /// Connects to the coordinator at host:port, retrying for up to `patience` while nothing
 /// listens there (the coordinator may start after its workers). Blocking; call before
-/// spawn_worker. The system must have been configured with configure_node().
+/// spawn_worker. The system must have been configured with configure_node(). `give_up`
+/// (optional) is asked between attempts: true ends the wait (a signal).
 result<caf::actor> connect_to_coordinator(caf::actor_system& sys, const std::string& host,
-                                          std::uint16_t port, std::chrono::milliseconds patience);
+                                          std::uint16_t port, std::chrono::milliseconds patience,
+                                          const std::function<bool()>& give_up = {});
 
 /// Spawns the worker: it monitors the coordinator and sends Hello at once.
 caf::actor spawn_worker(caf::actor_system& sys, worker_config cfg);
