@@ -335,9 +335,12 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
     stop(self, 1);
     return;
   }
-  if (env.info_hash() !=
-      std::string(reinterpret_cast<const char*>(meta->hash.data()), meta->hash.size())) {
-    std::string why = "the Welcome's torrent is not the job's (info-hash mismatch)";
+  bool other_job = st.cfg.expected && *st.cfg.expected != meta->hash;
+  if (other_job || env.info_hash() != std::string(reinterpret_cast<const char*>(meta->hash.data()),
+                                                  meta->hash.size())) {
+    std::string why = other_job ? "the coordinator runs the torrent " + to_hex(meta->hash) +
+                                    ", not the one of --torrent (" + to_hex(*st.cfg.expected) + ")"
+                                : "the Welcome's torrent is not the job's (info-hash mismatch)";
     st.error_text = why;
     self->send(st.cfg.coordinator, cluster_frame{refused_frame(why, st.hash)});
     stop(self, 1);
