@@ -48,6 +48,7 @@ struct worker_state {
   std::uint64_t epoch = 0;          // the newest assignment applied
   bool everything = false;          // replicate: fetching every piece
   Roaring pending;                  // verified since the last Report
+  Roaring have;                     // every piece the torrent verified
   double rate = 0;
   std::uint64_t downloaded = 0;
   std::uint32_t verified = 0;       // pieces the torrent has in all
@@ -141,8 +142,10 @@ void on_torrent_event(worker_actor* self, const torrent_event& ev) {
     return;
   switch (ev.kind) {
     case torrent_event_kind::pieces_verified:
-      for (auto p : ev.pieces)
+      for (auto p : ev.pieces) {
         st.pending.add(p);
+        st.have.add(p);
+      }
       break;
     case torrent_event_kind::failed:
       cluster_log()->error("the torrent failed: {}", ev.why.message);
@@ -171,7 +174,14 @@ void on_assign(worker_actor* self, const wire::Assign& a) {
   auto count = st.meta->piece_count();
   set_piece_filter filter;
   Roaring shard;
-  if (a.everything()) {
+  // Replicate mode: once told to fetch everything, a later shard (pieces of a lost worker put
+  // back in the pool) adds to the job but never narrows it: this worker needs every piece in its
+  // own directory, and the coordinator does not send `everything` twice.
+  if (a.everything() || st.everything) {
+    if (!a.everything() && !bitmap_from(a.pieces(), count).ok()) {
+      cluster_log()->warn("a bad assignment ignored (fetching every piece already)");
+      return;
+    }
     shard.addRange(0, count);
     filter.all = true;
     st.everything = true;
@@ -210,6 +220,10 @@ void on_assign(worker_actor* self, const wire::Assign& a) {
     }
   }
   st.epoch = std::max(st.epoch, a.epoch());
+  // Pieces of the new shard the torrent has already (verified while they were someone else's,
+  // or reported when they had just been taken from us): reported again, or the coordinator
+  // would wait for them forever.
+  st.pending |= shard & st.have;
   wire::Envelope ack;
   ack.mutable_ack()->set_epoch(a.epoch());
   send_envelope(self, std::move(ack));
