@@ -269,6 +269,7 @@ int run_worker(const cluster_command::options& opt) {
                                                                    : advertised_host) +
                   ":" + std::to_string(port);
       wc.download_limit = *limit;
+      wc.quiet = opt.quiet;
       wc.expected = expected;
       std::future<int> done;
       auto promise = exit_promise(done);
@@ -294,6 +295,9 @@ cluster_command::cluster_command(CLI::App& app) : opt_(std::make_unique<options>
   auto* cluster = app.add_subcommand("cluster", "One download spread over several nodes "
                                                 "(docs/CLUSTER.md)");
   cluster->require_subcommand(1);
+  cluster->footer("Environment: ACTORRENT_CLUSTER_PROTOCOL_VERSION=N makes a node send protocol "
+                  "version N instead of its own. A test knob (the suite checks that a node of "
+                  "another version is refused); never set it in production.");
   auto* c = o.coordinator = cluster->add_subcommand("coordinator", "Plan a job and hand its "
                                                     "pieces to workers");
   c->add_option("torrent", o.torrent, "the .torrent file of the job")->required();
@@ -335,7 +339,7 @@ cluster_command::cluster_command(CLI::App& app) : opt_(std::make_unique<options>
                 "the wrong job)");
   w->add_flag("--no-dht", o.no_dht, "do not use the DHT (BEP 5)");
   w->add_flag("-v,--verbose", o.verbosity, "more log output (-vv: debug)");
-  w->add_flag("-q,--quiet", o.quiet, "fewer messages");
+  w->add_flag("-q,--quiet", o.quiet, "no joined:/done: lines (errors still go to stderr)");
 }
 
 cluster_command::~cluster_command() = default;

@@ -303,8 +303,10 @@ caf::behavior running(worker_actor* self) {
         // Whatever is verified is on its way to disk; stopping the session flushes it.
         send_report(self, false);
         st.done = true;
-        std::printf("done: the job is complete\n");
-        std::fflush(stdout);
+        if (!st.cfg.quiet) {
+          std::printf("done: the job is complete\n");
+          std::fflush(stdout);
+        }
         stop(self, 0);
       } else {
         cluster_log()->warn("unexpected message from the coordinator ignored");
@@ -365,9 +367,11 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
   st.worker_id = w.worker_id();
   st.replicate = w.mode() == wire::MODE_REPLICATE;
   st.lease = w.lease_ms() ? w.lease_ms() : lease_ms;
-  std::printf("joined: worker %u of the job %s (%s mode)\n", st.worker_id,
-              printable(st.meta->name).c_str(), st.replicate ? "replicate" : "shared");
-  std::fflush(stdout);
+  if (!st.cfg.quiet) {
+    std::printf("joined: worker %u of the job %s (%s mode)\n", st.worker_id,
+                printable(st.meta->name).c_str(), st.replicate ? "replicate" : "shared");
+    std::fflush(stdout);
+  }
   self->become(running(self));
   self->send(self, tick_atom::value);
   self->delayed_send(self, milliseconds(heartbeat_ms), report_atom::value);

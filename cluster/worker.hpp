@@ -40,6 +40,7 @@ struct worker_config {
   std::string name;                  // unique in the job
   std::string listen;                // HOST:PORT of the session's listener, told to others
   std::uint64_t download_limit = 0;  // bytes/s (0: none): the session's limit, a rate hint
+  bool quiet = false;                // no joined:/done: lines on stdout
   /// --torrent: the Hello names this info-hash, and a coordinator of another torrent refuses.
   std::optional<info_hash> expected;
   /// The fence its torrent's storage checks (null: the worker makes its own). Given by tests
