@@ -57,7 +57,7 @@ struct coordinator_fixture : ::testing::Test {
   caf::actor coordinator;
   std::uint16_t port = 0;
 
-  void start(std::uint32_t workers) {
+  void start(std::uint32_t workers, job_mode mode = job_mode::shared) {
     auto m = parse_metainfo(bytes);
     ASSERT_TRUE(m.ok());
     meta = std::make_shared<const metainfo>(std::move(*m));
@@ -67,6 +67,7 @@ struct coordinator_fixture : ::testing::Test {
     cc.listen_host = "127.0.0.1";
     cc.listen_port = 0;
     cc.workers = workers;
+    cc.mode = mode;
     cc.quiet = true;
     cc.on_exit = [this](int code) { exited.set_value(code); };
     std::string err;
@@ -113,10 +114,11 @@ std::optional<wire::Envelope> next(caf::scoped_actor& self,
   }
 }
 
-std::string hello(const std::string& name, const info_hash& hash) {
+std::string hello(const std::string& name, const info_hash& hash,
+                  const std::string& listen = "127.0.0.1:1") {
   wire::Envelope env;
   env.mutable_hello()->set_name(name);
-  env.mutable_hello()->set_listen("127.0.0.1:1");
+  env.mutable_hello()->set_listen(listen);
   return encode(std::move(env), hash);
 }
 
@@ -286,6 +288,55 @@ TEST_F(coordinator_fixture, completes_with_done_when_every_piece_is_reported) {
   holder.reset(); // the worker leaves: the coordinator need not wait for it
   ASSERT_EQ(f.wait_for(12s), std::future_status::ready);
   EXPECT_EQ(f.get(), 0);
+}
+
+// Replicate mode: a worker whose shard is done, with nothing left to hand out, is told to fetch
+// everything from the other workers; the job ends only when every worker has everything.
+TEST_F(coordinator_fixture, replicate_sends_everything_and_waits_for_every_replica) {
+  start(2, job_mode::replicate);
+  auto c = remote();
+  ASSERT_TRUE(c);
+  caf::scoped_actor w1{*b.sys};
+  caf::scoped_actor w2{*b.sys};
+  w1->send(c, cluster_frame{hello("w1", info_hash{}, "127.0.0.1:6001")});
+  ASSERT_TRUE(next(w1, &wire::Envelope::has_welcome, 5s));
+  w2->send(c, cluster_frame{hello("w2", info_hash{}, "127.0.0.1:6002")});
+  ASSERT_TRUE(next(w2, &wire::Envelope::has_welcome, 5s));
+  // Each reports its whole shard verified until it is told to fetch everything.
+  auto work = [&](caf::scoped_actor& w) -> std::optional<wire::Assign> {
+    for (int i = 0; i < 20; ++i) {
+      auto a = next(w, &wire::Envelope::has_assign, 5s);
+      if (!a)
+        return std::nullopt;
+      if (a->assign().everything())
+        return a->assign();
+      wire::Envelope ack;
+      ack.mutable_ack()->set_epoch(a->assign().epoch());
+      w->send(c, cluster_frame{encode(ack, meta->hash)});
+      wire::Envelope rep;
+      rep.mutable_report()->set_epoch(a->assign().epoch());
+      rep.mutable_report()->set_verified(a->assign().pieces());
+      w->send(c, cluster_frame{encode(rep, meta->hash)});
+    }
+    return std::nullopt;
+  };
+  auto e1 = work(w1);
+  auto e2 = work(w2);
+  ASSERT_TRUE(e1 && e2);
+  ASSERT_EQ(e1->cluster_peers_size(), 1);
+  EXPECT_EQ(e1->cluster_peers(0), "127.0.0.1:6002");
+  ASSERT_EQ(e2->cluster_peers_size(), 1);
+  EXPECT_EQ(e2->cluster_peers(0), "127.0.0.1:6001");
+  auto whole = [&](caf::scoped_actor& w) {
+    wire::Envelope rep;
+    rep.mutable_report()->set_verified(bitmap_bytes(Roaring{}));
+    rep.mutable_report()->set_has_everything(true);
+    w->send(c, cluster_frame{encode(rep, meta->hash)});
+  };
+  whole(w1);
+  EXPECT_FALSE(next(w1, &wire::Envelope::has_done, 1500ms)) << "done before w2 had everything";
+  whole(w2);
+  EXPECT_TRUE(next(w2, &wire::Envelope::has_done, 5s));
 }
 
 // A worker (without a session: only its protocol side) against a coordinator played by the
