@@ -409,3 +409,52 @@ TEST(worker_node, fences_by_assignment_and_lease_and_closes_when_the_coordinator
   EXPECT_EQ(code, 1);
   EXPECT_NE(why.find("lost the coordinator"), std::string::npos) << why;
 }
+
+// Replicate mode: once a worker fetches everything, a later shard (a lost worker's pieces) does
+// not narrow what it may write; pieces of a new shard it already has are reported again.
+TEST(worker_node, everything_is_never_narrowed_by_a_later_shard) {
+  node_system a;
+  node_system b;
+  auto bytes = torrent_bytes("worker-test");
+  auto meta = parse_metainfo(bytes);
+  ASSERT_TRUE(meta.ok());
+  caf::scoped_actor c{*a.sys};
+  auto port = a.sys->middleman().publish(caf::actor_cast<caf::actor>(c), 0, "127.0.0.1", true);
+  ASSERT_TRUE(port);
+  auto remote = connect_to_coordinator(*b.sys, "127.0.0.1", *port, 5s);
+  ASSERT_TRUE(remote.ok());
+  auto fence = std::make_shared<write_fence>();
+  worker_config wc;
+  wc.coordinator = *remote;
+  wc.name = "w";
+  wc.fence = fence;
+  auto w = spawn_worker(*b.sys, std::move(wc));
+  caf::actor worker;
+  c->receive([&](cluster_frame&) { worker = caf::actor_cast<caf::actor>(c->current_sender()); });
+  wire::Envelope welcome;
+  welcome.mutable_welcome()->set_worker_id(1);
+  welcome.mutable_welcome()->set_mode(wire::MODE_REPLICATE);
+  welcome.mutable_welcome()->set_lease_ms(2000);
+  welcome.mutable_welcome()->set_torrent(bytes);
+  c->send(worker, cluster_frame{encode(welcome, meta->hash)});
+  wire::Envelope lease;
+  lease.mutable_lease()->set_valid_ms(2000);
+  c->send(worker, cluster_frame{encode(lease, meta->hash)});
+  wire::Envelope all;
+  all.mutable_assign()->set_epoch(7);
+  all.mutable_assign()->set_everything(true);
+  c->send(worker, cluster_frame{encode(all, meta->hash)});
+  ASSERT_TRUE(next(c, &wire::Envelope::has_ack, 5s));
+  EXPECT_TRUE(fence->allows(40));
+  Roaring one;
+  one.add(3);
+  wire::Envelope narrow;
+  narrow.mutable_assign()->set_epoch(8);
+  narrow.mutable_assign()->set_pieces(bitmap_bytes(one));
+  c->send(worker, cluster_frame{encode(narrow, meta->hash)});
+  auto ack = next(c, &wire::Envelope::has_ack, 5s);
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->ack().epoch(), 8u);
+  EXPECT_TRUE(fence->allows(40)) << "a later shard narrowed 'everything'";
+  stop_worker(w, 0);
+}
