@@ -75,6 +75,11 @@ struct coordinator_state {
   bool dirty = false;
   std::uint64_t bytes_this_run = 0; // of pieces verified in this run
   std::uint32_t workers_seen = 0;   // workers that ever joined (the complete line)
+  std::uint32_t pieces_this_run = 0; // verified in this run
+  // Traffic between the nodes, for the benchmark: frames and their bytes, both directions.
+  std::uint64_t frames_in = 0;
+  std::uint64_t frames_out = 0;
+  std::uint64_t frame_bytes = 0;
   bool finishing = false; // Done sent
   bool exited = false;
   static inline const char* name = "cluster_coordinator";
@@ -94,7 +99,10 @@ std::size_t live_count(const coordinator_state& st) {
 }
 
 void send_envelope(coordinator_actor* self, const caf::actor& to, wire::Envelope env) {
-  self->send(to, cluster_frame{encode_frame(std::move(env), self->state.cfg.meta->hash)});
+  auto bytes = encode_frame(std::move(env), self->state.cfg.meta->hash);
+  ++self->state.frames_out;
+  self->state.frame_bytes += bytes.size();
+  self->send(to, cluster_frame{std::move(bytes)});
 }
 
 void save_plan(coordinator_actor* self, bool force) {
@@ -200,6 +208,14 @@ void finish(coordinator_actor* self) {
               printable(st.cfg.meta->name).c_str(),
               static_cast<unsigned long long>(st.cfg.meta->content_size()), elapsed,
               size_text(rate).c_str(), st.workers_seen);
+  auto messages = st.frames_in + st.frames_out;
+  double per_piece = st.pieces_this_run ? static_cast<double>(messages) / st.pieces_this_run : 0;
+  std::printf("nodes: %llu messages (%llu in, %llu out), %llu bytes of frames, %.2f messages "
+              "per verified piece\n",
+              static_cast<unsigned long long>(messages),
+              static_cast<unsigned long long>(st.frames_in),
+              static_cast<unsigned long long>(st.frames_out),
+              static_cast<unsigned long long>(st.frame_bytes), per_piece);
   std::fflush(stdout);
   for (auto& [id, w] : st.workers) {
     if (!w.alive)
@@ -228,6 +244,8 @@ void on_frame(coordinator_actor* self, const cluster_frame& f, bool running) {
   auto sender = caf::actor_cast<caf::actor>(self->current_sender());
   if (!sender)
     return;
+  ++st.frames_in;
+  st.frame_bytes += f.bytes.size();
   worker_id from = 0;
   for (auto& [id, w] : st.workers)
     if (w.alive && w.handle == sender)
@@ -321,6 +339,7 @@ void on_frame(coordinator_actor* self, const cluster_frame& f, bool running) {
       auto accepted = st.plan->on_verified(from, r.epoch(), *pieces);
       for (auto p : accepted)
         st.bytes_this_run += piece_bytes(*st.cfg.meta, p);
+      st.pieces_this_run += static_cast<std::uint32_t>(accepted.cardinality());
       if (!accepted.isEmpty())
         st.dirty = true;
       if (accepted.cardinality() != pieces->cardinality())
