@@ -248,7 +248,8 @@ int run_worker(const cluster_command::options& opt) {
       dc.port = port;
       if (!std::getenv("ACTORRENT_DHT_NO_DEFAULT_BOOTSTRAP"))
         dc.bootstrap = default_dht_bootstrap();
-      dc.state_file = opt.out_dir + "/.actorrent/dht.dat";
+      // Shared mode: several workers use one directory; each keeps its own DHT table.
+      dc.state_file = opt.out_dir + "/.actorrent/dht-" + std::to_string(port) + ".dat";
       so.dht = std::move(dc);
     }
     auto session = spawn_session(sys, std::move(listener), so);
