@@ -55,6 +55,7 @@ struct worker_state {
   bool has_everything = false;
   bool reported_everything = false;
   wclock::time_point last_tick = wclock::now();
+  wclock::time_point distrust_until{}; // leases are not heeded before (after a freeze)
   int exit_code = 1;
   bool exited = false;
   bool coordinator_down = false;
@@ -234,7 +235,7 @@ void on_assign(worker_actor* self, const wire::Assign& a) {
 void on_lease(worker_actor* self, const wire::Lease& l) {
   auto& st = self->state;
   auto now = wclock::now();
-  if (now - st.last_tick > frozen_after) {
+  if (now - st.last_tick > frozen_after || now < st.distrust_until) {
     cluster_log()->warn("a lease from before a pause ({} ms without a tick) is ignored",
                                  std::chrono::duration_cast<milliseconds>(now - st.last_tick)
                                    .count());
@@ -322,7 +323,13 @@ caf::behavior running(worker_actor* self) {
       self->delayed_send(self, milliseconds(heartbeat_ms), report_atom::value);
     },
     [=](tick_atom) {
-      self->state.last_tick = wclock::now();
+      auto now = wclock::now();
+      // The process was frozen, and the ticks due meanwhile may run before the leases that
+      // queued up in the socket: those stay unheeded for a while too, long enough for the
+      // connection's end to arrive if the coordinator gave up on this worker.
+      if (now - self->state.last_tick > frozen_after)
+        self->state.distrust_until = now + frozen_after;
+      self->state.last_tick = now;
       self->delayed_send(self, tick_every, tick_atom::value);
     },
     [=](session_stopped) {
@@ -373,6 +380,7 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
     std::fflush(stdout);
   }
   self->become(running(self));
+  st.last_tick = wclock::now();
   self->send(self, tick_atom::value);
   self->delayed_send(self, milliseconds(heartbeat_ms), report_atom::value);
   if (!st.cfg.session)
@@ -402,6 +410,8 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
           return;
         }
         self->state.torrent = r.id;
+        // Adding may take a while (files created at full size): no freeze, no distrust.
+        self->state.last_tick = wclock::now();
       },
       [=](caf::error& e) {
         self->state.error_text = "the session: " + self->system().render(e);
