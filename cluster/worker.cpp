@@ -236,9 +236,8 @@ void on_lease(worker_actor* self, const wire::Lease& l) {
   auto& st = self->state;
   auto now = wclock::now();
   if (now - st.last_tick > frozen_after || now < st.distrust_until) {
-    cluster_log()->warn("a lease from before a pause ({} ms without a tick) is ignored",
-                                 std::chrono::duration_cast<milliseconds>(now - st.last_tick)
-                                   .count());
+    cluster_log()->warn("a lease right after a pause of this process is ignored (it may have "
+                        "waited in the socket while the coordinator gave the pieces away)");
     return;
   }
   auto valid = std::min<std::uint32_t>(l.valid_ms(), st.lease);
