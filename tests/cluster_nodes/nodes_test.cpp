@@ -2,11 +2,14 @@
 // coordinator in one actor system, the workers in another (scoped actors stand in for workers
 // where the test needs to control every message).
 #include <chrono>
+#include <filesystem>
 #include <cstdlib>
 #include <future>
 #include <optional>
 #include <string>
 #include <thread>
+
+#include <unistd.h>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -47,7 +50,8 @@ struct node_system {
   }
 };
 
-struct coordinator_fixture : ::testing::Test {
+/// A coordinator in system `a`, workers to be made in system `b`.
+struct coordinator_run {
   // First: the coordinator reports its exit from its own thread, until system `a` is gone.
   std::promise<int> exited;
   node_system a; // the coordinator's
@@ -57,7 +61,8 @@ struct coordinator_fixture : ::testing::Test {
   caf::actor coordinator;
   std::uint16_t port = 0;
 
-  void start(std::uint32_t workers, job_mode mode = job_mode::shared) {
+  void start(std::uint32_t workers, job_mode mode = job_mode::shared,
+             const std::string& state_dir = {}) {
     auto m = parse_metainfo(bytes);
     ASSERT_TRUE(m.ok());
     meta = std::make_shared<const metainfo>(std::move(*m));
@@ -68,6 +73,7 @@ struct coordinator_fixture : ::testing::Test {
     cc.listen_port = 0;
     cc.workers = workers;
     cc.mode = mode;
+    cc.state_dir = state_dir;
     cc.quiet = true;
     cc.on_exit = [this](int code) { exited.set_value(code); };
     std::string err;
@@ -76,7 +82,7 @@ struct coordinator_fixture : ::testing::Test {
     ASSERT_NE(port, 0);
   }
 
-  void TearDown() override {
+  ~coordinator_run() {
     if (coordinator)
       stop_coordinator(coordinator, 0);
     coordinator = nullptr;
@@ -88,6 +94,8 @@ struct coordinator_fixture : ::testing::Test {
     return r.ok() ? *r : caf::actor{};
   }
 };
+
+struct coordinator_fixture : ::testing::Test, coordinator_run {};
 
 /// Waits for the next frame of a kind (others are skipped); nullopt after `timeout`.
 std::optional<wire::Envelope> next(caf::scoped_actor& self,
@@ -115,9 +123,10 @@ std::optional<wire::Envelope> next(caf::scoped_actor& self,
 }
 
 std::string hello(const std::string& name, const info_hash& hash,
-                  const std::string& listen = "127.0.0.1:1") {
+                  const std::string& listen = "127.0.0.1:1", std::uint64_t rate_cap = 0) {
   wire::Envelope env;
   env.mutable_hello()->set_name(name);
+  env.mutable_hello()->set_download_limit(rate_cap);
   env.mutable_hello()->set_listen(listen);
   return encode(std::move(env), hash);
 }
@@ -337,6 +346,56 @@ TEST_F(coordinator_fixture, replicate_sends_everything_and_waits_for_every_repli
   EXPECT_FALSE(next(w1, &wire::Envelope::has_done, 1500ms)) << "done before w2 had everything";
   whole(w2);
   EXPECT_TRUE(next(w2, &wire::Envelope::has_done, 5s));
+}
+
+// A coordinator stopped mid-job and started again with the same state resumes: the pieces
+// verified before are never assigned again.
+TEST(coordinator_restart, restores_the_plan_and_never_reassigns_verified_pieces) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("actorrent-nodes-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  Roaring first;
+  {
+    coordinator_run run;
+    run.start(1, job_mode::shared, dir.string());
+    auto c = run.remote();
+    ASSERT_TRUE(c);
+    caf::scoped_actor w{*run.b.sys};
+    // A slow worker (16 KiB/s): its first shard is a part of the torrent.
+    w->send(c, cluster_frame{hello("w", info_hash{}, "127.0.0.1:1", 16384)});
+    ASSERT_TRUE(next(w, &wire::Envelope::has_welcome, 5s));
+    auto a = next(w, &wire::Envelope::has_assign, 5s);
+    ASSERT_TRUE(a);
+    first = pieces_of(a->assign());
+    ASSERT_FALSE(first.isEmpty());
+    ASSERT_LT(first.cardinality(), pieces);
+    wire::Envelope ack;
+    ack.mutable_ack()->set_epoch(a->assign().epoch());
+    w->send(c, cluster_frame{encode(ack, run.meta->hash)});
+    wire::Envelope rep;
+    rep.mutable_report()->set_epoch(a->assign().epoch());
+    rep.mutable_report()->set_verified(a->assign().pieces());
+    w->send(c, cluster_frame{encode(rep, run.meta->hash)});
+    std::this_thread::sleep_for(300ms); // the report is handled
+    auto f = run.exited.get_future();
+    stop_coordinator(run.coordinator, 130); // saves the plan on its way out
+    ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+    run.coordinator = nullptr;
+  }
+  coordinator_run again;
+  again.start(1, job_mode::shared, dir.string());
+  auto c = again.remote();
+  ASSERT_TRUE(c);
+  caf::scoped_actor w{*again.b.sys};
+  w->send(c, cluster_frame{hello("w", info_hash{})});
+  ASSERT_TRUE(next(w, &wire::Envelope::has_welcome, 5s));
+  auto a = next(w, &wire::Envelope::has_assign, 5s);
+  ASSERT_TRUE(a);
+  auto second = pieces_of(a->assign());
+  EXPECT_FALSE(second.isEmpty());
+  EXPECT_TRUE((first & second).isEmpty()) << "a piece verified before the restart was reassigned";
+  EXPECT_GT(a->assign().epoch(), 1u);
+  std::filesystem::remove_all(dir);
 }
 
 // A worker (without a session: only its protocol side) against a coordinator played by the
