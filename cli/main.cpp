@@ -19,6 +19,7 @@
 #include "actors/metrics_server.hpp"
 #include "cli/create_command.hpp"
 #include "cli/batch_command.hpp"
+#include "cli/cluster_command.hpp" // [cluster]
 #include "cli/common.hpp"
 #include "actors/peer_connection.hpp"
 #include "actors/rate_limiter.hpp"
@@ -883,6 +884,9 @@ int main(int argc, char** argv) {
   batch->add_flag("-q,--quiet", bo.quiet, "no progress display");
   batch->add_flag("-v,--verbose", bo.verbosity, "more log output (-vv: debug)");
 
+  // [cluster] `cluster coordinator|worker` (cli/cluster_command.cpp).
+  cluster_command cluster{app};
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -892,6 +896,8 @@ int main(int argc, char** argv) {
     return cmd_info(info_path);
   if (*batch)
     return run_batch(bo);
+  if (cluster.chosen())
+    return cluster.run();
   if (*seed) {
     if (seed_dir.empty()) {
       if (seed_args.size() < 2) {

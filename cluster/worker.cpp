@@ -1,0 +1,468 @@
+// The worker actor: see worker.hpp for its states.
+#include "cluster/worker.hpp"
+
+#include <cstdio>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/messages.hpp"
+#include "actors/session.hpp"
+#include "cluster/frame.hpp"
+#include "cluster/node_common.hpp"
+#include "cluster/wire.hpp"
+#include "protocol/metainfo.hpp"
+#include "storage/write_fence.hpp"
+
+namespace actorrent::cluster {
+
+namespace {
+
+using std::chrono::milliseconds;
+using report_atom = caf::atom_constant<caf::atom("w_report")>;
+using tick_atom = caf::atom_constant<caf::atom("w_tick")>;
+using stop_atom = caf::atom_constant<caf::atom("w_stop")>;
+using gone_atom = caf::atom_constant<caf::atom("w_gone")>;
+
+/// The worker notes the time every `tick_every`. A lease that arrives when its own last tick is
+/// older than `frozen_after` was sent before the process was frozen (SIGSTOP) and sat in the
+/// socket: it is not honoured (the coordinator may have given the pieces away meanwhile).
+constexpr milliseconds tick_every{100};
+constexpr milliseconds frozen_after{1000};
+/// How long the session gets to stop (flush files) before the worker exits anyway.
+constexpr std::chrono::seconds stop_wait{15};
+
+using wclock = std::chrono::steady_clock;
+
+struct worker_state {
+  worker_config cfg;
+  std::shared_ptr<write_fence> fence = std::make_shared<write_fence>();
+  std::shared_ptr<const metainfo> meta;
+  info_hash hash{};                 // of the job (zero until Welcome)
+  torrent_id torrent = 0;
+  std::uint32_t worker_id = 0;
+  bool replicate = false;
+  std::uint32_t lease = lease_ms;    // Welcome's lease_ms
+  std::uint64_t epoch = 0;          // the newest assignment applied
+  bool everything = false;          // replicate: fetching every piece
+  Roaring pending;                  // verified since the last Report
+  double rate = 0;
+  std::uint64_t downloaded = 0;
+  std::uint32_t verified = 0;       // pieces the torrent has in all
+  bool has_everything = false;
+  bool reported_everything = false;
+  wclock::time_point last_tick = wclock::now();
+  int exit_code = 1;
+  bool exited = false;
+  bool coordinator_down = false;
+  bool done = false;                // Done received
+  static inline const char* name = "cluster_worker";
+};
+
+using worker_actor = caf::stateful_actor<worker_state>;
+
+void send_envelope(worker_actor* self, wire::Envelope env) {
+  if (self->state.coordinator_down)
+    return;
+  self->send(self->state.cfg.coordinator,
+             cluster_frame{encode_frame(std::move(env), self->state.hash)});
+}
+
+void exit_now(worker_actor* self) {
+  auto& st = self->state;
+  if (st.exited)
+    return;
+  st.exited = true;
+  if (st.cfg.on_exit)
+    st.cfg.on_exit(st.exit_code);
+  self->quit();
+}
+
+caf::behavior stopping(worker_actor* self);
+
+/// Stops the session (which flushes every file) and exits with `code` once it has stopped.
+void stop(worker_actor* self, int code) {
+  auto& st = self->state;
+  st.exit_code = code;
+  if (!st.cfg.session) {
+    exit_now(self);
+    return;
+  }
+  self->send(st.cfg.session, stop_request{});
+  self->delayed_send(self, stop_wait, gone_atom::value);
+  self->become(stopping(self));
+}
+
+/// The coordinator is gone or refused us: no write from this instant on, then stop.
+void lose_coordinator(worker_actor* self, const std::string& why) {
+  auto& st = self->state;
+  st.fence->close();
+  st.coordinator_down = true;
+  cluster_log()->error("lost the coordinator: {}", why);
+  std::fprintf(stderr, "error: lost the coordinator: %s\n", why.c_str());
+  stop(self, 1);
+}
+
+void refused(worker_actor* self, const std::string& reason) {
+  self->state.fence->close();
+  std::fprintf(stderr, "error: refused by the coordinator: %s\n", printable(reason).c_str());
+  // Our side says it too, so that the coordinator's log shows the end of the exchange.
+  stop(self, 1);
+}
+
+void send_report(worker_actor* self, bool force) {
+  auto& st = self->state;
+  bool news = !st.pending.isEmpty() || (st.has_everything && !st.reported_everything);
+  if (!news && !force)
+    return;
+  wire::Envelope env;
+  auto* r = env.mutable_report();
+  r->set_epoch(st.epoch);
+  st.pending.runOptimize();
+  r->set_verified(bitmap_bytes(st.pending));
+  r->set_rate(st.rate);
+  r->set_downloaded(st.downloaded);
+  r->set_has_everything(st.has_everything);
+  send_envelope(self, std::move(env));
+  st.pending = Roaring{};
+  st.reported_everything = st.has_everything;
+}
+
+void on_torrent_event(worker_actor* self, const torrent_event& ev) {
+  auto& st = self->state;
+  if (ev.id != st.torrent || st.torrent == 0)
+    return;
+  switch (ev.kind) {
+    case torrent_event_kind::pieces_verified:
+      for (auto p : ev.pieces)
+        st.pending.add(p);
+      break;
+    case torrent_event_kind::failed:
+      cluster_log()->error("the torrent failed: {}", ev.why.message);
+      std::fprintf(stderr, "error: %s\n", ev.why.message.c_str());
+      // Without its torrent the worker is of no use: the coordinator reassigns its pieces.
+      st.fence->close();
+      stop(self, 1);
+      return;
+    default:
+      break;
+  }
+  if (ev.kind != torrent_event_kind::pieces_verified || ev.progress.pieces != 0) {
+    st.rate = ev.progress.download_rate;
+    st.downloaded = ev.progress.downloaded_payload;
+    st.verified = ev.progress.pieces_verified;
+  }
+  if (st.everything && st.meta && st.verified >= st.meta->piece_count() &&
+      ev.kind != torrent_event_kind::pieces_verified)
+    st.has_everything = true;
+  if (st.everything && ev.kind == torrent_event_kind::finished)
+    st.has_everything = true;
+}
+
+void on_assign(worker_actor* self, const wire::Assign& a) {
+  auto& st = self->state;
+  auto count = st.meta->piece_count();
+  set_piece_filter filter;
+  Roaring shard;
+  if (a.everything()) {
+    shard.addRange(0, count);
+    filter.all = true;
+    st.everything = true;
+  } else {
+    auto pieces = bitmap_from(a.pieces(), count);
+    if (!pieces) {
+      // Refusing keeps the old shard in force: the coordinator hears why.
+      send_envelope(self, [&] {
+        wire::Envelope env;
+        env.mutable_refused()->set_reason("bad assignment: " + pieces.error().message);
+        return env;
+      }());
+      return;
+    }
+    shard = std::move(*pieces);
+    filter.all = false;
+    filter.pieces.reserve(shard.cardinality());
+    for (auto p : shard)
+      filter.pieces.push_back(p);
+  }
+  // The fence first: from here on no write outside the new shard, whatever the torrent is
+  // still fetching; then the torrent stops asking for the rest; then the coordinator may
+  // hand the dropped pieces on.
+  st.fence->set_pieces(shard);
+  if (st.cfg.session) {
+    self->send(st.cfg.session, session_set_piece_filter{st.torrent, std::move(filter)});
+    if (a.everything() && a.cluster_peers_size() > 0) {
+      session_add_peers add;
+      add.id = st.torrent;
+      for (auto& p : a.cluster_peers()) {
+        endpoint ep;
+        if (parse_host_port(p, ep))
+          add.peers.push_back(ep);
+      }
+      self->send(st.cfg.session, std::move(add));
+    }
+  }
+  st.epoch = std::max(st.epoch, a.epoch());
+  wire::Envelope ack;
+  ack.mutable_ack()->set_epoch(a.epoch());
+  send_envelope(self, std::move(ack));
+  cluster_log()->debug("epoch {}: {} pieces{}", a.epoch(), shard.cardinality(),
+                                a.everything() ? " (everything)" : "");
+}
+
+void on_lease(worker_actor* self, const wire::Lease& l) {
+  auto& st = self->state;
+  auto now = wclock::now();
+  if (now - st.last_tick > frozen_after) {
+    cluster_log()->warn("a lease from before a pause ({} ms without a tick) is ignored",
+                                 std::chrono::duration_cast<milliseconds>(now - st.last_tick)
+                                   .count());
+    return;
+  }
+  auto valid = std::min<std::uint32_t>(l.valid_ms(), st.lease);
+  st.fence->allow_until(now + milliseconds(valid));
+}
+
+caf::behavior running(worker_actor* self);
+
+/// A frame from the coordinator: checked (version; info-hash once known).
+std::optional<wire::Envelope> accept_frame(worker_actor* self, const cluster_frame& f) {
+  auto& st = self->state;
+  auto env = decode(f.bytes, st.meta ? &st.hash : nullptr);
+  if (!env) {
+    // What the coordinator sent cannot be trusted: tell it why, and leave the job. A Refused
+    // of another version still says why it refused: show it.
+    wire::Envelope raw;
+    if (raw.ParseFromString(f.bytes) && raw.has_refused()) {
+      refused(self, raw.refused().reason());
+      return std::nullopt;
+    }
+    self->send(st.cfg.coordinator, cluster_frame{refused_frame(env.error().message, st.hash)});
+    st.fence->close();
+    std::fprintf(stderr, "error: refused the coordinator: %s\n", env.error().message.c_str());
+    stop(self, 1);
+    return std::nullopt;
+  }
+  if (env->has_refused()) {
+    refused(self, env->refused().reason());
+    return std::nullopt;
+  }
+  return std::move(*env);
+}
+
+caf::behavior stopping(worker_actor* self) {
+  return {
+    [=](const cluster_frame&) {},
+    [=](const torrent_event&) {},
+    [=](const session_reply&) {},
+    [=](const add_torrent_result&) {},
+    [=](session_stopped) { exit_now(self); },
+    [=](gone_atom) {
+      cluster_log()->warn("the session did not stop in time");
+      exit_now(self);
+    },
+    [=](report_atom) {},
+    [=](tick_atom) {},
+    [=](stop_atom, int) {},
+  };
+}
+
+caf::behavior running(worker_actor* self) {
+  return {
+    [=](const cluster_frame& f) {
+      auto env = accept_frame(self, f);
+      if (!env)
+        return;
+      auto& st = self->state;
+      if (env->has_assign()) {
+        on_assign(self, env->assign());
+      } else if (env->has_lease()) {
+        on_lease(self, env->lease());
+      } else if (env->has_done()) {
+        // Whatever is verified is on its way to disk; stopping the session flushes it.
+        send_report(self, false);
+        st.done = true;
+        std::printf("done: the job is complete\n");
+        std::fflush(stdout);
+        stop(self, 0);
+      } else {
+        cluster_log()->warn("unexpected message from the coordinator ignored");
+      }
+    },
+    [=](const torrent_event& ev) { on_torrent_event(self, ev); },
+    [=](const session_reply& r) {
+      if (!r.ok)
+        cluster_log()->warn("session: {}", r.why.message);
+    },
+    [=](report_atom) {
+      send_report(self, false);
+      self->delayed_send(self, milliseconds(heartbeat_ms), report_atom::value);
+    },
+    [=](tick_atom) {
+      self->state.last_tick = wclock::now();
+      self->delayed_send(self, tick_every, tick_atom::value);
+    },
+    [=](session_stopped) {
+      std::fprintf(stderr, "error: the session stopped\n");
+      self->state.fence->close();
+      self->state.exit_code = 1;
+      exit_now(self);
+    },
+    [=](stop_atom, int code) {
+      self->state.fence->close();
+      stop(self, code);
+    },
+  };
+}
+
+/// Welcome: the torrent is added to the session; Assigns wait until it is (await).
+void on_welcome(worker_actor* self, const wire::Envelope& env) {
+  auto& st = self->state;
+  const auto& w = env.welcome();
+  auto meta = parse_metainfo(w.torrent());
+  if (!meta) {
+    std::fprintf(stderr, "error: the coordinator's torrent: %s\n", meta.error().message.c_str());
+    self->send(st.cfg.coordinator, cluster_frame{refused_frame(
+                                     "cannot read the torrent: " + meta.error().message, st.hash)});
+    stop(self, 1);
+    return;
+  }
+  if (env.info_hash() !=
+      std::string(reinterpret_cast<const char*>(meta->hash.data()), meta->hash.size())) {
+    std::string why = "the Welcome's torrent is not the job's (info-hash mismatch)";
+    std::fprintf(stderr, "error: %s\n", why.c_str());
+    self->send(st.cfg.coordinator, cluster_frame{refused_frame(why, st.hash)});
+    stop(self, 1);
+    return;
+  }
+  st.hash = meta->hash;
+  st.meta = std::make_shared<const metainfo>(std::move(*meta));
+  st.worker_id = w.worker_id();
+  st.replicate = w.mode() == wire::MODE_REPLICATE;
+  st.lease = w.lease_ms() ? w.lease_ms() : lease_ms;
+  std::printf("joined: worker %u of the job %s (%s mode)\n", st.worker_id,
+              printable(st.meta->name).c_str(), st.replicate ? "replicate" : "shared");
+  std::fflush(stdout);
+  self->become(running(self));
+  self->send(self, tick_atom::value);
+  self->delayed_send(self, milliseconds(heartbeat_ms), report_atom::value);
+  if (!st.cfg.session)
+    return; // tests: a worker without a torrent
+  add_torrent add;
+  add.meta = st.meta;
+  add.out_dir = st.cfg.out_dir;
+  add.options.fence = st.fence;
+  add.options.report_pieces = true;
+  add.options.save_resume = false;
+  add.options.piece_filter = std::vector<std::uint32_t>{}; // nothing until the first Assign
+  add.options.use_trackers = w.use_trackers();
+  for (auto& p : w.peers()) {
+    endpoint ep;
+    if (parse_host_port(p, ep))
+      add.options.peers.push_back(ep);
+    else
+      cluster_log()->warn("peer {} ignored: expected HOST:PORT", printable(p));
+  }
+  self->request(st.cfg.session, caf::infinite, std::move(add))
+    .await(
+      [=](add_torrent_result& r) {
+        if (r.id == 0) {
+          std::fprintf(stderr, "error: cannot add the torrent: %s\n", r.why.message.c_str());
+          self->state.fence->close();
+          stop(self, 1);
+          return;
+        }
+        self->state.torrent = r.id;
+      },
+      [=](caf::error& e) {
+        std::fprintf(stderr, "error: the session: %s\n", self->system().render(e).c_str());
+        stop(self, 1);
+      });
+}
+
+caf::behavior joining(worker_actor* self) {
+  return {
+    [=](const cluster_frame& f) {
+      auto env = accept_frame(self, f);
+      if (!env)
+        return;
+      if (env->has_welcome()) {
+        on_welcome(self, *env);
+        return;
+      }
+      cluster_log()->warn("a message before Welcome ignored");
+    },
+    [=](const torrent_event&) {},
+    [=](const session_reply&) {},
+    [=](session_stopped) {
+      self->state.exit_code = 1;
+      exit_now(self);
+    },
+    [=](stop_atom, int code) { stop(self, code); },
+  };
+}
+
+caf::behavior worker_fun(worker_actor* self, worker_config cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& s = self->state;
+    if (dm.source != s.cfg.coordinator.address() || s.coordinator_down)
+      return;
+    if (s.exited)
+      return;
+    // After Done the coordinator may leave first: that is no loss.
+    if (s.done) {
+      s.coordinator_down = true;
+      return;
+    }
+    lose_coordinator(self, caf::to_string(dm.reason));
+  });
+  self->monitor(st.cfg.coordinator);
+  if (st.cfg.session) {
+    self->send(st.cfg.session, subscribe{caf::actor_cast<caf::actor>(self)});
+    if (st.cfg.download_limit > 0)
+      self->send(st.cfg.session, set_session_limits{st.cfg.download_limit, 0, 0});
+  }
+  wire::Envelope env;
+  auto* h = env.mutable_hello();
+  h->set_name(st.cfg.name);
+  h->set_listen(st.cfg.listen);
+  h->set_download_limit(st.cfg.download_limit);
+  st.hash = st.cfg.expected ? *st.cfg.expected : info_hash{};
+  send_envelope(self, std::move(env));
+  return joining(self);
+}
+
+} // namespace
+
+result<caf::actor> connect_to_coordinator(caf::actor_system& sys, const std::string& host,
+                                          std::uint16_t port,
+                                          std::chrono::milliseconds patience) {
+  auto deadline = wclock::now() + patience;
+  std::string last;
+  for (;;) {
+    auto a = sys.middleman().remote_actor(host, port);
+    if (a)
+      return *a;
+    last = sys.render(a.error());
+    if (wclock::now() >= deadline)
+      break;
+    std::this_thread::sleep_for(milliseconds(250));
+  }
+  return error{errc::io_error, "cannot reach the coordinator at " + host + ":" +
+                                 std::to_string(port) + " (tried for " +
+                                 std::to_string(patience.count() / 1000) + " s): " + last};
+}
+
+caf::actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
+  return sys.spawn(worker_fun, std::move(cfg));
+}
+
+void stop_worker(const caf::actor& worker, int code) {
+  caf::anon_send(worker, stop_atom::value, code);
+}
+
+} // namespace actorrent::cluster

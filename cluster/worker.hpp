@@ -1,0 +1,54 @@
+// A worker of a cluster job (docs/CLUSTER.md): joins a coordinator, runs the job's torrent in
+// its own session restricted to the shard it is assigned, reports verified pieces in batches,
+// and writes only while the coordinator's lease holds (storage/write_fence.hpp).
+//
+//   joining --Welcome--> adding --torrent added--> running --Done--> stopping --> gone (0)
+//      |                   |                          |
+//      +-- Refused --------+-- coordinator down ------+--> stopping --> gone (1)
+//          (exit 1)            (fence closed first)
+//
+// In running: Assign -> fence, piece filter, Ack; Lease -> fence deadline; every 500 ms a
+// Report of the pieces verified since the last one.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include "protocol/error.hpp"
+#include "protocol/types.hpp"
+
+namespace actorrent::cluster {
+
+struct worker_config {
+  caf::actor coordinator;            // from connect_to_coordinator
+  caf::actor session;                // the worker's own session (spawn_session)
+  std::string out_dir;               // shared mode: the one shared directory
+  std::string name;                  // unique in the job
+  std::string listen;                // HOST:PORT of the session's listener, told to others
+  std::uint64_t download_limit = 0;  // bytes/s (0: none): the session's limit, a rate hint
+  /// --torrent: the Hello names this info-hash, and a coordinator of another torrent refuses.
+  std::optional<info_hash> expected;
+  /// Called once, from the actor, with the process exit code when the worker ends.
+  std::function<void(int)> on_exit;
+};
+
+/// Connects to the coordinator at host:port, retrying for up to `patience` while nothing
+/// listens there (the coordinator may start after its workers). Blocking; call before
+/// spawn_worker. The system must have been configured with configure_node().
+result<caf::actor> connect_to_coordinator(caf::actor_system& sys, const std::string& host,
+                                          std::uint16_t port, std::chrono::milliseconds patience);
+
+/// Spawns the worker: it monitors the coordinator and sends Hello at once.
+caf::actor spawn_worker(caf::actor_system& sys, worker_config cfg);
+
+/// Tells a worker to stop (SIGINT/SIGTERM): it closes its fence, stops its session and exits
+/// with `code`.
+void stop_worker(const caf::actor& worker, int code);
+
+} // namespace actorrent::cluster
