@@ -33,7 +33,8 @@ WORKERS_RE = re.compile(r"(\d+) workers?\b")
 PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 LOSS_WORDS = re.compile(r"\b(lost|down|gone|unreachable|dead|left|disconnected|expired|frozen)\b",
                         re.I)
-REASSIGN_WORDS = re.compile(r"reassign|rebalanc|redistribut|handed over|hand-over|moved \d+", re.I)
+REASSIGN_WORDS = re.compile(r"reassign|rebalanc|redistribut|handed over|hand-over|moved \d+|"
+                            r"back to the pool", re.I)
 REFUSED_WORDS = re.compile(r"refus", re.I)
 RESTORED_WORDS = re.compile(r"restor|resum", re.I)
 LOST_COORDINATOR = "lost the coordinator"
@@ -249,7 +250,11 @@ class Cluster:
     """One job: a coordinator (restartable) and its workers, all on `host` (127.0.0.1) unless a
     worker is given its own address and network namespace."""
 
-    def __init__(self, sess, actorrent, torrent, mode="shared", host=H.LOOPBACK, netns=None):
+    def __init__(self, sess, actorrent, torrent, mode="shared", host=H.LOOPBACK, netns=None,
+                 verbose=True):
+        # -v: the coordinator's info lines (a lost worker's pieces back to the pool, the plan
+        # resumed from --state) are what the cases check
+        self.verbose = verbose
         self.sess, self.actorrent, self.torrent, self.mode = sess, actorrent, torrent, mode
         self.host, self.netns = host, netns
         self.port = H.free_port()
@@ -271,7 +276,7 @@ class Cluster:
         argv = [self.actorrent, "cluster", "coordinator", self.torrent.path,
                 "--listen", self.endpoint,
                 "--workers", str(workers), "--mode", self.mode, "--state", self.state,
-                "--no-tracker"]
+                "--no-tracker"] + (["-v"] if self.verbose else [])
         for p in peers:
             argv += ["--peer", p]
         argv += list(extra)
