@@ -197,7 +197,7 @@ def run_job(sess, args, torrent, payload, peers, n, network, nets=None):
     out = sess.mkdir("out-" + name)
     hub = nets.hub if nets else None
     cl = C.Cluster(sess, args.actorrent, torrent, "shared", host=HUB_IP if nets else H.LOOPBACK,
-                   netns=hub)
+                   netns=hub, verbose=False)
     cl.state = sess.path("state-" + name)
     coord = cl.start_coordinator(n, peers)
     coord.name = "coordinator-" + name

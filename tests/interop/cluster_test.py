@@ -12,7 +12,8 @@ its verified pieces and nothing else of size; cluster_nodes.py).
                        workers exit 0, the file is byte-exact; every worker wrote at least a piece
                        (its share > 0), all together less than 1.5x the size (it was split, not
                        fetched three times); both seeders uploaded.
-  replicate            3 workers, --mode replicate, a directory each: all three byte-exact.
+  replicate            3 workers (4 MiB/s each), --mode replicate, a directory each: all three
+                       byte-exact.
   kill9                kill -9 one worker once the coordinator reports >= 30 %: the coordinator
                        logs that worker's loss and a reassignment within 5 s of the kill (arrival
                        times of its lines), the job completes byte-exact, the others exit 0.
@@ -55,6 +56,7 @@ CASES = ["shared", "replicate", "kill9", "sigstop", "join_mid_job", "mismatch",
 PIECE = 256 * H.KiB
 SIZE = 64 * H.MiB + 12345
 WORKER_RATE = "2M"          # each worker's --download-limit (2 MiB/s)
+REPLICATE_RATE = "4M"
 LOSS_DEADLINE = 5.0         # issue 13: a lost worker's pieces are reassigned within 5 s
 JOB_TIMEOUT = 75            # a job of 64 MiB at >= 4 MiB/s takes ~20 s
 
@@ -158,7 +160,8 @@ def case_replicate(actorrent, sess):
     cl = C.Cluster(sess, actorrent, torrent, "replicate")
     cl.start_coordinator(3, [s.endpoint for s in seeders])
     out = sess.mkdir("out")
-    workers = start_workers(cl, out, ["w1", "w2", "w3"], separate=True)
+    # each worker fetches the whole content: twice the rate keeps the case near 20 s
+    workers = start_workers(cl, out, ["w1", "w2", "w3"], rate=REPLICATE_RATE, separate=True)
     cl.wait_complete(JOB_TIMEOUT)
     for w in workers:
         byte_exact(payload, os.path.join(out, w.name), cl, "worker %s's directory" % w.name)
