@@ -82,6 +82,8 @@ public:
   Roaring shard_of(worker_id w) const;
   /// Pieces in no shard, not in transit and not verified.
   const Roaring& pool() const noexcept { return pool_; }
+  /// Pieces taken from a worker that has not yet acknowledged losing them (for checks/tests).
+  Roaring in_transit() const;
   std::size_t worker_count() const noexcept { return workers_.size(); }
 
 private:
@@ -93,7 +95,15 @@ private:
     std::vector<std::pair<std::uint64_t, Roaring>> in_transit;
     double rate = 0;              // bytes/s, measured (0: unknown, use the hint)
     std::uint64_t rate_hint = 0;
+    bool changed = false;         // shard differs from the last assignment sent
+    bool seen = false;            // `since` is set (the first rebalance after the join)
+    clock::time_point since{};    // when a rebalance first saw it: no steal before its rate
   };
+  double rate_of(const worker_state& s) const;
+  std::uint32_t target_of(const worker_state& s, double total_rate, std::uint64_t open) const;
+  std::uint64_t bytes_of(const Roaring& pieces) const;
+  void check_invariant() const;
+
   planner_config cfg_;
   std::map<worker_id, worker_state> workers_;
   Roaring verified_;
