@@ -238,6 +238,12 @@ struct torrent_finished {
 struct torrent_failed {
   error why;
 };
+/// [cluster] Torrent -> observer (with torrent_config::report_pieces only): pieces verified and
+/// written (their blocks are in the files, pwrite done) since the last batch; the first batch
+/// also holds the pieces trusted or verified at start.
+struct torrent_pieces_verified {
+  std::vector<std::uint32_t> pieces;
+};
 /// The torrent's last report, sent when it stops (after its peers published their counters).
 struct torrent_stopped {
   torrent_progress final;
@@ -305,6 +311,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::incoming_peer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::torrent_progress)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::torrent_finished)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::torrent_failed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::torrent_pieces_verified)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::set_choke)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::our_pieces)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::read_block)

@@ -335,6 +335,30 @@ void piece_picker::on_request_dropped(block_ref b, const request_record& request
   }
 }
 
+void piece_picker::abandon(piece_index p) {
+  auto* d = find_downloading(p);
+  if (!d)
+    return;
+  for (std::uint32_t i = 0; i < d->blocks.size(); ++i)
+    if (d->blocks[i].state == block_state::received)
+      taken_back_.push_back(stored_block{block_ref{p, i}, d->blocks[i].copy});
+  dirty_total_ -= dirty_bytes(p);
+  std::uint32_t first = global_block(block_ref{p, 0});
+  roaring_bitmap_remove_range(&received_.roaring, first, std::uint64_t{first} + blocks_in_piece(p));
+  finish_downloading(p);
+  // Wanted again meanwhile (the caller abandons skip pieces only): pickable from scratch.
+  if (priority_[p.value] != file_priority::skip)
+    unpark(p);
+}
+
+std::vector<piece_index> piece_picker::downloading_pieces() const {
+  std::vector<piece_index> out;
+  out.reserve(downloading_.size());
+  for (auto& d : downloading_)
+    out.push_back(d.piece);
+  return out;
+}
+
 std::uint64_t piece_picker::dirty_bytes(piece_index p) const {
   std::uint32_t first = global_block(block_ref{p, 0});
   std::uint32_t n = blocks_in_piece(p);

@@ -113,6 +113,15 @@ public:
   /// (parole), so that a liar is identified even without smart ban's block comparison.
   void on_piece_failed(piece_index p);
 
+  /// [cluster] Drops a started piece that is no longer wanted (it left the torrent's piece
+  /// filter), instead of finishing it as a deselected file's piece is: its received copies go
+  /// to taken_back() (storage discards them too), and the caller has already taken its blocks'
+  /// requests out of the request record (and cancelled them). It stays parked; it counts as held
+  /// only if a verdict on it (its hash checked) still arrives.
+  void abandon(piece_index p);
+  /// The pieces started and not yet held, in no particular order.
+  std::vector<piece_index> downloading_pieces() const;
+
   /// Received block copies the picker dropped since the last call (a piece on parole taken over
   /// from a peer that left it unfinished): storage must discard them too. Drained by the caller.
   std::vector<stored_block>& taken_back() noexcept { return taken_back_; }

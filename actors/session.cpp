@@ -168,7 +168,7 @@ std::string saved_torrent_path(const std::string& out_dir, const info_hash& h) {
 /// the files and resume data exactly as an add of that .torrent does.
 result<metadata_ready> prepare_fetched(const std::string& out_dir,
                                        const std::shared_ptr<const metainfo>& meta,
-                                       const std::string& torrent_file) {
+                                       const std::string& torrent_file, bool read_resume) {
   auto layout = file_layout::create(*meta);
   if (!layout)
     return layout.error();
@@ -179,7 +179,8 @@ result<metadata_ready> prepare_fetched(const std::string& out_dir,
       !saved)
     return saved.error();
   auto shared_layout = std::make_shared<const file_layout>(std::move(*layout));
-  auto resume = load_resume(out_dir, *meta, *shared_layout);
+  // [cluster] save_resume = false: nothing is trusted or checked (the plan is the record).
+  auto resume = read_resume ? load_resume(out_dir, *meta, *shared_layout) : resume_result{};
   auto store = file_store::open(shared_layout, out_dir, {}, part_file_path(out_dir, meta->hash));
   if (!store)
     return store.error();
@@ -212,6 +213,11 @@ void fill_common(self_ptr self, const torrent_options& o, torrent_config& tc) {
   tc.handshake_timeout_ms = o.handshake_timeout_ms;
   tc.sequential = o.sequential;
   tc.udp_tracker_timeout_ms = o.udp_tracker_timeout_ms;
+  // [cluster] A worker's torrent: its shard, its write fence, pieces reported as they verify.
+  tc.piece_filter = o.piece_filter;
+  tc.report_pieces = o.report_pieces;
+  tc.save_resume = o.save_resume;
+  tc.fence = o.fence;
 }
 
 add_torrent_result add_magnet(self_ptr self, add_torrent& req) {
@@ -240,9 +246,10 @@ add_torrent_result add_magnet(self_ptr self, add_torrent& req) {
   tc.hash = link.hash;
   tc.name = link.name;
   tc.trackers = link.trackers;
-  tc.on_metadata = [out_dir = req.out_dir](const std::shared_ptr<const metainfo>& meta,
-                                           const std::string& torrent_file) {
-    return prepare_fetched(out_dir, meta, torrent_file);
+  tc.on_metadata = [out_dir = req.out_dir, read_resume = o.save_resume](
+                     const std::shared_ptr<const metainfo>& meta,
+                     const std::string& torrent_file) {
+    return prepare_fetched(out_dir, meta, torrent_file, read_resume);
   };
   fill_common(self, o, tc);
   for (auto& p : link.peers)
@@ -302,7 +309,10 @@ add_torrent_result do_add(self_ptr self, add_torrent& req) {
   }
   auto shared_layout = std::make_shared<const file_layout>(std::move(*layout));
   // Resume data is read before the files are opened: opening creates missing files.
-  auto resume = load_resume(req.out_dir, *meta, *shared_layout);
+  // [cluster] save_resume = false: none is read and nothing is checked; existing data is
+  // whatever the coordinator's plan says, fetched again where it says so.
+  auto resume = req.options.save_resume ? load_resume(req.out_dir, *meta, *shared_layout)
+                                        : resume_result{};
   if (auto storage_log = spdlog::get("storage")) {
     if (!resume.warning.empty())
       storage_log->warn("{}", resume.warning);
@@ -479,6 +489,9 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
       [=](const session_resume& p) { return forward(self, p.id, resume_torrent{}); },
       [=](const session_set_limits& l) { return forward(self, l.id, l.limits); },
       [=](const session_set_file_priorities& p) { return forward(self, p.id, p.priorities); },
+      // [cluster] A worker's shard and the peers of a replicate job.
+      [=](const session_set_piece_filter& p) { return forward(self, p.id, p.filter); },
+      [=](const session_add_peers& p) { return forward(self, p.id, add_peers{p.peers}); },
       [=](const set_session_limits& l) {
         self->state.limits = l;
         if (self->state.opts.io) {
@@ -532,6 +545,17 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
           emit(self, event_of(id, it->second, torrent_event_kind::checked));
         }
         emit(self, event_of(id, it->second, torrent_event_kind::finished));
+      },
+      // [cluster] Pieces verified and written: to every subscriber, as they come (batched by
+      // the torrent, at most one per tick).
+      [=](torrent_pieces_verified& pv) {
+        auto id = sender_id(self);
+        auto it = self->state.torrents.find(id);
+        if (it == self->state.torrents.end())
+          return;
+        auto ev = event_of(id, it->second, torrent_event_kind::pieces_verified);
+        ev.pieces = std::move(pv.pieces);
+        emit(self, ev);
       },
       [=](torrent_failed& f) {
         auto id = sender_id(self);

@@ -46,6 +46,7 @@ struct storage_core {
   std::shared_ptr<const metainfo> meta;
   std::unique_ptr<piece_writer> writer; // the record of which copy of each block is on disk
   caf::actor torrent;
+  bool keep_resume = true;   // [cluster] false: the files are flushed, no resume data written
   bool failed = false;
   bool dirty_resume = false; // verified pieces not yet in the resume file
   std::vector<piece_index> complete;
@@ -73,6 +74,10 @@ struct storage_core {
     auto synced = store->sync();
     if (!synced) {
       fail(synced.error());
+      return;
+    }
+    if (!keep_resume) { // [cluster] the coordinator's plan is the record
+      dirty_resume = false;
       return;
     }
     auto saved = save_resume(store->root(), *meta, store->layout(), writer->verified_pieces(),
@@ -175,11 +180,13 @@ std::vector<Roaring> slice_check(const metainfo& m, const Roaring& pieces) {
 
 caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> store,
                          std::shared_ptr<const metainfo> meta, const caf::actor& torrent,
-                         disk_pool& pool) {
+                         disk_pool& pool, storage_options opts) {
   auto core = std::make_shared<storage_core>();
   core->store = std::move(store);
   core->meta = std::move(meta);
   core->writer = std::make_unique<piece_writer>(*core->store, *core->meta);
+  core->writer->set_fence(std::move(opts.fence));
+  core->keep_resume = opts.save_resume;
   core->torrent = torrent;
   auto queue = pool.make_queue();
   auto* disk = &pool;
@@ -229,7 +236,7 @@ caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> sto
           out.verified.push_back(p);
         }
         c.dirty_resume = true;
-        if (run->cancel && run->cancel->load()) {
+        if (run->cancel && run->cancel->load() && c.keep_resume) {
           // Stopped during the check: record what was verified, and mark the files of the
           // pieces not verified (failed or never hashed) as unknown so that the next run
           // hashes them again instead of trusting or skipping them.

@@ -14,13 +14,20 @@ namespace actorrent {
 
 class disk_pool;
 class file_store;
+class write_fence;
 struct metainfo;
+
+/// [cluster] How a cluster worker's storage differs (the defaults are everyone else's).
+struct storage_options {
+  std::shared_ptr<const write_fence> fence; // checked before every block write (null: none)
+  bool save_resume = true;                  // false: resume data is never written
+};
 
 /// Spawns the writer. It reports blocks_stored, piece_checked and storage_failed to `torrent`.
 /// Its jobs go to `pool` (which must outlive the actor and its last job); a pool without
 /// threads runs them at once on the actor's thread (deterministic tests).
 caf::actor spawn_storage(caf::actor_system& sys, std::unique_ptr<file_store> store,
                          std::shared_ptr<const metainfo> meta, const caf::actor& torrent,
-                         disk_pool& pool);
+                         disk_pool& pool, storage_options opts = {});
 
 } // namespace actorrent

@@ -27,6 +27,13 @@
 // Handlers for rate limits (set_torrent_limits) and file
 // priorities (set_file_priorities) belong in common_handlers (any state); the storage actor is
 // spawned in spawn_torrent, before the first state is entered.
+//
+// [cluster] A piece filter (torrent_config::piece_filter, set_piece_filter) narrows what the
+// file priorities select: a piece outside it is skip, whatever its files say. It takes the file
+// selection's path (downloading <-> seeding as pieces become wanted or all verified), except
+// that a piece leaving the filter while it downloads is abandoned, not finished, and that an
+// empty filter (a worker before its first shard) never counts as finished: the torrent stays in
+// downloading, connected and requesting nothing, and its observer hears only progress.
 #include "actors/torrent_actor.hpp"
 
 #include <algorithm>
@@ -57,6 +64,7 @@
 #include "storage/file_selection.hpp"
 #include "storage/disk_pool.hpp"
 #include "storage/file_store.hpp"
+#include "storage/write_fence.hpp"
 
 namespace actorrent {
 
@@ -172,6 +180,7 @@ struct torrent_state {
     std::uint64_t wire_bytes = 0;
     std::uint64_t connects = 0;
     std::uint64_t bans = 0;
+    std::uint64_t blocks_fenced = 0;     // [cluster] blocks the write fence refused
   } counters;
   // statistics
   std::uint64_t payload_down = 0;
@@ -212,7 +221,18 @@ struct torrent_state {
   bool metadata_announcing = false;
   clock_type::time_point metadata_next_announce{};
 
+  // [cluster] The selection: the pieces' priorities from the file priorities (empty: all
+  // normal) and the piece filter (nullopt: every piece); the picker gets their combination.
+  std::vector<file_priority> file_pieces;
+  std::optional<bitfield> filter;
+  std::vector<std::uint32_t> to_report; // verified and written, not yet reported (report_pieces)
+  // A block was refused by the write fence: no requests until the next tick (else the freed
+  // blocks would be requested again at once, refused again, and so on at network speed).
+  bool fence_hold = false;
+
   const metainfo& meta() const { return *cfg.meta; }
+  /// [cluster] An empty piece filter: nothing wanted, and not "finished" either.
+  bool nothing_selected() const { return filter && filter->none(); }
   /// Peers are dialled, accepted and traded with.
   bool running() const { return state == phase::downloading || state == phase::seeding; }
 };
@@ -239,7 +259,7 @@ void send_announce(self_ptr self, std::optional<tracker::event> ev) {
 void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   auto& st = self->state;
   if (st.state != phase::downloading || st.finishing || e.choked_us || !e.has_bits ||
-      !e.active || e.banned || e.closing)
+      !e.active || e.banned || e.closing || st.fence_hold)
     return;
   auto cap = std::size_t{e.requests->pipeline()}; // within the peer's BEP 10 reqq
   // Refill before the pipeline drains, in batches of at least a quarter of it.
@@ -284,11 +304,21 @@ void update_interest(self_ptr self, peer_entry& e, bool interesting) {
 
 torrent_progress make_progress(const torrent_state& st);
 
+/// [cluster] Sends the pieces verified since the last batch to the observer (report_pieces).
+void flush_report(self_ptr self) {
+  auto& st = self->state;
+  if (st.to_report.empty())
+    return;
+  self->send(st.cfg.observer, torrent_pieces_verified{std::move(st.to_report)});
+  st.to_report.clear();
+}
+
 void finish_stop(self_ptr self) {
   auto& st = self->state;
   if (st.stopped)
     return;
   st.stopped = true;
+  flush_report(self); // [cluster] the last batch comes before the torrent's last report
   auto p = make_progress(st);
   self->send(st.cfg.observer, torrent_stopped{p});
   if (st.tracker) {
@@ -483,6 +513,9 @@ std::string render_metrics(self_ptr self, const torrent_progress& p) {
             "blocks_stored messages handled by the torrent");
   m.counter("peer_connects", static_cast<double>(c.connects), "outgoing connection attempts");
   m.counter("peer_bans", static_cast<double>(c.bans), "peers banned for bad data");
+  if (st.cfg.fence)
+    m.counter("blocks_fenced", static_cast<double>(c.blocks_fenced),
+              "blocks the cluster write fence refused (fetched again once allowed)");
   m.gauge("peers_connected", p.peers, "peers past the handshake");
   m.gauge("peers_unchoked_us", p.peers_unchoked, "peers that let us download");
   m.gauge("peers_known", p.known_peers, "peer addresses known");
@@ -534,6 +567,7 @@ void on_flushed(self_ptr self) {
       }
     }
   }
+  flush_report(self); // [cluster] every piece of the selection is reported before `finished`
   self->send(st.cfg.observer, torrent_finished{make_progress(st)});
 }
 
@@ -544,6 +578,8 @@ void maybe_finish(self_ptr self) {
     return;
   if (st.state == phase::stopping || st.state == phase::failed)
     return;
+  if (st.nothing_selected())
+    return; // [cluster] a worker without a shard: waiting, not done
   st.finishing = true;
   for (auto& [slot, e] : st.peers) {
     drop_outstanding(st, slot);
@@ -624,7 +660,10 @@ void on_piece_checked(self_ptr self, const piece_checked& pc) {
                                  std::to_string(v.piece.value));
     }
     st.pending_haves.push_back(v.piece);
-    ++st.verified_since_save;
+    if (st.cfg.report_pieces) // its blocks were written before it was hashed (same disk job)
+      st.to_report.push_back(v.piece.value);
+    if (st.cfg.save_resume)
+      ++st.verified_since_save;
     if (!st.haves_flush_scheduled) {
       // HAVEs go out in batches: one message per peer for everything verified meanwhile.
       st.haves_flush_scheduled = true;
@@ -762,6 +801,8 @@ clock_type::duration tick_interval(const torrent_state& st, clock_type::time_poi
   }
   if (st.verified_since_save > 0) // resume data still to save: on time
     d = std::min<clock_type::duration>(d, seconds(std::max(1u, st.cfg.resume_interval_s)));
+  if (!st.to_report.empty() || st.fence_hold) // [cluster] a batch to send, requests to resume
+    d = std::min<clock_type::duration>(d, seconds(1));
   return d;
 }
 
@@ -794,6 +835,8 @@ void on_tick(self_ptr self) {
   st.payload_up_at_last_tick = st.payload_up;
   st.last_tick = now;
   ++st.ticks;
+  flush_report(self);      // [cluster] at most one batch per tick
+  st.fence_hold = false;   // refused blocks may be requested again (expire_requests refills)
   if (st.verified_since_save > 0 && now - st.last_save >= seconds(st.cfg.resume_interval_s)) {
     st.verified_since_save = 0;
     st.last_save = now;
@@ -987,10 +1030,15 @@ void on_checked(self_ptr self, existing_checked& ec) {
   st.check_cancel.reset();
   for (auto p : ec.verified)
     st.picker->set_have(piece_index{p});
+  if (st.cfg.report_pieces) { // [cluster] the first batch: what was trusted or verified
+    st.to_report.insert(st.to_report.end(), ec.verified.begin(), ec.verified.end());
+    flush_report(self);
+  }
   if (ec.checked > 0 || !ec.verified.empty())
     st.log->info("existing data: {} of {} pieces verified ({} hashed)", ec.verified.size(),
                  st.meta().piece_count(), ec.checked);
-  bool complete = st.picker->complete();
+  // [cluster] An empty piece filter is not complete: it waits in downloading for a shard.
+  bool complete = st.picker->complete() && !st.nothing_selected();
   if (complete)
     st.announces.complete_at_start(); // BEP 3: no 'completed' for what was complete at start
   if (st.pause_requested) {
@@ -1032,6 +1080,90 @@ void run_pex_round(self_ptr self) {
       self->send(e.handle, snap);
 }
 
+/// [cluster] The picker's priorities: the file selection's, skip outside the piece filter.
+void apply_selection(torrent_state& st) {
+  auto n = st.meta().piece_count();
+  std::vector<file_priority> pieces =
+    st.file_pieces.empty() ? std::vector<file_priority>(n, file_priority::normal) : st.file_pieces;
+  if (st.filter)
+    for (std::uint32_t i = 0; i < n; ++i)
+      if (!st.filter->test(piece_index{i}))
+        pieces[i] = file_priority::skip;
+  st.picker->set_priorities(pieces);
+}
+
+/// [cluster] Started pieces that left the piece filter are given up: their requests are
+/// cancelled and the copies already received are discarded (storage forgets them too), so
+/// that nothing of them is written on, and none of them is counted unless a verdict on its
+/// complete data (hash checked) was already under way.
+void abandon_filtered(self_ptr self) {
+  auto& st = self->state;
+  if (!st.filter)
+    return;
+  std::unordered_map<peer_slot, std::vector<block_ref>> cancels;
+  for (auto p : st.picker->downloading_pieces()) {
+    if (st.filter->test(p))
+      continue;
+    for (std::uint32_t i = 0; i < st.picker->blocks_in_piece(p); ++i) {
+      block_ref b{p, i};
+      for (auto peer : st.requests.requesters(b))
+        if (st.requests.remove(peer, b))
+          cancels[peer].push_back(b);
+    }
+    st.picker->abandon(p);
+  }
+  if (auto& back = st.picker->taken_back(); !back.empty()) {
+    self->send(st.storage, discard_blocks{std::move(back)});
+    back.clear();
+  }
+  for (auto& [slot, blocks] : cancels) {
+    st.counters.cancels_sent += blocks.size();
+    if (auto it = st.peers.find(slot); it != st.peers.end())
+      self->send(it->second.handle, cancel_blocks{std::move(blocks)});
+  }
+}
+
+/// After the selection changed (file priorities or piece filter): a wider one after completion
+/// goes back to downloading (or will, when resumed), peers are re-evaluated and refilled, and a
+/// selection now all verified finishes.
+void selection_changed(self_ptr self) {
+  auto& st = self->state;
+  if (st.state == phase::stopping || st.state == phase::failed)
+    return;
+  if (st.finishing && !st.picker->complete()) {
+    st.finishing = st.done = false;
+    if (st.state == phase::seeding)
+      enter(self, phase::downloading);
+  }
+  for (auto& [slot, e] : st.peers) {
+    if (!e.has_bits)
+      continue;
+    update_interest(self, e, st.picker->is_interesting(e.seed ? nullptr : &e.bits) &&
+                               st.state == phase::downloading && !st.finishing);
+    refill(self, slot, e);
+  }
+  maybe_finish(self);
+}
+
+/// [cluster] The filter as a bitfield; indices past the last piece are dropped with a warning.
+std::optional<bitfield> filter_of(torrent_state& st, bool all,
+                                  const std::vector<std::uint32_t>& pieces) {
+  if (all)
+    return std::nullopt;
+  auto n = st.meta().piece_count();
+  bitfield bits(n);
+  std::size_t bad = 0;
+  for (auto p : pieces) {
+    if (p < n)
+      bits.set(piece_index{p});
+    else
+      ++bad;
+  }
+  if (bad > 0)
+    st.log->warn("piece filter: {} piece indices past the last piece ({}) ignored", bad, n - 1);
+  return bits;
+}
+
 /// What every state with metainfo handles alike; the state's own handlers come first.
 caf::message_handler common_handlers(self_ptr self) {
   return {
@@ -1050,22 +1182,19 @@ caf::message_handler common_handlers(self_ptr self) {
         return;
       }
       self->send(st.storage, fp);
-      st.picker->set_priorities(*pieces);
-      if (st.state == phase::stopping || st.state == phase::failed)
-        return;
-      if (st.finishing && !st.picker->complete()) {
-        st.finishing = st.done = false;
-        if (st.state == phase::seeding)
-          enter(self, phase::downloading);
-      }
-      for (auto& [slot, e] : st.peers) {
-        if (!e.has_bits)
-          continue;
-        update_interest(self, e, st.picker->is_interesting(e.seed ? nullptr : &e.bits) &&
-                                   st.state == phase::downloading && !st.finishing);
-        refill(self, slot, e);
-      }
-      maybe_finish(self);
+      st.file_pieces = std::move(*pieces);
+      apply_selection(st);
+      selection_changed(self);
+    },
+    // [cluster] The piece filter changed (a new shard, a hand-over, a steal): as a file
+    // selection, but started pieces that left it are abandoned (see abandon_filtered).
+    [=](set_piece_filter& pf) {
+      auto& st = self->state;
+      st.filter = filter_of(st, pf.all, pf.pieces);
+      apply_selection(st);
+      abandon_filtered(self);
+      st.fence_hold = false; // the worker moved its fence with its shard
+      selection_changed(self);
     },
     // [session] Per-torrent rate limits from the session API: the buckets are shared with
     // every connection of this torrent, so the change applies to them at once.
@@ -1159,6 +1288,7 @@ caf::message_handler common_handlers(self_ptr self) {
       auto it = st.peers.find(bs.slot);
       peer_entry* e = it == st.peers.end() ? nullptr : &it->second;
       std::unordered_map<peer_slot, std::vector<block_ref>> cancels;
+      std::vector<stored_block> late; // [cluster] copies of pieces outside the piece filter
       // Timed to when the peer's read arrived, not to storage's turn.
       auto received = bs.received == clock_type::time_point{} ? clock_type::now() : bs.received;
       for (auto sb : bs.blocks) {
@@ -1166,10 +1296,25 @@ caf::message_handler common_handlers(self_ptr self) {
         st.requests.on_received(bs.slot, b, received);
         if (e)
           e->blocks_stored += sb.copy != 0;
+        if (sb.refused) {
+          // [cluster] The write fence refused it: free again, requested after the next tick
+          // (the peer did nothing wrong, the torrent goes on).
+          st.picker->on_request_dropped(b, st.requests);
+          ++st.counters.blocks_fenced;
+          st.fence_hold = true;
+          continue;
+        }
         if (sb.copy == 0) {
           // Not written (its piece is verified already, or storage failed): the request is
           // settled without data.
           st.picker->on_request_dropped(b, st.requests);
+          ++st.counters.blocks_duplicate;
+          continue;
+        }
+        if (st.filter && !st.filter->test(b.piece) && !st.picker->have(b.piece)) {
+          // [cluster] Sent before its cancel arrived: the piece was abandoned, storage forgets
+          // this copy too (nothing of the piece may complete from leftovers).
+          late.push_back(sb);
           ++st.counters.blocks_duplicate;
           continue;
         }
@@ -1185,6 +1330,8 @@ caf::message_handler common_handlers(self_ptr self) {
             cancels[other].push_back(b);
       }
       ++st.counters.stored_msgs;
+      if (!late.empty())
+        self->send(st.storage, discard_blocks{std::move(late)});
       for (auto& [other, blocks] : cancels) {
         st.counters.cancels_sent += blocks.size();
         self->send(st.peers[other].handle, cancel_blocks{std::move(blocks)});
@@ -1470,6 +1617,13 @@ caf::behavior awaiting_metadata_behavior(self_ptr self) {
     [=](const set_file_priorities&) {
       self->state.log->warn("file priorities ignored: the metadata is not known yet");
     },
+    // [cluster] Applied once the metadata is known (start_with_metainfo).
+    [=](set_piece_filter& pf) {
+      if (pf.all)
+        self->state.cfg.piece_filter.reset();
+      else
+        self->state.cfg.piece_filter = std::move(pf.pieces);
+    },
     [=](pause_torrent) {
       self->state.pause_requested = true;
       close_all_peers(self, "torrent paused");
@@ -1639,12 +1793,18 @@ void start_with_metainfo(self_ptr self, std::unique_ptr<file_store> store) {
   // pieces' (a piece the highest of its files').
   if (!st.cfg.file_priorities.empty())
     if (auto pieces = piece_priorities(m, st.cfg.file_priorities))
-      st.picker->set_priorities(*pieces);
+      st.file_pieces = std::move(*pieces);
+  // [cluster] The initial piece filter (or one set while the metadata was fetched).
+  if (st.cfg.piece_filter)
+    st.filter = filter_of(st, false, *st.cfg.piece_filter);
+  if (!st.file_pieces.empty() || st.filter)
+    apply_selection(st);
   st.picker->set_sequential(st.cfg.sequential);
   auto me = caf::actor_cast<caf::actor>(self);
   // threads: storage's blocking work goes to the session's disk pool (no thread per torrent).
   st.storage = spawn_storage(self->system(), std::move(store), st.cfg.meta, me,
-                             st.cfg.disk ? *st.cfg.disk : disk_pool::process_default());
+                             st.cfg.disk ? *st.cfg.disk : disk_pool::process_default(),
+                             storage_options{st.cfg.fence, st.cfg.save_resume});
   self->link_to(st.storage);
   auto tiers = m.tracker_tiers();
   if (st.cfg.use_trackers && !tiers.empty()) {

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ namespace actorrent {
 
 class disk_pool;
 class file_store;
+class write_fence;
 class io_runtime;
 struct metainfo;
 struct peer_config;
@@ -95,6 +97,17 @@ struct torrent_config {
   /// UDP trackers (BEP 15): the wait for an answer before a request is sent again (doubled
   /// each time).
   std::uint32_t udp_tracker_timeout_ms = 15000;
+
+  // -- [cluster] a cluster worker's torrent (see torrent_options in session.hpp) --
+  /// The pieces it may fetch (nullopt: all), on top of the file priorities; changed later with
+  /// set_piece_filter. Empty: nothing wanted, and the torrent does not count as finished.
+  std::optional<std::vector<std::uint32_t>> piece_filter;
+  /// The observer gets torrent_pieces_verified batches (at most one per tick).
+  bool report_pieces = false;
+  /// false: storage never writes resume data (the caller read none either).
+  bool save_resume = true;
+  /// Checked by storage before every block write (null: none).
+  std::shared_ptr<write_fence> fence;
 
   // -- a magnet link (meta null): the metadata is fetched from peers (BEP 9) --
   info_hash hash{};                  // the link's info-hash

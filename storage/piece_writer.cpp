@@ -57,6 +57,12 @@ status piece_writer::write(peer_slot sender, const std::vector<block_write>& blo
       stored.push_back(stored_block{ref, 0}); // never overwrite verified data
       continue;
     }
+    if (fence_ && !fence_->allows(b.piece.value)) {
+      // The lease ran out or the piece is another worker's now: nothing reaches the file.
+      stored.push_back(stored_block{ref, 0, true});
+      ++fenced_blocks_;
+      continue;
+    }
     auto& pp = progress(b.piece);
     assert(ref.block < pp.blocks.size());
     auto& bc = pp.blocks[ref.block];

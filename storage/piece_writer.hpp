@@ -25,6 +25,7 @@
 #include "protocol/sha1.hpp"
 #include "protocol/types.hpp"
 #include "storage/file_store.hpp"
+#include "storage/write_fence.hpp"
 
 namespace actorrent {
 
@@ -42,6 +43,7 @@ struct block_write {
 struct stored_block {
   block_ref block;
   std::uint32_t copy = 0;
+  bool refused = false; // [cluster] not written: the write fence refused it (copy is 0)
 };
 
 /// Per block of a hashed piece: who sent the copy that was hashed and that copy's SHA-1.
@@ -63,6 +65,13 @@ class piece_writer {
 public:
   piece_writer(file_store& store, const metainfo& meta);
   ~piece_writer();
+
+  /// [cluster] Every block is checked against `fence` right before it is written; a refused
+  /// block is not written (stored_block::refused) and its piece waits for it, so a piece is
+  /// never hashed with a block missing. Null: no fence (a null check per block).
+  void set_fence(std::shared_ptr<const write_fence> fence) { fence_ = std::move(fence); }
+  /// Blocks the fence refused so far.
+  std::uint64_t fenced_blocks() const noexcept { return fenced_blocks_; }
 
   /// Writes the blocks of one read from `sender`, in order (of two copies of a block in one
   /// read, the later one ends on disk). Appends one stored_block per input block to `stored` and
@@ -109,6 +118,8 @@ private:
 
   file_store& store_;
   const metainfo& meta_;
+  std::shared_ptr<const write_fence> fence_;
+  std::uint64_t fenced_blocks_ = 0;
   Roaring verified_;
   Roaring failed_before_; // pieces that failed once: their next pass reports block digests
   std::unordered_map<std::uint32_t, std::unique_ptr<piece_progress>> pieces_;
