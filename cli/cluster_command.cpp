@@ -270,7 +270,11 @@ int run_worker(const cluster_command::options& opt) {
       wc.expected = expected;
       std::future<int> done;
       auto promise = exit_promise(done);
-      wc.on_exit = [promise](int code) { promise->set_value(code); };
+      wc.on_exit = [promise](int code, const std::string& why) {
+        if (code != 0 && !why.empty())
+          std::fprintf(stderr, "error: %s\n", why.c_str());
+        promise->set_value(code);
+      };
       auto worker = cluster::spawn_worker(sys, std::move(wc));
       rc = wait_for_exit(done, [&](int code) { cluster::stop_worker(worker, code); });
     }

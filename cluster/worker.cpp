@@ -58,6 +58,7 @@ struct worker_state {
   bool exited = false;
   bool coordinator_down = false;
   bool done = false;                // Done received
+  std::string error_text;           // why the worker fails (the first reason given)
   static inline const char* name = "cluster_worker";
 };
 
@@ -76,7 +77,7 @@ void exit_now(worker_actor* self) {
     return;
   st.exited = true;
   if (st.cfg.on_exit)
-    st.cfg.on_exit(st.exit_code);
+    st.cfg.on_exit(st.exit_code, st.exit_code == 0 ? std::string{} : st.error_text);
   self->quit();
 }
 
@@ -101,13 +102,13 @@ void lose_coordinator(worker_actor* self, const std::string& why) {
   st.fence->close();
   st.coordinator_down = true;
   cluster_log()->error("lost the coordinator: {}", why);
-  std::fprintf(stderr, "error: lost the coordinator: %s\n", why.c_str());
+  self->state.error_text = "lost the coordinator: " + why;
   stop(self, 1);
 }
 
 void refused(worker_actor* self, const std::string& reason) {
   self->state.fence->close();
-  std::fprintf(stderr, "error: refused by the coordinator: %s\n", printable(reason).c_str());
+  self->state.error_text = "refused by the coordinator: " + printable(reason);
   // Our side says it too, so that the coordinator's log shows the end of the exchange.
   stop(self, 1);
 }
@@ -141,7 +142,7 @@ void on_torrent_event(worker_actor* self, const torrent_event& ev) {
       break;
     case torrent_event_kind::failed:
       cluster_log()->error("the torrent failed: {}", ev.why.message);
-      std::fprintf(stderr, "error: %s\n", ev.why.message.c_str());
+      st.error_text = ev.why.message;
       // Without its torrent the worker is of no use: the coordinator reassigns its pieces.
       st.fence->close();
       stop(self, 1);
@@ -241,7 +242,7 @@ std::optional<wire::Envelope> accept_frame(worker_actor* self, const cluster_fra
     }
     self->send(st.cfg.coordinator, cluster_frame{refused_frame(env.error().message, st.hash)});
     st.fence->close();
-    std::fprintf(stderr, "error: refused the coordinator: %s\n", env.error().message.c_str());
+    st.error_text = "refused the coordinator: " + env.error().message;
     stop(self, 1);
     return std::nullopt;
   }
@@ -305,13 +306,14 @@ caf::behavior running(worker_actor* self) {
       self->delayed_send(self, tick_every, tick_atom::value);
     },
     [=](session_stopped) {
-      std::fprintf(stderr, "error: the session stopped\n");
+      self->state.error_text = "the session stopped";
       self->state.fence->close();
       self->state.exit_code = 1;
       exit_now(self);
     },
     [=](stop_atom, int code) {
       self->state.fence->close();
+      self->state.error_text = "stopped by a signal";
       stop(self, code);
     },
   };
@@ -323,7 +325,7 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
   const auto& w = env.welcome();
   auto meta = parse_metainfo(w.torrent());
   if (!meta) {
-    std::fprintf(stderr, "error: the coordinator's torrent: %s\n", meta.error().message.c_str());
+    st.error_text = "the coordinator's torrent: " + meta.error().message;
     self->send(st.cfg.coordinator, cluster_frame{refused_frame(
                                      "cannot read the torrent: " + meta.error().message, st.hash)});
     stop(self, 1);
@@ -332,7 +334,7 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
   if (env.info_hash() !=
       std::string(reinterpret_cast<const char*>(meta->hash.data()), meta->hash.size())) {
     std::string why = "the Welcome's torrent is not the job's (info-hash mismatch)";
-    std::fprintf(stderr, "error: %s\n", why.c_str());
+    st.error_text = why;
     self->send(st.cfg.coordinator, cluster_frame{refused_frame(why, st.hash)});
     stop(self, 1);
     return;
@@ -369,7 +371,7 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
     .await(
       [=](add_torrent_result& r) {
         if (r.id == 0) {
-          std::fprintf(stderr, "error: cannot add the torrent: %s\n", r.why.message.c_str());
+          self->state.error_text = "cannot add the torrent: " + r.why.message;
           self->state.fence->close();
           stop(self, 1);
           return;
@@ -377,7 +379,7 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
         self->state.torrent = r.id;
       },
       [=](caf::error& e) {
-        std::fprintf(stderr, "error: the session: %s\n", self->system().render(e).c_str());
+        self->state.error_text = "the session: " + self->system().render(e);
         stop(self, 1);
       });
 }
@@ -400,7 +402,10 @@ caf::behavior joining(worker_actor* self) {
       self->state.exit_code = 1;
       exit_now(self);
     },
-    [=](stop_atom, int code) { stop(self, code); },
+    [=](stop_atom, int code) {
+      self->state.error_text = "stopped by a signal";
+      stop(self, code);
+    },
   };
 }
 

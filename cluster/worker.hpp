@@ -34,8 +34,9 @@ struct worker_config {
   std::uint64_t download_limit = 0;  // bytes/s (0: none): the session's limit, a rate hint
   /// --torrent: the Hello names this info-hash, and a coordinator of another torrent refuses.
   std::optional<info_hash> expected;
-  /// Called once, from the actor, with the process exit code when the worker ends.
-  std::function<void(int)> on_exit;
+  /// Called once, from the actor, when the worker ends: the process exit code and, unless 0,
+  /// why in one line ("refused by the coordinator: ...", "lost the coordinator: ...").
+  std::function<void(int, const std::string&)> on_exit;
 };
 
 /// Connects to the coordinator at host:port, retrying for up to `patience` while nothing

@@ -1,0 +1,287 @@
+// The coordinator and the worker over a real middleman on 127.0.0.1, in one process: the
+// coordinator in one actor system, the workers in another (scoped actors stand in for workers
+// where the test needs to control every message).
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <optional>
+#include <string>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <gtest/gtest.h>
+
+#include "cluster/coordinator.hpp"
+#include "cluster/frame.hpp"
+#include "cluster/node_common.hpp"
+#include "cluster/wire.hpp"
+#include "cluster/worker.hpp"
+#include "protocol/metainfo.hpp"
+
+using namespace actorrent;
+using namespace actorrent::cluster;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::uint32_t pieces = 64;
+
+/// A single-file torrent of 64 pieces of 16 KiB (the hashes are never checked here).
+std::string torrent_bytes(const std::string& name) {
+  std::string hashes(pieces * 20, 'h');
+  std::string info = "d6:lengthi" + std::to_string(pieces * 16384) + "e4:name" +
+                     std::to_string(name.size()) + ":" + name + "12:piece lengthi16384e6:pieces" +
+                     std::to_string(hashes.size()) + ":" + hashes + "e";
+  return "d4:info" + info + "e";
+}
+
+struct node_system {
+  caf::actor_system_config cfg;
+  std::optional<caf::actor_system> sys;
+  node_system() {
+    configure_node(cfg);
+    cfg.set("scheduler.max-threads", 2);
+    sys.emplace(cfg);
+  }
+};
+
+struct coordinator_fixture : ::testing::Test {
+  // First: the coordinator reports its exit from its own thread, until system `a` is gone.
+  std::promise<int> exited;
+  node_system a; // the coordinator's
+  node_system b; // the workers'
+  std::shared_ptr<const metainfo> meta;
+  std::string bytes = torrent_bytes("cluster-test");
+  caf::actor coordinator;
+  std::uint16_t port = 0;
+
+  void start(std::uint32_t workers) {
+    auto m = parse_metainfo(bytes);
+    ASSERT_TRUE(m.ok());
+    meta = std::make_shared<const metainfo>(std::move(*m));
+    coordinator_config cc;
+    cc.meta = meta;
+    cc.torrent_bytes = bytes;
+    cc.listen_host = "127.0.0.1";
+    cc.listen_port = 0;
+    cc.workers = workers;
+    cc.quiet = true;
+    cc.on_exit = [this](int code) { exited.set_value(code); };
+    std::string err;
+    coordinator = spawn_coordinator(*a.sys, std::move(cc), port, err);
+    ASSERT_TRUE(coordinator) << err;
+    ASSERT_NE(port, 0);
+  }
+
+  void TearDown() override {
+    if (coordinator)
+      stop_coordinator(coordinator, 0);
+    coordinator = nullptr;
+  }
+
+  caf::actor remote() {
+    auto r = connect_to_coordinator(*b.sys, "127.0.0.1", port, 5s);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : caf::actor{};
+  }
+};
+
+/// Waits for the next frame of a kind (others are skipped); nullopt after `timeout`.
+std::optional<wire::Envelope> next(caf::scoped_actor& self,
+                                   bool (wire::Envelope::*has)() const,
+                                   std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return std::nullopt;
+    std::optional<wire::Envelope> got;
+    bool timed_out = false;
+    self->receive([&](cluster_frame& f) {
+                    auto env = decode(f.bytes, nullptr);
+                    if (env && ((*env).*has)())
+                      got = std::move(*env);
+                  },
+                  caf::after(left) >> [&] { timed_out = true; });
+    if (got)
+      return got;
+    if (timed_out)
+      return std::nullopt;
+  }
+}
+
+std::string hello(const std::string& name, const info_hash& hash) {
+  wire::Envelope env;
+  env.mutable_hello()->set_name(name);
+  env.mutable_hello()->set_listen("127.0.0.1:1");
+  return encode(std::move(env), hash);
+}
+
+Roaring pieces_of(const wire::Assign& a) {
+  auto r = bitmap_from(a.pieces(), pieces);
+  EXPECT_TRUE(r.ok());
+  return r.ok() ? *r : Roaring{};
+}
+
+} // namespace
+
+TEST_F(coordinator_fixture, refuses_another_version_with_the_reason) {
+  start(1);
+  auto c = remote();
+  ASSERT_TRUE(c);
+  caf::scoped_actor self{*b.sys};
+  wire::Envelope env;
+  env.set_version(protocol_version() + 1);
+  env.mutable_hello()->set_name("w");
+  self->send(c, cluster_frame{env.SerializeAsString()});
+  auto r = next(self, &wire::Envelope::has_refused, 5s);
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->refused().reason().find("protocol version " +
+                                       std::to_string(protocol_version() + 1)),
+            std::string::npos)
+    << r->refused().reason();
+}
+
+TEST_F(coordinator_fixture, refuses_a_worker_of_another_torrent) {
+  start(1);
+  auto c = remote();
+  ASSERT_TRUE(c);
+  caf::scoped_actor self{*b.sys};
+  info_hash other{};
+  other.fill(7);
+  self->send(c, cluster_frame{hello("w", other)});
+  auto r = next(self, &wire::Envelope::has_refused, 5s);
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->refused().reason().find(to_hex(meta->hash)), std::string::npos)
+    << r->refused().reason();
+}
+
+TEST_F(coordinator_fixture, refuses_a_duplicate_name_while_its_worker_lives) {
+  start(2);
+  auto c = remote();
+  ASSERT_TRUE(c);
+  caf::scoped_actor w1{*b.sys};
+  caf::scoped_actor w2{*b.sys};
+  w1->send(c, cluster_frame{hello("same", info_hash{})});
+  ASSERT_TRUE(next(w1, &wire::Envelope::has_welcome, 5s));
+  w2->send(c, cluster_frame{hello("same", info_hash{})});
+  auto r = next(w2, &wire::Envelope::has_refused, 5s);
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->refused().reason().find("already"), std::string::npos) << r->refused().reason();
+}
+
+// A real worker (no session: it is refused before it would add the torrent) sends another
+// version through the test knob: both sides name the version.
+TEST_F(coordinator_fixture, a_worker_of_another_version_exits_with_the_reason) {
+  start(1);
+  auto c = remote();
+  ASSERT_TRUE(c);
+  setenv("ACTORRENT_CLUSTER_PROTOCOL_VERSION", "99", 1);
+  std::promise<std::pair<int, std::string>> done;
+  worker_config wc;
+  wc.coordinator = c;
+  wc.name = "old";
+  wc.on_exit = [&](int code, const std::string& why) { done.set_value({code, why}); };
+  spawn_worker(*b.sys, std::move(wc));
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  unsetenv("ACTORRENT_CLUSTER_PROTOCOL_VERSION");
+  auto [code, why] = f.get();
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(why.find("refused by the coordinator"), std::string::npos) << why;
+  EXPECT_NE(why.find("protocol version 99"), std::string::npos) << why;
+}
+
+// Two workers share the pieces; one vanishes. Its pieces go to the other only after its last
+// lease has run out (2 s), and well within 5 s.
+TEST_F(coordinator_fixture, a_lost_workers_pieces_move_after_its_lease) {
+  start(2);
+  auto c = remote();
+  ASSERT_TRUE(c);
+  caf::scoped_actor keeper{*b.sys};
+  std::optional<caf::scoped_actor> leaver;
+  leaver.emplace(*b.sys);
+  keeper->send(c, cluster_frame{hello("keeper", info_hash{})});
+  ASSERT_TRUE(next(keeper, &wire::Envelope::has_welcome, 5s));
+  (*leaver)->send(c, cluster_frame{hello("leaver", info_hash{})});
+  ASSERT_TRUE(next(*leaver, &wire::Envelope::has_welcome, 5s));
+  auto a1 = next(keeper, &wire::Envelope::has_assign, 5s);
+  auto a2 = next(*leaver, &wire::Envelope::has_assign, 5s);
+  ASSERT_TRUE(a1 && a2);
+  auto kept = pieces_of(a1->assign());
+  auto lost = pieces_of(a2->assign());
+  ASSERT_FALSE(lost.isEmpty());
+  EXPECT_TRUE((kept & lost).isEmpty()) << "a piece was given to two workers";
+  wire::Envelope ack;
+  ack.mutable_ack()->set_epoch(a1->assign().epoch());
+  keeper->send(c, cluster_frame{encode(ack, meta->hash)});
+  // The leaver waits for a lease, then disappears right after it.
+  ASSERT_TRUE(next(*leaver, &wire::Envelope::has_lease, 5s));
+  auto lease_at = std::chrono::steady_clock::now();
+  leaver.reset();
+  // The keeper is told of every lost piece: in one or more new assignments.
+  Roaring now_held = kept;
+  std::optional<std::chrono::steady_clock::time_point> moved_at;
+  auto deadline = lease_at + 8s;
+  while (std::chrono::steady_clock::now() < deadline && !lost.isSubset(now_held)) {
+    auto a = next(keeper, &wire::Envelope::has_assign, 1s);
+    if (!a)
+      continue;
+    now_held = pieces_of(a->assign());
+    if (!moved_at && !(now_held & lost).isEmpty())
+      moved_at = std::chrono::steady_clock::now();
+  }
+  ASSERT_TRUE(moved_at) << "the lost worker's pieces were never reassigned";
+  EXPECT_TRUE(lost.isSubset(now_held));
+  auto after = std::chrono::duration_cast<std::chrono::milliseconds>(*moved_at - lease_at);
+  EXPECT_GE(after.count(), 1900) << "reassigned while the lost worker's lease still held";
+  EXPECT_LT(after.count(), 5000);
+}
+
+// Reports count toward completion; the last one ends the job with Done and exit code 0.
+TEST_F(coordinator_fixture, completes_with_done_when_every_piece_is_reported) {
+  start(1);
+  auto c = remote();
+  ASSERT_TRUE(c);
+  std::optional<caf::scoped_actor> holder;
+  holder.emplace(*b.sys);
+  auto& w = *holder;
+  w->send(c, cluster_frame{hello("only", info_hash{})});
+  ASSERT_TRUE(next(w, &wire::Envelope::has_welcome, 5s));
+  Roaring all;
+  all.addRange(0, pieces);
+  Roaring reported;
+  auto deadline = std::chrono::steady_clock::now() + 15s;
+  bool done = false;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    std::optional<wire::Envelope> got;
+    w->receive([&](cluster_frame& f) {
+                 if (auto env = decode(f.bytes, &meta->hash))
+                   got = std::move(*env);
+               },
+               caf::after(2s) >> [] {});
+    if (!got)
+      continue;
+    if (got->has_done()) {
+      done = true;
+    } else if (got->has_assign()) {
+      auto shard = pieces_of(got->assign());
+      wire::Envelope ack;
+      ack.mutable_ack()->set_epoch(got->assign().epoch());
+      w->send(c, cluster_frame{encode(ack, meta->hash)});
+      wire::Envelope rep;
+      rep.mutable_report()->set_epoch(got->assign().epoch());
+      rep.mutable_report()->set_verified(bitmap_bytes(shard));
+      rep.mutable_report()->set_rate(1 << 20);
+      w->send(c, cluster_frame{encode(rep, meta->hash)});
+      reported |= shard;
+    }
+  }
+  EXPECT_TRUE(done);
+  EXPECT_EQ(reported, all);
+  auto f = exited.get_future();
+  holder.reset(); // the worker leaves: the coordinator need not wait for it
+  ASSERT_EQ(f.wait_for(12s), std::future_status::ready);
+  EXPECT_EQ(f.get(), 0);
+}
