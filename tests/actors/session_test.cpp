@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <iterator>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -245,6 +247,132 @@ TEST_F(session_fixture, a_torrent_limit_set_through_the_api_holds_its_download) 
       EXPECT_LE(seconds, 8.0);
       self->send(a, stop_request{});
       watcher->send(b, stop_request{});
+    }
+  }
+  io_b.stop();
+}
+
+// [cluster] A worker's torrent through the session: no resume data read (so nothing is checked
+// even with the whole content on disk) and none written.
+TEST_F(session_fixture, save_resume_false_reads_checks_and_writes_no_resume_data) {
+  std::string data(4 * block_size, 'r');
+  std::ofstream(dir + "/w.bin", std::ios::binary) << data; // complete, but not trusted
+  auto m = small_torrent("w.bin", data, 3);
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{cfg};
+    session_config sc;
+    sc.io = &io;
+    std::string err;
+    auto listener = open_session_listener(sc, err);
+    ASSERT_TRUE(listener) << err;
+    session_options so;
+    so.io = &io;
+    so.listen_port = listener->port();
+    auto session = spawn_session(sys, listener, so);
+    {
+      caf::scoped_actor self{sys};
+      ask<session_reply>(self, session, subscribe{caf::actor_cast<caf::actor>(self)});
+      torrent_options opts;
+      opts.use_trackers = false;
+      opts.save_resume = false;
+      opts.report_pieces = true;
+      auto added = ask<add_torrent_result>(self, session, add_torrent{m, dir, opts});
+      ASSERT_EQ(added.id, 1u) << added.why.message;
+      auto evs = events_until(self, 1, torrent_event_kind::checked);
+      ASSERT_EQ(evs.back().kind, torrent_event_kind::checked);
+      EXPECT_EQ(evs.back().progress.pieces_verified, 0u) << "existing data was trusted";
+      EXPECT_EQ(evs.back().progress.check_total, 0u) << "existing data was checked";
+      EXPECT_FALSE(has(evs, torrent_event_kind::pieces_verified));
+      EXPECT_FALSE(has(evs, torrent_event_kind::finished));
+      EXPECT_TRUE(ask<session_reply>(self, session, remove_torrent{1}).ok);
+      auto gone = events_until(self, 1, torrent_event_kind::removed);
+      ASSERT_EQ(gone.back().kind, torrent_event_kind::removed);
+      EXPECT_FALSE(has(gone, torrent_event_kind::finished));
+      self->send(session, stop_request{});
+      self->receive([](session_stopped&) {},
+                    caf::after(std::chrono::seconds(10)) >> [] { ADD_FAILURE() << "no stop"; });
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/.actorrent")) << "resume data was written";
+}
+
+// [cluster] A worker's life over real sockets: it starts without a shard (empty filter) and
+// without peers; the peers and the shard come through the session API; the pieces it fetched
+// come back as pieces_verified events, before `finished`.
+TEST_F(session_fixture, a_shard_and_peers_given_later_are_fetched_and_reported) {
+  std::string data(8 * block_size, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i)
+    data[i] = static_cast<char>((i * 2654435761u) >> 11);
+  std::filesystem::create_directories(dir + "/seed");
+  std::ofstream(dir + "/seed/s.bin", std::ios::binary) << data;
+  auto m = small_torrent("s.bin", data, 9);
+  io_runtime io_b{1};
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{cfg};
+    std::string err;
+    session_config sc;
+    sc.io = &io;
+    auto listener_a = open_session_listener(sc, err);
+    ASSERT_TRUE(listener_a) << err;
+    sc.io = &io_b;
+    auto listener_b = open_session_listener(sc, err);
+    ASSERT_TRUE(listener_b) << err;
+    session_options so_a;
+    so_a.io = &io;
+    so_a.id.fill('a');
+    so_a.listen_port = listener_a->port();
+    session_options so_b;
+    so_b.io = &io_b;
+    so_b.id.fill('b');
+    so_b.listen_port = listener_b->port();
+    auto a = spawn_session(sys, listener_a, so_a);
+    auto b = spawn_session(sys, listener_b, so_b);
+    {
+      caf::scoped_actor self{sys};
+      ask<session_reply>(self, a, subscribe{caf::actor_cast<caf::actor>(self)});
+      torrent_options seed_opts;
+      seed_opts.use_trackers = false;
+      ASSERT_EQ(ask<add_torrent_result>(self, a, add_torrent{m, dir + "/seed", seed_opts}).id, 1u);
+      ASSERT_EQ(events_until(self, 1, torrent_event_kind::finished).back().kind,
+                torrent_event_kind::finished);
+
+      caf::scoped_actor worker{sys};
+      ask<session_reply>(worker, b, subscribe{caf::actor_cast<caf::actor>(worker)});
+      torrent_options wo;
+      wo.use_trackers = false;
+      wo.save_resume = false;
+      wo.report_pieces = true;
+      wo.piece_filter = std::vector<std::uint32_t>{};
+      auto id = ask<add_torrent_result>(worker, b, add_torrent{m, dir + "/work", wo}).id;
+      ASSERT_EQ(id, 1u);
+      EXPECT_FALSE(ask<session_reply>(worker, b, session_add_peers{99, {}}).ok);
+      EXPECT_FALSE(ask<session_reply>(worker, b, session_set_piece_filter{99, {}}).ok);
+      EXPECT_TRUE(ask<session_reply>(
+                    worker, b, session_add_peers{id, {endpoint{"127.0.0.1", listener_a->port()}}})
+                    .ok);
+      EXPECT_TRUE(
+        ask<session_reply>(worker, b, session_set_piece_filter{id, {false, {2, 5, 6}}}).ok);
+      auto evs = events_until(worker, id, torrent_event_kind::finished);
+      ASSERT_EQ(evs.back().kind, torrent_event_kind::finished) << evs.back().why.message;
+      std::vector<std::uint32_t> reported;
+      for (auto& ev : evs)
+        if (ev.kind == torrent_event_kind::pieces_verified)
+          reported.insert(reported.end(), ev.pieces.begin(), ev.pieces.end());
+      std::sort(reported.begin(), reported.end());
+      EXPECT_EQ(reported, (std::vector<std::uint32_t>{2, 5, 6}));
+      EXPECT_EQ(evs.back().progress.pieces_verified, 3u);
+      // Written: the shard's bytes are in the file, the rest is not.
+      std::ifstream in(dir + "/work/s.bin", std::ios::binary);
+      std::string disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      ASSERT_GE(disk.size(), 7 * block_size);
+      EXPECT_EQ(disk.substr(2 * block_size, block_size), data.substr(2 * block_size, block_size));
+      EXPECT_EQ(disk.substr(5 * block_size, 2 * block_size),
+                data.substr(5 * block_size, 2 * block_size));
+      EXPECT_NE(disk.substr(0, block_size), data.substr(0, block_size));
+      self->send(a, stop_request{});
+      worker->send(b, stop_request{});
     }
   }
   io_b.stop();

@@ -6,11 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -32,6 +34,7 @@
 #include "storage/disk_pool.hpp"
 #include "storage/file_store.hpp"
 #include "storage/resume.hpp"
+#include "storage/write_fence.hpp"
 
 using namespace actorrent;
 
@@ -62,6 +65,10 @@ struct world {
   bool failed = false;
   bool stopped = false;
   torrent_progress final; // from torrent_stopped
+  // [cluster] torrent_pieces_verified batches, and the order of batches ("pieces"), finished
+  // and stopped as the observer saw them.
+  std::vector<std::vector<std::uint32_t>> reported;
+  std::vector<std::string> order;
 };
 
 caf::behavior scripted_peer(caf::event_based_actor* self, peer_config pc,
@@ -97,11 +104,17 @@ caf::behavior observer(caf::event_based_actor*, std::shared_ptr<world> w) {
     [=](torrent_finished&) {
       w->finished = true;
       ++w->finished_count;
+      w->order.push_back("finished");
     },
     [=](torrent_failed&) { w->failed = true; },
     [=](torrent_stopped& s) {
       w->stopped = true;
       w->final = std::move(s.final);
+      w->order.push_back("stopped");
+    },
+    [=](torrent_pieces_verified& pv) {
+      w->reported.push_back(std::move(pv.pieces));
+      w->order.push_back("pieces");
     },
   };
 }
@@ -155,6 +168,11 @@ struct fixture {
     bool fail_at_start = false; // storage reports a failure during the data check
     bool hold_start = false;    // nothing runs until the test runs the scheduler
     std::uint32_t upload_slots = 4;
+    // [cluster]
+    std::optional<std::vector<std::uint32_t>> piece_filter;
+    bool report_pieces = false;
+    bool save_resume = true;
+    std::shared_ptr<write_fence> fence;
   };
 
   /// A torrent of `pieces` pieces of 4 blocks; `peers` scripted peers are known to it.
@@ -190,6 +208,10 @@ struct fixture {
     tc.max_peers = opt.max_peers;
     tc.upload_slots = opt.upload_slots;
     tc.observer = sys.spawn(observer, w);
+    tc.piece_filter = opt.piece_filter;
+    tc.report_pieces = opt.report_pieces;
+    tc.save_resume = opt.save_resume;
+    tc.fence = opt.fence;
     for (std::uint32_t i = 0; i < peers; ++i)
       tc.peers.push_back(endpoint{"127.0.0.1", static_cast<std::uint16_t>(7000 + i)});
     auto wp = w;
@@ -348,6 +370,14 @@ struct fixture {
     });
     sched.run();
     return out;
+  }
+  void filter(std::vector<std::uint32_t> pieces) {
+    caf::anon_send(torrent, set_piece_filter{false, std::move(pieces)});
+    sched.run();
+  }
+  std::string file_bytes() const {
+    std::ifstream in(dir + "/t.bin", std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   }
   bool banned(peer_slot slot) const {
     auto& p = w->peers.at(slot);
@@ -986,4 +1016,187 @@ TEST(torrent_actor, a_choke_and_unchoke_in_one_read_ends_the_requests_sent_befor
   f.sched.run();
   EXPECT_EQ(f.w->peers.at(0).requested.size(), 2 * asked) << "asked again after the unchoke";
   EXPECT_TRUE(f.w->peers.at(0).cancelled.empty()) << "the wire's side forgot them already";
+}
+
+// -- [cluster] what a cluster worker's torrent adds: a piece filter, pieces reported as they
+//    verify, no resume data, a write fence ---------------------------------------------------
+
+namespace {
+fixture::options cluster_options() {
+  fixture::options o;
+  return o;
+}
+std::vector<std::uint32_t> sorted(std::vector<std::uint32_t> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+} // namespace
+
+TEST(torrent_cluster, a_piece_filter_restricts_picks_and_widening_it_after_finish_downloads_again) {
+  auto o = cluster_options();
+  o.piece_filter = std::vector<std::uint32_t>{1, 2};
+  fixture f(4, 1, o);
+  f.connect_and_unchoke(0);
+  auto& requested = f.w->peers.at(0).requested;
+  EXPECT_EQ(requested.size(), 8u);
+  for (auto b : requested)
+    EXPECT_TRUE(b.piece.value == 1 || b.piece.value == 2) << "piece " << b.piece.value;
+  f.deliver(0, {{1, 0}, {1, 1}, {1, 2}, {1, 3}, {2, 0}, {2, 1}, {2, 2}, {2, 3}});
+  EXPECT_EQ(f.w->finished_count, 1) << "every piece of the filter verified: finished";
+  auto p = f.progress();
+  EXPECT_TRUE(p.seeding);
+  EXPECT_EQ(p.total_size, 8u * K) << "progress is of the filter's pieces";
+  EXPECT_FALSE(f.w->peers.at(0).disconnected) << "the peer has pieces a wider filter may want";
+  f.filter({1, 2, 3});
+  EXPECT_FALSE(f.progress().seeding) << "a wider filter: downloading again";
+  EXPECT_EQ(f.count_requests(0, 3), 4u);
+  EXPECT_EQ(f.count_requests(0, 0), 0u);
+  f.deliver(0, {{3, 0}, {3, 1}, {3, 2}, {3, 3}});
+  EXPECT_EQ(f.w->finished_count, 2);
+  EXPECT_EQ(f.progress().pieces_verified, 3u);
+}
+
+TEST(torrent_cluster, a_piece_leaving_the_filter_while_it_downloads_is_abandoned) {
+  fixture f(2, 1);
+  f.connect_and_unchoke(0);
+  ASSERT_EQ(f.count_requests(0, 0), 4u);
+  f.deliver(0, {{0, 0}, {0, 1}});
+  f.filter({1}); // piece 0 goes to another worker
+  auto cancelled = f.w->peers.at(0).cancelled;
+  ASSERT_EQ(cancelled.size(), 2u) << "its outstanding requests are cancelled";
+  EXPECT_EQ(cancelled[0].piece.value, 0u);
+  EXPECT_EQ(cancelled[1].piece.value, 0u);
+  // Blocks sent before the cancel arrived: piece 0 must not complete from what is left of it.
+  f.deliver(0, {{0, 2}, {0, 3}});
+  EXPECT_EQ(f.progress().pieces_verified, 0u) << "an abandoned piece verified from leftovers";
+  f.deliver(0, {{1, 0}, {1, 1}, {1, 2}, {1, 3}});
+  EXPECT_EQ(f.w->finished_count, 1);
+  EXPECT_EQ(f.progress().pieces_verified, 1u);
+  // Back in the filter: fetched from scratch (nothing of the old copies is trusted).
+  f.filter({0, 1});
+  EXPECT_EQ(f.count_requests(0, 0), 8u);
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  EXPECT_EQ(f.progress().pieces_verified, 2u);
+  EXPECT_EQ(f.w->finished_count, 2);
+}
+
+TEST(torrent_cluster, an_empty_filter_requests_nothing_and_never_finishes) {
+  auto o = cluster_options();
+  o.piece_filter = std::vector<std::uint32_t>{};
+  fixture f(2, 1, o);
+  f.connect_and_unchoke(0);
+  EXPECT_TRUE(f.w->peers.at(0).requested.empty());
+  f.ticks(3);
+  EXPECT_FALSE(f.w->finished) << "a worker without a shard is waiting, not done";
+  auto p = f.progress();
+  EXPECT_FALSE(p.seeding);
+  EXPECT_EQ(p.peers, 1u) << "it stays connected";
+  EXPECT_FALSE(f.w->peers.at(0).disconnected);
+  f.filter({0}); // its first shard
+  EXPECT_EQ(f.count_requests(0, 0), 4u);
+  EXPECT_EQ(f.count_requests(0, 1), 0u);
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  EXPECT_EQ(f.w->finished_count, 1);
+}
+
+TEST(torrent_cluster, verified_pieces_are_reported_in_one_batch_per_tick_and_before_finished) {
+  auto o = cluster_options();
+  o.report_pieces = true;
+  fixture f(3, 2, o);
+  EXPECT_TRUE(f.w->reported.empty()) << "nothing verified at start: no empty batch";
+  f.connect_and_unchoke(0);
+  f.connect_and_unchoke(1);
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  f.deliver(0, {{1, 0}, {1, 1}, {1, 2}});
+  f.deliver(1, {{1, 3, false}}); // piece 1 fails its hash check: not reported
+  ASSERT_EQ(f.progress().pieces_failed, 1u);
+  EXPECT_TRUE(f.w->reported.empty()) << "batched: nothing before the tick";
+  f.ticks(1);
+  ASSERT_EQ(f.w->reported.size(), 1u);
+  EXPECT_EQ(f.w->reported[0], (std::vector<std::uint32_t>{0}));
+  f.ticks(2);
+  EXPECT_EQ(f.w->reported.size(), 1u) << "no batch without news";
+  f.deliver(0, {{1, 0}, {1, 1}, {1, 2}, {1, 3}, {2, 0}, {2, 1}, {2, 2}, {2, 3}});
+  ASSERT_EQ(f.w->reported.size(), 2u) << "the batch of the finish";
+  EXPECT_EQ(sorted(f.w->reported[1]), (std::vector<std::uint32_t>{1, 2}));
+  EXPECT_EQ(f.w->order, (std::vector<std::string>{"pieces", "pieces", "finished"}));
+}
+
+TEST(torrent_cluster, pieces_verified_at_start_are_the_first_batch) {
+  auto o = cluster_options();
+  o.data_on_disk = true;
+  o.report_pieces = true;
+  fixture f(3, 1, o);
+  ASSERT_FALSE(f.w->reported.empty());
+  EXPECT_EQ(sorted(f.w->reported[0]), (std::vector<std::uint32_t>{0, 1, 2}));
+  ASSERT_GE(f.w->order.size(), 2u);
+  EXPECT_EQ(f.w->order[0], "pieces");
+  EXPECT_EQ(f.w->order[1], "finished");
+}
+
+TEST(torrent_cluster, without_report_pieces_nothing_is_reported) {
+  fixture f(1, 1);
+  f.connect_and_unchoke(0);
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  f.ticks(1);
+  EXPECT_TRUE(f.w->finished);
+  EXPECT_TRUE(f.w->reported.empty());
+}
+
+TEST(torrent_cluster, save_resume_false_writes_no_resume_data) {
+  for (bool save : {true, false}) {
+    auto o = cluster_options();
+    o.save_resume = save;
+    fixture f(2, 1, o);
+    f.connect_and_unchoke(0);
+    f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+    f.ticks(6); // past the 5 s resume interval
+    f.deliver(0, {{1, 0}, {1, 1}, {1, 2}, {1, 3}});
+    EXPECT_TRUE(f.w->finished);
+    caf::anon_send(f.torrent, stop_request{});
+    f.sched.run();
+    ASSERT_TRUE(f.w->stopped);
+    bool written = std::filesystem::exists(resume_path(f.dir, f.meta->hash));
+    EXPECT_EQ(written, save) << (save ? "the control run must write resume data"
+                                      : "save_resume = false wrote resume data");
+    EXPECT_EQ(f.file_bytes(), f.data) << "the data itself is written either way";
+  }
+}
+
+TEST(torrent_cluster, a_closed_fence_writes_nothing_and_the_blocks_are_fetched_once_it_opens) {
+  auto o = cluster_options();
+  auto fence = std::make_shared<write_fence>(); // closed: no lease yet
+  o.fence = fence;
+  fixture f(2, 1, o);
+  f.connect_and_unchoke(0);
+  ASSERT_EQ(f.count_requests(0, 0), 4u);
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  EXPECT_EQ(f.file_bytes().find_first_not_of('\0'), std::string::npos)
+    << "a refused block reached the file";
+  auto p = f.progress();
+  EXPECT_EQ(p.pieces_verified, 0u);
+  EXPECT_EQ(p.pieces_failed, 0u);
+  EXPECT_FALSE(f.w->failed) << "a refusal does not fail the torrent";
+  EXPECT_FALSE(f.w->peers.at(0).disconnected) << "nor does it blame the peer";
+  EXPECT_EQ(fence->refused(), 4u);
+  EXPECT_NE(p.metrics.find("actorrent_blocks_fenced 4"), std::string::npos) << p.metrics;
+  EXPECT_EQ(f.count_requests(0, 0), 4u) << "not requested again before the next tick";
+  // The lease comes, with piece 0 only.
+  fence->allow_until(write_fence::clock::now() + std::chrono::hours(1));
+  Roaring shard;
+  shard.add(0);
+  fence->set_pieces(shard);
+  f.ticks(1);
+  EXPECT_EQ(f.count_requests(0, 0), 8u) << "the refused blocks are free again";
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  EXPECT_EQ(f.progress().pieces_verified, 1u);
+  // Piece 1 is outside the fence's pieces: refused, never verified, never on disk.
+  f.deliver(0, {{1, 0}, {1, 1}, {1, 2}, {1, 3}});
+  p = f.progress();
+  EXPECT_EQ(p.pieces_verified, 1u);
+  EXPECT_EQ(fence->refused(), 8u);
+  auto bytes = f.file_bytes();
+  EXPECT_EQ(bytes.substr(0, 4 * K), f.data.substr(0, 4 * K));
+  EXPECT_EQ(bytes.size() > 4 * K ? bytes.find_first_not_of('\0', 4 * K) : std::string::npos,
+            std::string::npos);
 }
