@@ -371,5 +371,5 @@ class Cluster:
             if wrc != 0:
                 raise Failed("worker %s exited %d after the job was done\n%s"
                              % (w.name, wrc, self.diagnostics()))
-        H.log("complete: %s" % done[0])
+        H.log("coordinator: %s" % done[0])
         return done[0]
