@@ -88,6 +88,9 @@ struct torrent_options {
   bool save_resume = true;
   /// The pieces the torrent may fetch (nullopt: all), on top of the file priorities: pieces
   /// outside are skipped. Changed later with session_set_piece_filter.
+  /// An empty filter never counts as finished (no `finished` event: the torrent waits in
+  /// downloading, connected, requesting nothing); a non-empty one all verified finishes as a
+  /// file selection does, and a wider one later downloads again.
   std::optional<std::vector<std::uint32_t>> piece_filter;
 };
 

@@ -226,9 +226,13 @@ struct torrent_state {
   std::vector<file_priority> file_pieces;
   std::optional<bitfield> filter;
   std::vector<std::uint32_t> to_report; // verified and written, not yet reported (report_pieces)
-  // A block was refused by the write fence: no requests until the next tick (else the freed
-  // blocks would be requested again at once, refused again, and so on at network speed).
+  // A block was refused by the write fence: no requests for fence_hold_ticks ticks (else the
+  // freed blocks would be requested again at once, refused again, and so on at network speed).
+  // The hold doubles, up to 8 ticks, while refusals go on (a lease that stays expired costs
+  // the peers a pipeline every 8 s, not every second); a stored block or a new filter ends it.
   bool fence_hold = false;
+  std::uint32_t fence_hold_ticks = 0;
+  std::uint32_t fence_backoff = 1;
 
   const metainfo& meta() const { return *cfg.meta; }
   /// [cluster] An empty piece filter: nothing wanted, and not "finished" either.
@@ -835,8 +839,11 @@ void on_tick(self_ptr self) {
   st.payload_up_at_last_tick = st.payload_up;
   st.last_tick = now;
   ++st.ticks;
-  flush_report(self);      // [cluster] at most one batch per tick
-  st.fence_hold = false;   // refused blocks may be requested again (expire_requests refills)
+  flush_report(self); // [cluster] at most one batch per tick
+  // [cluster] Refused blocks may be requested again once the hold is over (expire_requests
+  // refills every peer).
+  if (st.fence_hold && --st.fence_hold_ticks == 0)
+    st.fence_hold = false;
   if (st.verified_since_save > 0 && now - st.last_save >= seconds(st.cfg.resume_interval_s)) {
     st.verified_since_save = 0;
     st.last_save = now;
@@ -1194,6 +1201,7 @@ caf::message_handler common_handlers(self_ptr self) {
       apply_selection(st);
       abandon_filtered(self);
       st.fence_hold = false; // the worker moved its fence with its shard
+      st.fence_backoff = 1;
       selection_changed(self);
     },
     // [session] Per-torrent rate limits from the session API: the buckets are shared with
@@ -1301,9 +1309,15 @@ caf::message_handler common_handlers(self_ptr self) {
           // (the peer did nothing wrong, the torrent goes on).
           st.picker->on_request_dropped(b, st.requests);
           ++st.counters.blocks_fenced;
-          st.fence_hold = true;
+          if (!st.fence_hold) {
+            st.fence_hold = true;
+            st.fence_hold_ticks = st.fence_backoff;
+            st.fence_backoff = std::min<std::uint32_t>(st.fence_backoff * 2, 8);
+          }
           continue;
         }
+        if (sb.copy != 0)
+          st.fence_backoff = 1; // [cluster] the fence let this one in
         if (sb.copy == 0) {
           // Not written (its piece is verified already, or storage failed): the request is
           // settled without data.

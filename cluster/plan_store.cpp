@@ -1,5 +1,6 @@
 #include "cluster/plan_store.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -194,6 +195,58 @@ result<loaded_plan_state> load_plan_state(const std::string& state_dir, const in
   s.workers.assign(msg.workers().begin(), msg.workers().end());
   out.state = std::move(s);
   return out;
+}
+
+result<plan_store> plan_store::open(const std::string& dir, const info_hash& hash,
+                                    std::uint32_t piece_count, wire::Mode mode) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return error{errc::io_error, "cannot create the state directory " + dir + ": " +
+                                     ec.message()};
+  if (!std::filesystem::is_directory(dir, ec))
+    return error{errc::io_error, "the state directory " + dir + " is not a directory"};
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return error{errc::io_error, "the state directory " + dir + " is not writable: " +
+                                     std::strerror(errno)};
+  plan_store s;
+  s.dir_ = dir;
+  s.hash_ = hash;
+  s.piece_count_ = piece_count;
+  s.mode_ = mode;
+  return s;
+}
+
+result<std::optional<saved_plan>> plan_store::load() {
+  auto r = load_plan_state(dir_, hash_, mode_, piece_count_);
+  if (!r)
+    return r.error();
+  warning_ = r->warning;
+  if (!r->state)
+    return std::optional<saved_plan>{};
+  saved_plan p;
+  p.verified = std::move(r->state->verified);
+  p.last_epoch = epoch_after_restart(r->state->last_epoch);
+  p.workers = r->state->workers;
+  for (auto& w : p.workers)
+    note_worker(w);
+  return std::optional<saved_plan>{std::move(p)};
+}
+
+status plan_store::save(const Roaring& verified, std::uint64_t last_epoch) {
+  plan_state s;
+  s.hash = hash_;
+  s.mode = mode_;
+  s.piece_count = piece_count_;
+  s.verified = verified;
+  s.last_epoch = last_epoch;
+  s.workers = workers_;
+  return save_plan_state(dir_, s);
+}
+
+void plan_store::note_worker(const std::string& name) {
+  if (std::find(workers_.begin(), workers_.end(), name) == workers_.end())
+    workers_.push_back(name);
 }
 
 } // namespace actorrent::cluster

@@ -56,4 +56,43 @@ struct loaded_plan_state {
 result<loaded_plan_state> load_plan_state(const std::string& state_dir, const info_hash& hash,
                                           wire::Mode mode, std::uint32_t piece_count);
 
+/// What a restarted coordinator takes from its state directory.
+struct saved_plan {
+  Roaring verified;
+  /// The epoch to continue above: the stored last epoch plus epoch_restart_margin, ready for
+  /// planner::restore.
+  std::uint64_t last_epoch = 0;
+  std::vector<std::string> workers; // names seen in earlier runs
+};
+
+/// The coordinator's handle on its --state directory: the functions above, bound to one job.
+class plan_store {
+public:
+  /// Creates `dir` if needed, so that an unusable --state fails at start rather than at the
+  /// first save. Errors: errc::io_error naming the directory.
+  static result<plan_store> open(const std::string& dir, const info_hash& hash,
+                                 std::uint32_t piece_count,
+                                 wire::Mode mode = wire::MODE_SHARED);
+
+  /// The plan of an earlier run of this job, or none: a first run, or a damaged file, in which
+  /// case warning() says so (the coordinator prints it). Errors as load_plan_state's.
+  result<std::optional<saved_plan>> load();
+  /// Writes the plan atomically, with the worker names noted so far.
+  status save(const Roaring& verified, std::uint64_t last_epoch);
+  /// Records a worker's name (once) for the next save.
+  void note_worker(const std::string& name);
+
+  /// Set by load() when a damaged file was ignored.
+  const std::string& warning() const noexcept { return warning_; }
+  std::string path() const { return plan_state_path(dir_); }
+
+private:
+  std::string dir_;
+  info_hash hash_{};
+  std::uint32_t piece_count_ = 0;
+  wire::Mode mode_ = wire::MODE_SHARED;
+  std::vector<std::string> workers_;
+  std::string warning_;
+};
+
 } // namespace actorrent::cluster

@@ -61,6 +61,9 @@ void planner::restore(const Roaring& verified, std::uint64_t last_epoch) {
     }
     for (auto& [e, pieces] : s.in_transit)
       pieces -= done;
+    s.in_transit.erase(std::remove_if(s.in_transit.begin(), s.in_transit.end(),
+                                      [](const auto& t) { return t.second.isEmpty(); }),
+                       s.in_transit.end());
   }
   epoch_ = std::max(epoch_, last_epoch);
   check_invariant();
@@ -79,6 +82,7 @@ void planner::remove_worker(worker_id w) {
   pool_ |= i->second.shard;
   for (auto& [e, pieces] : i->second.in_transit)
     pool_ |= pieces;
+  refill_ = refill_ || !i->second.shard.isEmpty() || !i->second.in_transit.empty();
   workers_.erase(i);
   check_invariant();
 }
@@ -196,7 +200,7 @@ std::vector<assignment> planner::rebalance(clock::time_point now) {
     for (auto& [id, s] : workers_) {
       const std::uint64_t card = s.shard.cardinality();
       const std::uint64_t target = target_of(s, total_rate, open);
-      if (card < target && (2 * card <= target || card < cfg_.min_pieces)) {
+      if (card < target && (refill_ || 2 * card <= target || card < cfg_.min_pieces)) {
         want.emplace_back(&s, target - card);
         demand += target - card;
       }
@@ -232,6 +236,7 @@ std::vector<assignment> planner::rebalance(clock::time_point now) {
       s->shard |= taken;
       s->changed = true;
     }
+    refill_ = false;
   }
 
   // 2. Steal near the end: the pool is empty and a worker is idle while another would need

@@ -15,6 +15,13 @@
 // - Reports are accepted only for pieces the reporting worker holds or that are in transit
 //   from it: a worker that lost pieces (stolen, or removed and back after SIGCONT) cannot
 //   have them counted.
+// - Policy details (planner.cpp): a shard's target is also capped at its worker's rate share
+//   of the unfinished pieces (a small torrent is split, not taken by the first worker); a
+//   shard is topped up once it is down to half its target (every shard below its target after a
+//   worker was lost, so that its pieces go out at once); when the pool cannot fill every
+//   shard, each piece goes to the worker that would finish soonest with it; a steal takes the
+//   slow worker's highest pieces, leaving it what it finishes in the time the idle workers
+//   need for the rest, and waits while enough pieces are already in transit.
 #pragma once
 
 #include <chrono>
@@ -109,6 +116,7 @@ private:
   Roaring verified_;
   Roaring pool_;
   std::uint64_t epoch_ = 0;
+  bool refill_ = false; // a lost worker's pieces came back: top up every shard below target
 };
 
 } // namespace actorrent::cluster

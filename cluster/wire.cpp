@@ -4,6 +4,7 @@
 #include <exception>
 #include <utility>
 
+#include <google/protobuf/stubs/logging.h>
 #include <roaring/roaring.h>
 
 namespace actorrent::cluster {
@@ -39,10 +40,11 @@ std::uint32_t le32(const std::string& b, std::size_t at) {
   return le16(b, at) | le16(b, at + 2) << 16;
 }
 
-// Walks the headers of roaring's portable format and returns the size the data claims, or
-// false with `why`. CRoaring's own reader prints to stdout and may assert on input that ends
-// early, so nothing reaches it before this walk has shown that every container is complete and
-// that the bytes end exactly where the last one does.
+// Walks roaring's portable format; false with `why` unless it is well formed and ends exactly
+// at the end of `b`. CRoaring's own reader prints to stdout and may assert on input that ends
+// early, so nothing reaches it before this walk has shown that every container is complete.
+// (Its reader takes the containers in sequence and skips the offset table, so the offsets
+// themselves are not checked.)
 bool check_portable_layout(const std::string& b, std::string& why) {
   constexpr std::uint32_t cookie_runs = 12347;    // SERIAL_COOKIE
   constexpr std::uint32_t cookie_no_runs = 12346; // SERIAL_COOKIE_NO_RUNCONTAINER
@@ -92,19 +94,67 @@ bool check_portable_layout(const std::string& b, std::string& why) {
     if (!need(at, "container offsets"))
       return false;
   }
+  // Each container must also be well formed: CRoaring trusts the headers (its iterator reads
+  // past an all-zero bitset container, and dereferences the first run of a run container with
+  // none), so keys increase, every container holds what its header says and none is empty.
+  std::int64_t last_key = -1;
   for (std::uint64_t i = 0; i < count; ++i) {
     const bool is_run =
         runs && (static_cast<unsigned char>(b[run_bitmap + i / 8]) >> (i % 8) & 1) != 0;
+    const std::uint32_t key = le16(b, headers + 4 * i);
+    const std::uint32_t card = le16(b, headers + 4 * i + 2) + 1;
+    if (static_cast<std::int64_t>(key) <= last_key) {
+      why = "has container keys out of order (container " + std::to_string(i) + ")";
+      return false;
+    }
+    last_key = key;
+    const std::size_t start = at;
     if (is_run) {
       if (!need(at + 2, "run container"))
         return false;
-      at += 2 + 4 * std::size_t{le16(b, at)};
+      const std::uint32_t n_runs = le16(b, at);
+      at += 2 + 4 * std::size_t{n_runs};
+      if (!need(at, "run container"))
+        return false;
+      std::uint64_t total = 0;
+      std::int64_t next = 0; // smallest value the next run may start at
+      for (std::uint32_t k = 0; k < n_runs; ++k) {
+        const std::uint32_t value = le16(b, start + 2 + 4 * k);
+        const std::uint32_t length = le16(b, start + 4 + 4 * k);
+        if (static_cast<std::int64_t>(value) < next || value + length > 0xffff) {
+          why = "has a malformed run container (container " + std::to_string(i) + ")";
+          return false;
+        }
+        next = std::int64_t{value} + length + 1;
+        total += length + 1;
+      }
+      if (n_runs == 0 || total != card) {
+        why = "has a run container of " + std::to_string(total) + " values, its header says " +
+              std::to_string(card) + " (container " + std::to_string(i) + ")";
+        return false;
+      }
+    } else if (card <= max_array) {
+      at += 2 * std::size_t{card};
+      if (!need(at, "array container"))
+        return false;
+      for (std::uint32_t k = 1; k < card; ++k)
+        if (le16(b, start + 2 * k) <= le16(b, start + 2 * (k - 1))) {
+          why = "has an unsorted array container (container " + std::to_string(i) + ")";
+          return false;
+        }
     } else {
-      const std::uint32_t card = le16(b, headers + 4 * i + 2) + 1;
-      at += card <= max_array ? 2 * std::size_t{card} : 8192;
+      at += 8192;
+      if (!need(at, "bitset container"))
+        return false;
+      std::uint64_t bits = 0;
+      for (std::size_t k = start; k < at; ++k)
+        bits += static_cast<unsigned>(__builtin_popcount(static_cast<unsigned char>(b[k])));
+      if (bits != card) {
+        why = "has a bitset container of " + std::to_string(bits) + " values, its header says " +
+              std::to_string(card) + " (container " + std::to_string(i) + ")";
+        return false;
+      }
     }
-    if (!need(at, is_run ? "run container" : "array or bitset container"))
-      return false;
   }
   if (at != b.size()) {
     why = "ends at byte " + std::to_string(at) + " of its " + std::to_string(b.size()) +
@@ -133,9 +183,16 @@ result<wire::Envelope> decode(const std::string& bytes, const info_hash* expecte
     return fail("envelope of " + std::to_string(bytes.size()) + " bytes, more than the limit of " +
                 std::to_string(max_envelope_bytes));
   wire::Envelope env;
-  if (bytes.empty() || !env.ParseFromString(bytes))
+  bool parsed = false;
+  {
+    // protobuf logs a line for every string field that is not UTF-8 before failing the parse:
+    // a hostile node must not be able to fill the log with them. The refusal says it instead.
+    google::protobuf::LogSilencer quiet;
+    parsed = !bytes.empty() && env.ParseFromString(bytes);
+  }
+  if (!parsed)
     return fail("not a cluster envelope (" + std::to_string(bytes.size()) +
-                " bytes that do not parse as one)");
+                " bytes that do not parse as one, or a text field that is not UTF-8)");
   // The version first: a node of another version may lay out everything else differently.
   if (env.version() != protocol_version()) {
     if (env.version() == 0)

@@ -1200,3 +1200,21 @@ TEST(torrent_cluster, a_closed_fence_writes_nothing_and_the_blocks_are_fetched_o
   EXPECT_EQ(bytes.size() > 4 * K ? bytes.find_first_not_of('\0', 4 * K) : std::string::npos,
             std::string::npos);
 }
+
+TEST(torrent_cluster, refusals_that_go_on_hold_requests_back_longer_each_time) {
+  auto o = cluster_options();
+  o.fence = std::make_shared<write_fence>(); // stays closed: a lease that never comes
+  fixture f(1, 1, o);
+  f.connect_and_unchoke(0);
+  ASSERT_EQ(f.count_requests(0, 0), 4u);
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  f.ticks(1);
+  ASSERT_EQ(f.count_requests(0, 0), 8u) << "first refusal: held for one tick";
+  f.deliver(0, {{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+  f.ticks(1);
+  EXPECT_EQ(f.count_requests(0, 0), 8u) << "second refusal in a row: held for two ticks";
+  f.ticks(1);
+  EXPECT_EQ(f.count_requests(0, 0), 12u);
+  EXPECT_FALSE(f.w->peers.at(0).disconnected);
+  EXPECT_FALSE(f.w->failed);
+}

@@ -1,5 +1,7 @@
 #include "cluster/plan_store.hpp"
 
+#include "cluster/planner.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -152,4 +154,65 @@ TEST_F(cluster_plan_store, epochs_after_a_restart_continue_above_the_margin) {
   EXPECT_EQ(epoch_after_restart(10), 10 + epoch_restart_margin);
   EXPECT_GT(epoch_after_restart(10), 10u + 1000u);
   EXPECT_EQ(epoch_after_restart(~std::uint64_t{0} - 1), ~std::uint64_t{0});
+}
+
+// What a restarted coordinator does: load, restore the planner, assign. Verified pieces are
+// never assigned again and every new epoch is above anything sent before the restart.
+TEST_F(cluster_plan_store, restart_resumes_the_plan) {
+  ASSERT_TRUE(save_plan_state(dir, sample()).ok());
+  auto r = load();
+  ASSERT_TRUE(r.ok() && r->state);
+  planner_config c;
+  c.piece_count = 1000;
+  c.piece_length = 1 << 20;
+  c.total_size = 1000ull << 20;
+  planner p(c);
+  p.restore(r->state->verified, epoch_after_restart(r->state->last_epoch));
+  p.add_worker(1, 50u << 20);
+  auto out = p.rebalance(clock::now());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE((out[0].pieces & sample().verified).isEmpty());
+  EXPECT_EQ(out[0].pieces.minimum(), 400u);
+  EXPECT_GT(out[0].epoch, 4242u + epoch_restart_margin);
+}
+
+// The coordinator's handle: open creates the directory, load applies the restart margin and
+// reports damage through warning(), save keeps the worker names noted.
+TEST_F(cluster_plan_store, store_handle_round_trip) {
+  auto store = plan_store::open(dir, hash, 1000, wire::MODE_REPLICATE);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  EXPECT_TRUE(fs::is_directory(dir));
+  auto none = store->load();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ(store->warning(), "");
+  Roaring v;
+  v.addRange(10, 20);
+  store->note_worker("a");
+  store->note_worker("b");
+  store->note_worker("a");
+  ASSERT_TRUE(store->save(v, 77).ok());
+
+  auto again = plan_store::open(dir, hash, 1000, wire::MODE_REPLICATE);
+  ASSERT_TRUE(again.ok());
+  auto saved = again->load();
+  ASSERT_TRUE(saved.ok() && saved->has_value());
+  EXPECT_EQ((*saved)->verified, v);
+  EXPECT_EQ((*saved)->last_epoch, epoch_after_restart(77));
+  EXPECT_EQ((*saved)->workers, (std::vector<std::string>{"a", "b"}));
+
+  write(bytes().substr(0, 10));
+  auto damaged = again->load();
+  ASSERT_TRUE(damaged.ok());
+  EXPECT_FALSE(damaged->has_value());
+  EXPECT_NE(again->warning().find("starts over"), std::string::npos) << again->warning();
+}
+
+TEST_F(cluster_plan_store, open_refuses_a_state_path_that_is_a_file) {
+  fs::create_directories(fs::path(dir).parent_path());
+  std::ofstream(dir) << "not a directory";
+  auto store = plan_store::open(dir, hash, 1000);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.error().code, errc::io_error);
+  EXPECT_NE(store.error().message.find(dir), std::string::npos) << store.error().message;
 }

@@ -181,6 +181,34 @@ TEST(cluster_planner, no_steal_from_a_worker_that_finishes_soon) {
   EXPECT_TRUE(p.rebalance(t + std::chrono::seconds(10)).empty());
 }
 
+TEST(cluster_planner, late_joiner_gets_work_by_stealing) {
+  planner p(config(40, 1 * mib));
+  p.add_worker(1, 4 * mib);
+  p.add_worker(2, 4 * mib);
+  auto t = clock::now();
+  auto out = p.rebalance(t);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(p.pool().isEmpty()); // split between the two
+  for (auto& a : out)
+    p.on_ack(a.worker, a.epoch);
+  p.add_worker(3, 4 * mib);
+  EXPECT_TRUE(p.rebalance(t).empty()); // nothing in the pool; the others just started
+  t += std::chrono::seconds(3);
+  out = p.rebalance(t);
+  ASSERT_EQ(out.size(), 2u); // both lose their highest pieces
+  for (auto& a : out) {
+    EXPECT_NE(a.worker, 3u);
+    p.on_ack(a.worker, a.epoch);
+  }
+  out = p.rebalance(t);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker, 3u);
+  // About a third of the work: each of the three finishes at about the same time.
+  EXPECT_GE(out[0].pieces.cardinality(), 12u);
+  EXPECT_LE(out[0].pieces.cardinality(), 14u);
+  EXPECT_TRUE(one_place(p, 40, {1, 2, 3}));
+}
+
 TEST(cluster_planner, removal_returns_shard_and_in_transit_pieces) {
   planner p(config(100, 1 * mib));
   p.add_worker(1, 1 * mib);
@@ -203,6 +231,31 @@ TEST(cluster_planner, removal_returns_shard_and_in_transit_pieces) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].worker, 2u);
   EXPECT_EQ(out[0].pieces, range(1, 10));
+}
+
+// A lost worker's pieces go out at the next rebalance, also to shards that are not yet down to
+// half their target (the usual top-up threshold).
+TEST(cluster_planner, lost_workers_pieces_are_reassigned_at_once) {
+  planner p(config(60, 1 * mib));
+  p.add_worker(1, 1 * mib);
+  p.add_worker(2, 1 * mib);
+  p.add_worker(3, 1 * mib);
+  auto t = clock::now();
+  auto out = p.rebalance(t);
+  ASSERT_EQ(out.size(), 3u); // 10 each (10 s at 1 MiB/s), 30 left in the pool
+  for (auto& a : out)
+    p.on_ack(a.worker, a.epoch);
+  p.on_verified(1, find(out, 1)->epoch, range(0, 3)); // 7 of 10 left: above half
+  p.on_verified(2, find(out, 2)->epoch, range(10, 13));
+  EXPECT_TRUE(p.rebalance(t).empty());
+  p.remove_worker(3);
+  out = p.rebalance(t);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(find(out, 1)->pieces.cardinality(), 10u);
+  EXPECT_EQ(find(out, 2)->pieces.cardinality(), 10u);
+  // Worker 3's pieces (20..29) were the lowest in the pool: they go first.
+  EXPECT_EQ(p.shard_of(1) | p.shard_of(2), range(3, 10) | range(13, 26));
+  EXPECT_TRUE(one_place(p, 60, {1, 2, 3}));
 }
 
 TEST(cluster_planner, stale_reports_are_refused) {
@@ -293,7 +346,9 @@ TEST(cluster_planner, randomized_churn_keeps_every_piece_in_one_place) {
     std::vector<worker_id> ever;
     worker_id next_id = 1;
     auto t = clock::now();
-    auto rnd = [&](std::uint32_t k) { return std::uniform_int_distribution<std::uint32_t>(0, k - 1)(rng); };
+    auto rnd = [&](std::uint32_t k) {
+      return std::uniform_int_distribution<std::uint32_t>(0, k - 1)(rng);
+    };
     auto pick = [&]() {
       auto it = live.begin();
       std::advance(it, rnd(static_cast<std::uint32_t>(live.size())));

@@ -89,6 +89,15 @@ TEST(cluster_wire, refuses_garbage_and_empty) {
             std::string::npos);
 }
 
+TEST(cluster_wire, refuses_non_utf8_text_quietly) {
+  const auto h = hash_of(1);
+  auto bytes = encode(hello("n\xff\xfe"), h); // serialized as is, refused when parsed
+  testing::internal::CaptureStderr();
+  const auto msg = error_of(decode(bytes, &h));
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+  EXPECT_NE(msg.find("not UTF-8"), std::string::npos) << msg;
+}
+
 TEST(cluster_wire, refuses_envelope_without_body) {
   const auto h = hash_of(1);
   const auto msg = error_of(decode(encode(wire::Envelope{}, h), &h));
@@ -158,5 +167,31 @@ TEST(cluster_wire, bitmap_refuses_unsorted_array_container) {
                                16,   0,    0, 0, 5, 0, 2, 0};
   auto back = bitmap_from(std::string(reinterpret_cast<const char*>(raw), sizeof raw), 10);
   ASSERT_FALSE(back.ok());
-  EXPECT_NE(back.error().message.find("out of order"), std::string::npos) << back.error().message;
+  EXPECT_NE(back.error().message.find("unsorted array container"), std::string::npos)
+      << back.error().message;
+}
+
+// Found by fuzz/cluster_wire_fuzz (regress_empty_run_container): a run container with no runs
+// made CRoaring's iterator dereference a null run array.
+TEST(cluster_wire, bitmap_refuses_empty_run_container) {
+  const unsigned char raw[] = {0x3b, 0x30, 0, 0, 1, 1, 0xe8, 3, 0x63, 0, 0};
+  auto back = bitmap_from(std::string(reinterpret_cast<const char*>(raw), sizeof raw), 100000);
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.error().message.find("run container of 0 values"), std::string::npos)
+      << back.error().message;
+}
+
+// An all-zero bitset container whose header claims 5,000 values: CRoaring's iterator would
+// scan past its 8 KiB looking for the first set bit.
+TEST(cluster_wire, bitmap_refuses_bitset_container_that_lies_about_its_size) {
+  std::string raw("\x3a\x30\0\0\1\0\0\0\0\0", 10);
+  raw += static_cast<char>(4999 & 0xff);
+  raw += static_cast<char>(4999 >> 8);
+  raw += std::string("\x10\0\0\0", 4); // offset of the container: 16
+  raw += std::string(8192, '\0');
+  auto back = bitmap_from(raw, 100000);
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.error().message.find("bitset container of 0 values, its header says 5000"),
+            std::string::npos)
+      << back.error().message;
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -270,4 +271,58 @@ TEST(piece_writer, blocks_of_verified_or_unknown_pieces_are_not_stored) {
   EXPECT_EQ(stored[0].copy, 0u);
   EXPECT_EQ(stored[1].copy, 0u);
   EXPECT_TRUE(complete.empty());
+}
+
+// [cluster] The write fence: checked before every block write; a refused block is not written,
+// is reported as refused, and its piece waits for it (never hashed with a block missing).
+TEST(piece_writer, a_fence_refuses_blocks_outside_its_lease_and_pieces) {
+  fixture f;
+  auto fence = std::make_shared<write_fence>();
+  fence->allow_until(write_fence::clock::now() + std::chrono::hours(1));
+  Roaring shard;
+  shard.add(0);
+  fence->set_pieces(shard);
+  f.writer->set_fence(fence);
+  std::vector<stored_block> stored;
+  EXPECT_TRUE(f.write(honest, {f.right(0, 0), f.right(1, 0), f.right(0, 1), f.right(0, 2)},
+                      &stored)
+                .empty());
+  ASSERT_EQ(stored.size(), 4u);
+  EXPECT_NE(stored[0].copy, 0u);
+  EXPECT_FALSE(stored[0].refused);
+  EXPECT_EQ(stored[1].copy, 0u);
+  EXPECT_TRUE(stored[1].refused) << "piece 1 is not the fence's";
+  // The lease runs out before the last block of piece 0: refused, the piece is not complete.
+  fence->close();
+  stored.clear();
+  EXPECT_TRUE(f.write(honest, {f.right(0, 3)}, &stored).empty())
+    << "a piece with a refused block was reported complete";
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_TRUE(stored[0].refused);
+  EXPECT_EQ(f.writer->fenced_blocks(), 2u);
+  EXPECT_EQ(fence->refused(), 2u);
+  // Renewed: the block is written and the piece verifies.
+  fence->allow_until(write_fence::clock::now() + std::chrono::hours(1));
+  auto done = f.write(honest, {f.right(0, 3)});
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(f.check(0).ok);
+  // Nothing of piece 1 reached the file.
+  std::string disk(f.meta.piece_length, '\1');
+  int fd = ::open((f.dir + "/t.bin").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  auto n = ::pread(fd, disk.data(), disk.size(), f.meta.piece_length);
+  ::close(fd);
+  if (n > 0)
+    EXPECT_EQ(disk.substr(0, static_cast<std::size_t>(n)).find_first_not_of('\0'),
+              std::string::npos);
+}
+
+TEST(piece_writer, without_a_fence_nothing_is_refused) {
+  fixture f;
+  std::vector<stored_block> stored;
+  f.write(honest, {f.right(1, 0)}, &stored);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_NE(stored[0].copy, 0u);
+  EXPECT_FALSE(stored[0].refused);
+  EXPECT_EQ(f.writer->fenced_blocks(), 0u);
 }
