@@ -211,9 +211,12 @@ def case_sigstop(actorrent, sess):
     after = snapshot(out)
     if after != before:
         changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-        raise Failed("the stale worker changed files after SIGCONT: %s (before %s, after %s)\n%s"
+        w2.finish(10)
+        content = H.verify_download(payload, out) or "still byte-exact"
+        raise Failed("the stale worker changed files after SIGCONT: %s (mtime_ns, size before %s, "
+                     "after %s; content: %s)\n%s"
                      % (changed, {k: before.get(k) for k in changed},
-                        {k: after.get(k) for k in changed}, cl.diagnostics()))
+                        {k: after.get(k) for k in changed}, content, cl.diagnostics()))
     rc = w2.finish(10)
     if rc is None or rc == 0:
         raise Failed("the stale worker %s after SIGCONT: exit %s, want non-zero within 10 s\n%s"
