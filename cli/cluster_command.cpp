@@ -120,6 +120,7 @@ int run_coordinator(const cluster_command::options& opt) {
   cc.state_dir = opt.state_dir.empty()
                    ? ".actorrent-cluster-" + to_hex(cc.meta->hash).substr(0, 8)
                    : opt.state_dir;
+  const std::string state_dir = cc.state_dir;
   cc.peers = opt.peers;
   cc.use_trackers = !opt.no_tracker;
   cc.quiet = opt.quiet;
@@ -142,9 +143,7 @@ int run_coordinator(const cluster_command::options& opt) {
     return 1;
   }
   std::printf("listening: %s:%u for %u workers (%s mode, state in %s)\n", listen.host.c_str(),
-              port, opt.workers, opt.mode.c_str(),
-              (opt.state_dir.empty() ? std::string(".actorrent-cluster-...") : opt.state_dir)
-                .c_str());
+              port, opt.workers, opt.mode.c_str(), state_dir.c_str());
   std::fflush(stdout);
   int rc = wait_for_exit(done, [&](int code) { cluster::stop_coordinator(coordinator, code); });
   if (rc == 130)
@@ -253,9 +252,12 @@ int run_worker(const cluster_command::options& opt) {
       so.dht = std::move(dc);
     }
     auto session = spawn_session(sys, std::move(listener), so);
-    auto coordinator = cluster::connect_to_coordinator(sys, join.host, join.port, join_patience);
+    auto coordinator = cluster::connect_to_coordinator(sys, join.host, join.port, join_patience,
+                                                       [] { return stop_signal.load() != 0; });
     if (!coordinator) {
       std::fprintf(stderr, "error: %s\n", coordinator.error().message.c_str());
+      if (stop_signal.load())
+        rc = 130;
       caf::anon_send(session, stop_request{});
     } else {
       cluster::worker_config wc;

@@ -269,6 +269,8 @@ void on_frame(coordinator_actor* self, const cluster_frame& f, bool running) {
     w.listen = hello.listen();
     st.workers.emplace(id, std::move(w));
     ++st.workers_seen;
+    if (st.store)
+      st.store->note_worker(hello.name());
     self->monitor(sender);
     st.plan->add_worker(id, hello.download_limit());
     wire::Envelope welcome;
@@ -282,8 +284,12 @@ void on_frame(coordinator_actor* self, const cluster_frame& f, bool running) {
     wm->set_torrent(st.cfg.torrent_bytes);
     send_envelope(self, sender, std::move(welcome));
     if (!st.cfg.quiet) {
-      std::printf("joined: worker %u \"%s\" (%zu of %u)\n", id, printable(hello.name()).c_str(),
-                  live_count(st), st.cfg.workers);
+      if (running)
+        std::printf("joined: worker %u \"%s\" (%zu workers)\n", id,
+                    printable(hello.name()).c_str(), live_count(st));
+      else
+        std::printf("joined: worker %u \"%s\" (%zu of %u)\n", id,
+                    printable(hello.name()).c_str(), live_count(st), st.cfg.workers);
       std::fflush(stdout);
     }
     log->info("worker {} joined as {} (listen {})", printable(hello.name()), id,
@@ -344,6 +350,11 @@ void on_down(coordinator_actor* self, const caf::down_msg& dm) {
       continue;
     w.alive = false;
     w.handle = nullptr;
+    if (st.finishing) {
+      // Done was sent: a worker leaving now has flushed and exited, as it should.
+      cluster_log()->debug("worker {} ({}) left", id, printable(w.name));
+      return;
+    }
     auto expiry = w.last_lease + milliseconds(lease_ms) + lease_margin;
     auto now = clock::now();
     auto wait = expiry > now ? std::chrono::duration_cast<milliseconds>(expiry - now)
@@ -479,7 +490,8 @@ caf::behavior coordinator_fun(coordinator_actor* self,
     self->quit(em.reason);
   });
   self->send(self, lease_atom::value);
-  self->send(self, progress_atom::value);
+  // The first line is the CLI's "listening:"; then one line a second.
+  self->delayed_send(self, std::chrono::seconds(1), progress_atom::value);
   return waiting(self);
 }
 
@@ -495,7 +507,9 @@ caf::actor spawn_coordinator(caf::actor_system& sys, coordinator_config cfg,
   pc.total_size = meta.total_size;
   prepared->plan.emplace(pc);
   if (!cfg.state_dir.empty()) {
-    auto store = plan_store::open(cfg.state_dir, meta.hash, meta.piece_count());
+    auto store = plan_store::open(cfg.state_dir, meta.hash, meta.piece_count(),
+                                  cfg.mode == job_mode::replicate ? wire::MODE_REPLICATE
+                                                                  : wire::MODE_SHARED);
     if (!store) {
       err = store.error().message;
       return {};
@@ -506,8 +520,14 @@ caf::actor spawn_coordinator(caf::actor_system& sys, coordinator_config cfg,
       err = saved.error().message;
       return {};
     }
+    if (!prepared->store->warning().empty())
+      std::fprintf(stderr, "warning: %s\n", prepared->store->warning().c_str());
     if (saved->has_value()) {
       prepared->plan->restore((*saved)->verified, (*saved)->last_epoch);
+      if (!cfg.quiet)
+        std::printf("resumed: %llu of %u pieces verified in an earlier run (%s)\n",
+                    static_cast<unsigned long long>((*saved)->verified.cardinality()),
+                    meta.piece_count(), prepared->store->path().c_str());
       cluster_log()->info("resumed the plan of {}: {} pieces verified, epoch {}",
                                    cfg.state_dir, (*saved)->verified.cardinality(),
                                    (*saved)->last_epoch);

@@ -76,6 +76,10 @@ void exit_now(worker_actor* self) {
   if (st.exited)
     return;
   st.exited = true;
+  // What the fence kept off the disk: after a pause (SIGSTOP) or a hand-over, the proof that
+  // nothing was written outside the lease and the shard.
+  if (auto n = st.fence->refused())
+    cluster_log()->info("the write fence refused {} block writes", n);
   if (st.cfg.on_exit)
     st.cfg.on_exit(st.exit_code, st.exit_code == 0 ? std::string{} : st.error_text);
   self->quit();
@@ -331,9 +335,12 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
     stop(self, 1);
     return;
   }
-  if (env.info_hash() !=
-      std::string(reinterpret_cast<const char*>(meta->hash.data()), meta->hash.size())) {
-    std::string why = "the Welcome's torrent is not the job's (info-hash mismatch)";
+  bool other_job = st.cfg.expected && *st.cfg.expected != meta->hash;
+  if (other_job || env.info_hash() != std::string(reinterpret_cast<const char*>(meta->hash.data()),
+                                                  meta->hash.size())) {
+    std::string why = other_job ? "the coordinator runs the torrent " + to_hex(meta->hash) +
+                                    ", not the one of --torrent (" + to_hex(*st.cfg.expected) + ")"
+                                : "the Welcome's torrent is not the job's (info-hash mismatch)";
     st.error_text = why;
     self->send(st.cfg.coordinator, cluster_frame{refused_frame(why, st.hash)});
     stop(self, 1);
@@ -412,6 +419,8 @@ caf::behavior joining(worker_actor* self) {
 caf::behavior worker_fun(worker_actor* self, worker_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  if (st.cfg.fence)
+    st.fence = st.cfg.fence;
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& s = self->state;
     if (dm.source != s.cfg.coordinator.address() || s.coordinator_down)
@@ -445,7 +454,8 @@ caf::behavior worker_fun(worker_actor* self, worker_config cfg) {
 
 result<caf::actor> connect_to_coordinator(caf::actor_system& sys, const std::string& host,
                                           std::uint16_t port,
-                                          std::chrono::milliseconds patience) {
+                                          std::chrono::milliseconds patience,
+                                          const std::function<bool()>& give_up) {
   auto deadline = wclock::now() + patience;
   std::string last;
   for (;;) {
@@ -455,6 +465,9 @@ result<caf::actor> connect_to_coordinator(caf::actor_system& sys, const std::str
     last = sys.render(a.error());
     if (wclock::now() >= deadline)
       break;
+    if (give_up && give_up())
+      return error{errc::invalid_argument, "stopped by a signal while waiting for the "
+                                           "coordinator at " + host + ":" + std::to_string(port)};
     std::this_thread::sleep_for(milliseconds(250));
   }
   return error{errc::io_error, "cannot reach the coordinator at " + host + ":" +

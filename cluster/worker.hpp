@@ -2,10 +2,13 @@
 // its own session restricted to the shard it is assigned, reports verified pieces in batches,
 // and writes only while the coordinator's lease holds (storage/write_fence.hpp).
 //
-//   joining --Welcome--> adding --torrent added--> running --Done--> stopping --> gone (0)
-//      |                   |                          |
-//      +-- Refused --------+-- coordinator down ------+--> stopping --> gone (1)
-//          (exit 1)            (fence closed first)
+//   joining --Welcome--> running --Done--> stopping --session stopped (or 15 s)--> gone (0)
+//      |                   |
+//      +-- Refused --------+-- coordinator down / torrent failed --> stopping --> gone (1)
+//          (exit 1)            (the fence is closed first)
+//
+// On Welcome the torrent is added to the session before anything else is handled (an Assign
+// waits for it).
 //
 // In running: Assign -> fence, piece filter, Ack; Lease -> fence deadline; every 500 ms a
 // Report of the pieces verified since the last one.
@@ -14,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -22,6 +26,10 @@
 
 #include "protocol/error.hpp"
 #include "protocol/types.hpp"
+
+namespace actorrent {
+class write_fence;
+}
 
 namespace actorrent::cluster {
 
@@ -34,6 +42,9 @@ struct worker_config {
   std::uint64_t download_limit = 0;  // bytes/s (0: none): the session's limit, a rate hint
   /// --torrent: the Hello names this info-hash, and a coordinator of another torrent refuses.
   std::optional<info_hash> expected;
+  /// The fence its torrent's storage checks (null: the worker makes its own). Given by tests
+  /// that look at what the worker allows.
+  std::shared_ptr<write_fence> fence;
   /// Called once, from the actor, when the worker ends: the process exit code and, unless 0,
   /// why in one line ("refused by the coordinator: ...", "lost the coordinator: ...").
   std::function<void(int, const std::string&)> on_exit;
@@ -41,9 +52,11 @@ struct worker_config {
 
 /// Connects to the coordinator at host:port, retrying for up to `patience` while nothing
 /// listens there (the coordinator may start after its workers). Blocking; call before
-/// spawn_worker. The system must have been configured with configure_node().
+/// spawn_worker. The system must have been configured with configure_node(). `give_up`
+/// (optional) is asked between attempts: true ends the wait (a signal).
 result<caf::actor> connect_to_coordinator(caf::actor_system& sys, const std::string& host,
-                                          std::uint16_t port, std::chrono::milliseconds patience);
+                                          std::uint16_t port, std::chrono::milliseconds patience,
+                                          const std::function<bool()>& give_up = {});
 
 /// Spawns the worker: it monitors the coordinator and sends Hello at once.
 caf::actor spawn_worker(caf::actor_system& sys, worker_config cfg);

@@ -6,6 +6,7 @@
 #include <future>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -17,6 +18,7 @@
 #include "cluster/wire.hpp"
 #include "cluster/worker.hpp"
 #include "protocol/metainfo.hpp"
+#include "storage/write_fence.hpp"
 
 using namespace actorrent;
 using namespace actorrent::cluster;
@@ -284,4 +286,75 @@ TEST_F(coordinator_fixture, completes_with_done_when_every_piece_is_reported) {
   holder.reset(); // the worker leaves: the coordinator need not wait for it
   ASSERT_EQ(f.wait_for(12s), std::future_status::ready);
   EXPECT_EQ(f.get(), 0);
+}
+
+// A worker (without a session: only its protocol side) against a coordinator played by the
+// test: Assign sets the fence's pieces and is acknowledged, Lease opens the fence, and losing
+// the coordinator closes it at once and ends the worker with exit code 1.
+TEST(worker_node, fences_by_assignment_and_lease_and_closes_when_the_coordinator_is_lost) {
+  node_system a;
+  node_system b;
+  auto bytes = torrent_bytes("worker-test");
+  auto meta = parse_metainfo(bytes);
+  ASSERT_TRUE(meta.ok());
+  std::optional<caf::scoped_actor> coordinator;
+  coordinator.emplace(*a.sys);
+  auto port = a.sys->middleman().publish(caf::actor_cast<caf::actor>(*coordinator), 0,
+                                         "127.0.0.1", true);
+  ASSERT_TRUE(port);
+  auto remote = connect_to_coordinator(*b.sys, "127.0.0.1", *port, 5s);
+  ASSERT_TRUE(remote.ok());
+  auto fence = std::make_shared<write_fence>();
+  std::promise<std::pair<int, std::string>> done;
+  worker_config wc;
+  wc.coordinator = *remote;
+  wc.name = "w";
+  wc.fence = fence;
+  wc.on_exit = [&](int code, const std::string& why) { done.set_value({code, why}); };
+  spawn_worker(*b.sys, std::move(wc));
+
+  auto& c = *coordinator;
+  caf::actor worker;
+  std::optional<wire::Envelope> got;
+  c->receive([&](cluster_frame& f) {
+    worker = caf::actor_cast<caf::actor>(c->current_sender());
+    if (auto env = decode(f.bytes, nullptr))
+      got = std::move(*env);
+  });
+  ASSERT_TRUE(got && got->has_hello());
+  EXPECT_EQ(got->hello().name(), "w");
+  wire::Envelope welcome;
+  welcome.mutable_welcome()->set_worker_id(1);
+  welcome.mutable_welcome()->set_lease_ms(2000);
+  welcome.mutable_welcome()->set_torrent(bytes);
+  c->send(worker, cluster_frame{encode(welcome, meta->hash)});
+  Roaring shard;
+  shard.add(3);
+  shard.add(9);
+  wire::Envelope assign;
+  assign.mutable_assign()->set_epoch(5);
+  assign.mutable_assign()->set_pieces(bitmap_bytes(shard));
+  c->send(worker, cluster_frame{encode(assign, meta->hash)});
+  auto ack = next(c, &wire::Envelope::has_ack, 5s);
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->ack().epoch(), 5u);
+  EXPECT_FALSE(fence->allows(3)) << "no lease yet";
+  wire::Envelope lease;
+  lease.mutable_lease()->set_valid_ms(2000);
+  c->send(worker, cluster_frame{encode(lease, meta->hash)});
+  // The lease is applied when the worker handles it: wait for it to show.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!fence->allows(3) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(fence->allows(3));
+  EXPECT_TRUE(fence->allows(9));
+  EXPECT_FALSE(fence->allows(4)) << "outside the shard";
+
+  coordinator.reset(); // the coordinator's actor ends: the worker gets its down_msg
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  EXPECT_FALSE(fence->allows(3)) << "the fence stays open after the coordinator is lost";
+  auto [code, why] = f.get();
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(why.find("lost the coordinator"), std::string::npos) << why;
 }
