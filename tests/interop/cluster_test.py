@@ -117,8 +117,10 @@ def shares(workers):
     return {w.name: w.wchar for w in workers}
 
 
-def start_workers(cl, out, names, rate=WORKER_RATE, separate=False):
-    return [cl.start_worker(n, os.path.join(out, n) if separate else out, rate=rate) for n in names]
+def start_workers(cl, out, names, rate=WORKER_RATE, separate=False, verbose=()):
+    """verbose: names of workers run with -v (e.g. to log how many writes their fence refused)."""
+    return [cl.start_worker(n, os.path.join(out, n) if separate else out, rate=rate,
+                            extra=["-v"] if n in verbose else []) for n in names]
 
 
 # ------------------------------------------------------------------------------------ cases
@@ -196,7 +198,7 @@ def case_sigstop(actorrent, sess):
     cl = C.Cluster(sess, actorrent, torrent, "shared")
     cl.start_coordinator(3, [s.endpoint for s in seeders])
     out = sess.mkdir("out")
-    w1, w2, w3 = start_workers(cl, out, ["w1", "w2", "w3"])
+    w1, w2, w3 = start_workers(cl, out, ["w1", "w2", "w3"], verbose=("w2",))
     f = cl.wait_progress(0.25, JOB_TIMEOUT)
     os.kill(w2.pid, signal.SIGSTOP)
     t_stop = time.monotonic()
