@@ -28,9 +28,9 @@ using expire_atom = caf::atom_constant<caf::atom("c_expire")>;
 using stop_atom = caf::atom_constant<caf::atom("c_stop")>;
 using finish_atom = caf::atom_constant<caf::atom("c_finish")>;
 
-/// A worker a lease no longer covers may still hold bytes in flight to its disk for a moment
-/// after the deadline the coordinator computes (the lease counts from the worker's receipt):
-/// removal waits this much longer.
+/// A worker's lease runs from when it sent the report the lease answers, which is before this
+/// side sent the lease: it ends before last_lease + lease_ms. A write checked against the fence
+/// just before that may still be on its way to the disk: removal waits this much longer.
 constexpr milliseconds lease_margin{250};
 /// The plan is written at most this often while running (and always at the end).
 constexpr milliseconds save_every{1000};
@@ -329,6 +329,13 @@ void on_frame(coordinator_actor* self, const cluster_frame& f, bool running) {
       rebalance(self);
   } else if (e.has_report()) {
     const auto& r = e.report();
+    // Every report is also a request for a lease: the worker counts it from when it sent the
+    // report, so the lease can never outlast what this side assumes (last_lease + lease_ms).
+    wire::Envelope lease;
+    lease.mutable_lease()->set_valid_ms(lease_ms);
+    lease.mutable_lease()->set_echo(r.seq());
+    send_envelope(self, w.handle, std::move(lease));
+    w.last_lease = clock::now();
     auto pieces = bitmap_from(r.verified(), st.cfg.meta->piece_count());
     if (!pieces) {
       log->warn("worker {}: bad report: {}", from, pieces.error().message);
@@ -408,17 +415,10 @@ void on_expire(coordinator_actor* self, worker_id id, bool running) {
     maybe_finish(self);
 }
 
+/// The coordinator's heartbeat. Leases are not pushed from here: each answers a worker's report
+/// (on_frame), because a pushed lease could sit in the socket of a frozen worker and open its
+/// fence when it wakes up, after its pieces were given to another.
 void renew_leases(coordinator_actor* self) {
-  auto& st = self->state;
-  auto now = clock::now();
-  for (auto& [id, w] : st.workers) {
-    if (!w.alive)
-      continue;
-    wire::Envelope env;
-    env.mutable_lease()->set_valid_ms(lease_ms);
-    send_envelope(self, w.handle, std::move(env));
-    w.last_lease = now;
-  }
   self->delayed_send(self, milliseconds(heartbeat_ms), lease_atom::value);
 }
 

@@ -1,7 +1,9 @@
 // The worker actor: see worker.hpp for its states.
 #include "cluster/worker.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -22,15 +24,16 @@ namespace {
 
 using std::chrono::milliseconds;
 using report_atom = caf::atom_constant<caf::atom("w_report")>;
-using tick_atom = caf::atom_constant<caf::atom("w_tick")>;
 using stop_atom = caf::atom_constant<caf::atom("w_stop")>;
 using gone_atom = caf::atom_constant<caf::atom("w_gone")>;
 
-/// The worker notes the time every `tick_every`. A lease that arrives when its own last tick is
-/// older than `frozen_after` was sent before the process was frozen (SIGSTOP) and sat in the
-/// socket: it is not honoured (the coordinator may have given the pieces away meanwhile).
-constexpr milliseconds tick_every{100};
-constexpr milliseconds frozen_after{1000};
+/// Leases: every heartbeat the worker sends a Report (its lease request) numbered `seq`, and
+/// notes when. The coordinator's Lease echoes the number, and the lease runs from that send
+/// time, never from when the Lease is read: a Lease that waited in the socket while this
+/// process was frozen (SIGSTOP) has run out when it is read, whatever the order in which the
+/// woken process handles its timers and its mailbox. Send times of this many recent reports
+/// are kept (a Lease answering an older one is ignored: it is long over anyway).
+constexpr std::size_t lease_requests_kept = 64;
 /// How long the session gets to stop (flush files) before the worker exits anyway.
 constexpr std::chrono::seconds stop_wait{15};
 
@@ -54,8 +57,9 @@ struct worker_state {
   std::uint32_t verified = 0;       // pieces the torrent has in all
   bool has_everything = false;
   bool reported_everything = false;
-  wclock::time_point last_tick = wclock::now();
-  wclock::time_point distrust_until{}; // leases are not heeded before (after a freeze)
+  std::uint64_t next_seq = 1;                                      // of the next Report
+  std::deque<std::pair<std::uint64_t, wclock::time_point>> asked;  // (seq, sent at), in order
+  wclock::time_point lease_until{};                                // what the fence allows
   int exit_code = 1;
   bool exited = false;
   bool coordinator_down = false;
@@ -126,6 +130,10 @@ void send_report(worker_actor* self, bool force) {
     return;
   wire::Envelope env;
   auto* r = env.mutable_report();
+  r->set_seq(st.next_seq);
+  st.asked.emplace_back(st.next_seq++, wclock::now());
+  if (st.asked.size() > lease_requests_kept)
+    st.asked.pop_front();
   r->set_epoch(st.epoch);
   st.pending.runOptimize();
   r->set_verified(bitmap_bytes(st.pending));
@@ -234,14 +242,25 @@ void on_assign(worker_actor* self, const wire::Assign& a) {
 
 void on_lease(worker_actor* self, const wire::Lease& l) {
   auto& st = self->state;
-  auto now = wclock::now();
-  if (now - st.last_tick > frozen_after || now < st.distrust_until) {
-    cluster_log()->warn("a lease right after a pause of this process is ignored (it may have "
-                        "waited in the socket while the coordinator gave the pieces away)");
+  auto it = std::find_if(st.asked.begin(), st.asked.end(),
+                         [&](const auto& a) { return a.first == l.echo(); });
+  if (it == st.asked.end()) {
+    cluster_log()->debug("a lease answering no recent report ({}) is ignored", l.echo());
     return;
   }
   auto valid = std::min<std::uint32_t>(l.valid_ms(), st.lease);
-  st.fence->allow_until(now + milliseconds(valid));
+  auto until = it->second + milliseconds(valid);
+  st.asked.erase(st.asked.begin(), it + 1); // answers come in order: older ones are done
+  if (until <= wclock::now()) {
+    // It waited too long on its way (this process was frozen, or the link is that slow).
+    cluster_log()->warn("a lease that ran out before it was read is ignored (this process "
+                        "was paused, or the coordinator answers too slowly)");
+    return;
+  }
+  if (until > st.lease_until) {
+    st.lease_until = until;
+    st.fence->allow_until(until);
+  }
 }
 
 caf::behavior running(worker_actor* self);
@@ -283,7 +302,6 @@ caf::behavior stopping(worker_actor* self) {
       exit_now(self);
     },
     [=](report_atom) {},
-    [=](tick_atom) {},
     [=](stop_atom, int) {},
   };
 }
@@ -318,18 +336,8 @@ caf::behavior running(worker_actor* self) {
         cluster_log()->warn("session: {}", r.why.message);
     },
     [=](report_atom) {
-      send_report(self, false);
+      send_report(self, true); // news or not: the lease request of this heartbeat
       self->delayed_send(self, milliseconds(heartbeat_ms), report_atom::value);
-    },
-    [=](tick_atom) {
-      auto now = wclock::now();
-      // The process was frozen, and the ticks due meanwhile may run before the leases that
-      // queued up in the socket: those stay unheeded for a while too, long enough for the
-      // connection's end to arrive if the coordinator gave up on this worker.
-      if (now - self->state.last_tick > frozen_after)
-        self->state.distrust_until = now + frozen_after;
-      self->state.last_tick = now;
-      self->delayed_send(self, tick_every, tick_atom::value);
     },
     [=](session_stopped) {
       self->state.error_text = "the session stopped";
@@ -379,9 +387,7 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
     std::fflush(stdout);
   }
   self->become(running(self));
-  st.last_tick = wclock::now();
-  self->send(self, tick_atom::value);
-  self->delayed_send(self, milliseconds(heartbeat_ms), report_atom::value);
+  self->send(self, report_atom::value); // the first lease request at once
   if (!st.cfg.session)
     return; // tests: a worker without a torrent
   add_torrent add;
@@ -409,8 +415,6 @@ void on_welcome(worker_actor* self, const wire::Envelope& env) {
           return;
         }
         self->state.torrent = r.id;
-        // Adding may take a while (files created at full size): no freeze, no distrust.
-        self->state.last_tick = wclock::now();
       },
       [=](caf::error& e) {
         self->state.error_text = "the session: " + self->system().render(e);

@@ -229,8 +229,14 @@ TEST_F(coordinator_fixture, a_lost_workers_pieces_move_after_its_lease) {
   wire::Envelope ack;
   ack.mutable_ack()->set_epoch(a1->assign().epoch());
   keeper->send(c, cluster_frame{encode(ack, meta->hash)});
-  // The leaver waits for a lease, then disappears right after it.
-  ASSERT_TRUE(next(*leaver, &wire::Envelope::has_lease, 5s));
+  // The leaver asks for a lease (a report), gets it, then disappears right after it.
+  wire::Envelope report;
+  report.mutable_report()->set_seq(1);
+  report.mutable_report()->set_verified(bitmap_bytes(Roaring{}));
+  (*leaver)->send(c, cluster_frame{encode(report, meta->hash)});
+  auto granted = next(*leaver, &wire::Envelope::has_lease, 5s);
+  ASSERT_TRUE(granted);
+  EXPECT_EQ(granted->lease().echo(), 1u) << "a lease answers the report it was asked by";
   auto lease_at = std::chrono::steady_clock::now();
   leaver.reset();
   // The keeper is told of every lost piece: in one or more new assignments.
@@ -449,8 +455,27 @@ TEST(worker_node, fences_by_assignment_and_lease_and_closes_when_the_coordinator
   ASSERT_TRUE(ack);
   EXPECT_EQ(ack->ack().epoch(), 5u);
   EXPECT_FALSE(fence->allows(3)) << "no lease yet";
+  // A lease runs from when the worker sent the report it answers: one answering a report sent
+  // more than 2 s ago (it sat in the socket while the worker was frozen) opens nothing.
+  auto old_report = next(c, &wire::Envelope::has_report, 5s);
+  ASSERT_TRUE(old_report);
+  std::this_thread::sleep_for(2100ms);
+  wire::Envelope stale;
+  stale.mutable_lease()->set_valid_ms(2000);
+  stale.mutable_lease()->set_echo(old_report->report().seq());
+  c->send(worker, cluster_frame{encode(stale, meta->hash)});
+  wire::Envelope unasked; // and a lease without an echo is no lease at all
+  unasked.mutable_lease()->set_valid_ms(2000);
+  c->send(worker, cluster_frame{encode(unasked, meta->hash)});
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(fence->allows(3)) << "a lease that had run out when it was read opened the fence";
+  // A fresh report's lease opens it.
+  auto report = next(c, &wire::Envelope::has_report, 5s);
+  ASSERT_TRUE(report);
+  EXPECT_GT(report->report().seq(), old_report->report().seq());
   wire::Envelope lease;
   lease.mutable_lease()->set_valid_ms(2000);
+  lease.mutable_lease()->set_echo(report->report().seq());
   c->send(worker, cluster_frame{encode(lease, meta->hash)});
   // The lease is applied when the worker handles it: wait for it to show.
   auto deadline = std::chrono::steady_clock::now() + 5s;
@@ -496,8 +521,11 @@ TEST(worker_node, everything_is_never_narrowed_by_a_later_shard) {
   welcome.mutable_welcome()->set_lease_ms(2000);
   welcome.mutable_welcome()->set_torrent(bytes);
   c->send(worker, cluster_frame{encode(welcome, meta->hash)});
+  auto report = next(c, &wire::Envelope::has_report, 5s);
+  ASSERT_TRUE(report);
   wire::Envelope lease;
   lease.mutable_lease()->set_valid_ms(2000);
+  lease.mutable_lease()->set_echo(report->report().seq());
   c->send(worker, cluster_frame{encode(lease, meta->hash)});
   wire::Envelope all;
   all.mutable_assign()->set_epoch(7);
