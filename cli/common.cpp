@@ -38,18 +38,6 @@ peer_id make_peer_id() {
   return id;
 }
 
-std::string human_size(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
-  return buf;
-}
-
 std::string eta_text(double seconds) {
   if (seconds < 0 || seconds > 99 * 3600)
     return "--:--";

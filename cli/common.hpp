@@ -6,6 +6,7 @@
 #include <string>
 
 #include "protocol/types.hpp"
+#include "protocol/units.hpp"
 
 namespace actorrent {
 
@@ -20,8 +21,7 @@ void setup_logging(int verbosity);
 /// "-AT0010-" (Azureus style: client AT, version 0.1.0) and 12 random characters.
 peer_id make_peer_id();
 
-/// 1536 -> "1.5 KiB" (binary units, one decimal; bytes without).
-std::string human_size(double bytes);
+// human_size (1536 -> "1.5 KiB") lives in protocol/units.hpp, included here for the commands.
 
 /// Seconds as "M:SS" or "H:MM:SS"; "--:--" when unknown (negative) or absurd.
 std::string eta_text(double seconds);

@@ -16,6 +16,7 @@
 #include "cluster/plan_store.hpp"
 #include "cluster/planner.hpp"
 #include "cluster/wire.hpp"
+#include "protocol/units.hpp"
 
 namespace actorrent::cluster {
 
@@ -36,18 +37,6 @@ constexpr milliseconds lease_margin{250};
 constexpr milliseconds save_every{1000};
 /// After Done: how long the coordinator waits for the workers to flush and leave.
 constexpr std::chrono::seconds finish_wait{10};
-
-std::string size_text(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
-  return buf;
-}
 
 bool is_zero(const std::string& hash) {
   return std::all_of(hash.begin(), hash.end(), [](char c) { return c == 0; });
@@ -182,7 +171,7 @@ void print_progress(coordinator_actor* self) {
   std::printf("progress: %llu/%u pieces (%.1f%%), %s/s, %zu workers\n",
               static_cast<unsigned long long>(done), total,
               total ? 100.0 * static_cast<double>(done) / total : 100.0,
-              size_text(rate).c_str(), live_count(st));
+              human_size(rate).c_str(), live_count(st));
   std::fflush(stdout);
 }
 
@@ -207,7 +196,7 @@ void finish(coordinator_actor* self) {
   std::printf("complete: %s %llu bytes in %.2f s (%s/s), %u workers\n",
               printable(st.cfg.meta->name).c_str(),
               static_cast<unsigned long long>(st.cfg.meta->content_size()), elapsed,
-              size_text(rate).c_str(), st.workers_seen);
+              human_size(rate).c_str(), st.workers_seen);
   auto messages = st.frames_in + st.frames_out;
   double per_piece = st.pieces_this_run ? static_cast<double>(messages) / st.pieces_this_run : 0;
   std::printf("nodes: %llu messages (%llu in, %llu out), %llu bytes of frames, %.2f messages "

@@ -1,6 +1,7 @@
 #include "protocol/units.hpp"
 
 #include <cctype>
+#include <cstdio>
 #include <limits>
 
 namespace actorrent {
@@ -47,6 +48,18 @@ std::optional<std::uint64_t> parse_rate(const std::string& text, std::string& wh
     return std::nullopt;
   }
   return v << shift;
+}
+
+std::string human_size(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  return buf;
 }
 
 } // namespace actorrent
