@@ -435,6 +435,22 @@ std::string merge_metrics(const std::vector<labelled_metrics>& parts) {
   return out;
 }
 
+std::shared_ptr<peer_listener> open_default_listener(session_config cfg,
+                                                     std::string& error_text) {
+  constexpr std::uint16_t first = 6881;
+  constexpr std::uint16_t last = 6889;
+  cfg.listen_host = "0.0.0.0";
+  std::string why;
+  for (auto port = first; port <= last; ++port) {
+    cfg.listen_port = port;
+    if (auto l = open_session_listener(cfg, why))
+      return l;
+  }
+  error_text = "listen on 0.0.0.0: ports " + std::to_string(first) + "-" + std::to_string(last) +
+               " are all taken (last: " + why + ")";
+  return nullptr;
+}
+
 std::shared_ptr<peer_listener> open_session_listener(const session_config& cfg,
                                                      std::string& error_text) {
   connection_limits limits;

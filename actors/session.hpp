@@ -190,6 +190,12 @@ struct session_stopped {};
 std::shared_ptr<peer_listener> open_session_listener(const session_config& cfg,
                                                      std::string& error_text);
 
+/// A real user's default: every interface (0.0.0.0), on the first free port of 6881-6889, as
+/// other clients. `cfg`'s host and port are ignored. On failure returns nullptr and sets
+/// `error_text` to "listen on 0.0.0.0: ports 6881-6889 are all taken (last: ...)"; the caller
+/// says how to choose a port.
+std::shared_ptr<peer_listener> open_default_listener(session_config cfg, std::string& error_text);
+
 /// Spawns the session, which owns `listener` from now on and starts accepting on it: the
 /// accept callback holds the session's handle from the start. stop_request closes the socket
 /// without waiting, stops every torrent and ends the session (observers get session_stopped).

@@ -377,15 +377,10 @@ int run_batch(const batch_options& opt) {
       sc.listen_port = settings.listen_port;
       listener = open_session_listener(sc, err);
     } else {
-      sc.listen_host = listen_host = "0.0.0.0";
-      std::string last;
-      for (std::uint16_t port = 6881; port <= 6889 && !listener; ++port) {
-        sc.listen_port = port;
-        listener = open_session_listener(sc, last);
-      }
+      listen_host = "0.0.0.0";
+      listener = open_default_listener(sc, err);
       if (!listener)
-        err = "listen on 0.0.0.0: ports 6881-6889 are all taken (last: " + last +
-              "); choose one with `listen` in the job file's settings";
+        err += "; choose one with `listen` in the job file's settings";
     }
   }
   if (!listener) {

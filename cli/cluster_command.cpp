@@ -55,8 +55,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr std::uint16_t default_port_first = 6881; // as `download`
-constexpr std::uint16_t default_port_last = 6889;
 /// A worker started before its coordinator waits this long for it.
 constexpr std::chrono::milliseconds join_patience = 30s;
 
@@ -208,15 +206,10 @@ int run_worker(const cluster_command::options& opt) {
     sc.listen_port = listen.port;
     listener = open_session_listener(sc, err);
   } else {
-    sc.listen_host = "0.0.0.0";
-    std::string last;
-    for (auto p = default_port_first; p <= default_port_last && !listener; ++p) {
-      sc.listen_port = p;
-      listener = open_session_listener(sc, last);
-    }
+    sc.listen_host = "0.0.0.0"; // what the other workers are told (advertised below)
+    listener = open_default_listener(sc, err);
     if (!listener)
-      err = "listen on 0.0.0.0: ports 6881-6889 are all taken (last: " + last +
-            "); choose one with --listen HOST:PORT";
+      err += "; choose one with --listen HOST:PORT";
   }
   if (!listener) {
     std::fprintf(stderr, "error: %s\n", err.c_str());

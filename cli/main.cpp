@@ -225,8 +225,6 @@ struct download_options {
 
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
 
-constexpr std::uint16_t default_port_first = 6881; // a real user's default, as other clients
-constexpr std::uint16_t default_port_last = 6889;
 
 /// Opens the session's listen socket: `--listen HOST:PORT` exactly, or by default every
 /// interface on the first free port of 6881-6889.
@@ -241,17 +239,11 @@ std::shared_ptr<peer_listener> open_listener(io_runtime& io, const download_opti
     sc.listen_port = listen.port;
     return open_session_listener(sc, err);
   }
-  sc.listen_host = host = "0.0.0.0";
-  std::string last;
-  for (auto port = default_port_first; port <= default_port_last; ++port) {
-    sc.listen_port = port;
-    if (auto l = open_session_listener(sc, last))
-      return l;
-  }
-  err = "listen on 0.0.0.0: ports " + std::to_string(default_port_first) + "-" +
-        std::to_string(default_port_last) + " are all taken (last: " + last +
-        "); choose one with --listen HOST:PORT";
-  return nullptr;
+  host = "0.0.0.0";
+  auto l = open_default_listener(sc, err);
+  if (!l)
+    err += "; choose one with --listen HOST:PORT";
+  return l;
 }
 
 /// What the CLI knows of each torrent it runs.
