@@ -239,32 +239,41 @@ std::vector<assignment> planner::rebalance(clock::time_point now) {
     refill_ = false;
   }
 
-  // 2. Steal near the end: the pool is empty and a worker is idle while another would need
-  //    more than steal_after_s to finish its shard. The pieces taken go in transit, not to
-  //    the idle worker: only once their owner has acknowledged losing them (its writes into
-  //    them are fenced off) do they return to the pool for the next top-up.
+  // 2. Steal near the end: the pool is empty and a worker is idle, or will be within
+  //    low_water_s, while another would need more than steal_after_s to finish its shard.
+  //    The pieces taken go in transit, not to the idle worker: only once their owner has
+  //    acknowledged losing them (its writes into them are fenced off) do they return to the
+  //    pool for the next top-up.
   std::map<worker_id, Roaring> dropped;
   if (pool_.isEmpty()) {
+    auto eta_of = [&](const worker_state& s) {
+      return static_cast<double>(bytes_of(s.shard)) / rate_of(s);
+    };
+    auto hungry = [&](const worker_state& s) {
+      return s.shard.isEmpty() || eta_of(s) <= cfg_.low_water_s;
+    };
     double idle_rate = 0;
     std::uint64_t idle_demand = 0;
     std::uint64_t pending = 0;
     for (auto& [id, s] : workers_) {
       for (auto& [e, p] : s.in_transit)
         pending += p.cardinality();
-      if (s.shard.isEmpty()) {
+      if (hungry(s)) {
         idle_rate += rate_of(s);
-        idle_demand += std::max<std::uint64_t>(target_of(s, total_rate, open), 1);
+        const std::uint64_t target = target_of(s, total_rate, open);
+        const std::uint64_t card = s.shard.cardinality();
+        idle_demand += target > card ? target - card : 1;
       }
     }
     if (idle_demand > pending) {
       std::uint64_t room = idle_demand - pending;
       std::vector<std::pair<double, worker_id>> slow;
       for (auto& [id, s] : workers_) {
-        if (s.shard.isEmpty() || !s.in_transit.empty() || s.acked != s.epoch)
+        if (hungry(s) || !s.in_transit.empty() || s.acked != s.epoch)
           continue; // idle, or not yet settled in its current shard
         if (now - s.since < std::chrono::duration<double>(cfg_.steal_after_s))
           continue; // its rate is not measured yet
-        const double eta = static_cast<double>(bytes_of(s.shard)) / rate_of(s);
+        const double eta = eta_of(s);
         if (eta > cfg_.steal_after_s)
           slow.emplace_back(eta, id);
       }

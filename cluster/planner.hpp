@@ -7,7 +7,7 @@
 // - Shards are sized by rate: a worker holds about `window` seconds of work at its measured
 //   rate (its declared cap until measured), at least `min_pieces`, and is topped up from the
 //   pool as it verifies. Near the end (pool empty) unfinished pieces of slow workers are
-//   stolen for idle fast ones.
+//   stolen for fast ones that are idle or about to be (shard below its low-water mark).
 // - Epochs: every assignment gets a fresh, strictly increasing epoch. A piece taken from a
 //   worker stays in transit until that worker acknowledges an epoch at least as new as the
 //   assignment that dropped it, or the worker is removed (the caller removes a lost worker
@@ -46,6 +46,10 @@ struct planner_config {
   /// Near the end, a piece is stolen from a worker whose expected time to finish its shard
   /// exceeds this many seconds while another worker is idle.
   double steal_after_s = 2.0;
+  /// A worker whose shard it finishes within this many seconds counts as idle for stealing:
+  /// its last pieces are already in flight, so waiting until the shard is empty would leave
+  /// its link unused for the tail of every shard. Must be below steal_after_s.
+  double low_water_s = 1.0;
 };
 
 /// A worker's new shard: send it as Assign{epoch, pieces}.

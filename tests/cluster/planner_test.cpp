@@ -181,6 +181,42 @@ TEST(cluster_planner, no_steal_from_a_worker_that_finishes_soon) {
   EXPECT_TRUE(p.rebalance(t + std::chrono::seconds(10)).empty());
 }
 
+// A fast worker whose last pieces are in flight (shard below the low-water mark) gets stolen
+// work before its shard is empty, so that its link does not idle through the tail.
+TEST(cluster_planner, steals_for_a_worker_below_its_low_water_mark) {
+  auto c = config(100, 1 * mib);
+  c.steal_after_s = 2.0;
+  c.low_water_s = 1.0;
+  planner p(c);
+  p.add_worker(1, 1 * mib); // slow
+  p.add_worker(2, 9 * mib); // fast
+  auto t = clock::now();
+  auto out = p.rebalance(t);
+  p.on_ack(1, find(out, 1)->epoch);
+  p.on_ack(2, find(out, 2)->epoch);
+  // The fast one is down to 8 pieces: 8 MiB at 9 MiB/s, under a second of work.
+  p.on_verified(2, find(out, 2)->epoch, range(10, 92));
+  ASSERT_EQ(p.shard_of(2).cardinality(), 8u);
+  t += std::chrono::seconds(3);
+  out = p.rebalance(t);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker, 1u);
+  EXPECT_LT(out[0].pieces.cardinality(), 10u);
+  EXPECT_FALSE(p.in_transit().isEmpty());
+  EXPECT_TRUE(one_place(p, 100, {1, 2}));
+  // With 3 pieces left on the fast worker it is still above water: nothing is stolen for a
+  // worker with more than a second of work.
+  planner q(c);
+  q.add_worker(1, 1 * mib);
+  q.add_worker(2, 9 * mib);
+  auto t2 = clock::now();
+  out = q.rebalance(t2);
+  q.on_ack(1, find(out, 1)->epoch);
+  q.on_ack(2, find(out, 2)->epoch);
+  q.on_verified(2, find(out, 2)->epoch, range(10, 80)); // 20 pieces: 2.2 s of work
+  EXPECT_TRUE(q.rebalance(t2 + std::chrono::seconds(3)).empty());
+}
+
 TEST(cluster_planner, late_joiner_gets_work_by_stealing) {
   planner p(config(40, 1 * mib));
   p.add_worker(1, 4 * mib);
