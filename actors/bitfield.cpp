@@ -1,5 +1,7 @@
 #include "actors/bitfield.hpp"
 
+#include <cassert>
+
 namespace actorrent {
 
 bitfield::bitfield(std::uint32_t size, bool value) : words_((size + 63) / 64), size_(size) {
@@ -44,11 +46,30 @@ void bitfield::set_all() noexcept {
     words_.back() = (std::uint64_t{1} << (size_ % 64)) - 1;
 }
 
+void bitfield::clear() noexcept {
+  for (auto& w : words_)
+    w = 0;
+}
+
 std::uint32_t bitfield::count() const noexcept {
   std::uint32_t n = 0;
   for (auto w : words_)
     n += static_cast<std::uint32_t>(__builtin_popcountll(w));
   return n;
+}
+
+bitfield& bitfield::operator|=(const bitfield& o) noexcept {
+  assert(o.size_ == size_);
+  for (std::size_t i = 0; i < words_.size(); ++i)
+    words_[i] |= o.words_[i];
+  return *this;
+}
+
+bitfield& bitfield::and_not(const bitfield& o) noexcept {
+  assert(o.size_ == size_);
+  for (std::size_t i = 0; i < words_.size(); ++i)
+    words_[i] &= ~o.words_[i];
+  return *this;
 }
 
 bool bitfield::none() const noexcept {

@@ -31,9 +31,13 @@ public:
     words_[p.value >> 6] &= ~(std::uint64_t{1} << (p.value & 63));
   }
   void set_all() noexcept;
+  void clear() noexcept;
   std::uint32_t count() const noexcept;
   bool all() const noexcept { return count() == size_; }
   bool none() const noexcept;
+  /// Bitwise or / and-not with a bitfield of the same size.
+  bitfield& operator|=(const bitfield& o) noexcept;
+  bitfield& and_not(const bitfield& o) noexcept;
 
   /// Calls f(piece_index) for every set bit, in increasing order.
   template <class F>

@@ -199,6 +199,9 @@ struct announce_result {
 
 struct add_peers {
   std::vector<endpoint> peers;
+  /// [cluster] Peers of the same replicate job: a piece that one of them (dialled, unchoking us
+  /// and answering) has is asked of it, not of other peers.
+  bool preferred = false;
 };
 
 class peer_connection;

@@ -200,7 +200,9 @@ std::size_t piece_picker::take_free_blocks(downloading_piece& d, peer_slot peer,
 }
 
 std::size_t piece_picker::pick(peer_slot peer, const bitfield* has, std::size_t max_blocks,
-                               const request_record& requests, std::vector<block_ref>& out) {
+                               const request_record& requests, std::vector<block_ref>& out,
+                               bool seed) {
+  seed = seed || has == nullptr;
   std::size_t n = 0;
   // 1. Finish what is started.
   for (std::size_t i = 0; i < downloading_.size() && n < max_blocks; ++i) {
@@ -240,13 +242,13 @@ std::size_t piece_picker::pick(peer_slot peer, const bitfield* has, std::size_t 
         if (!avail_.parked(piece_index{i}) && !consider(piece_index{i}))
           return;
     } else if (!recompute_) {
-      avail_.for_each_rarest(has == nullptr, consider);
+      avail_.for_each_rarest(seed, consider);
     } else {
       scratch_order_.clear();
       for (std::uint32_t i = 0; i < piece_count_; ++i) {
         piece_index p{i};
         auto c = avail_.count(p) - avail_.seeds();
-        if (avail_.parked(p) || (has != nullptr && c == 0))
+        if (avail_.parked(p) || (!seed && c == 0))
           continue;
         scratch_order_.emplace_back(c, i);
       }

@@ -84,9 +84,11 @@ public:
   /// caller records them in `requests` (request_record::add) before anything else touches the
   /// picker. `has` is the peer's bitfield (nullptr: it has every piece). Order: blocks of pieces
   /// already downloading, then new pieces rarest first, then (end-game, when nothing is left
-  /// to start) blocks requested from one other peer but not yet received.
+  /// to start) blocks requested from one other peer but not yet received. `seed`: the peer has
+  /// every piece, and `has` (if any) only narrows what may be asked of it.
   std::size_t pick(peer_slot peer, const bitfield* has, std::size_t max_blocks,
-                   const request_record& requests, std::vector<block_ref>& out);
+                   const request_record& requests, std::vector<block_ref>& out,
+                   bool seed = false);
   /// Benchmark switch: pick() re-derives the rarest-first order of new pieces by scanning and
   /// sorting every piece, as a picker without incremental state would, instead of walking the
   /// availability buckets. Same choices up to ties; O(P log P) per call instead of O(picked).

@@ -507,7 +507,7 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
       [=](const session_set_file_priorities& p) { return forward(self, p.id, p.priorities); },
       // [cluster] A worker's shard and the peers of a replicate job.
       [=](const session_set_piece_filter& p) { return forward(self, p.id, p.filter); },
-      [=](const session_add_peers& p) { return forward(self, p.id, add_peers{p.peers}); },
+      [=](const session_add_peers& p) { return forward(self, p.id, add_peers{p.peers, p.preferred}); },
       [=](const set_session_limits& l) {
         self->state.limits = l;
         if (self->state.opts.io) {

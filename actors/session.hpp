@@ -141,6 +141,7 @@ struct session_set_piece_filter {
 struct session_add_peers {
   torrent_id id = 0;
   std::vector<endpoint> peers;
+  bool preferred = false; // see add_peers
 };
 /// Session-wide limits over every torrent: rates in bytes per second (0: none), connections
 /// (0: none).

@@ -121,6 +121,7 @@ struct peer_entry {
   std::uint64_t uploaded = 0;
   bool avail_touched = false;         // in the current availability pass
   bool pending_interesting = false;   // its interest so far in that pass
+  bool preferred = false;        // [cluster] dialled at an address of add_peers{preferred}
   std::uint64_t payload = 0;
   clock_type::time_point last_block = clock_type::now();
 };
@@ -146,6 +147,12 @@ struct torrent_state {
   std::unordered_map<caf::actor_addr, peer_slot> slot_of;
   peer_slot next_slot = 0; // slots are never reused: late messages cannot reach a successor
   std::vector<block_ref> picked;
+  // [cluster] Replicate mode: the other workers' listen addresses. A piece that one of them has
+  // is not asked of other peers (scratch bitfields for that mask, kept to avoid allocating).
+  std::vector<endpoint> preferred;
+  std::size_t preferred_peers = 0; // peer entries with `preferred` set
+  bitfield preferred_have;
+  bitfield masked;
   std::vector<peer_slot> touched; // peers whose availability changed in this pass
   // -- lifecycle details inside the states --
   bool finishing = false;      // every piece verified: flushing, no more requests
@@ -260,6 +267,61 @@ void send_announce(self_ptr self, std::optional<tracker::event> ev) {
     self->send(st.tracker, announce{*ev, st.payload_up, st.payload_down, bytes_left(st)});
 }
 
+/// [cluster] Addresses of add_peers{preferred}; peers already dialled there become preferred.
+void remember_preferred(torrent_state& st, const add_peers& ap) {
+  if (!ap.preferred)
+    return;
+  for (auto& ep : ap.peers)
+    if (std::find(st.preferred.begin(), st.preferred.end(), ep) == st.preferred.end())
+      st.preferred.push_back(ep);
+  for (auto& [slot, e] : st.peers) {
+    if (e.preferred || e.known == peer_list::no_entry ||
+        std::find(st.preferred.begin(), st.preferred.end(), e.ep) == st.preferred.end())
+      continue;
+    e.preferred = true;
+    ++st.preferred_peers;
+  }
+}
+
+/// The pieces `e` may be asked for (nullptr: all of them). [cluster] In a replicate job, a
+/// peer that is not one of the other workers is not asked for what a worker offers: one that
+/// we dialled, that unchokes us, and that has sent a block in the last 5 s or has nothing of
+/// ours in flight (a frozen worker does not hold pieces back from the swarm).
+const bitfield* pickable_of(torrent_state& st, const peer_entry& e) {
+  const bitfield* has = e.seed ? nullptr : &e.bits;
+  if (e.preferred || st.preferred_peers == 0)
+    return has;
+  const auto n = st.meta().piece_count();
+  if (st.preferred_have.size() != n)
+    st.preferred_have = bitfield(n);
+  else
+    st.preferred_have.clear();
+  bool any = false;
+  const auto now = clock_type::now();
+  for (auto& [slot, p] : st.peers) {
+    if (!p.preferred || !p.active || p.closing || p.choked_us || !p.has_bits)
+      continue;
+    if (p.requests->size() > 0 && now - p.last_block > seconds(5))
+      continue;
+    any = true;
+    if (p.seed) {
+      st.preferred_have.set_all();
+      break;
+    }
+    st.preferred_have |= p.bits;
+  }
+  if (!any)
+    return has;
+  if (st.masked.size() != n)
+    st.masked = bitfield(n);
+  if (has)
+    st.masked = *has; // same size: copies into the existing words
+  else
+    st.masked.set_all();
+  st.masked.and_not(st.preferred_have);
+  return &st.masked;
+}
+
 void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   auto& st = self->state;
   if (st.state != phase::downloading || st.finishing || e.choked_us || !e.has_bits ||
@@ -271,7 +333,7 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   if (in_flight > cap - cap / 4)
     return;
   st.picked.clear();
-  st.picker->pick(slot, e.seed ? nullptr : &e.bits, cap - in_flight, st.requests, st.picked);
+  st.picker->pick(slot, pickable_of(st, e), cap - in_flight, st.requests, st.picked, e.seed);
   if (auto& back = st.picker->taken_back(); !back.empty()) {
     // Storage forgets these copies too, or its count of a piece's blocks would run ahead.
     self->send(st.storage, discard_blocks{std::move(back)});
@@ -364,6 +426,7 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
   if (!e.closing) // else counted out when told to close
     st.known.connection_closed(e.ep.host);
   self->demonitor(e.handle);
+  st.preferred_peers -= e.preferred;
   st.peers.erase(it);
   if (st.state == phase::stopping) {
     if (st.peers.empty())
@@ -403,6 +466,9 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
                                  seconds(st.cfg.request_timeout_s));
   e.ep = ep;
   e.known = known_index;
+  e.preferred = known_index != peer_list::no_entry &&
+                std::find(st.preferred.begin(), st.preferred.end(), ep) != st.preferred.end();
+  st.preferred_peers += e.preferred;
   st.slot_of.emplace(handle.address(), pc.slot);
   st.known.connection_opened(ep.host);
   st.peers.emplace(pc.slot, std::move(e));
@@ -1390,6 +1456,7 @@ caf::message_handler common_handlers(self_ptr self) {
       connect_more(self);
     },
     [=](add_peers& ap) {
+      remember_preferred(self->state, ap);
       for (auto& ep : ap.peers)
         self->state.known.add(ep);
       connect_more(self);
@@ -1613,6 +1680,7 @@ caf::behavior awaiting_metadata_behavior(self_ptr self) {
   return {
     [=](get_progress) { return make_progress(self->state); },
     [=](add_peers& ap) {
+      remember_preferred(self->state, ap);
       for (auto& ep : ap.peers)
         self->state.known.add(ep);
       if (!self->state.pause_requested)

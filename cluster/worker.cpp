@@ -220,6 +220,7 @@ void on_assign(worker_actor* self, const wire::Assign& a) {
     if (a.everything() && a.cluster_peers_size() > 0) {
       session_add_peers add;
       add.id = st.torrent;
+      add.preferred = true; // what another worker has is fetched from it, not from the swarm
       for (auto& p : a.cluster_peers()) {
         endpoint ep;
         if (parse_host_port(p, ep))

@@ -169,10 +169,10 @@ struct fixture {
     bool hold_start = false;    // nothing runs until the test runs the scheduler
     std::uint32_t upload_slots = 4;
     // [cluster]
-    std::optional<std::vector<std::uint32_t>> piece_filter;
+    std::optional<std::vector<std::uint32_t>> piece_filter{};
     bool report_pieces = false;
     bool save_resume = true;
-    std::shared_ptr<write_fence> fence;
+    std::shared_ptr<write_fence> fence{};
   };
 
   /// A torrent of `pieces` pieces of 4 blocks; `peers` scripted peers are known to it.
@@ -1217,4 +1217,35 @@ TEST(torrent_cluster, refusals_that_go_on_hold_requests_back_longer_each_time) {
   EXPECT_EQ(f.count_requests(0, 0), 12u);
   EXPECT_FALSE(f.w->peers.at(0).disconnected);
   EXPECT_FALSE(f.w->failed);
+}
+
+// Replicate mode: what another worker (a peer dialled at an add_peers{preferred} address) has
+// is asked of it, not of the swarm; once it chokes us, the swarm gets those pieces too.
+TEST(torrent_cluster, pieces_a_preferred_peer_has_are_not_asked_of_others) {
+  fixture f(8, 2);
+  ASSERT_EQ(f.w->peers.size(), 2u);
+  const peer_slot worker = 0, swarm = 1;
+  caf::anon_send(f.torrent, add_peers{{f.w->peers.at(worker).pc.remote}, true});
+  f.sched.run();
+  caf::anon_send(f.torrent, peer_connected{worker, {}, true});
+  availability_delta d;
+  d.slot = worker;
+  d.has_bitfield = true;
+  d.bits = bitfield(8);
+  for (std::uint32_t p = 0; p < 4; ++p)
+    d.bits.set(piece_index{p});
+  caf::anon_send(f.torrent, std::move(d));
+  f.unchoke(worker);
+  f.connect_and_unchoke(swarm);
+  for (std::uint32_t p = 0; p < 4; ++p) {
+    EXPECT_EQ(f.count_requests(worker, p), 4u) << "piece " << p;
+    EXPECT_EQ(f.count_requests(swarm, p), 0u) << "piece " << p << " is the worker's";
+  }
+  for (std::uint32_t p = 4; p < 8; ++p)
+    EXPECT_EQ(f.count_requests(swarm, p), 4u) << "piece " << p;
+  // The worker chokes us: its requests are over, and the swarm is asked for its pieces.
+  f.choke(worker);
+  f.ticks(1);
+  for (std::uint32_t p = 0; p < 4; ++p)
+    EXPECT_EQ(f.count_requests(swarm, p), 4u) << "piece " << p << " after the choke";
 }
