@@ -155,8 +155,9 @@ TEST(request_record, a_long_run_in_any_order_stays_consistent_and_bounded) {
       auto b = blk(block / 16, block % 16);
       ++block;
       ASSERT_TRUE(r.add(1, b, now));
-      if (next() % 8 == 0)
+      if (next() % 8 == 0) {
         ASSERT_TRUE(r.add(2, b, now)); // end-game duplicate
+      }
       in_flight.push_back(b);
     }
     now += 1ms;

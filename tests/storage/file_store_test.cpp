@@ -336,8 +336,9 @@ TEST_F(file_store_test, write_many_matches_single_writes) {
           ASSERT_TRUE((*store)->write(piece_index{p}, off, bytes).ok());
       }
     }
-    if (many)
+    if (many) {
       ASSERT_TRUE((*store)->write_many(spans).ok());
+    }
     EXPECT_EQ(slurp(dir + "/t/a"), data.substr(0, 40000)) << "many=" << many;
     EXPECT_EQ(slurp(dir + "/t/b"), data.substr(41536)) << "many=" << many;
     EXPECT_FALSE(exists(dir + "/t/.pad/1536"));
