@@ -141,8 +141,12 @@ void planner::on_rate(worker_id w, double bytes_per_s) {
   auto i = workers_.find(w);
   if (i == workers_.end() || !std::isfinite(bytes_per_s) || bytes_per_s < 0)
     return;
-  // A measured 0 (no peer yet, or stalled) is slow, not unknown: keep it above 0 so that the
-  // hint no longer stands in for it.
+  // A worker without a shard had nothing to fetch: its rate says nothing about what it can do
+  // (a worker that reported 0 before its first assignment would get no pieces at all).
+  if (i->second.shard.isEmpty())
+    return;
+  // A measured 0 with work in hand (no peer yet, or stalled) is slow, not unknown: keep it above
+  // 0 so that the hint no longer stands in for it.
   i->second.rate = std::max(bytes_per_s, 1.0);
 }
 

@@ -80,7 +80,8 @@ public:
   /// `w` applied the assignment of `epoch`: pieces in transit from it since then return to
   /// the pool.
   void on_ack(worker_id w, std::uint64_t epoch);
-  /// `w`'s measured download rate in bytes/s.
+  /// `w`'s measured download rate in bytes/s; ignored while `w` holds no shard (an idle worker's
+  /// rate is no measure of it).
   void on_rate(worker_id w, double bytes_per_s);
 
   /// Tops up, rebalances and steals: the shards that changed, each with a fresh epoch.

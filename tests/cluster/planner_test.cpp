@@ -63,9 +63,17 @@ TEST(cluster_planner, shards_are_sized_by_rate) {
   planner p(config(10000, 64 * kib));
   p.add_worker(1, 0);
   p.add_worker(2, 0);
+  const auto t0 = clock::now();
+  // Unknown rates: unknown_rate (4 MiB/s) each, 10 s of 64 KiB pieces = 640.
+  auto first = p.rebalance(t0);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(find(first, 1)->pieces, range(0, 640));
+  EXPECT_EQ(find(first, 2)->pieces, range(640, 1280));
+  // Measured while they work; both finish their shards, and the next ones follow the rates.
   p.on_rate(1, 1.0 * mib);
   p.on_rate(2, 3.0 * mib);
-  const auto t0 = clock::now();
+  p.on_verified(1, find(first, 1)->epoch, range(0, 640));
+  p.on_verified(2, find(first, 2)->epoch, range(640, 1280));
   auto out = p.rebalance(t0);
   ASSERT_EQ(out.size(), 2u);
   const auto slow = find(out, 1)->pieces.cardinality();
@@ -74,8 +82,8 @@ TEST(cluster_planner, shards_are_sized_by_rate) {
   EXPECT_EQ(slow, 160u);
   EXPECT_EQ(fast, 480u);
   // Runs in index order, disjoint.
-  EXPECT_EQ(find(out, 1)->pieces, range(0, 160));
-  EXPECT_EQ(find(out, 2)->pieces, range(160, 640));
+  EXPECT_EQ(find(out, 1)->pieces, range(1280, 1440));
+  EXPECT_EQ(find(out, 2)->pieces, range(1440, 1920));
   EXPECT_LT(find(out, 1)->epoch, find(out, 2)->epoch);
   EXPECT_TRUE(one_place(p, 10000, {1, 2}));
 }
@@ -215,6 +223,28 @@ TEST(cluster_planner, steals_for_a_worker_below_its_low_water_mark) {
   q.on_ack(2, find(out, 2)->epoch);
   q.on_verified(2, find(out, 2)->epoch, range(10, 80)); // 20 pieces: 2.2 s of work
   EXPECT_TRUE(q.rebalance(t2 + std::chrono::seconds(3)).empty());
+}
+
+// A worker reports its rate with its first lease request, before it has any work: that 0 is
+// no measure of it, and it still gets its share of the first assignment.
+TEST(cluster_planner, a_rate_measured_without_work_is_ignored) {
+  planner p(config(257, 256 * kib));
+  p.add_worker(1, 4 * mib);
+  p.add_worker(2, 4 * mib);
+  p.add_worker(3, 4 * mib);
+  p.on_rate(1, 0.0); // idle: ignored
+  auto out = p.rebalance(clock::now());
+  ASSERT_EQ(out.size(), 3u);
+  for (worker_id w : {1u, 2u, 3u}) {
+    EXPECT_GE(p.shard_of(w).cardinality(), 85u) << "worker " << w;
+    EXPECT_LE(p.shard_of(w).cardinality(), 86u) << "worker " << w;
+  }
+  // With work in hand, a measured 0 is slow: its next top-up is small.
+  for (auto& a : out)
+    p.on_ack(a.worker, a.epoch);
+  p.on_rate(1, 0.0);
+  p.on_verified(2, find(out, 2)->epoch, p.shard_of(2));
+  EXPECT_TRUE(one_place(p, 257, {1, 2, 3}));
 }
 
 TEST(cluster_planner, late_joiner_gets_work_by_stealing) {
