@@ -14,9 +14,14 @@ cluster size and network:
   loopback  every node on 127.0.0.1; each worker limited by its own --download-limit R.
   netns     the seeders and the coordinator in a hub network namespace (a bridge, 10.77.0.1),
             each worker in a namespace of its own behind a veth pair whose both ends carry a
-            `tc` qdisc: rate R and --delay-ms each way (netem); without sch_netem in the kernel
-            the rate alone (tbf), and the report says so. Workers get no --download-limit there:
-            the link is the limit. The namespaces are removed at the end, whatever happens.
+            `tc` qdisc: rate R and --delay-ms each way (netem). Without sch_netem in the kernel
+            the veth carries the rate alone (tbf) and the delay comes from a relay instead: in
+            each worker's namespace, one delay relay per seeder listens on 127.0.0.1:PORT and
+            forwards to the seeder, holding every chunk --delay-ms in each direction, so that
+            each request waits a round trip of 2 * --delay-ms (the workers dial the relays;
+            TCP itself then runs without the delay). The report says which. Workers get no
+            --download-limit there: the link is the limit. The namespaces are removed at the
+            end, whatever happens.
 
 Measured per job: wall time from the first worker's start to the coordinator's `complete:` line,
 aggregate rate = size / that time, against the target 0.85 * N * R; the coordinator's CPU time
@@ -28,8 +33,9 @@ connection) per verified piece; the coordinator's own message counters if it pri
 Prints a markdown table and writes it to bench/results/cluster-scaling-<date>.md (--out to
 choose). Every process is killed and the temp directory removed at the end (also on SIGINT/TERM).
 
-Script mode (used for the seeders inside the hub namespace):
+Script modes (used inside the namespaces):
   cluster_scaling.py lt-seed TORRENT DATADIR --bind IP:PORT
+  cluster_scaling.py delay-relay LISTEN_IP:PORT TARGET_IP:PORT --delay-ms MS
 """
 import argparse
 import os
@@ -107,6 +113,72 @@ class HubSeeder(H.Seeder):
         H.log("libtorrent seeder ready on %s (namespace %s)" % (self.endpoint, self.netns))
 
 
+# ------------------------------------------------------------------------------------ delay relay
+def delay_relay_main(argv):
+    """Accepts on LISTEN, connects each connection to TARGET, and forwards every chunk read in
+    either direction MS later (order kept). Memory is bounded by what the peers have in flight:
+    a BitTorrent seeder sends only the blocks it was asked for."""
+    import asyncio
+    ap = argparse.ArgumentParser(prog="cluster_scaling.py delay-relay")
+    ap.add_argument("listen")
+    ap.add_argument("target")
+    ap.add_argument("--delay-ms", type=int, required=True)
+    a = ap.parse_args(argv)
+    lhost, lport = a.listen.rsplit(":", 1)
+    thost, tport = a.target.rsplit(":", 1)
+    delay = a.delay_ms / 1000.0
+
+    async def pipe(reader, writer):
+        loop = asyncio.get_running_loop()
+        queue = asyncio.Queue()
+
+        async def pump_in():
+            while True:
+                try:
+                    data = await reader.read(1 << 16)
+                except OSError:
+                    data = b""
+                queue.put_nowait((loop.time() + delay, data))
+                if not data:
+                    return
+
+        async def pump_out():
+            try:
+                while True:
+                    due, data = await queue.get()
+                    wait = due - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    if not data:
+                        break
+                    writer.write(data)
+                    await writer.drain()
+            except OSError:
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(pump_in(), pump_out())
+
+    async def serve(reader, writer):
+        try:
+            up_r, up_w = await asyncio.open_connection(thost, int(tport))
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer), return_exceptions=True)
+
+    async def run():
+        server = await asyncio.start_server(serve, lhost, int(lport))
+        print("READY", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    asyncio.run(run())
+    return 0
+
+
 # ------------------------------------------------------------------------------------ namespaces
 def sh(*argv, check=True):
     r = subprocess.run(argv, capture_output=True, text=True)
@@ -126,7 +198,11 @@ class Namespaces:
         self.rate, self.delay_ms = rate, delay_ms
         self.netem = self._have_netem()
         self.shaping = ("netem delay %d ms + rate, each way" % delay_ms if self.netem
-                        else "tbf rate only: sch_netem is missing from this kernel, NO delay")
+                        else "tbf rate on the veth; sch_netem is missing from this kernel, so the "
+                        "%d ms each way come from a relay per seeder in each worker's namespace "
+                        "(application-level delay: a request waits %d ms for its block; TCP "
+                        "itself runs without it)" % (delay_ms, 2 * delay_ms) if delay_ms
+                        else "tbf rate only, no delay")
         try:
             self._build(workers)
         except BaseException:
@@ -177,7 +253,31 @@ class Namespaces:
             sh("tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", bits,
                "burst", "128kb", "latency", "500ms")
 
+    def relays(self, sess, seeders):
+        """Without netem: a delay relay per seeder in every worker namespace, each on
+        127.0.0.1:<the seeder's port> there (each namespace has its own loopback). Returns the
+        peer list the workers dial."""
+        if self.netem or not self.delay_ms:
+            return [s.endpoint for s in seeders]
+        self.relay_procs = getattr(self, "relay_procs", [])
+        for ns, _ in self.workers:
+            for s in seeders:
+                port = s.endpoint.rsplit(":", 1)[1]
+                p = sess.spawn("relay-%s-%s" % (ns, port),
+                               ["ip", "netns", "exec", ns, H.PY, os.path.abspath(__file__),
+                                "delay-relay", "127.0.0.1:" + port, s.endpoint,
+                                "--delay-ms", str(self.delay_ms)])
+                self.relay_procs.append(p)
+                if not H.wait_for(lambda: not p.running() or "READY" in open(p.log_path).read(), 10):
+                    raise H.HarnessError("delay relay in %s not ready" % ns)
+                if not p.running():
+                    raise H.HarnessError("delay relay in %s: %s" % (ns, open(p.log_path).read()))
+        return ["127.0.0.1:" + s.endpoint.rsplit(":", 1)[1] for s in seeders]
+
     def close(self):
+        for p in getattr(self, "relay_procs", []):
+            p.stop(grace=1.0)
+        self.relay_procs = []
         for ns in reversed(self.made):
             sh("ip", "netns", "del", ns, check=False)
         self.made = []
@@ -273,6 +373,8 @@ def _interrupt(*_):
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "lt-seed":
         return lt_seed_main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "delay-relay":
+        return delay_relay_main(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--actorrent", required=True)
     ap.add_argument("--workers", default="1,2,3,4")
@@ -313,11 +415,13 @@ def main():
                 for _ in range(args.seeders):
                     seeders.append(HubSeeder(sess, torrent, seed_root, netns=nets.hub,
                                              ip=HUB_IP).start(timeout=60))
+                peers = nets.relays(sess, seeders)
             else:
                 for _ in range(args.seeders):
                     seeders.append(H.LibtorrentSeeder(sess, torrent, seed_root).start(timeout=60))
+                peers = [s.endpoint for s in seeders]
             for n in counts:
-                rows.append(run_job(sess, args, torrent, payload, [s.endpoint for s in seeders], n,
+                rows.append(run_job(sess, args, torrent, payload, peers, n,
                                     network, nets if network == "netns" else None))
             for s in seeders:
                 s.stop()
