@@ -35,6 +35,13 @@
   dry_run     --dry-run: prints the plan and the job that would fail (exit 1); nothing dials
               the job's peer or announces to its tracker (a listening socket sees no
               connection), nothing is written (no state_dir, no output).
+  demo        the newcomer's path (issue's "done when"): deploy/batch-demo.sh with the built
+              binary runs its three jobs byte-exact and keeps its seeder; then, as its closing
+              lines suggest, the outputs are removed, the printed batch command is run and
+              killed with kill -9 midway through the big job, run again: exit 0, the jobs
+              finished before the kill are not fetched again, the big one continues (fetches
+              less than its size), the summary says complete for all three, all byte-exact;
+              progress.json shows the running job's bytes before the kill.
 
   batch_test.py --actorrent PATH --case NAME
 """
@@ -53,7 +60,8 @@ sys.path.insert(0, HERE)
 import harness as H  # noqa: E402
 
 CASES = ["queue", "broken", "kill9", "sigint", "seed_goal", "select_file", "json", "dry_run",
-         "slot_held", "magnet"]
+         "slot_held", "magnet", "demo"]
+REPO = os.path.dirname(os.path.dirname(HERE))
 PIECE = 32 * H.KiB
 TIMEOUT = 240
 
@@ -632,6 +640,74 @@ def case_magnet(actorrent, sess):
         raise Failed("rerun without the seeder: exit %d, %s\n%s"
                      % (r.returncode, s.get("bymagnet"), H.tail(r.stderr)))
     expect_exact(payload, sess.path("out"), "magnet job after the rerun")
+
+
+def case_demo(actorrent, sess):
+    work = sess.mkdir("demo")
+    env = H.child_env({"ACTORRENT_BIN": actorrent, "ACTORRENT_DEMO_WAIT": "1"})
+    demo = sess.spawn("batch-demo", ["bash", os.path.join(REPO, "deploy", "batch-demo.sh"), work],
+                      env=env)
+    if not H.wait_for(lambda: "ok: every job byte-exact" in demo.output() or not demo.running(),
+                      TIMEOUT):
+        raise Failed("batch-demo.sh did not finish\n%s" % H.tail(demo.output()))
+    if not demo.running():
+        raise Failed("batch-demo.sh exited %s\n%s" % (demo.returncode, H.tail(demo.output())))
+    for part in ("== summary", '"jobs"', '"complete"'):
+        if part not in demo.output():
+            raise Failed("the demo's output lacks %r\n%s" % (part, H.tail(demo.output())))
+    # What its closing lines tell the newcomer to try: run it again, kill it midway, rerun.
+    for d in ("out", "state"):
+        subprocess.run(["rm", "-rf", os.path.join(work, d)], check=True)
+    jobfile = os.path.join(work, "jobs.textproto")
+    big = os.path.join(work, "out", "big", "big.bin")
+    p = sess.spawn("batch1", [actorrent, "batch", jobfile], env=H.child_env(), cwd=work)
+    if not H.wait_for(lambda: _allocated(big) >= 30 * H.MiB or not p.running(), TIMEOUT):
+        raise Failed("the big job did not get going\n%s" % p.output())
+    if not p.running():
+        raise Failed("the batch ended before it could be killed (exit %s)\n%s"
+                     % (p.returncode, p.output()))
+    # progress.json follows the bytes of a running job, not only changes of status.
+    progress = os.path.join(work, "state", "progress.json")
+
+    def big_progress():
+        try:
+            return summary_of(progress)["big"]
+        except (OSError, ValueError, KeyError):
+            return None
+    if not H.wait_for(lambda: (big_progress() or {}).get("bytes", 0) >= 16 * H.MiB, 10):
+        raise Failed("progress.json does not follow the running job: %s" % big_progress())
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(10)
+    out1 = p.output()
+    if "complete: big" in out1:
+        raise Failed("killed too late:\n" + out1)
+    finished = [n for n in ("album", "notes") if "complete: " + n in out1]
+    r = subprocess.run([actorrent, "batch", jobfile], cwd=work, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, errors="replace", env=H.child_env(),
+                       timeout=TIMEOUT)
+    H.log("rerun: exit %d\n%s" % (r.returncode, r.stdout))
+    if r.returncode != 0:
+        raise Failed("rerun: exit %d\n%s\n%s" % (r.returncode, r.stdout, H.tail(r.stderr)))
+    s = summary_of(os.path.join(work, "state", "summary.json"))
+    size = os.path.getsize(os.path.join(work, "seed", "big.bin"))
+    if any(s[n]["status"] != "complete" for n in ("big", "album", "notes")):
+        raise Failed("summary: %s" % s)
+    for n in finished:
+        if not s[n]["already_complete"] or s[n]["downloaded"] != 0:
+            raise Failed("%s, complete before the kill, was fetched again: %s" % (n, s[n]))
+    if not 0 < s["big"]["downloaded"] < size:
+        raise Failed("the big job did not continue from its verified pieces: %s" % s["big"])
+    H.log("killed with %s complete; the rerun fetched %d of big's %d bytes"
+          % (finished or "nothing else", s["big"]["downloaded"], size))
+    seed, out = os.path.join(work, "seed"), os.path.join(work, "out")
+    pairs = [("big.bin", "big/big.bin"), ("notes.txt", "notes/notes.txt")] + \
+        [("album/track%d.flac" % i, "album/album/track%d.flac" % i) for i in (1, 3, 4, 5)]
+    for a, b in pairs:
+        if subprocess.run(["cmp", "-s", os.path.join(seed, a), os.path.join(out, b)]).returncode:
+            raise Failed("%s differs from %s" % (b, a))
+    if os.path.exists(os.path.join(out, "album", "album", "track2.flac")):
+        raise Failed("the unselected track2.flac was created")
+    demo.stop(grace=3.0)
 
 
 def main():
