@@ -436,7 +436,9 @@ int run_batch(const batch_options& opt) {
         std::fflush(stderr);
         tty_lines = 0;
       };
+      auto last_progress_save = clock_type::now();
       auto save_progress = [&] {
+        last_progress_save = clock_type::now();
         std::string why;
         double total = std::chrono::duration<double>(clock_type::now() - start).count();
         if (!write_atomically(progress_path, summary_json(plan, runs, total, false), why))
@@ -648,6 +650,9 @@ int run_batch(const batch_options& opt) {
               case torrent_event_kind::progress:
                 r->last = std::move(ev.progress);
                 show(false);
+                // The bytes of running jobs too, not only changes of status: every 2 s.
+                if (clock_type::now() - last_progress_save >= std::chrono::seconds(2))
+                  save_progress();
                 break;
               case torrent_event_kind::finished: {
                 r->last = std::move(ev.progress);

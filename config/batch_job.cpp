@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -241,6 +243,31 @@ fs::path on_disk(const std::string& path) {
   return p;
 }
 
+/// Why a folder (as on_disk gives it) is no place for a job's output or state, or empty: the
+/// root, the system's own trees, or the home folder itself, where one job would write beside
+/// (and could overwrite) the system's or the user's own files.
+std::string system_folder_reason(const fs::path& folder) {
+  if (folder == folder.root_path())
+    return "is the root of the file system";
+  static const char* const system[] = {"bin",  "boot", "dev",   "etc", "lib", "lib32", "lib64",
+                                       "libx32", "proc", "run", "sbin", "sys", "usr"};
+  // Places in those trees where users do keep data: shared memory, removable media.
+  static const char* const allowed[] = {"/dev/shm/", "/run/media/", "/run/user/"};
+  auto first = std::next(folder.begin()); // after "/"
+  if (folder.is_absolute() && first != folder.end()) {
+    const auto text = folder.string() + "/";
+    for (auto* place : allowed)
+      if (text.rfind(place, 0) == 0 && text.size() > std::strlen(place))
+        return {};
+    for (auto* name : system)
+      if (*first == name)
+        return "is in /" + std::string(name) + ", a system folder";
+  }
+  if (const char* home = std::getenv("HOME"); home && *home && folder == on_disk(home))
+    return "is the home folder itself (name a folder in it)";
+  return {};
+}
+
 std::string stem_of(const std::string& path) {
   auto s = fs::path(path).stem().string();
   return s.empty() ? std::string("job") : s;
@@ -327,6 +354,8 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
   else if (auto why = unsafe_path_reason(state_text); !why.empty())
     return invalid(loc.at(-1, "state_dir") + ": state_dir \"" + state_text + "\" " + why);
   ps.state_dir = resolve(base, state_text).string();
+  if (auto why = system_folder_reason(on_disk(ps.state_dir)); !why.empty())
+    return invalid(loc.at(-1, "state_dir") + ": state_dir \"" + state_text + "\" " + why);
 
   if (file.job_size() == 0)
     return invalid(path + ": no job (add a `job { torrent: ... output: ... }` block)");
@@ -473,6 +502,8 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
                        other.where + ")");
       }
     }
+    if (auto why = system_folder_reason(on_disk(job.output)); !why.empty())
+      return invalid(at("output") + ": output \"" + j.output() + "\" " + why);
     if (inside(state_on_disk, on_disk(job.output)) ||
         inside(on_disk(job.output), state_on_disk))
       return invalid(at("output") + ": output \"" + j.output() +

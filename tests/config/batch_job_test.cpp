@@ -58,6 +58,7 @@ protected:
     write("t/a.torrent", torrent_bytes("a.bin", {{"a.bin", 40000}}));
     write("t/b.torrent", torrent_bytes("bee", {{"1.txt", 10}, {"2.iso", 20000}, {"d/3.iso", 5}}));
     write("t/broken.torrent", "d4:infod6:lengthi-5eee");
+    fs::create_directory_symlink("/etc", dir_ + "/to_etc"); // a way into a system folder
   }
   void TearDown() override {
     std::error_code ec;
@@ -211,6 +212,19 @@ TEST_F(batch_job_test, every_bad_text_file_names_line_and_column) {
      "jobs.textproto:2:3: state_dir \"a/../../s\" contains \"..\""},
     {"settings {\n  state_dir: \"o/state\"\n}\njob {\n" + a + "  output: \"o\"\n}\n",
      "jobs.textproto:6:3: output \"o\" overlaps the state_dir"},
+    // the root, system folders and the home folder itself (a symbolic link does not hide them)
+    {"job {\n" + a + "  output: \"/\"\n}\n",
+     "jobs.textproto:3:3: output \"/\" is the root of the file system"},
+    {"job {\n" + a + "  output: \"/etc\"\n}\n",
+     "jobs.textproto:3:3: output \"/etc\" is in /etc, a system folder"},
+    {"job {\n" + a + "  output: \"/usr/local/share/x\"\n}\n",
+     "jobs.textproto:3:3: output \"/usr/local/share/x\" is in /usr, a system folder"},
+    {"job {\n" + a + "  output: \"to_etc/x\"\n}\n",
+     "jobs.textproto:3:3: output \"to_etc/x\" is in /etc, a system folder"},
+    {"settings {\n  state_dir: \"/boot/s\"\n}\njob {\n" + a + "  output: \"o\"\n}\n",
+     "jobs.textproto:2:3: state_dir \"/boot/s\" is in /boot, a system folder"},
+    {"job {\n" + a + "  output: \"/dev/shm\"\n}\n",
+     "jobs.textproto:3:3: output \"/dev/shm\" is in /dev, a system folder"},
     // a malformed magnet link, with its position
     {"job {\n  name: \"m\"\n  magnet: \"magnet:?xt=urn:btih:00\"\n  output: \"o\"\n}\n",
      "jobs.textproto:3:3: magnet link: "},
@@ -533,6 +547,28 @@ TEST_F(batch_job_test, the_examples_in_deploy_parse) {
   }
   EXPECT_EQ(t.settings.download_limit, j.settings.download_limit);
   EXPECT_EQ(t.settings.state_dir, dir_ + "/state");
+}
+
+TEST_F(batch_job_test, folders_below_shared_memory_and_removable_media_are_outputs) {
+  auto r = parse("job {\n  torrent: \"t/a.torrent\"\n  output: \"/dev/shm/a\"\n}\n"
+                 "job {\n  torrent: \"t/b.torrent\"\n  output: \"/run/media/u/usb/b\"\n}\n");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->jobs[0].output, "/dev/shm/a");
+}
+
+TEST_F(batch_job_test, the_home_folder_itself_is_no_output_but_a_folder_in_it_is) {
+  fs::create_directories(dir_ + "/h");
+  const char* old = std::getenv("HOME");
+  const std::string saved = old ? old : "";
+  ::setenv("HOME", (dir_ + "/h").c_str(), 1);
+  auto got = error_of("job {\n  torrent: \"t/a.torrent\"\n  output: \"h\"\n}\n");
+  auto fine = parse("job {\n  torrent: \"t/a.torrent\"\n  output: \"h/downloads\"\n}\n");
+  if (old)
+    ::setenv("HOME", saved.c_str(), 1);
+  else
+    ::unsetenv("HOME");
+  EXPECT_EQ(got.rfind("jobs.textproto:3:3: output \"h\" is the home folder itself", 0), 0u) << got;
+  EXPECT_TRUE(fine) << fine.error().message;
 }
 
 } // namespace
