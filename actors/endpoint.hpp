@@ -16,4 +16,9 @@ struct endpoint {
   }
 };
 
+/// Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
+inline bool is_loopback_host(const std::string& host) {
+  return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
+}
+
 } // namespace actorrent

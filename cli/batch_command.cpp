@@ -405,6 +405,20 @@ int run_batch(const batch_options& opt) {
     so.disk = &disk;
     so.id = make_peer_id();
     so.listen_port = port;
+    if (settings.dht) {
+      // One DHT node for the batch's session, as `download` runs one: on the listen port (UDP),
+      // its node table in the state_dir.
+      std::vector<endpoint> given;
+      for (auto& n : settings.dht_bootstrap)
+        given.push_back(endpoint{n.host, n.port});
+      dht_config dc;
+      dc.io = &io;
+      dc.host = listen_host == "localhost" ? "127.0.0.1" : listen_host;
+      dc.port = port;
+      dc.bootstrap = dht_bootstrap_for(given, listen_host);
+      dc.state_file = (fs::path(settings.state_dir) / "dht.dat").string();
+      so.dht = std::move(dc);
+    }
     auto session = spawn_session(sys, std::move(listener), so);
     {
       caf::scoped_actor self{sys};

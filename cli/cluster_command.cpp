@@ -233,7 +233,7 @@ int run_worker(const cluster_command::options& opt) {
     so.disk = &disk;
     so.id = make_peer_id();
     so.listen_port = port;
-    bool loopback = sc.listen_host.rfind("127.", 0) == 0 || sc.listen_host == "localhost";
+    bool loopback = is_loopback_host(sc.listen_host);
     if (!opt.no_dht && !loopback) {
       dht_config dc;
       dc.io = &io;

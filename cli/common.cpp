@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include "actors/dht_actor.hpp"
 
 namespace actorrent {
 
@@ -48,6 +51,15 @@ std::string eta_text(double seconds) {
   else
     std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
   return buf;
+}
+
+std::vector<endpoint> dht_bootstrap_for(const std::vector<endpoint>& given,
+                                        const std::string& listen_host) {
+  if (!given.empty())
+    return given;
+  if (is_loopback_host(listen_host) || std::getenv("ACTORRENT_DHT_NO_DEFAULT_BOOTSTRAP"))
+    return {};
+  return default_dht_bootstrap();
 }
 
 } // namespace actorrent

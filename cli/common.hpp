@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <string>
+#include <vector>
+
+#include "actors/endpoint.hpp"
 
 #include "protocol/types.hpp"
 #include "protocol/units.hpp"
@@ -25,5 +28,12 @@ peer_id make_peer_id();
 
 /// Seconds as "M:SS" or "H:MM:SS"; "--:--" when unknown (negative) or absurd.
 std::string eta_text(double seconds);
+
+/// The DHT's bootstrap nodes. The built-in routers are public hosts: they are used only when
+/// the user named none, and never when listening on loopback (every test and the demo do), or
+/// when ACTORRENT_DHT_NO_DEFAULT_BOOTSTRAP is set (the test harness sets it), so that no test
+/// ever resolves a name or sends a datagram off this machine.
+std::vector<endpoint> dht_bootstrap_for(const std::vector<endpoint>& given,
+                                        const std::string& listen_host);
 
 } // namespace actorrent

@@ -167,24 +167,6 @@ int cmd_info(const std::string& path) {
   return 0;
 }
 
-/// Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
-bool is_loopback_host(const std::string& host) {
-  return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
-}
-
-/// The DHT's bootstrap nodes. The built-in routers are public hosts: they are used only when
-/// the user named none, and never when listening on loopback (every test and the demo do), or
-/// when ACTORRENT_DHT_NO_DEFAULT_BOOTSTRAP is set (the test harness sets it), so that no test
-/// ever resolves a name or sends a datagram off this machine.
-std::vector<endpoint> dht_bootstrap_for(const std::vector<endpoint>& given,
-                                        const std::string& listen_host) {
-  if (!given.empty())
-    return given;
-  if (is_loopback_host(listen_host) || std::getenv("ACTORRENT_DHT_NO_DEFAULT_BOOTSTRAP"))
-    return {};
-  return default_dht_bootstrap();
-}
-
 struct download_options {
   std::vector<std::string> torrents;
   std::string out_dir = ".";

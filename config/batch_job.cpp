@@ -14,6 +14,7 @@
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "actors/endpoint.hpp"
 #include "config/batch.pb.h"
 #include "protocol/units.hpp"
 #include "storage/file_layout.hpp"
@@ -30,6 +31,7 @@ constexpr std::size_t max_job_file_size = 16u << 20;
 constexpr std::size_t max_name_length = 200;
 // Jobs in one file: far more than one session runs well, and it bounds validation's work.
 constexpr std::size_t max_jobs = 10000;
+constexpr std::size_t max_dht_bootstrap = 64;
 
 error invalid(std::string msg) { return error{errc::invalid_argument, std::move(msg)}; }
 
@@ -338,6 +340,21 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
     ps.listen_host = ep.host;
     ps.listen_port = ep.port;
   }
+  ps.dht = !s.no_dht();
+  if (s.dht_bootstrap_size() > static_cast<int>(max_dht_bootstrap))
+    return invalid(loc.at(-1, "dht_bootstrap") + ": more than " +
+                   std::to_string(max_dht_bootstrap) + " dht_bootstrap nodes");
+  for (int i = 0; i < s.dht_bootstrap_size(); ++i) {
+    batch_peer ep;
+    if (!parse_peer(s.dht_bootstrap(i), ep, false))
+      return invalid(loc.at(-1, "dht_bootstrap", i) + ": dht_bootstrap \"" + s.dht_bootstrap(i) +
+                     "\" is not HOST:PORT");
+    ps.dht_bootstrap.push_back(std::move(ep));
+  }
+  // The DHT can find a job's peers when it has nodes to start from: given ones, or the public
+  // routers, which a batch listening on loopback does not use.
+  const bool dht_finds_peers =
+    ps.dht && (!ps.dht_bootstrap.empty() || ps.listen.empty() || !is_loopback_host(ps.listen_host));
   {
     auto down = rate_of(s.download_limit(), loc.at(-1, "download_limit"), "download_limit");
     if (!down)
@@ -428,8 +445,10 @@ result<batch_plan> parse_batch(std::string_view contents, batch_format format,
       job.peers.push_back(ep);
     }
     job.no_tracker = j.no_tracker();
-    if (job.no_tracker && job.peers.empty() && !(job.link && !job.link->peers.empty()))
-      return invalid(at("no_tracker") + ": no_tracker needs at least one peer");
+    if (job.no_tracker && job.peers.empty() && !(job.link && !job.link->peers.empty()) &&
+        !dht_finds_peers)
+      return invalid(at("no_tracker") + ": no_tracker needs at least one peer (or the DHT: "
+                                        "dht_bootstrap in settings)");
     {
       auto down = rate_of(j.download_limit(), at("download_limit"), "download_limit");
       if (!down)

@@ -59,6 +59,8 @@ struct batch_settings {
   std::uint64_t upload_limit = 0;
   std::string listen_host;               // `listen` parsed ("[::1]:7001": "::1", 7001)
   std::uint16_t listen_port = 0;
+  bool dht = true;                       // a DHT node for every job (BEP 5), not no_dht
+  std::vector<batch_peer> dht_bootstrap; // nodes to start it from
 };
 
 struct batch_plan {

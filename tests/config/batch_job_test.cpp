@@ -183,6 +183,15 @@ TEST_F(batch_job_test, every_bad_text_file_names_line_and_column) {
      "jobs.textproto:3:3: magnet \"http://x\" is not a magnet link"},
     {"job {\n  output: \"o\"\n}\n", "jobs.textproto:1:1: job 1 has no torrent (or magnet)"},
     {"job {\n" + a + "}\n", "jobs.textproto:1:1: job 1 has no output"},
+    // no way to find peers: no peer, no tracker, and no DHT (off, or on loopback without
+    // dht_bootstrap)
+    {"settings {\n  listen: \"127.0.0.1:0\"\n}\njob {\n" + a +
+       "  output: \"o\"\n  no_tracker: true\n}\n",
+     "jobs.textproto:7:3: no_tracker needs at least one peer (or the DHT"},
+    {"settings {\n  no_dht: true\n}\njob {\n" + a + "  output: \"o\"\n  no_tracker: true\n}\n",
+     "jobs.textproto:7:3: no_tracker needs at least one peer"},
+    {"settings {\n  dht_bootstrap: \"node\"\n}\njob {\n" + a + "  output: \"o\"\n}\n",
+     "jobs.textproto:2:3: dht_bootstrap \"node\" is not HOST:PORT"},
     // missing torrent file
     {"job {\n  torrent: \"t/missing.torrent\"\n  output: \"o\"\n}\n",
      "jobs.textproto:2:3: torrent file t/missing.torrent does not exist"},
@@ -547,6 +556,22 @@ TEST_F(batch_job_test, the_examples_in_deploy_parse) {
   }
   EXPECT_EQ(t.settings.download_limit, j.settings.download_limit);
   EXPECT_EQ(t.settings.state_dir, dir_ + "/state");
+}
+
+TEST_F(batch_job_test, the_dht_settings_and_a_job_that_needs_the_dht) {
+  auto r = parse("settings {\n  listen: \"127.0.0.1:0\"\n  dht_bootstrap: \"127.0.0.1:6881\"\n"
+                 "  dht_bootstrap: \"[::1]:6882\"\n}\n"
+                 "job {\n  torrent: \"t/a.torrent\"\n  output: \"o\"\n  no_tracker: true\n}\n");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->settings.dht);
+  ASSERT_EQ(r->settings.dht_bootstrap.size(), 2u);
+  EXPECT_EQ(r->settings.dht_bootstrap[0].host, "127.0.0.1");
+  EXPECT_EQ(r->settings.dht_bootstrap[1].host, "::1");
+  EXPECT_EQ(r->settings.dht_bootstrap[1].port, 6882);
+  auto off = parse("settings {\n  no_dht: true\n}\njob {\n  torrent: \"t/a.torrent\"\n"
+                   "  output: \"o\"\n}\n");
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->settings.dht);
 }
 
 TEST_F(batch_job_test, folders_below_shared_memory_and_removable_media_are_outputs) {
