@@ -268,12 +268,14 @@ void wake_ticks(self_ptr self);
 void drop_fellow_seed(self_ptr self, peer_entry& e);
 
 /// torrent_config::check_invariants (tests): the picker agrees with the request record (every
-/// requested block has a request in flight, and no other block has). O(pieces): never in
-/// production. Called where a message's handling is done, not halfway through it.
-void check_invariants(const torrent_state& st, const char* after) {
+/// requested block has a request in flight, and no other block has) and, once `settled` (not
+/// while a change of state closes peers one by one), requests are in flight only while
+/// downloading. O(pieces): never in production. Called where a step is complete, not halfway.
+void check_invariants(const torrent_state& st, const char* after, bool settled = true) {
   if (!st.cfg.check_invariants || !st.picker)
     return;
-  if (st.picker->consistent(&st.requests) && st.requests.consistent())
+  if (st.picker->consistent(&st.requests) && st.requests.consistent() &&
+      (!settled || st.state == phase::downloading || st.requests.total() == 0))
     return;
   st.log->critical("torrent invariant broken after {}: the piece picker and the request record "
                    "disagree", after);
@@ -386,7 +388,7 @@ void refill_all(self_ptr self) {
 void drop_outstanding(torrent_state& st, peer_slot slot) {
   for (auto b : st.requests.take_all(slot))
     st.picker->on_request_dropped(b, st.requests);
-  check_invariants(st, "dropping a peer's requests");
+  check_invariants(st, "dropping a peer's requests", false);
 }
 
 void update_interest(self_ptr self, peer_entry& e, bool interesting) {
@@ -1445,6 +1447,7 @@ caf::message_handler common_handlers(self_ptr self) {
     [=](const peer_activity& a) {
       assert(self->state.requests.total() == 0); // requests are in flight only while downloading
       note_activity(self, a);
+      check_invariants(self->state, "a peer's activity");
     },
     [=](const blocks_stored& bs) { store_blocks(self, bs); },
     [=](const piece_checked& pc) { on_piece_checked(self, pc); },
@@ -1565,6 +1568,7 @@ caf::behavior downloading_behavior(self_ptr self) {
       if (a.choke_changed && (a.choked || a.choke_seen))
         drop_outstanding(st, a.slot);
       refill(self, a.slot, *e);
+      check_invariants(st, "a peer's activity");
     },
     [=](const blocks_stored& bs) {
       if (auto* e = store_blocks(self, bs))

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -98,6 +99,17 @@ caf::behavior scripted_peer(caf::event_based_actor* self, peer_config pc,
     [=](set_choke c) { w->peers[slot].choked = c.choke; },
     [=](our_pieces&) {},
     [=](const request_metadata& r) { w->peers[slot].metadata_asked.push_back(r.piece); },
+  };
+}
+
+/// Spawns a scripted_peer for every peer the torrent dials or accepts, and records it.
+std::function<caf::actor(caf::actor_system&, const peer_config&)>
+scripted_peers(std::shared_ptr<world> w) {
+  return [w](caf::actor_system& s, const peer_config& pc) {
+    auto h = s.spawn(scripted_peer, pc, w);
+    w->peers[pc.slot].pc = pc;
+    w->peers[pc.slot].handle = h;
+    return h;
   };
 }
 
@@ -219,12 +231,7 @@ struct fixture {
     for (std::uint32_t i = 0; i < peers; ++i)
       tc.peers.push_back(endpoint{"127.0.0.1", static_cast<std::uint16_t>(7000 + i)});
     auto wp = w;
-    tc.peer_factory = [wp](caf::actor_system& s, const peer_config& pc) {
-      auto h = s.spawn(scripted_peer, pc, wp);
-      wp->peers[pc.slot].pc = pc;
-      wp->peers[pc.slot].handle = h;
-      return h;
-    };
+    tc.peer_factory = scripted_peers(w);
     if (opt.data_on_disk)
       for (std::uint32_t p = 0; p < pieces; ++p)
         tc.pieces_to_check.push_back(p);
@@ -1040,12 +1047,7 @@ TEST(torrent_lifecycle, awaiting_metadata_to_checking_to_downloading_once_it_ver
   tc.disk = &disk_pool::inline_pool();
   tc.check_invariants = true;
   tc.peers.push_back(endpoint{"127.0.0.1", 7000});
-  tc.peer_factory = [w](caf::actor_system& s, const peer_config& pc) {
-    auto h = s.spawn(scripted_peer, pc, w);
-    w->peers[pc.slot].pc = pc;
-    w->peers[pc.slot].handle = h;
-    return h;
-  };
+  tc.peer_factory = scripted_peers(w);
   tc.on_metadata = [dir](const std::shared_ptr<const metainfo>& m,
                          const std::string&) -> result<metadata_ready> {
     auto layout = file_layout::create(*m);
