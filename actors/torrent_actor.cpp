@@ -1,27 +1,35 @@
 // The torrent actor: a thin behaviour per lifecycle state over one plain state struct, which
 // holds the CAF-free parts the torrent owns (piece_picker, request_record, peer_list, choker,
-// announce_schedule, smart_ban). Every state is a set of handlers of its own, tried first, and
-// the handlers all states with metainfo share (common_handlers: peer, storage and tracker
-// events; what they do is gated by the state, e.g. no requests but in downloading).
+// announce_schedule, smart_ban). Every state is a set of handlers of its own, tried first; then
+// downloading and seeding share the trading handlers (peers accepted, pause), and every state
+// with metainfo shares common_handlers: the bookkeeping of peer, storage and tracker events,
+// which late messages need in any state (a dropped message is answered with an error, which
+// ends its sender). What only a download does (requests: refills after blocks, chokes and
+// rejects, request timeouts, interest in peers) is installed by downloading_behavior alone, so
+// requests are in flight only while downloading; what only a seed does (dropping seed-to-seed
+// connections) by seeding_behavior.
 //
 //                     awaiting_metadata        (a magnet link: peers dialled with the info-hash,
 //                             |                 the metadata fetched from them, BEP 9)
 //                             | verified: .torrent saved, files opened, peers redialled
 //                             v
-//  spawn --metainfo--> checking --pieces missing--> downloading --all verified, flushed--+
-//                       |  |                          |   ^                              |
-//                       |  |                    pause |   | resume (not complete)        v
-//                       |  |                          v   |                           seeding
-//                       |  +--all verified------------|---|----------------------------> | ^
-//                       |                             |   |                        pause | |
-//                       +--pause asked meanwhile---> paused <----------------------------+ |
-//                                                     +---------resume (complete)----------+
+//  spawn --metainfo--> checking --pieces missing--> downloading --all verified, flushed--> seeding
+//                       |  |                         |  ^  ^                               | | ^ ^
+//                       |  |                         |  |  +----- selection widened -------+ | | |
+//                       |  +- all verified ----------|--|------------------------------------|-+ |
+//                       |                      pause |  | resume (not complete)        pause |   |
+//                       |                            v  |                                    v   |
+//                       +--pause asked meanwhile--> paused <---------------------------------+   |
+//                                                     +----------- resume (complete) ------------+
 //
 //   paused: every peer closed, 'stopped' announced, verified pieces kept (resume data saved),
 //   nothing dialled or accepted; resume announces 'started' and dials at once.
 //   seeding from the check: peers at once, the files flushed meanwhile, then 'finished'.
-//   any state --stop_request--> stopping --every peer closed, or 500 ms--> (done: quit)
+//   selection widened: a wider file selection or piece filter wants pieces not yet verified.
+//   any state but awaiting_metadata --stop_request--> stopping --every peer closed, or
+//   500 ms--> (done: quit); awaiting_metadata --stop_request--> (peers told to close; quit).
 //   checking | downloading | seeding | paused --storage error--> failed --stop--> stopping
+//   awaiting_metadata --metadata unusable or its files not opened--> failed
 //   failed: every peer closed, 'stopped' announced, nothing dialled or accepted.
 //
 // Handlers for rate limits (set_torrent_limits) and file
@@ -40,6 +48,8 @@
 #include <array>
 #include <cassert>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -255,6 +265,24 @@ void enter(self_ptr self, phase next);
 void enter_stopping(self_ptr self);
 void pause(self_ptr self);
 void wake_ticks(self_ptr self);
+void drop_fellow_seed(self_ptr self, peer_entry& e);
+
+/// torrent_config::check_invariants (tests): the picker agrees with the request record (every
+/// requested block has a request in flight, and no other block has) and, once `settled` (not
+/// while a change of state closes peers one by one), requests are in flight only while
+/// downloading. O(pieces): never in production. Called where a step is complete, not halfway.
+void check_invariants(const torrent_state& st, const char* after, bool settled = true) {
+  if (!st.cfg.check_invariants || !st.picker)
+    return;
+  if (st.picker->consistent(&st.requests) && st.requests.consistent() &&
+      (!settled || st.state == phase::downloading || st.requests.total() == 0))
+    return;
+  st.log->critical("torrent invariant broken after {}: the piece picker and the request record "
+                   "disagree", after);
+  st.log->flush();
+  std::fprintf(stderr, "torrent invariant broken after %s\n", after);
+  std::abort();
+}
 
 std::uint64_t bytes_left(const torrent_state& st) {
   // Of the selected pieces only: a selective download that has them all has nothing left.
@@ -340,7 +368,7 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
     back.clear();
   }
   if (st.picked.empty())
-    return;
+    return check_invariants(st, "a refill");
   auto now = clock_type::now();
   for (auto b : st.picked) {
     [[maybe_unused]] bool recorded = st.requests.add(slot, b, now);
@@ -349,6 +377,7 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   st.counters.requests_sent += st.picked.size();
   ++st.counters.request_msgs;
   self->send(e.handle, request_blocks{st.picked});
+  check_invariants(st, "a refill");
 }
 
 void refill_all(self_ptr self) {
@@ -359,6 +388,7 @@ void refill_all(self_ptr self) {
 void drop_outstanding(torrent_state& st, peer_slot slot) {
   for (auto b : st.requests.take_all(slot))
     st.picker->on_request_dropped(b, st.requests);
+  check_invariants(st, "dropping a peer's requests", false);
 }
 
 void update_interest(self_ptr self, peer_entry& e, bool interesting) {
@@ -428,6 +458,7 @@ void remove_peer(self_ptr self, peer_slot slot, const std::string& reason, bool 
   self->demonitor(e.handle);
   st.preferred_peers -= e.preferred;
   st.peers.erase(it);
+  check_invariants(st, "removing a peer");
   if (st.state == phase::stopping) {
     if (st.peers.empty())
       finish_stop(self);
@@ -627,16 +658,9 @@ void on_flushed(self_ptr self) {
     enter(self, phase::seeding);
   if (st.tracker) // nothing while paused: sent on resume
     send_announce(self, st.announces.completed());
-  if (st.state == phase::seeding) {
-    // Seeding now: a peer that has everything too has nothing to trade with us. Not after a
-    // partial selection: a wider one may want its pieces yet.
-    for (auto& [slot, e] : st.peers) {
-      if (e.seed && st.picker->have_count() == st.meta().piece_count()) {
-        e.both_seeds = true;
-        self->send(e.handle, disconnect_peer{"both sides are seeds"});
-      }
-    }
-  }
+  if (st.state == phase::seeding)
+    for (auto& [slot, e] : st.peers)
+      drop_fellow_seed(self, e);
   flush_report(self); // [cluster] every piece of the selection is reported before `finished`
   self->send(st.cfg.observer, torrent_finished{make_progress(st)});
 }
@@ -893,8 +917,13 @@ void wake_ticks(self_ptr self) {
 constexpr auto pex_round_interval = seconds(10);
 void run_pex_round(self_ptr self);
 
-void on_tick(self_ptr self) {
+/// A state's part of the tick, between the bookkeeping every state does and the progress report.
+using tick_part = void (*)(self_ptr, clock_type::time_point now);
+
+void on_tick(self_ptr self, const tick& t, tick_part state_part) {
   auto& st = self->state;
+  if (t.generation != st.tick_generation)
+    return; // superseded by a later one
   auto now = clock_type::now();
   double dt = std::chrono::duration<double>(now - st.last_tick).count();
   if (dt > 0)
@@ -915,18 +944,9 @@ void on_tick(self_ptr self) {
     st.last_save = now;
     self->send(st.storage, save_resume_now{});
   }
-  if (st.running()) {
-    if (st.ticks % 10 == 0)
-      run_choker(self);
-    connect_more(self);
-    if (st.tracker)
-      send_announce(self, st.announces.poll(now));
-    expire_requests(self, now);
-    if (now - st.last_pex_round >= pex_round_interval) {
-      st.last_pex_round = now;
-      run_pex_round(self);
-    }
-  }
+  if (state_part)
+    state_part(self, now);
+  check_invariants(st, "a tick");
   if (st.state != phase::failed) {
     auto p = make_progress(st);
     auto key = progress_key(p, st.state);
@@ -988,21 +1008,14 @@ bool apply_delta(torrent_state& st, peer_entry& e, availability_delta& d, bool i
   return interesting;
 }
 
-/// After a peer's availability changed: interest, seed-to-seed disconnect, requests.
-void after_availability(self_ptr self, peer_slot slot, peer_entry& e, bool interesting) {
-  auto& st = self->state;
-  update_interest(self, e, interesting && st.state == phase::downloading && !st.finishing);
-  if (st.done && e.seed && st.picker->have_count() == st.meta().piece_count()) {
-    e.both_seeds = true;
-    self->send(e.handle, disconnect_peer{"both sides are seeds"});
-    return;
-  }
-  refill(self, slot, e);
-}
+/// What a state does for a peer whose availability changed (the change applied), given whether
+/// the peer has pieces we want: downloading follows its interest and requests (want_from),
+/// seeding drops a fellow seed (want_nothing_from); a state whose peers are all closing, none.
+using availability_reaction = void (*)(self_ptr, peer_slot, peer_entry&, bool interesting);
 
 /// One pass over the availability changes queued since the last: apply them all, then give
-/// each affected peer one interest check and one refill.
-void apply_pending_availability(self_ptr self) {
+/// each affected peer the state's reaction once.
+void apply_pending_availability(self_ptr self, availability_reaction react) {
   auto& st = self->state;
   st.avail_scheduled = false;
   if (st.pending_avail.empty())
@@ -1027,7 +1040,8 @@ void apply_pending_availability(self_ptr self) {
     if (it == st.peers.end())
       continue;
     it->second.avail_touched = false;
-    after_availability(self, slot, it->second, it->second.pending_interesting);
+    if (react)
+      react(self, slot, it->second, it->second.pending_interesting);
   }
 }
 
@@ -1237,13 +1251,147 @@ std::optional<bitfield> filter_of(torrent_state& st, bool all,
   return bits;
 }
 
+/// A peer's availability changed (availability_delta), applied one message at a time or in
+/// passes (apply_availability; get_progress applies what is pending first, so that a report
+/// reflects every message received); each affected peer then gets the state's reaction.
+caf::message_handler availability_handlers(self_ptr self, availability_reaction react) {
+  return {
+    [=](get_progress) {
+      apply_pending_availability(self, react);
+      auto p = make_progress(self->state);
+      p.metrics = render_metrics(self, p);
+      return p;
+    },
+    [=](availability_delta& d) {
+      auto& st = self->state;
+      ++st.counters.availability_msgs;
+      st.counters.haves += d.haves.size();
+      if (!st.cfg.batch_availability) {
+        auto it = st.peers.find(d.slot);
+        if (it == st.peers.end())
+          return;
+        ++st.counters.availability_passes;
+        bool interesting = apply_delta(st, it->second, d, it->second.interested);
+        if (react)
+          react(self, d.slot, it->second, interesting);
+        return;
+      }
+      // Whatever else is already in the mailbox arrives before the self-message: one pass
+      // then applies all of it.
+      st.pending_avail.push_back(std::move(d));
+      if (!st.avail_scheduled) {
+        st.avail_scheduled = true;
+        self->send(self, apply_availability{});
+      }
+    },
+    [=](apply_availability) { apply_pending_availability(self, react); },
+  };
+}
+
+/// What a peer_activity says that every state keeps: the counters, the peer's interest in us
+/// (a free upload slot), its request limit and whether it chokes us. The peer, or null if gone.
+peer_entry* note_activity(self_ptr self, const peer_activity& a) {
+  auto& st = self->state;
+  auto it = st.peers.find(a.slot);
+  if (it == st.peers.end())
+    return nullptr;
+  auto& e = it->second;
+  ++st.counters.activity_msgs;
+  st.counters.wire_bytes += a.wire_bytes;
+  e.payload += a.payload_bytes;
+  e.down_round += a.payload_bytes;
+  st.payload_down += a.payload_bytes;
+  e.uploaded += a.payload_up;
+  e.up_round += a.payload_up;
+  st.payload_up += a.payload_up;
+  if (a.request_limit > 0) // BEP 10 reqq: more would be dropped or rejected by the peer
+    e.requests->set_max_pipeline(std::min(st.cfg.max_outstanding, a.request_limit));
+  if (a.interest_changed) {
+    e.peer_interested = a.interested;
+    if (a.interested)
+      fill_free_slot(self, e);
+  }
+  if (a.choke_changed) {
+    e.choked_us = a.choked;
+    if (!a.choked && !a.choke_seen)
+      e.last_block = clock_type::now(); // an unchoke restarts the wait for data
+  }
+  return &e;
+}
+
+/// Storage wrote (or refused, or did not need) blocks a peer sent: the request record, the
+/// picker and the counters learn it, and whoever else still has a stored block requested gets
+/// a CANCEL (end-game). Every state with metainfo: blocks arrive after a pause, a stop or the
+/// last piece too. The sender, or null if gone.
+peer_entry* store_blocks(self_ptr self, const blocks_stored& bs) {
+  auto& st = self->state;
+  auto it = st.peers.find(bs.slot);
+  peer_entry* e = it == st.peers.end() ? nullptr : &it->second;
+  std::unordered_map<peer_slot, std::vector<block_ref>> cancels;
+  std::vector<stored_block> late; // [cluster] copies of pieces outside the piece filter
+  // Timed to when the peer's read arrived, not to storage's turn.
+  auto received = bs.received == clock_type::time_point{} ? clock_type::now() : bs.received;
+  for (auto sb : bs.blocks) {
+    auto b = sb.block;
+    st.requests.on_received(bs.slot, b, received);
+    if (e)
+      e->blocks_stored += sb.copy != 0;
+    if (sb.refused) {
+      // [cluster] The write fence refused it: free again, requested after the next tick
+      // (the peer did nothing wrong, the torrent goes on).
+      st.picker->on_request_dropped(b, st.requests);
+      ++st.counters.blocks_fenced;
+      if (!st.fence_hold) {
+        st.fence_hold = true;
+        st.fence_hold_ticks = st.fence_backoff;
+        st.fence_backoff = std::min<std::uint32_t>(st.fence_backoff * 2, 8);
+      }
+      continue;
+    }
+    if (sb.copy != 0)
+      st.fence_backoff = 1; // [cluster] the fence let this one in
+    if (sb.copy == 0) {
+      // Not written (its piece is verified already, or storage failed): the request is
+      // settled without data.
+      st.picker->on_request_dropped(b, st.requests);
+      ++st.counters.blocks_duplicate;
+      continue;
+    }
+    if (st.filter && !st.filter->test(b.piece) && !st.picker->have(b.piece)) {
+      // [cluster] Sent before its cancel arrived: the piece was abandoned, storage forgets
+      // this copy too (nothing of the piece may complete from leftovers).
+      late.push_back(sb);
+      ++st.counters.blocks_duplicate;
+      continue;
+    }
+    auto r = st.picker->on_block_received(b, sb.copy);
+    if (r == piece_picker::receive_result::duplicate)
+      ++st.counters.blocks_duplicate;
+    else
+      ++st.counters.blocks_fresh;
+    // A copy is on disk: whoever else still has the block requested gets a CANCEL
+    // (end-game, or a peer that sent a block another was asked for).
+    for (auto other : st.requests.requesters(b))
+      if (st.requests.remove(other, b))
+        cancels[other].push_back(b);
+  }
+  ++st.counters.stored_msgs;
+  if (!late.empty())
+    self->send(st.storage, discard_blocks{std::move(late)});
+  for (auto& [other, blocks] : cancels) {
+    st.counters.cancels_sent += blocks.size();
+    self->send(st.peers[other].handle, cancel_blocks{std::move(blocks)});
+  }
+  if (e)
+    e->last_block = clock_type::now();
+  check_invariants(st, "storing blocks");
+  return e;
+}
+
 /// What every state with metainfo handles alike; the state's own handlers come first.
 caf::message_handler common_handlers(self_ptr self) {
-  return {
-    [=](tick t) {
-      if (t.generation == self->state.tick_generation) // else superseded by a later one
-        on_tick(self);
-    },
+  return caf::message_handler{
+    [=](const tick& t) { on_tick(self, t, nullptr); },
     // File selection changed through the API: storage creates newly selected files (before
     // any of their blocks is requested), the picker re-prioritises, peers are re-evaluated.
     // A wider selection after completion goes back to downloading (or will, when resumed).
@@ -1276,12 +1424,6 @@ caf::message_handler common_handlers(self_ptr self) {
       self->state.download_limiter->set_rate(l.download);
       self->state.upload_limiter->set_rate(l.upload);
     },
-    [=](get_progress) {
-      apply_pending_availability(self); // a fresh report reflects every message received
-      auto p = make_progress(self->state);
-      p.metrics = render_metrics(self, p);
-      return p;
-    },
     [=](const peer_connected& pc) {
       auto& st = self->state;
       auto it = st.peers.find(pc.slot);
@@ -1301,126 +1443,13 @@ caf::message_handler common_handlers(self_ptr self) {
         st.known.on_connected(e.known);
       self->send(e.handle, our_pieces{true, st.picker->have_pieces(), {}});
     },
-    [=](availability_delta& d) {
-      auto& st = self->state;
-      ++st.counters.availability_msgs;
-      st.counters.haves += d.haves.size();
-      if (!st.cfg.batch_availability) {
-        auto it = st.peers.find(d.slot);
-        if (it == st.peers.end())
-          return;
-        ++st.counters.availability_passes;
-        bool interesting = apply_delta(st, it->second, d, it->second.interested);
-        after_availability(self, d.slot, it->second, interesting);
-        return;
-      }
-      // Whatever else is already in the mailbox arrives before the self-message: one pass
-      // then applies all of it.
-      st.pending_avail.push_back(std::move(d));
-      if (!st.avail_scheduled) {
-        st.avail_scheduled = true;
-        self->send(self, apply_availability{});
-      }
+    // Late news from peers and storage in a state without requests: bookkeeping only.
+    [=](const peer_activity& a) {
+      assert(self->state.requests.total() == 0); // requests are in flight only while downloading
+      note_activity(self, a);
+      check_invariants(self->state, "a peer's activity");
     },
-    [=](apply_availability) { apply_pending_availability(self); },
-    [=](peer_activity& a) {
-      auto& st = self->state;
-      auto it = st.peers.find(a.slot);
-      if (it == st.peers.end())
-        return;
-      auto& e = it->second;
-      ++st.counters.activity_msgs;
-      st.counters.wire_bytes += a.wire_bytes;
-      e.payload += a.payload_bytes;
-      e.down_round += a.payload_bytes;
-      st.payload_down += a.payload_bytes;
-      e.uploaded += a.payload_up;
-      e.up_round += a.payload_up;
-      st.payload_up += a.payload_up;
-      if (a.request_limit > 0) // BEP 10 reqq: more would be dropped or rejected by the peer
-        e.requests->set_max_pipeline(std::min(st.cfg.max_outstanding, a.request_limit));
-      if (a.interest_changed) {
-        e.peer_interested = a.interested;
-        if (a.interested)
-          fill_free_slot(self, e);
-      }
-      for (auto b : a.rejected)
-        if (st.requests.remove(a.slot, b))
-          st.picker->on_request_dropped(b, st.requests);
-      if (a.choke_changed) {
-        e.choked_us = a.choked;
-        // Also a CHOKE and UNCHOKE in one read: the peer dropped what was asked before.
-        if (a.choked || a.choke_seen)
-          drop_outstanding(st, a.slot);
-        else
-          e.last_block = clock_type::now();
-      }
-      refill(self, a.slot, e);
-    },
-    [=](blocks_stored& bs) {
-      auto& st = self->state;
-      auto it = st.peers.find(bs.slot);
-      peer_entry* e = it == st.peers.end() ? nullptr : &it->second;
-      std::unordered_map<peer_slot, std::vector<block_ref>> cancels;
-      std::vector<stored_block> late; // [cluster] copies of pieces outside the piece filter
-      // Timed to when the peer's read arrived, not to storage's turn.
-      auto received = bs.received == clock_type::time_point{} ? clock_type::now() : bs.received;
-      for (auto sb : bs.blocks) {
-        auto b = sb.block;
-        st.requests.on_received(bs.slot, b, received);
-        if (e)
-          e->blocks_stored += sb.copy != 0;
-        if (sb.refused) {
-          // [cluster] The write fence refused it: free again, requested after the next tick
-          // (the peer did nothing wrong, the torrent goes on).
-          st.picker->on_request_dropped(b, st.requests);
-          ++st.counters.blocks_fenced;
-          if (!st.fence_hold) {
-            st.fence_hold = true;
-            st.fence_hold_ticks = st.fence_backoff;
-            st.fence_backoff = std::min<std::uint32_t>(st.fence_backoff * 2, 8);
-          }
-          continue;
-        }
-        if (sb.copy != 0)
-          st.fence_backoff = 1; // [cluster] the fence let this one in
-        if (sb.copy == 0) {
-          // Not written (its piece is verified already, or storage failed): the request is
-          // settled without data.
-          st.picker->on_request_dropped(b, st.requests);
-          ++st.counters.blocks_duplicate;
-          continue;
-        }
-        if (st.filter && !st.filter->test(b.piece) && !st.picker->have(b.piece)) {
-          // [cluster] Sent before its cancel arrived: the piece was abandoned, storage forgets
-          // this copy too (nothing of the piece may complete from leftovers).
-          late.push_back(sb);
-          ++st.counters.blocks_duplicate;
-          continue;
-        }
-        auto r = st.picker->on_block_received(b, sb.copy);
-        if (r == piece_picker::receive_result::duplicate)
-          ++st.counters.blocks_duplicate;
-        else
-          ++st.counters.blocks_fresh;
-        // A copy is on disk: whoever else still has the block requested gets a CANCEL
-        // (end-game, or a peer that sent a block another was asked for).
-        for (auto other : st.requests.requesters(b))
-          if (st.requests.remove(other, b))
-            cancels[other].push_back(b);
-      }
-      ++st.counters.stored_msgs;
-      if (!late.empty())
-        self->send(st.storage, discard_blocks{std::move(late)});
-      for (auto& [other, blocks] : cancels) {
-        st.counters.cancels_sent += blocks.size();
-        self->send(st.peers[other].handle, cancel_blocks{std::move(blocks)});
-      }
-      if (e) {
-        e->last_block = clock_type::now();
-        refill(self, bs.slot, *e);
-      }
-    },
+    [=](const blocks_stored& bs) { store_blocks(self, bs); },
     [=](const piece_checked& pc) { on_piece_checked(self, pc); },
     [=](flush_haves) {
       auto& st = self->state;
@@ -1474,7 +1503,7 @@ caf::message_handler common_handlers(self_ptr self) {
     [=](const metadata_offer&) {},
     [=](const metadata_piece&) {},
     [=](const metadata_rejected&) {},
-  };
+  }.or_else(availability_handlers(self, nullptr)); // no reaction: every peer is closing
 }
 
 caf::behavior checking_behavior(self_ptr self) {
@@ -1486,12 +1515,99 @@ caf::behavior checking_behavior(self_ptr self) {
   }.or_else(common_handlers(self));
 }
 
-/// downloading and seeding: trading with peers.
-caf::behavior running_behavior(self_ptr self) {
-  return caf::message_handler{
+/// downloading and seeding: trading with peers, who are dialled and accepted.
+caf::message_handler trading_handlers(self_ptr self) {
+  return {
     [=](incoming_peer& ip) { accept_peer(self, ip); },
     [=](pause_torrent) { pause(self); },
-  }.or_else(common_handlers(self));
+  };
+}
+
+/// The tick's part in both trading states: the choker's round, dials, announces, PEX.
+void trading_tick(self_ptr self, clock_type::time_point now) {
+  auto& st = self->state;
+  if (st.ticks % 10 == 0)
+    run_choker(self);
+  connect_more(self);
+  if (st.tracker)
+    send_announce(self, st.announces.poll(now));
+  if (now - st.last_pex_round >= pex_round_interval) {
+    st.last_pex_round = now;
+    run_pex_round(self);
+  }
+}
+
+// -- downloading: requests -------------------------------------------------------------------
+// The only state with requests in flight: peers' blocks, chokes and rejects refill their
+// pipelines, late requests go elsewhere, and we are interested in peers with pieces we want.
+
+void downloading_tick(self_ptr self, clock_type::time_point now) {
+  trading_tick(self, now);
+  expire_requests(self, now);
+}
+
+/// A peer's availability changed: interested in it while it has pieces we want (and the last
+/// ones are not being flushed), and its pipeline refilled.
+void want_from(self_ptr self, peer_slot slot, peer_entry& e, bool interesting) {
+  update_interest(self, e, interesting && !self->state.finishing);
+  refill(self, slot, e);
+}
+
+caf::behavior downloading_behavior(self_ptr self) {
+  return caf::message_handler{
+    [=](const tick& t) { on_tick(self, t, downloading_tick); },
+    [=](const peer_activity& a) {
+      auto& st = self->state;
+      auto* e = note_activity(self, a);
+      if (!e)
+        return;
+      for (auto b : a.rejected)
+        if (st.requests.remove(a.slot, b))
+          st.picker->on_request_dropped(b, st.requests);
+      // Also a CHOKE and UNCHOKE in one read: the peer dropped what was asked before.
+      if (a.choke_changed && (a.choked || a.choke_seen))
+        drop_outstanding(st, a.slot);
+      refill(self, a.slot, *e);
+      check_invariants(st, "a peer's activity");
+    },
+    [=](const blocks_stored& bs) {
+      if (auto* e = store_blocks(self, bs))
+        refill(self, bs.slot, *e);
+    },
+  }
+    .or_else(availability_handlers(self, want_from))
+    .or_else(trading_handlers(self))
+    .or_else(common_handlers(self));
+}
+
+// -- seeding: uploads only -------------------------------------------------------------------
+// Every selected piece verified: nothing requested (a late block or reject is bookkeeping, in
+// common_handlers), the choker ranks peers by upload, and a peer that has everything too has
+// nothing to trade with us.
+
+/// Drops `e` if it is a seed and so are we (files flushed, every piece: not after a partial
+/// selection, which a wider one may extend yet).
+void drop_fellow_seed(self_ptr self, peer_entry& e) {
+  auto& st = self->state;
+  if (!st.done || !e.seed || st.picker->have_count() != st.meta().piece_count())
+    return;
+  e.both_seeds = true;
+  self->send(e.handle, disconnect_peer{"both sides are seeds"});
+}
+
+/// A peer's availability changed: a seed wants nothing of it, and drops a fellow seed.
+void want_nothing_from(self_ptr self, peer_slot, peer_entry& e, bool) {
+  update_interest(self, e, false);
+  drop_fellow_seed(self, e);
+}
+
+caf::behavior seeding_behavior(self_ptr self) {
+  return caf::message_handler{
+    [=](const tick& t) { on_tick(self, t, trading_tick); },
+  }
+    .or_else(availability_handlers(self, want_nothing_from))
+    .or_else(trading_handlers(self))
+    .or_else(common_handlers(self));
 }
 
 caf::behavior paused_behavior(self_ptr self) {
@@ -1856,8 +1972,8 @@ void enter(self_ptr self, phase next) {
   switch (next) {
     case phase::awaiting_metadata: return self->become(awaiting_metadata_behavior(self));
     case phase::checking: return self->become(checking_behavior(self));
-    case phase::downloading:
-    case phase::seeding: return self->become(running_behavior(self));
+    case phase::downloading: return self->become(downloading_behavior(self));
+    case phase::seeding: return self->become(seeding_behavior(self));
     case phase::paused: return self->become(paused_behavior(self));
     case phase::stopping: return self->become(stopping_behavior(self));
     case phase::failed: return self->become(failed_behavior(self));
@@ -1912,8 +2028,7 @@ void start_with_metainfo(self_ptr self, std::unique_ptr<file_store> store) {
   // Existing data first: trusted pieces from the resume data, the rest hashed by storage.
   // A stop raises check_cancel: storage is busy hashing and would see no message.
   st.check_cancel = std::make_shared<std::atomic<bool>>(false);
-  st.state = phase::checking;
-  enter(self, phase::checking);
+  enter(self, phase::checking); // logged when it follows awaiting_metadata
   self->request(st.storage, caf::infinite,
                 check_existing{std::move(st.cfg.trusted_pieces),
                                std::move(st.cfg.pieces_to_check), st.check_cancel})

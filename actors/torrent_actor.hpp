@@ -3,12 +3,14 @@
 // the tracker announcer are its children; nothing of its state is shared. Its lifecycle is a
 // state machine (become(); diagram in torrent_actor.cpp):
 //
-//   awaiting_metadata (no metainfo yet) ..> checking --> downloading --> seeding
-//                                              |            ^  |          ^  |
-//                                              |     resume |  v pause    |  v pause
-//                                              +---------> paused <-------+--+
-//   any --stop_request--> stopping --peers closed--> (quit; observer gets torrent_stopped)
+//   awaiting_metadata (no metainfo yet) --verified--> checking
+//   checking --> downloading (pieces missing) | seeding (complete) | paused (asked meanwhile)
+//   downloading --all verified--> seeding --wider file selection or piece filter--> downloading
+//   downloading | seeding --pause--> paused --resume--> downloading | seeding
+//   any with metainfo --stop_request--> stopping --peers closed--> (quit; torrent_stopped)
+//   awaiting_metadata --stop_request--> (quit at once; torrent_stopped)
 //   checking | downloading | seeding | paused --storage error--> failed (observer told)
+//   awaiting_metadata --metadata unusable or its files not opened--> failed
 //
 // It handles pause_torrent (peers closed, 'stopped' announced, verified pieces kept) and
 // resume_torrent (back to downloading or seeding, 'started' announced).
@@ -97,6 +99,10 @@ struct torrent_config {
   /// UDP trackers (BEP 15): the wait for an answer before a request is sent again (doubled
   /// each time).
   std::uint32_t udp_tracker_timeout_ms = 15000;
+  /// Tests: after every refill, every drop of requests and every peer or storage event, the
+  /// piece picker is checked against the request record (piece_picker::consistent, O(pieces)
+  /// each time: off in production); a broken invariant is logged and aborts the process.
+  bool check_invariants = false;
 
   // -- [cluster] a cluster worker's torrent (see torrent_options in session.hpp) --
   /// The pieces it may fetch (nullopt: all), on top of the file priorities; changed later with

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/extension_messages.hpp"
 #include "actors/messages.hpp"
 #include "tests/actors/deterministic.hpp"
 #include "actors/peer_actor.hpp"
@@ -51,6 +53,7 @@ struct peer_log {
   bool disconnected = false;
   std::string reason;
   bool choked = true; // the last set_choke the torrent sent it
+  std::vector<std::uint32_t> metadata_asked; // BEP 9 request_metadata (awaiting metadata)
 };
 
 struct world {
@@ -95,6 +98,18 @@ caf::behavior scripted_peer(caf::event_based_actor* self, peer_config pc,
     [=](set_interested) {},
     [=](set_choke c) { w->peers[slot].choked = c.choke; },
     [=](our_pieces&) {},
+    [=](const request_metadata& r) { w->peers[slot].metadata_asked.push_back(r.piece); },
+  };
+}
+
+/// Spawns a scripted_peer for every peer the torrent dials or accepts, and records it.
+std::function<caf::actor(caf::actor_system&, const peer_config&)>
+scripted_peers(std::shared_ptr<world> w) {
+  return [w](caf::actor_system& s, const peer_config& pc) {
+    auto h = s.spawn(scripted_peer, pc, w);
+    w->peers[pc.slot].pc = pc;
+    w->peers[pc.slot].handle = h;
+    return h;
   };
 }
 
@@ -204,6 +219,7 @@ struct fixture {
     tc.store = std::move(*store);
     tc.use_trackers = false;
     tc.disk = &disk_pool::inline_pool();
+    tc.check_invariants = true;
     tc.max_peers_per_ip = 100;
     tc.max_peers = opt.max_peers;
     tc.upload_slots = opt.upload_slots;
@@ -215,12 +231,7 @@ struct fixture {
     for (std::uint32_t i = 0; i < peers; ++i)
       tc.peers.push_back(endpoint{"127.0.0.1", static_cast<std::uint16_t>(7000 + i)});
     auto wp = w;
-    tc.peer_factory = [wp](caf::actor_system& s, const peer_config& pc) {
-      auto h = s.spawn(scripted_peer, pc, wp);
-      wp->peers[pc.slot].pc = pc;
-      wp->peers[pc.slot].handle = h;
-      return h;
-    };
+    tc.peer_factory = scripted_peers(w);
     if (opt.data_on_disk)
       for (std::uint32_t p = 0; p < pieces; ++p)
         tc.pieces_to_check.push_back(p);
@@ -824,6 +835,79 @@ TEST(torrent_lifecycle, downloading_to_stopping_closes_peers_then_quits) {
   EXPECT_FALSE(f.w->finished);
 }
 
+TEST(torrent_lifecycle, seeding_to_stopping_waits_for_its_peers_then_quits) {
+  fixture f(2, 2, {true, false, true});
+  ASSERT_TRUE(f.progress().seeding);
+  f.connect_leecher(0);
+  f.connect_leecher(1);
+  f.w->slow_close = true;
+  caf::anon_send(f.torrent, stop_request{});
+  f.sched.run();
+  EXPECT_EQ(f.w->peers.at(0).reason, "shutting down");
+  EXPECT_EQ(f.w->peers.at(1).reason, "shutting down");
+  EXPECT_FALSE(f.w->stopped) << "its peers publish their last counters first";
+  f.finish_close(0);
+  EXPECT_FALSE(f.w->stopped);
+  f.finish_close(1);
+  EXPECT_TRUE(f.w->stopped);
+  EXPECT_TRUE(f.w->final.seeding);
+  EXPECT_EQ(f.w->final.pieces_verified, 2u);
+  EXPECT_EQ(f.w->finished_count, 1);
+  EXPECT_EQ(f.w->announces, (std::vector<ev>{ev::started, ev::stopped}));
+}
+
+TEST(torrent_lifecycle, checking_to_stopping_ends_the_check_and_never_starts) {
+  fixture::options opt;
+  opt.data_on_disk = true;
+  opt.tracker = true;
+  opt.stop_at_start = true;
+  fixture f(2, 1, opt);
+  EXPECT_TRUE(f.w->stopped);
+  EXPECT_FALSE(f.w->finished);
+  EXPECT_EQ(f.w->final.pieces_verified, 0u) << "the check was cut short";
+  EXPECT_TRUE(f.w->peers.empty()) << "nobody dialled";
+  EXPECT_TRUE(f.w->announces.empty()) << "never started: nothing to stop";
+}
+
+TEST(torrent_lifecycle, a_seed_takes_late_download_messages_without_error) {
+  fixture f(2, 1, {true, false, true});
+  ASSERT_TRUE(f.progress().seeding);
+  f.connect_leecher(0);
+  auto peer = f.w->peers.at(0).handle;
+  // What a peer may still send after the last piece verified: a block of it (storage wrote
+  // nothing: blocks_stored with no copy), a reject, an unchoke and upload counters. Sent as the
+  // peer: a message the torrent did not handle would be answered with an error, which ends
+  // the peer.
+  f.deliver(0, {{1, 3}});
+  peer_activity a;
+  a.slot = 0;
+  a.rejected = {block_ref{piece_index{1}, 2}};
+  a.choke_changed = true;
+  a.choked = false;
+  a.payload_up = K;
+  caf::send_as(peer, f.torrent, a);
+  blocks_stored bs;
+  bs.slot = 0;
+  stored_block late;
+  late.block = block_ref{piece_index{0}, 0}; // copy 0: not written
+  bs.blocks = {late};
+  caf::send_as(peer, f.torrent, bs);
+  availability_delta d;
+  d.slot = 0;
+  d.haves = {piece_index{0}};
+  caf::send_as(peer, f.torrent, d);
+  f.sched.run();
+  auto p = f.progress();
+  EXPECT_TRUE(p.seeding);
+  EXPECT_EQ(p.peers, 1u) << "the peer is still there";
+  EXPECT_EQ(p.peers_unchoked, 1u) << "its unchoke was noted";
+  EXPECT_EQ(p.uploaded_payload, K);
+  EXPECT_NE(p.metrics.find("actorrent_blocks_duplicate 2"), std::string::npos) << p.metrics;
+  EXPECT_TRUE(f.w->peers.at(0).requested.empty()) << "a seed requests nothing";
+  EXPECT_FALSE(f.w->peers.at(0).disconnected);
+  EXPECT_EQ(f.w->finished_count, 1);
+}
+
 TEST(torrent_lifecycle, paused_to_stopping_announces_stopped_only_once) {
   fixture f(2, 1, {false, false, true});
   f.pause();
@@ -930,6 +1014,97 @@ TEST(torrent_lifecycle, without_metainfo_it_awaits_metadata_until_stopped) {
   caf::anon_send(t, stop_request{});
   sched.run();
   EXPECT_TRUE(w->stopped);
+}
+
+TEST(torrent_lifecycle, awaiting_metadata_to_checking_to_downloading_once_it_verifies) {
+  std::ostringstream log;
+  actor_test::route_loggers(std::make_shared<spdlog::sinks::ostream_sink_mt>(log),
+                            spdlog::level::debug);
+  caf::actor_system_config cfg;
+  caf::actor_system sys{actor_test::deterministic(cfg)};
+  auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  auto w = std::make_shared<world>();
+  // Two pieces of 4 blocks; the first is on disk already, the second is zeros.
+  std::mt19937 rng(5);
+  std::string data(8 * K, '\0');
+  for (auto& c : data)
+    c = static_cast<char>(rng());
+  auto hash_of = [&](std::size_t piece) {
+    auto d = sha1(std::string_view(data).substr(piece * 4 * K, 4 * K));
+    return std::string(d.begin(), d.end());
+  };
+  std::string info = "d6:lengthi" + std::to_string(data.size()) + "e4:name5:t.bin" +
+                     "12:piece lengthi" + std::to_string(4 * K) + "e6:pieces40:" + hash_of(0) +
+                     hash_of(1) + "e";
+  char tmpl[] = "/tmp/torrent_actor_test.XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  std::ofstream(dir + "/t.bin", std::ios::binary)
+    << data.substr(0, 4 * K) << std::string(4 * K, '\0');
+
+  torrent_config tc;
+  tc.hash = sha1(info);
+  tc.observer = sys.spawn(observer, w);
+  tc.disk = &disk_pool::inline_pool();
+  tc.check_invariants = true;
+  tc.peers.push_back(endpoint{"127.0.0.1", 7000});
+  tc.peer_factory = scripted_peers(w);
+  tc.on_metadata = [dir](const std::shared_ptr<const metainfo>& m,
+                         const std::string&) -> result<metadata_ready> {
+    auto layout = file_layout::create(*m);
+    if (!layout)
+      return layout.error();
+    auto store =
+      file_store::open(std::make_shared<const file_layout>(std::move(*layout)), dir);
+    if (!store)
+      return store.error();
+    metadata_ready ready;
+    ready.store = std::move(*store);
+    ready.pieces_to_check = {0, 1};
+    return result<metadata_ready>{std::move(ready)};
+  };
+  auto t = spawn_torrent(sys, std::move(tc));
+  sched.run();
+  ASSERT_EQ(w->peers.size(), 1u);
+  EXPECT_EQ(w->peers.at(0).pc.meta, nullptr) << "dialled with the info-hash alone";
+  caf::anon_send(t, peer_connected{0, peer_id{{1}}, true});
+  caf::anon_send(t, metadata_offer{0, info.size()});
+  sched.run();
+  ASSERT_EQ(w->peers.at(0).metadata_asked, (std::vector<std::uint32_t>{0}));
+  caf::anon_send(t, metadata_piece{0, 0, info.size(), info});
+  sched.run();
+  EXPECT_NE(log.str().find("torrent t.bin: awaiting metadata -> checking"), std::string::npos)
+    << log.str();
+  EXPECT_NE(log.str().find("torrent t.bin: checking -> downloading"), std::string::npos)
+    << log.str();
+  EXPECT_EQ(w->peers.at(0).reason, "metadata received: reconnecting");
+  ASSERT_EQ(w->peers.size(), 2u) << "the same address dialled again, with the metainfo";
+  ASSERT_NE(w->peers.at(1).pc.meta, nullptr);
+  EXPECT_EQ(w->peers.at(1).pc.remote.port, 7000);
+  // The check verified piece 0: only piece 1 is requested.
+  caf::anon_send(t, peer_connected{1, peer_id{{1}}, true});
+  availability_delta d;
+  d.slot = 1;
+  d.has_bitfield = true;
+  d.bits = bitfield(2, true);
+  caf::anon_send(t, std::move(d));
+  peer_activity a;
+  a.slot = 1;
+  a.choke_changed = true;
+  a.choked = false;
+  caf::anon_send(t, std::move(a));
+  sched.run();
+  auto& asked = w->peers.at(1).requested;
+  EXPECT_EQ(asked.size(), 4u);
+  EXPECT_TRUE(std::all_of(asked.begin(), asked.end(),
+                          [](block_ref b) { return b.piece == piece_index{1}; }));
+  caf::anon_send(t, stop_request{});
+  sched.run();
+  EXPECT_TRUE(w->stopped);
+  EXPECT_EQ(w->final.pieces_verified, 1u);
+  for (auto& [slot, p] : w->peers)
+    caf::anon_send_exit(p.handle, caf::exit_reason::user_shutdown);
+  sched.run();
+  std::filesystem::remove_all(dir);
 }
 
 // File selection through the API (set_file_priorities): the picker stops or resumes requests,
