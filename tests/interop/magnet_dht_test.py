@@ -26,6 +26,24 @@ import dht_test as D  # noqa: E402  (its libtorrent DHT node and case torrents)
 CASES = ["magnet_dht.dht_only", "magnet_dht.batch"]
 
 
+def run_found_through_dht(sess, argv, torrent, lt_seed, complete_line, wait):
+    """Runs actorrent to its end: exit 0, `complete_line` printed, and its log shows peers of
+    the torrent found through the DHT. Returns its stderr."""
+    H.log("run: " + " ".join(argv))
+    p = sess.spawn("actorrent", argv, log_path=sess.path("actorrent.stdout"),
+                   stderr_path=sess.path("actorrent.stderr"))
+    rc = p.wait(wait)
+    if rc is None:
+        p.stop(grace=3)
+    err = p.stderr_text()
+    D.check(rc == 0, "actorrent exited %s\n%s\n%s\nlibtorrent:\n%s"
+            % (rc, p.output(), H.tail(err, 40), H.tail(lt_seed.stderr_text(), 20)))
+    D.check(complete_line in p.output(), "no %r line:\n%s" % (complete_line, p.output()))
+    D.check(re.search(r"DHT: [1-9]\d* peers for %s" % torrent.info_hash_hex, err),
+            "actorrent's log does not show peers found through the DHT")
+    return err
+
+
 def case_dht_only(actorrent):
     H.require({"libtorrent"})
     with H.Session("actorrent-magnet-dht-") as sess:
@@ -35,18 +53,7 @@ def case_dht_only(actorrent):
         link = "magnet:?xt=urn:btih:" + torrent.info_hash_hex
         argv = [actorrent, "download", link, "-o", out, "--listen", "127.0.0.1:0", "--no-tracker",
                 "--dht-bootstrap", "127.0.0.1:%d" % lt_port, "--timeout", "90", "-vv"]
-        H.log("run: " + " ".join(argv))
-        p = sess.spawn("actorrent", argv, log_path=sess.path("actorrent.stdout"),
-                       stderr_path=sess.path("actorrent.stderr"))
-        rc = p.wait(100)
-        if rc is None:
-            p.stop(grace=3)
-        err = p.stderr_text()
-        D.check(rc == 0, "actorrent exited %s\n%s\nlibtorrent:\n%s"
-                % (rc, H.tail(err, 40), H.tail(lt_seed.stderr_text(), 20)))
-        D.check("complete:" in p.output(), "no 'complete:' line:\n" + p.output())
-        D.check(re.search(r"DHT: [1-9]\d* peers for %s" % torrent.info_hash_hex, err),
-                "actorrent's log does not show peers found through the DHT")
+        run_found_through_dht(sess, argv, torrent, lt_seed, "complete:", 100)
         problems = H.verify_download(payload, out)
         D.check(not problems, "download differs: %s" % problems)
         saved = os.path.join(out, ".actorrent", torrent.info_hash_hex + ".torrent")
@@ -69,18 +76,7 @@ def case_batch(actorrent):
                     '  output: "out"\n  no_tracker: true\n  timeout_s: 90\n}\n'
                     % (lt_port, torrent.info_hash_hex))
         argv = [actorrent, "batch", jobfile, "-vv"]
-        H.log("run: " + " ".join(argv))
-        p = sess.spawn("actorrent", argv, log_path=sess.path("actorrent.stdout"),
-                       stderr_path=sess.path("actorrent.stderr"))
-        rc = p.wait(110)
-        if rc is None:
-            p.stop(grace=3)
-        err = p.stderr_text()
-        D.check(rc == 0, "actorrent batch exited %s\n%s\n%s\nlibtorrent:\n%s"
-                % (rc, p.output(), H.tail(err, 40), H.tail(lt_seed.stderr_text(), 20)))
-        D.check("complete: bare" in p.output(), "no 'complete: bare' line:\n" + p.output())
-        D.check(re.search(r"DHT: [1-9]\d* peers for %s" % torrent.info_hash_hex, err),
-                "the batch's log does not show peers found through the DHT")
+        run_found_through_dht(sess, argv, torrent, lt_seed, "complete: bare", 110)
         problems = H.verify_download(payload, sess.path("out"))
         D.check(not problems, "download differs: %s" % problems)
         D.check(os.path.isfile(sess.path("state", "dht.dat")),
