@@ -808,8 +808,9 @@ void fill_free_slot(self_ptr self, peer_entry& e) {
   self->send(e.handle, set_choke{false});
 }
 
-/// A request much older than the peer's usual request time goes to another peer, and the slow
-/// peer's pipeline shrinks; a peer that delivers nothing at all for 60 s is dropped.
+/// A request that waited much longer than the peer's usual request time goes to another peer,
+/// and the slow peer's pipeline shrinks (a copy it still sends is kept, and the request
+/// elsewhere cancelled); a peer that delivers nothing at all for 60 s is dropped.
 void expire_requests(self_ptr self, clock_type::time_point now) {
   auto& st = self->state;
   std::vector<peer_slot> slow;

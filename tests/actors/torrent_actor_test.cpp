@@ -256,28 +256,21 @@ struct fixture {
     std::filesystem::remove_all(dir);
   }
 
-  /// The peer in `slot` finished its handshake, has every piece and unchokes us.
-  void connect_and_unchoke(peer_slot slot) {
+  /// The peer in `slot` finished its handshake, has every piece and unchokes us; `reqq` > 0:
+  /// it queues at most that many requests (BEP 10).
+  void connect_and_unchoke(peer_slot slot, std::uint32_t reqq = 0) {
     caf::anon_send(torrent, peer_connected{slot, {}, true});
     availability_delta d;
     d.slot = slot;
     d.has_bitfield = true;
     d.bits = bitfield(meta->piece_count(), true);
     caf::anon_send(torrent, std::move(d));
-    unchoke(slot);
-  }
-  /// Like connect_and_unchoke, for a peer that queues at most `reqq` requests (BEP 10).
-  void connect_and_unchoke(peer_slot slot, std::uint32_t reqq) {
-    caf::anon_send(torrent, peer_connected{slot, {}, true});
-    availability_delta d;
-    d.slot = slot;
-    d.has_bitfield = true;
-    d.bits = bitfield(meta->piece_count(), true);
-    caf::anon_send(torrent, std::move(d));
-    peer_activity a;
-    a.slot = slot;
-    a.request_limit = reqq;
-    caf::anon_send(torrent, std::move(a));
+    if (reqq > 0) {
+      peer_activity a;
+      a.slot = slot;
+      a.request_limit = reqq;
+      caf::anon_send(torrent, std::move(a));
+    }
     unchoke(slot);
   }
   void unchoke(peer_slot slot) { choke(slot, false); }
@@ -1325,4 +1318,32 @@ TEST(torrent_actor, a_late_block_after_a_timeout_counts_and_its_re_request_elsew
   EXPECT_EQ(p.pieces_failed, 0u);
   EXPECT_TRUE(f.w->finished);
   EXPECT_EQ(f.file_bytes(), f.data);
+}
+
+TEST(torrent_actor, a_late_copy_from_another_peer_is_dropped_from_a_piece_on_parole) {
+  // After a hash failure a piece is filled by one peer. A late copy from a peer whose request a
+  // choke ended is written by storage, but must not be part of the piece: it is discarded, so
+  // the piece waits for the parole peer's copy of that block.
+  fixture f(1, 2);
+  const peer_slot liar = 0, honest = 1;
+  f.connect_and_unchoke(liar);
+  f.connect_and_unchoke(honest); // end-game: every block from both
+  f.deliver(liar, {{0, 0, false}});
+  f.choke(liar);
+  f.deliver(honest, {{0, 1}, {0, 2}, {0, 3}});
+  auto p = f.progress();
+  ASSERT_EQ(p.pieces_failed, 1u);
+  ASSERT_EQ(f.count_requests(honest, 0), 8u) << "on parole with the honest peer";
+  f.deliver(liar, {{0, 2, false}}); // sent before its choke
+  for (auto b : f.w->peers.at(honest).cancelled)
+    EXPECT_FALSE(b == (block_ref{piece_index{0}, 2})) << "the parole peer's request stands";
+  f.deliver(honest, {{0, 0}, {0, 1}, {0, 3}});
+  p = f.progress();
+  EXPECT_EQ(p.pieces_failed, 1u) << "hashed with the late copy in it";
+  EXPECT_EQ(p.pieces_verified, 0u);
+  f.deliver(honest, {{0, 2}});
+  p = f.progress();
+  EXPECT_EQ(p.pieces_verified, 1u);
+  EXPECT_FALSE(f.banned(honest));
+  EXPECT_TRUE(f.banned(liar)) << "smart ban: its block 0 differed";
 }
