@@ -68,7 +68,7 @@ constexpr const char* client_version = "actorrent/0.1"; // BEP 10 `v`
 // CHOKE for a peer without BEP 6).
 constexpr std::size_t max_refused_requests = 2 * max_upload_queue;
 constexpr std::size_t max_requests_for_missing = 100; // blocks of pieces we never announced
-constexpr std::size_t max_unrequested_blocks = 2048;  // not counting late copies of cancelled ones
+constexpr std::size_t max_unrequested_blocks = 2048; // not counting late copies (see `cancelled`)
 constexpr std::size_t max_cancelled_remembered = 4096; // each of `cancelled` and `forgotten`
 constexpr std::size_t max_full_statements = 64; // BITFIELD / HAVE_ALL / HAVE_NONE per connection
 // BEP 10: the extended message ids we assign (the peer sends ut_metadata / ut_pex with these).

@@ -310,7 +310,7 @@ piece_picker::receive_result piece_picker::on_block_received(block_ref b, std::u
   if (d->on_parole && sender != no_peer && sender != d->parole_peer) {
     // On parole a piece is made of its one peer's blocks (so a second failure names it): a late
     // copy from anyone else replaced what storage held of the block, so storage drops it and
-    // the block is fetched again (still requested: the parole peer's copy is on its way).
+    // the block is free again (unless the parole peer's copy is still on its way).
     taken_back_.push_back(stored_block{b, copy});
     if (bi.state == block_state::received) {
       bi = block_info{};
