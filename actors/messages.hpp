@@ -78,8 +78,12 @@ struct peer_closed {
 struct request_blocks {
   std::vector<block_ref> blocks;
 };
+/// CANCELs. `timed_out`: the torrent gave up waiting (request timeout) and asked another peer,
+/// so a copy that still arrives is written (it may come first); otherwise the block is on disk
+/// already (end-game) or no longer wanted, and a late copy is dropped.
 struct cancel_blocks {
   std::vector<block_ref> blocks;
+  bool timed_out = false;
 };
 struct set_interested {
   bool interested = false;

@@ -68,8 +68,8 @@ constexpr const char* client_version = "actorrent/0.1"; // BEP 10 `v`
 // CHOKE for a peer without BEP 6).
 constexpr std::size_t max_refused_requests = 2 * max_upload_queue;
 constexpr std::size_t max_requests_for_missing = 100; // blocks of pieces we never announced
-constexpr std::size_t max_unrequested_blocks = 2048;  // not counting late copies of cancelled ones
-constexpr std::size_t max_cancelled_remembered = 4096;
+constexpr std::size_t max_unrequested_blocks = 2048; // not counting late copies (see `cancelled`)
+constexpr std::size_t max_cancelled_remembered = 4096; // each of `cancelled` and `forgotten`
 constexpr std::size_t max_full_statements = 64; // BITFIELD / HAVE_ALL / HAVE_NONE per connection
 // BEP 10: the extended message ids we assign (the peer sends ut_metadata / ut_pex with these).
 constexpr std::uint8_t our_ut_metadata = 1;
@@ -104,13 +104,21 @@ struct peer_state {
   // for (request_blocks) and have not received, cancelled (cancel_blocks) or had rejected,
   // with how many requests for each are pending (a re-request before the first was answered).
   // Only the torrent decides what is requested; this matches PIECE and REJECT against what
-  // was sent. Anything else the peer sends is dropped unwritten: data nobody asked for must
-  // not overwrite, or be blamed on, another peer's blocks. Flat maps: no allocation per block.
+  // was sent. Anything else the peer sends is dropped unwritten (but for late copies of
+  // `forgotten` requests, which were asked of this peer): data nobody asked for must not
+  // overwrite, or be blamed on, another peer's blocks. Flat maps: no allocation per block.
   block_map<std::uint32_t> requested;
   std::size_t unrequested_blocks = 0;
-  // Blocks we cancelled (or forgot at a choke): a copy still on its way is dropped without
-  // counting as unrequested, so an honest peer that ignores CANCEL is never taken for abusive.
+  // Blocks whose request the torrent ended while a copy may still be on its way; neither counts
+  // as unrequested when it arrives, so an honest peer that ignores CANCEL (or sends what was
+  // queued before its CHOKE) is never taken for abusive.
+  //  - cancelled: the block is on disk already (end-game) or no longer wanted: dropped.
+  //  - forgotten: ended by the peer's CHOKE or by a request timeout; the torrent asked another
+  //    peer, but this copy may well come first (a slow peer's queue drains after the timeout),
+  //    so it is written like a requested one, and storage and the picker take whichever copy
+  //    lands. A REJECT ends it.
   block_map<bool> cancelled;
+  block_map<bool> forgotten;
 
   // Upload side.
   struct upload_request {
@@ -207,10 +215,12 @@ std::uint64_t block_key(std::uint32_t piece, std::uint32_t begin) {
   return (std::uint64_t{piece} << 32) | begin;
 }
 
-void remember_cancel(peer_state& st, std::uint64_t key) {
-  if (st.cancelled.size() >= max_cancelled_remembered)
-    st.cancelled.clear(); // bounded: forgetting only makes a late copy count as unrequested
-  st.cancelled.try_emplace(key, true);
+/// Adds `key` to `cancelled` or `forgotten`. Bounded: forgetting only makes a late copy count
+/// as unrequested (and not be written).
+void remember(block_map<bool>& set, std::uint64_t key) {
+  if (set.size() >= max_cancelled_remembered)
+    set.clear();
+  set.try_emplace(key, true);
 }
 
 /// Settles one pending request for the block; false when none was pending.
@@ -562,9 +572,11 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         break;
       case wire::msg_id::choke:
         // The torrent gives every request of a choking peer to others (BEP 3: a choke
-        // discards them; a BEP 6 peer REJECTs them next): forgotten here too, so a copy that
-        // still arrives is dropped, not written, and not held against the peer.
-        st.requested.for_each([&](std::uint64_t key, std::uint32_t) { remember_cancel(st, key); });
+        // discards them; a BEP 6 peer REJECTs them next). A copy that still arrives (sent
+        // before the CHOKE, or by a peer that serves its queue anyway) is written all the same:
+        // fetching it again elsewhere would only waste the bytes already on the wire.
+        st.requested.for_each(
+          [&](std::uint64_t key, std::uint32_t) { remember(st.forgotten, key); });
         st.requested.clear();
         act.choke_seen = true;
         st.peer_choking = true;
@@ -620,8 +632,15 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
         if (!valid_block(st, m, len, why))
           return violation(why);
         if (!settle_request(st, m.index, m.begin)) {
-          if (st.cancelled.erase(block_key(m.index, m.begin)) != 0)
-            break; // a late copy of a block we cancelled: dropped, not held against the peer
+          auto key = block_key(m.index, m.begin);
+          if (st.cancelled.erase(key) != 0)
+            break; // a late copy of a block already on disk: dropped, not held against the peer
+          if (st.forgotten.erase(key) != 0) {
+            // A late copy of a choked or timed-out request: written (counted as payload).
+            wb.blocks.push_back(block_write{piece_index{m.index}, m.begin, m.payload});
+            act.payload_bytes += len;
+            break;
+          }
           if (++st.unrequested_blocks > max_unrequested_blocks)
             return violation("sent " + std::to_string(st.unrequested_blocks) +
                              " blocks we did not request");
@@ -636,7 +655,8 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
           return violation("reject without the fast extension");
         if (!valid_block(st, m, m.length, why))
           return violation(why);
-        settle_request(st, m.index, m.begin);
+        if (!settle_request(st, m.index, m.begin))
+          st.forgotten.erase(block_key(m.index, m.begin)); // answered: no copy will come
         act.rejected.push_back(block_ref{piece_index{m.index}, m.begin / block_size});
         break;
       case wire::msg_id::extended: {
@@ -813,7 +833,8 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
           wire::append_request(st.out, wire::msg_id::cancel, b.piece.value, b.block * block_size,
                                len);
           if (settle_request(st, b.piece.value, b.block * block_size))
-            remember_cancel(st, block_key(b.piece.value, b.block * block_size));
+            remember(req.timed_out ? st.forgotten : st.cancelled,
+                     block_key(b.piece.value, b.block * block_size));
         }
         flush(st);
       },

@@ -15,12 +15,12 @@ void peer_requests::add(block_ref b, clock::time_point now) {
   maybe_compact();
 }
 
-bool peer_requests::erase(block_ref b, clock::time_point* sent) {
+bool peer_requests::erase(block_ref b, live_request* was) {
   auto* l = live_.find(key(b));
   if (!l)
     return false;
-  if (sent)
-    *sent = l->sent;
+  if (was)
+    *was = *l;
   live_.erase(key(b));
   maybe_compact();
   return true;
@@ -51,11 +51,14 @@ void peer_requests::compact() {
 }
 
 bool peer_requests::on_received(block_ref b, clock::time_point now) {
-  clock::time_point sent;
-  if (!erase(b, &sent))
+  last_arrival_ = std::max(last_arrival_, now);
+  live_request was;
+  if (!erase(b, &was))
     return false;
+  answered_end_ = std::max(answered_end_, was.seq + 1);
   // A re-requested block may arrive in a read older than the newest request for it.
-  double sample = std::max(0.0, std::chrono::duration<double, std::milli>(now - sent).count());
+  double sample =
+    std::max(0.0, std::chrono::duration<double, std::milli>(now - was.sent).count());
   if (samples_ == 0) {
     mean_ms_ = sample;
     dev_ms_ = sample / 2;
@@ -98,7 +101,10 @@ std::vector<block_ref> peer_requests::take_timed_out(clock::time_point now) {
     auto& e = queue_[i];
     if (!is_live(e))
       continue;
-    if (now - e.sent > limit) {
+    // Queued behind requests still being served: waiting since the peer's last block at
+    // most. Overtaken by a later request: skipped (or served out of order), timed as sent.
+    auto since = e.seq >= answered_end_ ? std::max(e.sent, last_arrival_) : e.sent;
+    if (now - since > limit) {
       out.push_back(e.block);
       live_.erase(key(e.block));
     } else {

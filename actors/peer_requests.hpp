@@ -2,7 +2,10 @@
 // peer's measured request time (a smoothed mean and deviation, as TCP's RTO and libtorrent's
 // request_timeout). A request that takes far longer than the peer usually needs times out: the
 // torrent re-requests the block elsewhere and the peer's pipeline shrinks, so a slow or stalling
-// peer cannot hold blocks hostage. Blocks may arrive, be rejected or cancelled in any order:
+// peer cannot hold blocks hostage. A request waits its turn in the peer's queue, so it is timed
+// from the later of when it was sent and when the peer's last block arrived: a long queue at a
+// slow but steady peer does not expire, a silent peer's does, and so does a request the peer
+// skipped (one sent after it was answered first: it is timed from when it was sent). Blocks may arrive, be rejected or cancelled in any order:
 // adding and erasing a request is O(1) amortized and allocates nothing once the peer's arrays
 // have grown to its pipeline (a queue in sending order whose erased entries are skipped and
 // compacted away, and a flat index by block). Kept per peer inside the torrent's
@@ -31,15 +34,17 @@ public:
   /// Records a request sent at `now`; a block already requested from this peer is re-timed.
   void add(block_ref b, clock::time_point now);
   bool contains(block_ref b) const { return live_.contains(key(b)); }
-  /// The block arrived: removes its request and samples the request time. False if it was not
-  /// requested from this peer (any more).
+  /// A block arrived (requested or a late copy): the peer is sending, which restarts the clock
+  /// of the requests queued behind. Removes its request and samples the request time; false if
+  /// it was not requested from this peer (any more).
   bool on_received(block_ref b, clock::time_point now);
   /// Rejected, cancelled or given up: removes the request without a sample.
   bool remove(block_ref b);
   /// Removes and returns every request.
   std::vector<block_ref> take_all();
-  /// Removes and returns the requests sent longer than timeout() ago, oldest first; if there
-  /// were any, halves the pipeline.
+  /// Removes and returns the requests that waited longer than timeout(), oldest first: since
+  /// they were sent or, for one that no later request overtook, since the peer's last block
+  /// arrived if that is later. If there were any, halves the pipeline.
   std::vector<block_ref> take_timed_out(clock::time_point now);
 
   /// Mean + 4 deviations of the measured request time, within [min_timeout, max_timeout];
@@ -87,8 +92,8 @@ private:
     auto* l = live_.find(key(e.block));
     return l && l->seq == e.seq;
   }
-  /// Erases the request of `b`; when it had one, its send time goes to `sent` (if given).
-  bool erase(block_ref b, clock::time_point* sent);
+  /// Erases the request of `b`; when it had one, it goes to `was` (if given).
+  bool erase(block_ref b, live_request* was);
   /// Drops the dead entries once they outnumber the live ones (amortized O(1) per erase).
   void maybe_compact();
   void compact();
@@ -100,6 +105,8 @@ private:
   std::uint32_t pipeline_;
   ms min_timeout_{3000};
   ms max_timeout_{60000};
+  clock::time_point last_arrival_{}; // of any block from the peer
+  std::uint64_t answered_end_ = 0;    // 1 + the newest sequence number answered (0: none)
   double mean_ms_ = 0;
   double dev_ms_ = 0;
   std::uint32_t samples_ = 0;

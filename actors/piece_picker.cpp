@@ -291,14 +291,36 @@ std::size_t piece_picker::pick(peer_slot peer, const bitfield* has, std::size_t 
   return n;
 }
 
-piece_picker::receive_result piece_picker::on_block_received(block_ref b, std::uint32_t copy) {
+piece_picker::receive_result piece_picker::on_block_received(block_ref b, std::uint32_t copy,
+                                                             peer_slot sender) {
   assert(copy != 0);
-  if (have_.test(b.piece))
+  if (have_.test(b.piece) || b.block >= blocks_in_piece(b.piece))
     return receive_result::duplicate;
   auto* d = find_downloading(b.piece);
-  if (!d || b.block >= d->blocks.size())
-    return receive_result::duplicate;
+  if (!d) {
+    // A late copy (its request ended by a choke or a timeout) of a piece that went back to
+    // pickable meanwhile: storage holds it, so the piece starts again from it instead of
+    // fetching it twice. A piece that is not wanted (skip, or abandoned by the piece filter)
+    // stays as it is.
+    if (!wanted(b.piece) || avail_.parked(b.piece))
+      return receive_result::duplicate;
+    d = &start_piece(b.piece, no_peer);
+  }
   auto& bi = d->blocks[b.block];
+  if (d->on_parole && sender != no_peer && sender != d->parole_peer) {
+    // On parole a piece is made of its one peer's blocks (so a second failure names it): a late
+    // copy from anyone else replaced what storage held of the block, so storage drops it and
+    // the block is free again (unless the parole peer's copy is still on its way).
+    taken_back_.push_back(stored_block{b, copy});
+    if (bi.state == block_state::received) {
+      bi = block_info{};
+      ++d->free_blocks;
+      --d->received_blocks;
+      received_.remove(global_block(b));
+      dirty_total_ -= block_length(b);
+    }
+    return receive_result::refused;
+  }
   if (bi.state == block_state::received) {
     bi.copy = copy; // storage kept this copy: the last one wins in both records
     return receive_result::duplicate;

@@ -11,9 +11,9 @@
 //
 // A piece moves through:
 //
-//   pickable --pick--> downloading --all blocks received--> awaiting hash --ok--> have
-//      ^                    |  ^                                  |
-//      +--all blocks dropped+  +------------- hash failed --------+  (blocks reset, parole)
+//   pickable --pick, or a late block--> downloading --all blocks received--> awaiting hash
+//      ^                                  |  ^                                  |      |
+//      +---------all blocks dropped-------+  +------ hash failed (parole) ------+   ok: have
 #pragma once
 
 #include <cstdint>
@@ -97,13 +97,18 @@ public:
   enum class receive_result : std::uint8_t {
     fresh,          // first copy of this block; counts as downloaded
     duplicate,      // another copy of a block received before (it replaces that copy on disk:
-                    // the last copy wins), or a block of a piece already held
+                    // the last copy wins), or a block of a piece already held or not wanted
     piece_complete, // fresh, and it was the last block of its piece: hashing is next
+    refused,        // a late copy from a peer other than the one its piece is on parole with:
+                    // in taken_back() (storage discards it); the block is free again (or
+                    // still requested from the parole peer)
   };
-  /// Records that copy `copy` (storage's number for it, never 0) of block `b` is on disk. The
-  /// requests of `b` still in the request record are the caller's to settle (the sender's) and
-  /// cancel (the others').
-  receive_result on_block_received(block_ref b, std::uint32_t copy);
+  /// Records that copy `copy` (storage's number for it, never 0) of block `b`, sent by
+  /// `sender` (no_peer: not known), is on disk. The block need not be requested: a late copy
+  /// of a request that a choke or a timeout ended counts like any other, and a piece that went
+  /// back to pickable meanwhile is started again from it. The requests of `b` still in the
+  /// request record are the caller's to settle (the sender's) and cancel (the others').
+  receive_result on_block_received(block_ref b, std::uint32_t copy, peer_slot sender = no_peer);
 
   /// A request for `b` will not be answered (choke, reject, disconnect, timeout) and is gone
   /// from `requests` already: the block is free again unless another peer still has it.
@@ -125,7 +130,8 @@ public:
   std::vector<piece_index> downloading_pieces() const;
 
   /// Received block copies the picker dropped since the last call (a piece on parole taken over
-  /// from a peer that left it unfinished): storage must discard them too. Drained by the caller.
+  /// from a peer that left it unfinished, a late copy refused on parole): storage must discard
+  /// them too. Drained by the caller.
   std::vector<stored_block>& taken_back() noexcept { return taken_back_; }
 
   // -- progress -----------------------------------------------------------------------------

@@ -832,8 +832,9 @@ void fill_free_slot(self_ptr self, peer_entry& e) {
   self->send(e.handle, set_choke{false});
 }
 
-/// A request much older than the peer's usual request time goes to another peer, and the slow
-/// peer's pipeline shrinks; a peer that delivers nothing at all for 60 s is dropped.
+/// A request that waited much longer than the peer's usual request time goes to another peer,
+/// and the slow peer's pipeline shrinks (a copy it still sends is kept, and the request
+/// elsewhere cancelled); a peer that delivers nothing at all for 60 s is dropped.
 void expire_requests(self_ptr self, clock_type::time_point now) {
   auto& st = self->state;
   std::vector<peer_slot> slow;
@@ -854,7 +855,8 @@ void expire_requests(self_ptr self, clock_type::time_point now) {
     st.log->debug("peer {}: {} request(s) timed out after {} ms; pipeline now {}",
                   e.ep.to_string(), late.size(), e.requests->timeout().count(),
                   e.requests->pipeline());
-    self->send(e.handle, cancel_blocks{std::move(late)});
+    // timed_out: a copy that still arrives is written (the peer may be slow, not gone).
+    self->send(e.handle, cancel_blocks{std::move(late), true});
     slow.push_back(slot);
   }
   // Others first, so that the timed-out blocks go elsewhere.
@@ -1328,7 +1330,9 @@ peer_entry* store_blocks(self_ptr self, const blocks_stored& bs) {
   auto it = st.peers.find(bs.slot);
   peer_entry* e = it == st.peers.end() ? nullptr : &it->second;
   std::unordered_map<peer_slot, std::vector<block_ref>> cancels;
-  std::vector<stored_block> late; // [cluster] copies of pieces outside the piece filter
+  // Copies storage must drop: of pieces outside the piece filter [cluster], and late ones the
+  // picker refused (a piece on parole with another peer).
+  std::vector<stored_block> late;
   // Timed to when the peer's read arrived, not to storage's turn.
   auto received = bs.received == clock_type::time_point{} ? clock_type::now() : bs.received;
   for (auto sb : bs.blocks) {
@@ -1364,7 +1368,15 @@ peer_entry* store_blocks(self_ptr self, const blocks_stored& bs) {
       ++st.counters.blocks_duplicate;
       continue;
     }
-    auto r = st.picker->on_block_received(b, sb.copy);
+    // Requested from the sender or not: a late copy of a request that its CHOKE or a timeout
+    // ended counts like any other (its piece starts again if it went back to pickable), and
+    // the re-request elsewhere is cancelled below.
+    auto r = st.picker->on_block_received(b, sb.copy, bs.slot);
+    if (r == piece_picker::receive_result::refused) {
+      ++st.counters.blocks_duplicate; // taken back (below): storage drops it
+      st.picker->on_request_dropped(b, st.requests); // had the sender been asked for it
+      continue;
+    }
     if (r == piece_picker::receive_result::duplicate)
       ++st.counters.blocks_duplicate;
     else
@@ -1376,6 +1388,10 @@ peer_entry* store_blocks(self_ptr self, const blocks_stored& bs) {
         cancels[other].push_back(b);
   }
   ++st.counters.stored_msgs;
+  if (auto& back = st.picker->taken_back(); !back.empty()) {
+    late.insert(late.end(), back.begin(), back.end());
+    back.clear();
+  }
   if (!late.empty())
     self->send(st.storage, discard_blocks{std::move(late)});
   for (auto& [other, blocks] : cancels) {

@@ -193,26 +193,40 @@ TEST(peer_actor, a_second_copy_of_a_block_reaches_storage_only_when_requested_tw
   EXPECT_TRUE(f.r->closed.empty());
 }
 
-TEST(peer_actor, a_choke_without_the_fast_extension_discards_pending_requests) {
+TEST(peer_actor, a_choke_without_the_fast_extension_ends_pending_requests) {
+  // BEP 3: a CHOKE discards the peer's queue, and the torrent asks others. A copy the peer
+  // sent anyway was asked of it: written once; a second copy is not.
   fixture f(false, false);
   f.request({blk(1, 0), blk(1, 1)});
   std::string choke;
   wire::append_simple(choke, wire::msg_id::choke);
-  f.receive(choke + f.piece_frame(1, 0));
-  EXPECT_EQ(f.blocks_written(), 0u) << "BEP 3: after a choke nothing is pending any more";
+  f.receive(choke + f.piece_frame(1, 0) + f.piece_frame(1, 0, false));
+  ASSERT_EQ(f.blocks_written(), 1u);
+  EXPECT_EQ(f.r->writes[0].blocks[0].bytes, f.data.substr(4 * K, K));
+  EXPECT_TRUE(f.r->closed.empty());
 }
 
-TEST(peer_actor, a_choke_ends_a_fast_peers_requests_as_it_ends_the_torrents) {
-  // The torrent takes back every request of a peer that chokes us (they go to other peers);
-  // the wire's copy follows: a block that still arrives is dropped, not written, and not held
-  // against the peer, and its REJECTs are still reported.
+TEST(peer_actor, a_choke_ends_a_fast_peers_requests_and_a_late_copy_is_still_written) {
+  // The torrent takes back every request of a peer that chokes us (they go to other peers). A
+  // block that still arrives was asked of this peer: it is written (the torrent counts it and
+  // cancels the re-request), once, and not held against the peer. A REJECT ends the request:
+  // a copy after it is not written. Its REJECTs are still reported.
   fixture f(true, false);
   f.request({blk(1, 0), blk(1, 1)});
   std::string frames;
   wire::append_simple(frames, wire::msg_id::choke);
   wire::append_request(frames, wire::msg_id::reject, 1, K, K);
   f.receive(frames + f.piece_frame(1, 0) + f.piece_frame(1, 1));
-  EXPECT_EQ(f.blocks_written(), 0u) << "both requests ended with the choke";
+  ASSERT_EQ(f.blocks_written(), 1u) << "the choked request's copy, not the rejected one's";
+  EXPECT_EQ(f.r->writes[0].blocks[0].piece, piece_index{1});
+  EXPECT_EQ(f.r->writes[0].blocks[0].begin, 0u);
+  EXPECT_EQ(f.r->writes[0].blocks[0].bytes, f.data.substr(4 * K, K));
+  std::uint64_t payload = 0;
+  for (auto& a : f.r->activity)
+    payload += a.payload_bytes;
+  EXPECT_EQ(payload, std::uint64_t{K}) << "the late copy is payload";
+  f.receive(f.piece_frame(1, 0));
+  EXPECT_EQ(f.blocks_written(), 1u) << "one request, one copy written";
   EXPECT_TRUE(f.r->closed.empty()) << "late copies of forgotten requests are no abuse";
   bool rejected_reported = false;
   for (auto& a : f.r->activity)
@@ -227,14 +241,35 @@ TEST(peer_actor, a_choke_ends_a_fast_peers_requests_as_it_ends_the_torrents) {
   std::string unchoke;
   wire::append_simple(unchoke, wire::msg_id::unchoke);
   f.receive(unchoke);
-  f.request({blk(1, 0)});
-  f.receive(f.piece_frame(1, 0));
+  f.request({blk(1, 1)});
+  f.receive(f.piece_frame(1, 1));
+  EXPECT_EQ(f.blocks_written(), 2u);
+}
+
+TEST(peer_actor, a_late_copy_after_a_timeout_is_written_after_an_end_game_cancel_it_is_not) {
+  // A request timeout gives the block to another peer, but a slow peer's copy may still come
+  // first: written. After an end-game cancel the block is on disk already: dropped.
+  fixture f(true, false);
+  f.request({blk(0, 1), blk(0, 2)});
+  caf::anon_send(f.peer, cancel_blocks{{blk(0, 1)}, true});
+  caf::anon_send(f.peer, cancel_blocks{{blk(0, 2)}, false});
+  f.sched.run();
+  f.receive(f.piece_frame(0, 1) + f.piece_frame(0, 2));
+  ASSERT_EQ(f.blocks_written(), 1u);
+  EXPECT_EQ(f.r->writes[0].blocks[0].begin, K);
+  // Never requested, or requested once and delivered twice: refused as before.
+  f.receive(f.piece_frame(0, 1) + f.piece_frame(1, 3));
   EXPECT_EQ(f.blocks_written(), 1u);
+  EXPECT_TRUE(f.r->closed.empty());
+  bool cancels = false;
+  for (auto& m : f.sent_messages())
+    cancels = cancels || (m.id == wire::msg_id::cancel && m.begin == K);
+  EXPECT_TRUE(cancels) << "a timed-out request is cancelled on the wire all the same";
 }
 
 TEST(peer_actor, cancelled_blocks_are_dropped_when_they_arrive) {
-  // The torrent cancels a request (end-game, or a timeout gave the block to another peer): a
-  // copy arriving afterwards must not reach storage.
+  // The torrent cancels a request because the block is on disk (end-game) or no longer
+  // wanted: a copy arriving afterwards must not reach storage.
   fixture f(true, false);
   f.request({blk(0, 2)});
   caf::anon_send(f.peer, cancel_blocks{{blk(0, 2)}});

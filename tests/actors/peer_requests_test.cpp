@@ -79,3 +79,48 @@ TEST(peer_requests, a_timeout_halves_the_pipeline_and_blocks_grow_it_back) {
   r.set_max_pipeline(1);
   EXPECT_EQ(r.pipeline(), 1u);
 }
+
+TEST(peer_requests, a_long_queue_at_a_slow_but_steady_peer_does_not_expire) {
+  // Ten requests at once to a peer that sends a block every 500 ms, in order: the last one
+  // waits 5 s, five times the timeout, but only because of the queue before it. Each request
+  // is timed from the later of its sending and the peer's last block.
+  peer_requests r(64);
+  r.set_timeout_bounds(1s, 1s);
+  for (std::uint32_t i = 0; i < 10; ++i)
+    r.add(blk(3, i), t0);
+  for (std::uint32_t i = 0; i < 5; ++i) {
+    auto now = t0 + std::chrono::milliseconds(500 * (i + 1));
+    ASSERT_TRUE(r.on_received(blk(3, i), now));
+    EXPECT_TRUE(r.take_timed_out(now + 900ms).empty()) << "after block " << i;
+  }
+  EXPECT_EQ(r.timeouts(), 0u);
+  // Then it falls silent (last block at 2.5 s): the rest expire 1 s later.
+  EXPECT_TRUE(r.take_timed_out(t0 + 3400ms).empty());
+  auto late = r.take_timed_out(t0 + 3600ms);
+  EXPECT_EQ(late.size(), 5u);
+  EXPECT_EQ(late.front(), blk(3, 5));
+}
+
+TEST(peer_requests, a_request_the_peer_skipped_expires_while_it_sends_others) {
+  // The peer answers requests sent after the first one and never that one: it is timed from
+  // when it was sent, however busy the peer is (a block is not held hostage).
+  peer_requests r(64);
+  r.set_timeout_bounds(1s, 1s);
+  for (std::uint32_t i = 0; i < 4; ++i)
+    r.add(blk(5, i), t0);
+  ASSERT_TRUE(r.on_received(blk(5, 1), t0 + 400ms));
+  ASSERT_TRUE(r.on_received(blk(5, 2), t0 + 1000ms));
+  auto late = r.take_timed_out(t0 + 1100ms);
+  EXPECT_EQ(late, (std::vector<block_ref>{blk(5, 0)})) << "5.3 waits its turn behind 5.2";
+  EXPECT_TRUE(r.contains(blk(5, 3)));
+}
+
+TEST(peer_requests, a_silent_peers_requests_expire_from_when_they_were_sent) {
+  peer_requests r(64);
+  r.set_timeout_bounds(1s, 1s);
+  EXPECT_FALSE(r.on_received(blk(6, 9), t0)) << "not requested; its arrival counts even so";
+  r.add(blk(6, 0), t0 + 2s);
+  r.add(blk(6, 1), t0 + 2500ms);
+  auto late = r.take_timed_out(t0 + 3200ms);
+  EXPECT_EQ(late, (std::vector<block_ref>{blk(6, 0)}));
+}

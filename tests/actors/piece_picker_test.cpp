@@ -62,6 +62,8 @@ std::string name(piece_picker::receive_result r) {
     return "duplicate";
   case piece_picker::receive_result::piece_complete:
     return "piece_complete";
+  case piece_picker::receive_result::refused:
+    return "refused";
   }
   return "?";
 }
@@ -121,10 +123,14 @@ struct driver {
     c.clear();
     if (rec.find(peer))
       rec.on_received(peer, b, now);
-    auto r = pp.on_block_received(b, ++copies);
-    for (auto other : rec.requesters(b)) {
-      EXPECT_TRUE(rec.remove(other, b));
-      c.push_back(other);
+    auto r = pp.on_block_received(b, ++copies, peer);
+    if (r == piece_picker::receive_result::refused) {
+      pp.on_request_dropped(b, rec); // as the torrent does: the copy goes, nothing is cancelled
+    } else {
+      for (auto other : rec.requesters(b)) {
+        EXPECT_TRUE(rec.remove(other, b));
+        c.push_back(other);
+      }
     }
     EXPECT_TRUE(consistent());
     return name(r);
@@ -290,16 +296,79 @@ TEST(piece_picker, receive_results) {
   EXPECT_EQ(cancels, std::vector<peer_slot>{A});
   EXPECT_EQ(d.receive(A, blk(0, 1), &cancels), "duplicate");
   EXPECT_TRUE(cancels.empty());
-  EXPECT_EQ(d.receive(A, blk(1, 0)), "duplicate"); // piece 1 is not downloading
-  EXPECT_EQ(d.pp.dirty_bytes(piece_index{1}), 0u);
+  // Piece 1 is not downloading: a (late) copy of one of its blocks starts it.
+  EXPECT_EQ(d.receive(A, blk(1, 0)), "fresh");
+  EXPECT_EQ(d.pp.dirty_bytes(piece_index{1}), std::uint64_t{K});
   EXPECT_EQ(d.receive(A, blk(0, 3)), "fresh");
   EXPECT_EQ(d.receive(A, blk(0, 2)), "piece_complete"); // the last one missing, not block 3
   EXPECT_EQ(d.receive(A, blk(0, 2)), "duplicate");
   d.verified(0);
   EXPECT_EQ(d.receive(A, blk(0, 0)), "duplicate"); // held
-  EXPECT_EQ(d.pick(B, 4), "1.0 1.1 1.2 1.3");
+  EXPECT_EQ(d.pick(B, 4), "1.1 1.2 1.3");
   EXPECT_EQ(d.receive(B, blk(1, 4)), "duplicate"); // no such block
+  EXPECT_EQ(d.pp.dirty_bytes(), std::uint64_t{K});
+}
+
+TEST(piece_picker, a_late_block_of_a_piece_that_went_back_to_pickable_starts_it_again) {
+  // A's requests ended (a choke or a timeout) and its piece went back to pickable; then a copy
+  // A had already sent lands. Storage holds it, so it counts and the piece starts from it: the
+  // block is not fetched twice.
+  driver d(make(3));
+  d.add(A, "111");
+  d.add(B, "111");
+  d.add(C, "011"); // availability 2 3 3
+  auto a = d.pick_refs(A, 4);
+  EXPECT_EQ(show(a), "0.0 0.1 0.2 0.3");
+  d.drop(A, a);
+  EXPECT_EQ(d.pp.downloading_count(), 0u);
+  ASSERT_FALSE(d.pp.avail().parked(piece_index{0}));
+  EXPECT_EQ(d.receive(A, blk(0, 2)), "fresh");
+  EXPECT_EQ(d.pp.downloading_count(), 1u);
+  EXPECT_TRUE(d.pp.avail().parked(piece_index{0}));
+  EXPECT_EQ(d.pp.dirty_bytes(), std::uint64_t{K});
+  EXPECT_EQ(d.pick(B, 3), "0.0 0.1 0.3") << "the rest of it, not the block on disk";
+  // Another late copy of A's, for a block now requested from B: it counts, B's is cancelled.
+  std::vector<peer_slot> cancels;
+  EXPECT_EQ(d.receive(A, blk(0, 1), &cancels), "fresh");
+  EXPECT_EQ(cancels, std::vector<peer_slot>{B});
+  EXPECT_EQ(d.receive(B, blk(0, 0)), "fresh");
+  EXPECT_EQ(d.receive(B, blk(0, 3)), "piece_complete");
+  d.verified(0);
+  EXPECT_TRUE(d.pp.have(piece_index{0}));
+  // A piece that is not wanted is not started by a late copy.
+  d.pp.set_priorities({file_priority::normal, file_priority::normal, file_priority::skip});
+  EXPECT_EQ(d.receive(A, blk(2, 0)), "duplicate");
+  EXPECT_EQ(d.pp.downloading_count(), 0u);
+  EXPECT_TRUE(d.pp.avail().parked(piece_index{2}));
+  EXPECT_TRUE(d.consistent());
+}
+
+TEST(piece_picker, on_parole_a_late_copy_from_another_peer_is_refused) {
+  // After a hash failure a piece is filled by one peer (a second failure names it). A late copy
+  // from another peer replaced what storage held of the block: it is taken back (storage drops
+  // it) and the block is fetched again from the peer on parole.
+  driver d(make(2));
+  d.add(A, "11");
+  d.add(B, "11");
+  d.add(C, "01");
+  EXPECT_EQ(d.pick(A, 4), "0.0 0.1 0.2 0.3");
+  EXPECT_EQ(d.receive_piece(A, 0), "piece_complete");
+  d.failed(0);
+  EXPECT_EQ(d.pick(B, 2), "0.0 0.1");
+  EXPECT_EQ(d.receive(B, blk(0, 0)), "fresh");
+  auto copy_of_a = d.copies + 1;
+  EXPECT_EQ(d.receive(A, blk(0, 0)), "refused") << "a received block";
+  EXPECT_EQ(d.receive(A, blk(0, 1)), "refused") << "a block requested from B";
+  ASSERT_EQ(d.pp.taken_back().size(), 2u);
+  EXPECT_EQ(d.pp.taken_back()[0].block, blk(0, 0));
+  EXPECT_EQ(d.pp.taken_back()[0].copy, copy_of_a);
+  d.pp.taken_back().clear();
   EXPECT_EQ(d.pp.dirty_bytes(), 0u);
+  EXPECT_EQ(d.pick(B, 3), "0.0 0.2 0.3") << "0.0 again, 0.1 is still on its way";
+  EXPECT_EQ(d.receive(B, blk(0, 1)), "fresh");
+  EXPECT_EQ(d.receive(B, blk(0, 0)), "fresh");
+  EXPECT_EQ(d.receive(B, blk(0, 2)), "fresh");
+  EXPECT_EQ(d.receive(B, blk(0, 3)), "piece_complete");
 }
 
 TEST(piece_picker, verified_pieces_are_held_and_counted) {
@@ -697,7 +766,7 @@ TEST(piece_picker, the_last_copy_of_a_block_is_the_one_recorded) {
   d.failed(0); // now on parole
   EXPECT_EQ(d.pick(A, 1), "0.0");
   EXPECT_EQ(d.receive(A, blk(0, 0)), "fresh");     // copy 3
-  EXPECT_EQ(d.receive(B, blk(0, 0)), "duplicate"); // copy 4, unasked: the last copy wins
+  EXPECT_EQ(d.receive(A, blk(0, 0)), "duplicate"); // copy 4 (asked twice): the last copy wins
   d.drop(A, blk(0, 1)); // A's request from the first round is rejected
   // A has nothing of the piece in flight; B takes over and the copy on disk (4) is what storage must drop.
   EXPECT_EQ(d.pick(B, 4), "0.0 0.1 0.2 0.3");
@@ -955,7 +1024,7 @@ void run_swarm(std::uint64_t rng_seed, bool with_seed) {
       auto expected_cancels = holders(b);
       cancels.clear();
       ASSERT_TRUE(rec.on_received(s, b, t0));
-      auto r = pp.on_block_received(b, static_cast<std::uint32_t>(step + 1));
+      auto r = pp.on_block_received(b, static_cast<std::uint32_t>(step + 1), s);
       for (auto other : rec.requesters(b)) {
         ASSERT_TRUE(rec.remove(other, b));
         cancels.push_back(other);

@@ -17,6 +17,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -188,6 +189,8 @@ struct fixture {
     bool report_pieces = false;
     bool save_resume = true;
     std::shared_ptr<write_fence> fence{};
+    std::uint32_t min_request_timeout_ms = 3000;
+    std::uint32_t request_timeout_s = 60;
   };
 
   /// A torrent of `pieces` pieces of 4 blocks; `peers` scripted peers are known to it.
@@ -228,6 +231,8 @@ struct fixture {
     tc.report_pieces = opt.report_pieces;
     tc.save_resume = opt.save_resume;
     tc.fence = opt.fence;
+    tc.min_request_timeout_ms = opt.min_request_timeout_ms;
+    tc.request_timeout_s = opt.request_timeout_s;
     for (std::uint32_t i = 0; i < peers; ++i)
       tc.peers.push_back(endpoint{"127.0.0.1", static_cast<std::uint16_t>(7000 + i)});
     auto wp = w;
@@ -262,14 +267,21 @@ struct fixture {
     std::filesystem::remove_all(dir);
   }
 
-  /// The peer in `slot` finished its handshake, has every piece and unchokes us.
-  void connect_and_unchoke(peer_slot slot) {
+  /// The peer in `slot` finished its handshake, has every piece and unchokes us; `reqq` > 0:
+  /// it queues at most that many requests (BEP 10).
+  void connect_and_unchoke(peer_slot slot, std::uint32_t reqq = 0) {
     caf::anon_send(torrent, peer_connected{slot, {}, true});
     availability_delta d;
     d.slot = slot;
     d.has_bitfield = true;
     d.bits = bitfield(meta->piece_count(), true);
     caf::anon_send(torrent, std::move(d));
+    if (reqq > 0) {
+      peer_activity a;
+      a.slot = slot;
+      a.request_limit = reqq;
+      caf::anon_send(torrent, std::move(a));
+    }
     unchoke(slot);
   }
   void unchoke(peer_slot slot) { choke(slot, false); }
@@ -1423,4 +1435,90 @@ TEST(torrent_cluster, pieces_a_preferred_peer_has_are_not_asked_of_others) {
   f.ticks(1);
   for (std::uint32_t p = 0; p < 4; ++p)
     EXPECT_EQ(f.count_requests(swarm, p), 4u) << "piece " << p << " after the choke";
+}
+
+TEST(torrent_actor, a_late_block_after_a_timeout_counts_and_its_re_request_elsewhere_is_cancelled) {
+  // Peer 0 is silent past the request timeout: its requests go to others. Peer 1, with a queue
+  // of requests it serves slowly but steadily, keeps its own. Then peer 0's copy of a block
+  // now requested from peer 1 lands after all: it is written and counted, peer 1's request for
+  // it is cancelled, and the piece verifies.
+  fixture::options opt;
+  opt.min_request_timeout_ms = 1;
+  opt.request_timeout_s = 1;
+  fixture f(3, 2, opt);
+  f.connect_and_unchoke(0, 4);
+  ASSERT_EQ(f.w->peers.at(0).requested.size(), 4u);
+  const auto x = f.w->peers.at(0).requested[0].piece.value;
+  EXPECT_EQ(f.count_requests(0, x), 4u);
+  f.connect_and_unchoke(1, 8);
+  ASSERT_EQ(f.w->peers.at(1).requested.size(), 8u);
+  EXPECT_EQ(f.count_requests(1, x), 0u) << "not end-game yet";
+  // Peer 1's requests in its order: pieces y then z (a peer serves its queue in order).
+  const auto y = f.w->peers.at(1).requested[0].piece.value;
+  const auto z = f.w->peers.at(1).requested[4].piece.value;
+  ASSERT_EQ(f.w->peers.at(1).requested[0].block, 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  f.deliver(1, {{y, 0}}); // peer 1 is slow, not silent
+  f.ticks(1);
+  EXPECT_NE(f.log.str().find("4 request(s) timed out"), std::string::npos) << f.log.str();
+  EXPECT_EQ(f.w->peers.at(0).cancelled.size(), 4u) << "peer 0's requests, all of them";
+  EXPECT_TRUE(f.w->peers.at(1).cancelled.empty()) << "peer 1's queue did not expire";
+  // Peer 0's halved pipeline takes two blocks of its piece again; peer 1 the other two.
+  f.deliver(1, {{y, 1}});
+  ASSERT_EQ(f.count_requests(1, x), 2u);
+  block_ref elsewhere{};
+  for (auto b : f.w->peers.at(1).requested)
+    if (b.piece.value == x)
+      elsewhere = b;
+  // Peer 0's late copy of that block: counted, and peer 1's request cancelled.
+  auto before = f.progress();
+  f.deliver(0, {{x, elsewhere.block}});
+  auto after = f.progress();
+  EXPECT_EQ(after.dirty_bytes, before.dirty_bytes + K) << "the late copy counts";
+  ASSERT_EQ(f.w->peers.at(1).cancelled.size(), 1u);
+  EXPECT_EQ(f.w->peers.at(1).cancelled[0], elsewhere);
+  // The rest as asked: everything verifies, from one copy of each block.
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    block_ref b{piece_index{x}, i};
+    if (b == elsewhere)
+      continue;
+    bool from_1 = false;
+    for (auto r : f.w->peers.at(1).requested)
+      from_1 = from_1 || r == b;
+    f.deliver(from_1 ? 1 : 0, {{x, i}});
+  }
+  f.deliver(1, {{y, 2}, {y, 3}, {z, 0}, {z, 1}, {z, 2}, {z, 3}});
+  auto p = f.progress();
+  EXPECT_EQ(p.pieces_verified, 3u);
+  EXPECT_EQ(p.pieces_failed, 0u);
+  EXPECT_TRUE(f.w->finished);
+  EXPECT_EQ(f.file_bytes(), f.data);
+}
+
+TEST(torrent_actor, a_late_copy_from_another_peer_is_dropped_from_a_piece_on_parole) {
+  // After a hash failure a piece is filled by one peer. A late copy from a peer whose request a
+  // choke ended is written by storage, but must not be part of the piece: it is discarded, so
+  // the piece waits for the parole peer's copy of that block.
+  fixture f(1, 2);
+  const peer_slot liar = 0, honest = 1;
+  f.connect_and_unchoke(liar);
+  f.connect_and_unchoke(honest); // end-game: every block from both
+  f.deliver(liar, {{0, 0, false}});
+  f.choke(liar);
+  f.deliver(honest, {{0, 1}, {0, 2}, {0, 3}});
+  auto p = f.progress();
+  ASSERT_EQ(p.pieces_failed, 1u);
+  ASSERT_EQ(f.count_requests(honest, 0), 8u) << "on parole with the honest peer";
+  f.deliver(liar, {{0, 2, false}}); // sent before its choke
+  for (auto b : f.w->peers.at(honest).cancelled)
+    EXPECT_FALSE(b == (block_ref{piece_index{0}, 2})) << "the parole peer's request stands";
+  f.deliver(honest, {{0, 0}, {0, 1}, {0, 3}});
+  p = f.progress();
+  EXPECT_EQ(p.pieces_failed, 1u) << "hashed with the late copy in it";
+  EXPECT_EQ(p.pieces_verified, 0u);
+  f.deliver(honest, {{0, 2}});
+  p = f.progress();
+  EXPECT_EQ(p.pieces_verified, 1u);
+  EXPECT_FALSE(f.banned(honest));
+  EXPECT_TRUE(f.banned(liar)) << "smart ban: its block 0 differed";
 }

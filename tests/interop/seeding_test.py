@@ -750,11 +750,10 @@ class Case:
             for tag in ("A", "B"):
                 check(uploads[tag] >= size // 20, "leecher %s uploaded only %d bytes: the leechers hardly traded"
                       % (tag, uploads[tag]))
-            # Under 2x meant every byte the seeder sent was needed. Since the changes of
-            # 2026-12-02 some blocks are fetched twice (seeder 2.00-2.11x on a loaded machine,
-            # 4-6 MB traded each way; cause not found yet): a known regression, bounded here.
-            check(seeder_up < 2.25 * size, "the seeder uploaded %d bytes = %.2fx the payload: the leechers did "
-                  "not take their data from each other" % (seeder_up, seeder_up / size))
+            # Under 2x: the leechers took data from each other, and no block the seeder sent was
+            # thrown away (a late copy of a timed-out or choked request is kept, not fetched twice).
+            check(seeder_up < 2 * size, "the seeder uploaded %d bytes = %.2fx the payload: the leechers did "
+                  "not take their data from each other, or blocks were fetched twice" % (seeder_up, seeder_up / size))
 
     # ------------------------------------------------------------------ resume.kill9
     def run_kill9(self):
