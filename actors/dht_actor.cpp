@@ -104,6 +104,7 @@ public:
       sock_.bind(asio::ip::udp::endpoint(addr, port), ec);
     if (ec && port != 0) {
       // The TCP port's number is taken for UDP: any port will do (peers learn it from us).
+      fallback_reason_ = ec.message();
       asio::error_code ignored;
       sock_.close(ignored);
       ec.clear();
@@ -122,6 +123,8 @@ public:
   }
 
   std::uint16_t port() const { return port_; }
+  /// Why the port asked for could not be bound (empty: it was, or any port was asked for).
+  const std::string& fallback_reason() const { return fallback_reason_; }
 
   void start(caf::actor owner) {
     owner_ = caf::actor_cast<caf::weak_actor_ptr>(owner);
@@ -188,6 +191,7 @@ private:
   caf::weak_actor_ptr owner_;
   std::atomic<std::size_t> waiting_{0};
   std::uint16_t port_ = 0;
+  std::string fallback_reason_;
 };
 
 struct pending_query {
@@ -916,6 +920,9 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
       if (!udp_endpoint::parse(b.host, b.port))
         st.unresolved.push_back(b);
     resolve_names(self);
+    if (!sock->fallback_reason().empty())
+      st.log->warn("DHT: cannot bind UDP port {} ({}): using UDP port {} instead", cfg.port,
+                   sock->fallback_reason(), sock->port());
     st.log->info("DHT on UDP {}:{} (node id {}, {} saved nodes, {} bootstrap nodes)", cfg.host,
                  sock->port(), hex(st.self).substr(0, 8), saved.size(), cfg.bootstrap.size());
     self->set_default_handler(caf::drop);
