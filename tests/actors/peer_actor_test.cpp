@@ -411,3 +411,53 @@ TEST(peer_actor, a_peers_port_has_the_dht_ping_its_node_once) {
   EXPECT_TRUE(off.r->closed.empty());
 }
 
+// -- BEP 27: no PEX for a private torrent ---------------------------------------------------
+
+namespace {
+
+/// The remote peer's extended handshake names ut_pex (id 1), then a ut_pex message arrives
+/// with the id our handshake assigned (2, as if it were offered) listing two peers.
+void receive_pex(fixture& f) {
+  ext::handshake theirs;
+  theirs.extensions.emplace_back("ut_pex", 1);
+  std::string frames;
+  wire::append_extended(frames, ext::handshake_id, ext::encode_handshake(theirs));
+  pex::message m;
+  m.added.push_back(pex::peer{"10.0.0.1", 6881, 0});
+  m.added.push_back(pex::peer{"10.0.0.2", 6882, 0});
+  wire::append_extended(frames, 2, pex::encode(m));
+  f.receive(frames);
+}
+
+bool offers_ut_pex(fixture& f) {
+  for (auto& m : f.sent_messages())
+    if (m.id == wire::msg_id::extended && m.ext_id == ext::handshake_id) {
+      auto hs = ext::parse_handshake(m.payload);
+      EXPECT_TRUE(hs.ok());
+      return hs.ok() && hs->id_of("ut_pex") != 0;
+    }
+  ADD_FAILURE() << "no extended handshake sent";
+  return false;
+}
+
+std::size_t peers_added(fixture& f) {
+  std::size_t n = 0;
+  for (auto& a : f.r->added)
+    n += a.peers.size();
+  return n;
+}
+
+} // namespace
+
+TEST(peer_actor, a_private_torrent_neither_offers_nor_takes_ut_pex) {
+  fixture pub(true, true);
+  EXPECT_TRUE(offers_ut_pex(pub));
+  receive_pex(pub);
+  EXPECT_EQ(peers_added(pub), 2u) << "a public torrent takes the peers of a ut_pex message";
+
+  fixture priv(true, true, setup{true, true, true});
+  EXPECT_FALSE(offers_ut_pex(priv));
+  receive_pex(priv);
+  EXPECT_EQ(peers_added(priv), 0u) << "BEP 27: a private torrent's peers come from its tracker";
+  EXPECT_TRUE(priv.r->closed.empty());
+}
