@@ -68,6 +68,12 @@ void check_url_encode(std::string_view bytes) {
   FUZZ_CHECK(dec == bytes, "url_encode does not decode to its input");
 }
 
+/// The codes a reply parser may fail with.
+bool reply_error_code(errc c) {
+  return c == errc::tracker_failure || c == errc::tracker_response || c == errc::bencode_syntax ||
+         c == errc::bencode_limit || c == errc::bencode_noncanonical;
+}
+
 void check_scrape(std::string_view body, const bencode::limits& lim) {
   info_hash hash{};
   hash.fill(0x5a);
@@ -82,10 +88,7 @@ void check_scrape(std::string_view body, const bencode::limits& lim) {
     decoded.ok() && decoded->is_dict() ? decoded->find("failure reason") : nullptr;
   if (!r.ok()) {
     const auto& e = r.error();
-    FUZZ_CHECK(e.code == errc::tracker_failure || e.code == errc::tracker_response ||
-                 e.code == errc::bencode_syntax || e.code == errc::bencode_limit ||
-                 e.code == errc::bencode_noncanonical,
-               e.message);
+    FUZZ_CHECK(reply_error_code(e.code), e.message);
     FUZZ_CHECK((e.code == errc::tracker_failure) ==
                  (failure != nullptr && failure->is_string()),
                "scrape: tracker_failure exactly for a failure reason");
@@ -164,10 +167,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   if (!r.ok()) {
     const auto& e = r.error();
-    FUZZ_CHECK(e.code == errc::tracker_failure || e.code == errc::tracker_response ||
-                   e.code == errc::bencode_syntax || e.code == errc::bencode_limit ||
-                   e.code == errc::bencode_noncanonical,
-               e.message);
+    FUZZ_CHECK(reply_error_code(e.code), e.message);
     if (e.code == errc::tracker_failure) {
       FUZZ_CHECK(failure != nullptr && failure->is_string() && failure->as_string() == e.message,
                  "tracker_failure without that failure reason");

@@ -83,6 +83,33 @@ void read_dict_peers(const value &v, std::vector<peer_endpoint> &out) {
   }
 }
 
+/// A tracker's reply body, bounded: decoded (leniently: many trackers emit unsorted keys, and
+/// nothing here is hashed), a dictionary, without a "failure reason" (tracker_failure with the
+/// tracker's text). `what` names the reply in errors.
+result<value> decode_reply(std::string_view body, const std::string &what, std::size_t max,
+                           std::size_t max_depth) {
+  if (body.size() > max)
+    return bad(what + " of " + std::to_string(body.size()) + " bytes exceeds limit of " +
+               std::to_string(max) + " at byte " + std::to_string(max));
+  bencode::limits lim;
+  lim.max_total = max;
+  lim.max_string = max;
+  lim.max_depth = max_depth;
+  lim.max_items = max / 2; // an item takes at least 2 bytes ("0:")
+  auto decoded = bencode::decode(body, lim, true);
+  if (!decoded)
+    return decoded.error();
+  const value &root = *decoded;
+  if (!root.is_dict())
+    return bad(what + " must be a dictionary" + byte_of(root));
+  if (const value *f = root.find("failure reason")) {
+    if (f->is_string())
+      return error{errc::tracker_failure, f->as_string()};
+    return bad("failure reason must be a string" + byte_of(*f));
+  }
+  return decoded;
+}
+
 } // namespace
 
 std::size_t decode_compact_peers(std::string_view list, bool ipv6, std::vector<peer_endpoint> &out,
@@ -194,25 +221,11 @@ result<std::string> build_scrape_url(std::string_view announce_url, const info_h
 }
 
 result<scrape_response> parse_scrape_response(std::string_view body, const info_hash &hash) {
-  if (body.size() > max_scrape_body)
-    return bad("scrape reply of " + std::to_string(body.size()) + " bytes exceeds limit of " +
-               std::to_string(max_scrape_body) + " at byte " + std::to_string(max_scrape_body));
-  bencode::limits lim;
-  lim.max_total = max_scrape_body;
-  lim.max_string = max_scrape_body;
-  lim.max_depth = 8; // dict > files > hash > counts: 3 deep
-  lim.max_items = max_scrape_body / 2;
-  auto decoded = bencode::decode(body, lim, true);
+  // dict > files > hash > counts: 3 deep
+  auto decoded = decode_reply(body, "scrape reply", max_scrape_body, 8);
   if (!decoded)
     return decoded.error();
   const value &root = *decoded;
-  if (!root.is_dict())
-    return bad("scrape reply must be a dictionary" + byte_of(root));
-  if (const value *f = root.find("failure reason")) {
-    if (f->is_string())
-      return error{errc::tracker_failure, f->as_string()};
-    return bad("failure reason must be a string" + byte_of(*f));
-  }
   const value *files = root.find("files");
   if (files == nullptr)
     return bad("scrape reply has no \"files\" dictionary" + byte_of(root));
@@ -248,27 +261,11 @@ result<scrape_response> parse_scrape_response(std::string_view body, const info_
 }
 
 result<announce_response> parse_announce_response(std::string_view body) {
-  if (body.size() > max_body)
-    return bad("response of " + std::to_string(body.size()) + " bytes exceeds limit of " +
-               std::to_string(max_body) + " at byte " + std::to_string(max_body));
-  bencode::limits lim;
-  lim.max_total = max_body;
-  lim.max_string = max_body;
-  lim.max_depth = 16;           // real replies nest 3 deep (dict > peers list > peer dict)
-  lim.max_items = max_body / 2; // an item takes at least 2 bytes ("0:")
-  // Many trackers emit unsorted keys; nothing here is hashed, so canonical form is irrelevant.
-  auto decoded = bencode::decode(body, lim, true);
+  // Real replies nest 3 deep (dict > peers list > peer dict).
+  auto decoded = decode_reply(body, "response", max_body, 16);
   if (!decoded)
     return decoded.error();
   const value &root = *decoded;
-  if (!root.is_dict())
-    return bad("response must be a dictionary" + byte_of(root));
-
-  if (const value *f = root.find("failure reason")) {
-    if (f->is_string())
-      return error{errc::tracker_failure, f->as_string()};
-    return bad("failure reason must be a string" + byte_of(*f));
-  }
 
   announce_response r;
   error err;
