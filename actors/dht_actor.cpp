@@ -104,6 +104,7 @@ public:
       sock_.bind(asio::ip::udp::endpoint(addr, port), ec);
     if (ec && port != 0) {
       // The TCP port's number is taken for UDP: any port will do (peers learn it from us).
+      fallback_reason_ = ec.message();
       asio::error_code ignored;
       sock_.close(ignored);
       ec.clear();
@@ -122,6 +123,8 @@ public:
   }
 
   std::uint16_t port() const { return port_; }
+  /// Why the port asked for could not be bound (empty: it was, or any port was asked for).
+  const std::string& fallback_reason() const { return fallback_reason_; }
 
   void start(caf::actor owner) {
     owner_ = caf::actor_cast<caf::weak_actor_ptr>(owner);
@@ -188,6 +191,7 @@ private:
   caf::weak_actor_ptr owner_;
   std::atomic<std::size_t> waiting_{0};
   std::uint16_t port_ = 0;
+  std::string fallback_reason_;
 };
 
 struct pending_query {
@@ -411,12 +415,13 @@ bool send_query(self_ptr self, const udp_endpoint& to, krpc::query q, std::uint6
   return true;
 }
 
-/// A ping to keep the table fresh: at most one in flight per address, and at most
-/// cfg.max_maintenance_pings_per_s, so a flood of queries cannot turn into a flood of pings.
-void maintenance_ping(self_ptr self, const node_info& n) {
+/// A ping to keep the table fresh (or to meet a node a peer told us of): at most one in flight
+/// per address, and at most cfg.max_maintenance_pings_per_s, so a flood of queries (or of PORT
+/// messages) cannot turn into a flood of pings.
+void maintenance_ping(self_ptr self, const udp_endpoint& ep, std::optional<node_id> id) {
   auto& st = self->state;
   for (auto& [tid, p] : st.pending)
-    if (p.m == krpc::method::ping && p.ep == n.ep)
+    if (p.m == krpc::method::ping && p.ep == ep)
       return;
   auto now = clock_type::now();
   double rate = st.cfg.max_maintenance_pings_per_s;
@@ -428,7 +433,11 @@ void maintenance_ping(self_ptr self, const node_info& n) {
   st.ping_tokens -= 1.0;
   krpc::query q;
   q.m = krpc::method::ping;
-  send_query(self, n.ep, q, 0, n.id);
+  send_query(self, ep, q, 0, id);
+}
+
+void maintenance_ping(self_ptr self, const node_info& n) {
+  maintenance_ping(self, n.ep, n.id);
 }
 
 void send_reply(self_ptr self, const udp_endpoint& to, krpc::message m) {
@@ -879,7 +888,8 @@ std::vector<endpoint> default_dht_bootstrap() {
           {"dht.libtorrent.org", 25401}};
 }
 
-caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_text) {
+caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_text,
+                     std::uint16_t* bound_port) {
   if (!cfg.io) {
     error_text = "DHT: no I/O runtime";
     return {};
@@ -888,10 +898,15 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
   auto sock = std::make_shared<dht_socket>(io);
   if (!sock->open(cfg.host, cfg.port, error_text))
     return {};
+  if (bound_port != nullptr)
+    *bound_port = sock->port();
   auto handle = sys.spawn([cfg, sock, &io](caf::stateful_actor<dht_state>* self) -> caf::behavior {
     auto& st = self->state;
     st.cfg = cfg;
     st.sock = sock;
+    // The ping bucket starts full: a node a peer names (PORT) right after the start is pinged,
+    // not dropped for want of a token.
+    st.ping_tokens = cfg.max_maintenance_pings_per_s;
     st.log = spdlog::get("session");
     st.stats.port = sock->port();
     st.tokens = std::make_unique<dht::token_manager>();
@@ -916,6 +931,9 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
       if (!udp_endpoint::parse(b.host, b.port))
         st.unresolved.push_back(b);
     resolve_names(self);
+    if (!sock->fallback_reason().empty())
+      st.log->warn("DHT: cannot bind UDP port {} ({}): using UDP port {} instead", cfg.port,
+                   sock->fallback_reason(), sock->port());
     st.log->info("DHT on UDP {}:{} (node id {}, {} saved nodes, {} bootstrap nodes)", cfg.host,
                  sock->port(), hex(st.self).substr(0, 8), saved.size(), cfg.bootstrap.size());
     self->set_default_handler(caf::drop);
@@ -978,6 +996,11 @@ caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_
           it = it->second.get_peers && it->second.lk->target() == u.hash ? st.lookups.erase(it)
                                                                          : std::next(it);
         st.torrents.erase(u.hash);
+      },
+      [=](const dht_ping_node& p) {
+        // BEP 5: a peer's PORT message. An answer puts the node in the table (on_answer).
+        if (auto ep = udp_endpoint::parse(p.node.host, p.node.port); ep && ep->port != 0)
+          maintenance_ping(self, *ep, std::nullopt);
       },
       [=](const dht_wants_peers& w) {
         auto it = self->state.torrents.find(w.hash);

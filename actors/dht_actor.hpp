@@ -53,8 +53,10 @@ struct dht_config {
 std::vector<endpoint> default_dht_bootstrap();
 
 /// Binds the UDP socket and spawns the DHT. On failure returns an invalid handle and sets
-/// `error_text` (naming the address).
-caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_text);
+/// `error_text` (naming the address). `bound_port`, when given, receives the UDP port bound
+/// (what PORT messages tell peers, BEP 5).
+caf::actor spawn_dht(caf::actor_system& sys, dht_config cfg, std::string& error_text,
+                     std::uint16_t* bound_port = nullptr);
 
 // -- messages --------------------------------------------------------------------------------
 
@@ -75,6 +77,11 @@ struct dht_untrack {
 struct dht_wants_peers {
   info_hash hash{};
 };
+/// BEP 5: a peer sent PORT: ping its DHT node at `node` (its IP, the port it sent); a node that
+/// answers joins the routing table. Rate-limited with the table's upkeep pings.
+struct dht_ping_node {
+  endpoint node;
+};
 /// Asks for a dht_status (answered).
 struct dht_get_status {};
 struct dht_status {
@@ -94,4 +101,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::dht_track)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::dht_untrack)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::dht_wants_peers)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::dht_get_status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::dht_ping_node)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::dht_status)

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/block_map.hpp"
+#include "actors/dht_actor.hpp"
 #include "actors/extension_messages.hpp"
 #include "actors/peer_connection.hpp"
 #include "protocol/bencode.hpp"
@@ -91,6 +92,9 @@ struct peer_state {
   bool closed = false;
   bool fast = false;          // BEP 6 negotiated
   bool extended = false;      // BEP 10 negotiated (both set the bit)
+  bool peer_dht = false;      // BEP 5: the peer set the DHT bit
+  bool port_sent = false;     // our PORT went out
+  bool dht_pinged = false;    // its PORT reached the DHT (once per peer)
   std::uint32_t peer_reqq = 0; // the peer's BEP 10 `reqq` (0: not given)
   bool peer_choking = true;
   bool am_interested = false;
@@ -565,8 +569,15 @@ void handle_batch(caf::stateful_actor<peer_state>* self, peer_state& st, read_ba
       case wire::msg_id::cancel:
         on_cancel(st, m);
         break;
-      case wire::msg_id::keep_alive:
       case wire::msg_id::port:
+        // BEP 5: the peer's DHT node listens on this UDP port: the DHT pings it, once per peer
+        // (a peer repeating PORT cannot make us ping anyone else, or more often).
+        if (st.cfg.dht && !st.dht_pinged && m.port != 0) {
+          st.dht_pinged = true;
+          self->send(st.cfg.dht, dht_ping_node{endpoint{st.cfg.remote.host, m.port}});
+        }
+        break;
+      case wire::msg_id::keep_alive:
       case wire::msg_id::suggest:
       case wire::msg_id::allowed_fast:
         break;
@@ -729,7 +740,17 @@ wire::handshake our_handshake(const peer_config& cfg) {
   hs.id = cfg.our_id;
   hs.set_fast(true);
   hs.set_extended(true);
+  hs.set_dht(cfg.dht_port != 0 && cfg.dht); // BEP 5
   return hs;
+}
+
+/// BEP 5: our DHT node's port, to a peer that runs one too; once, after our pieces (a
+/// bitfield must be the first message after the handshakes).
+void send_dht_port(peer_state& st) {
+  if (st.port_sent || !st.peer_dht || st.cfg.dht_port == 0 || !st.cfg.dht)
+    return;
+  st.port_sent = true;
+  wire::append_port(st.out, st.cfg.dht_port);
 }
 
 /// The peer's address as 4 or 16 raw bytes (BEP 10 `yourip`); empty for a host name.
@@ -777,10 +798,16 @@ bool accept_handshake(caf::stateful_actor<peer_state>* self, peer_state& st, con
   st.active = true;
   st.fast = hs.supports_fast();
   st.extended = hs.supports_extended();
+  st.peer_dht = hs.supports_dht();
   st.last_receive = clock_type::now();
   self->send(st.cfg.torrent, peer_connected{st.cfg.slot, hs.id, st.fast});
   if (st.extended)
     send_extended_handshake(st);
+  if (!st.cfg.meta) {
+    // Awaiting metadata: no pieces will be announced on this connection.
+    send_dht_port(st);
+    flush(st);
+  }
   return true;
 }
 
@@ -870,6 +897,7 @@ caf::actor spawn_peer(caf::actor_system& sys, const peer_config& cfg) {
               wire::append_simple(st.out, wire::msg_id::have_none); // BEP 6
             else if (have > 0)
               wire::append_bitfield(st.out, st.our_pieces.to_wire());
+            send_dht_port(st);
           }
         } else {
           if (st.our_pieces.size() == 0)

@@ -34,6 +34,11 @@ struct peer_config {
   std::uint32_t inactivity_timeout_s = 150;  // no complete message for this long: closed
   std::uint32_t handshake_timeout_ms = 10000; // connect + handshake must finish by then
   std::uint16_t listen_port = 0; // ours, told to the peer in the BEP 10 handshake (0: unknown)
+  /// BEP 5 (0 / invalid: the DHT is off, or the torrent is private): the handshake sets the DHT
+  /// bit, a peer that sets it too is sent PORT(dht_port), and the first PORT a peer sends has
+  /// `dht` ping its node (dht_ping_node).
+  caf::actor dht;
+  std::uint16_t dht_port = 0;
   /// The torrent's rate limits (set_torrent_limits), applied by the connection beside the
   /// session's; null: none.
   std::shared_ptr<rate_limiter> download_limiter;

@@ -60,6 +60,7 @@ struct session_state {
   bool stopping = false;
   set_session_limits limits;
   caf::actor dht; // the DHT (invalid: none)
+  std::uint16_t dht_port = 0; // its UDP port, told to peers in PORT messages (BEP 5)
 };
 
 using self_ptr = caf::stateful_actor<session_state>*;
@@ -199,6 +200,10 @@ void fill_common(self_ptr self, const torrent_options& o, torrent_config& tc) {
   auto& st = self->state;
   tc.id = st.opts.id;
   tc.listen_port = st.opts.listen_port;
+  if (st.dht) {
+    tc.dht = st.dht;
+    tc.dht_port = st.dht_port;
+  }
   tc.io = st.opts.io;
   tc.disk = st.opts.disk;
   tc.publish_metrics = st.opts.metrics != nullptr;
@@ -480,7 +485,7 @@ caf::actor spawn_session(caf::actor_system& sys, std::shared_ptr<peer_listener> 
       self->delayed_send(self, std::chrono::seconds(1), tick{});
     if (opts.dht) {
       std::string why;
-      self->state.dht = spawn_dht(self->system(), *opts.dht, why);
+      self->state.dht = spawn_dht(self->system(), *opts.dht, why, &self->state.dht_port);
       if (!self->state.dht)
         log->warn("{}: running without the DHT", why);
       // The DHT ends with the session however the session ends (not only on stop_request):

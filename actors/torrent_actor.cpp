@@ -482,6 +482,10 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   pc.inactivity_timeout_s = st.cfg.peer_timeout_s;
   pc.handshake_timeout_ms = st.cfg.handshake_timeout_ms;
   pc.listen_port = st.cfg.listen_port;
+  if (st.cfg.dht && (!st.cfg.meta || !st.cfg.meta->is_private)) { // BEP 27: no DHT if private
+    pc.dht = st.cfg.dht;
+    pc.dht_port = st.cfg.dht_port;
+  }
   pc.download_limiter = st.download_limiter; // [session] per-torrent rate limits
   pc.upload_limiter = st.upload_limiter;
   pc.accepted = std::move(accepted);

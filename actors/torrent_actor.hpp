@@ -51,6 +51,10 @@ struct torrent_config {
   std::unique_ptr<file_store> store; // opened (files created) by the caller
   peer_id id{};
   std::uint16_t listen_port = 0;
+  /// The session's DHT and its UDP port (BEP 5; invalid / 0: none). Peers of a torrent that is
+  /// not private are told the port (PORT) and their own DHT nodes are pinged.
+  caf::actor dht;
+  std::uint16_t dht_port = 0;
   io_runtime* io = nullptr;
   std::vector<endpoint> peers;       // dialled directly (--peer)
   bool use_trackers = true;

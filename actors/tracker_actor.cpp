@@ -320,6 +320,16 @@ struct udp_expire {
   std::uint64_t link = 0;
 };
 
+/// A scrape of one tracker ran out of time.
+struct scrape_deadline {
+  std::size_t tracker = 0;
+};
+
+/// Every tracker of a scrape answered or failed: the results, in the order asked.
+struct scrape_done {
+  std::vector<scrape_result> results;
+};
+
 } // namespace tracker_internal
 } // namespace actorrent
 
@@ -328,6 +338,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_datagram)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_timer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_expire)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::udp_resolved)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::scrape_deadline)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actorrent::tracker_internal::scrape_done)
 
 namespace actorrent {
 
@@ -348,6 +360,34 @@ struct udp_tracker_state {
 };
 
 constexpr int max_unread_datagrams = 16;
+
+/// A UDP tracker's socket whose datagrams (and name lookups) come to `self` as udp_datagram
+/// (and udp_resolved) tagged `link_id`.
+std::shared_ptr<udp_link> make_udp_link(caf::event_based_actor* self, io_runtime& runtime,
+                                        const udp_tracker::tracker_address& addr,
+                                        std::uint64_t link_id,
+                                        std::shared_ptr<std::atomic<int>> unread) {
+  caf::weak_actor_ptr me = self->ctrl();
+  auto& io = *static_cast<asio::io_context*>(runtime.native());
+  // threads: runs on an I/O thread; the actor is reached by message (weakly: the link must
+  // not keep its owner alive).
+  // A tracker flooding us cannot fill the mailbox: datagrams beyond a few not yet handled
+  // are dropped at the socket (UDP may lose them anyway).
+  return std::make_shared<udp_link>(
+    io, addr.host, addr.port,
+    [me, link_id, unread](std::string bytes, std::string err, bool v6) {
+      if (unread->fetch_add(1) >= max_unread_datagrams) {
+        unread->fetch_sub(1);
+        return;
+      }
+      if (auto strong = caf::actor_cast<caf::actor>(me))
+        caf::anon_send(strong, udp_datagram{link_id, std::move(bytes), std::move(err), v6});
+    },
+    [me, link_id](std::vector<asio::ip::udp::endpoint> addresses, std::string err) {
+      if (auto strong = caf::actor_cast<caf::actor>(me))
+        caf::anon_send(strong, udp_resolved{link_id, std::move(addresses), std::move(err)});
+    });
+}
 
 /// Everything the announcer owns; touched only by its actor.
 struct announcer {
@@ -581,28 +621,7 @@ std::optional<std::string> try_udp(caf::event_based_actor* self, announcer& st,
     u.id = ++st.next_link_id;
     // A fresh count for a fresh socket: datagrams of a closed one are never matched to it.
     u.unread = std::make_shared<std::atomic<int>>(0);
-    caf::weak_actor_ptr me = self->ctrl();
-    auto link_id = u.id;
-    auto& io = *static_cast<asio::io_context*>(st.conf.io->native());
-    // threads: runs on an I/O thread; the actor is reached by message (weakly: the link must
-    // not keep its owner alive).
-    // A tracker flooding us cannot fill the mailbox: datagrams beyond a few not yet handled
-    // are dropped at the socket (UDP may lose them anyway).
-    auto unread = u.unread;
-    u.link = std::make_shared<udp_link>(
-      io, addr->host, addr->port,
-      [me, link_id, unread](std::string bytes, std::string err, bool v6) {
-        if (unread->fetch_add(1) >= max_unread_datagrams) {
-          unread->fetch_sub(1);
-          return;
-        }
-        if (auto strong = caf::actor_cast<caf::actor>(me))
-          caf::anon_send(strong, udp_datagram{link_id, std::move(bytes), std::move(err), v6});
-      },
-      [me, link_id](std::vector<asio::ip::udp::endpoint> addresses, std::string err) {
-        if (auto strong = caf::actor_cast<caf::actor>(me))
-          caf::anon_send(strong, udp_resolved{link_id, std::move(addresses), std::move(err)});
-      });
+    u.link = make_udp_link(self, *st.conf.io, *addr, u.id, u.unread);
   }
   st.udp = &u;
   st.transmissions = 0; // one budget of tries per tracker attempt
@@ -843,6 +862,254 @@ caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::
       },
     };
   });
+}
+
+// -- scrape (BEP 48 over HTTP, BEP 15 over UDP) ---------------------------------------------
+
+namespace {
+
+/// One tracker being scraped. Over UDP: connect, then scrape, each retransmitted after
+/// base * 2^n (the announcer's schedule, base = a third of the timeout) until the deadline.
+struct scrape_job {
+  std::string url;
+  scrape_result result;
+  bool done = false;
+  std::shared_ptr<udp_link> link;
+  std::shared_ptr<std::atomic<int>> unread = std::make_shared<std::atomic<int>>(0);
+  bool connecting = true;
+  std::uint64_t connection_id = 0;
+  std::uint32_t transaction = 0;
+  std::string packet;
+  std::uint32_t transmissions = 0;  // retransmissions so far (the exponent of the next wait)
+  std::uint64_t transmission_id = 0;
+};
+
+/// Everything a scrape owns; touched only by its actor.
+struct scraper {
+  scrape_config conf;
+  caf::actor reply_to;
+  std::vector<scrape_job> jobs;
+  std::size_t left = 0;
+  std::mt19937 rng{std::random_device{}()};
+  /// Set when the scrape ends: an HTTP request still running on the pool stops at once.
+  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+};
+
+std::chrono::milliseconds scrape_udp_base(const scraper& sc) {
+  return std::chrono::milliseconds(std::max(1L, sc.conf.timeout_ms / 3));
+}
+
+void finish_job(caf::event_based_actor* self, scraper& sc, std::size_t i, std::string err) {
+  auto& job = sc.jobs[i];
+  if (job.done)
+    return;
+  job.done = true;
+  job.result.ok = err.empty();
+  job.result.error = printable(err); // tracker text is untrusted: it reaches the terminal
+  if (job.link)
+    job.link->close();
+  job.link.reset();
+  if (--sc.left > 0)
+    return;
+  sc.cancel->store(true);
+  scrape_done d;
+  for (auto& j : sc.jobs)
+    d.results.push_back(std::move(j.result));
+  caf::anon_send(sc.reply_to, std::move(d));
+  self->quit();
+}
+
+void scrape_udp_send(caf::event_based_actor* self, scraper& sc, std::size_t i) {
+  auto& job = sc.jobs[i];
+  job.transaction = sc.rng();
+  job.packet = job.connecting
+                 ? udp_tracker::encode_connect(job.transaction)
+                 : udp_tracker::encode_scrape(job.connection_id, job.transaction, {sc.conf.hash});
+  job.link->send(job.packet);
+  ++job.transmission_id;
+  self->delayed_send(self, udp_tracker::retransmit_timeout(scrape_udp_base(sc), job.transmissions),
+                     udp_timer{i, job.transmission_id});
+}
+
+void start_job(caf::event_based_actor* self, scraper& sc, std::size_t i) {
+  auto& job = sc.jobs[i];
+  const std::string& url = job.url;
+  if (is_http(url)) {
+    auto scrape_url = tracker::build_scrape_url(url, sc.conf.hash);
+    if (!scrape_url) {
+      finish_job(self, sc, i, scrape_url.error().message);
+      return;
+    }
+    auto me = caf::actor_cast<caf::actor>(self);
+    auto timeout = sc.conf.timeout_ms;
+    auto cancel = sc.cancel;
+    // threads: the GET runs on the announce pool (one queue per tracker: they run side by
+    // side); its result comes back as a message.
+    announce_pool().post(announce_pool().make_queue(), disk_pool::job_class::io,
+                         [me, i, full_url = *scrape_url, timeout, cancel] {
+                           http_done done{i, {}, {}};
+                           done.body = http_get(full_url, timeout, cancel.get(), done.error);
+                           caf::anon_send(me, std::move(done));
+                         });
+    return;
+  }
+  if (!is_udp(url)) {
+    finish_job(self, sc, i, "unsupported tracker URL (http://, https:// or udp:// expected)");
+    return;
+  }
+  auto addr = udp_tracker::parse_url(url);
+  if (!addr) {
+    finish_job(self, sc, i, addr.error().message);
+    return;
+  }
+  if (sc.conf.io == nullptr) {
+    finish_job(self, sc, i, "udp tracker: no I/O runtime for UDP sockets");
+    return;
+  }
+  job.link = make_udp_link(self, *sc.conf.io, *addr, i, job.unread);
+  self->delayed_send(self, std::chrono::milliseconds(sc.conf.timeout_ms), scrape_deadline{i});
+  scrape_udp_send(self, sc, i);
+}
+
+void on_scrape_http(caf::event_based_actor* self, scraper& sc, http_done& d) {
+  if (d.attempt >= sc.jobs.size())
+    return;
+  auto i = static_cast<std::size_t>(d.attempt);
+  if (!d.error.empty()) {
+    finish_job(self, sc, i, d.error);
+    return;
+  }
+  auto r = tracker::parse_scrape_response(d.body, sc.conf.hash);
+  if (!r) {
+    finish_job(self, sc, i,
+               (r.error().code == errc::tracker_failure ? "tracker failure: " : "") +
+                 r.error().message);
+    return;
+  }
+  auto& res = sc.jobs[i].result;
+  res.seeders = r->complete;
+  res.leechers = r->incomplete;
+  res.completed = r->downloaded;
+  finish_job(self, sc, i, {});
+}
+
+void on_scrape_datagram(caf::event_based_actor* self, scraper& sc, udp_datagram& d) {
+  if (d.link >= sc.jobs.size())
+    return;
+  auto i = static_cast<std::size_t>(d.link);
+  auto& job = sc.jobs[i];
+  job.unread->fetch_sub(1);
+  if (job.done)
+    return;
+  if (!d.error.empty()) {
+    finish_job(self, sc, i, "udp tracker: " + d.error);
+    return;
+  }
+  if (udp_tracker::other_transaction(d.bytes, job.transaction))
+    return; // BEP 15: a late answer to an earlier request, or junk: wait on
+  if (job.connecting) {
+    auto r = udp_tracker::parse_connect(d.bytes, job.transaction);
+    if (!r) {
+      finish_job(self, sc, i, r.error().message);
+      return;
+    }
+    job.connecting = false;
+    job.connection_id = r->connection_id;
+    scrape_udp_send(self, sc, i);
+    return;
+  }
+  auto r = udp_tracker::parse_scrape(d.bytes, job.transaction, 1);
+  if (!r) {
+    finish_job(self, sc, i, r.error().message);
+    return;
+  }
+  job.result.seeders = r->front().seeders;
+  job.result.leechers = r->front().leechers;
+  job.result.completed = r->front().completed;
+  finish_job(self, sc, i, {});
+}
+
+void on_scrape_timer(caf::event_based_actor* self, scraper& sc, const udp_timer& t) {
+  if (t.attempt >= sc.jobs.size())
+    return;
+  auto& job = sc.jobs[static_cast<std::size_t>(t.attempt)];
+  if (job.done || t.transmission != job.transmission_id)
+    return;
+  ++job.transmissions;
+  scrape_udp_send(self, sc, static_cast<std::size_t>(t.attempt)); // the same request, afresh
+}
+
+void on_scrape_deadline(caf::event_based_actor* self, scraper& sc, const scrape_deadline& d) {
+  if (d.tracker >= sc.jobs.size() || sc.jobs[d.tracker].done)
+    return;
+  auto& job = sc.jobs[d.tracker];
+  finish_job(self, sc, d.tracker,
+             std::string("udp tracker: no answer to the ") +
+               (job.connecting ? "connect" : "scrape") + " request within " +
+               std::to_string(sc.conf.timeout_ms) + " ms (" +
+               std::to_string(job.transmissions + 1) + " tries)");
+}
+
+} // namespace
+
+std::vector<scrape_result> scrape_trackers(caf::actor_system& sys, const scrape_config& cfg) {
+  static const bool curl_ready = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  (void)curl_ready;
+  if (cfg.urls.empty())
+    return {};
+  caf::scoped_actor requester{sys};
+  auto worker = sys.spawn([cfg, reply_to = caf::actor{requester}](
+                            caf::event_based_actor* self) -> caf::behavior {
+    self->set_default_handler(caf::drop);
+    auto sc = std::make_shared<scraper>();
+    sc->conf = cfg;
+    sc->reply_to = reply_to;
+    for (auto& url : cfg.urls) {
+      scrape_job job;
+      job.url = url;
+      job.result.url = url;
+      sc->jobs.push_back(std::move(job));
+    }
+    sc->left = sc->jobs.size();
+    self->attach_functor([sc] {
+      sc->cancel->store(true);
+      for (auto& job : sc->jobs)
+        if (job.link)
+          job.link->close();
+    });
+    for (std::size_t i = 0; i < sc->jobs.size(); ++i)
+      start_job(self, *sc, i);
+    return {
+      [=](http_done& d) { on_scrape_http(self, *sc, d); },
+      [=](udp_datagram& d) { on_scrape_datagram(self, *sc, d); },
+      [=](udp_resolved& r) {
+        if (r.link >= sc->jobs.size() || !sc->jobs[r.link].link)
+          return;
+        if (r.error.empty())
+          sc->jobs[r.link].link->open(std::move(r.addresses));
+        else
+          finish_job(self, *sc, static_cast<std::size_t>(r.link), "udp tracker: " + r.error);
+      },
+      [=](const udp_timer& t) { on_scrape_timer(self, *sc, t); },
+      [=](const scrape_deadline& d) { on_scrape_deadline(self, *sc, d); },
+    };
+  });
+  std::vector<scrape_result> results;
+  // Every tracker ends by its own timeout (curl's, or the UDP deadline); HTTP requests beyond
+  // the pool's threads wait their turn, so the whole scrape is given a turn per pool thread.
+  const auto limit = std::chrono::milliseconds(cfg.timeout_ms) *
+                       static_cast<long>(1 + cfg.urls.size()) + std::chrono::seconds(5);
+  requester->receive([&](scrape_done& d) { results = std::move(d.results); },
+                     caf::after(limit) >> [&] {
+                       caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+                       for (auto& url : cfg.urls) {
+                         scrape_result r;
+                         r.url = url;
+                         r.error = "no result in time";
+                         results.push_back(std::move(r));
+                       }
+                     });
+  return results;
 }
 
 } // namespace actorrent

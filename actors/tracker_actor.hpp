@@ -11,6 +11,9 @@
 //   stop_request: a routine announce under way is dropped; queued farewells ('completed',
 //   'stopped') still go out with short timeouts, each to one tracker (no failover on the way
 //   out), then the actor quits.
+//
+// scrape_trackers() (for `actorrent scrape`) reuses the same transports for one round of
+// scrapes: a short-lived actor asks every tracker at once and reports each one's counts.
 #pragma once
 
 #include <atomic>
@@ -54,5 +57,29 @@ struct tracker_config {
 
 /// Answers every `announce` with an announce_result sent to `torrent`.
 caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::actor& torrent);
+
+/// What `actorrent scrape` asks: one torrent's counts from each of these trackers.
+struct scrape_config {
+  std::vector<std::string> urls; // http(s):// (BEP 48) or udp:// (BEP 15)
+  info_hash hash{};
+  /// Runs the UDP trackers' sockets (null: UDP trackers fail with a clear error).
+  io_runtime* io = nullptr;
+  /// Per tracker: curl's whole-request timeout over HTTP; over UDP the deadline for connect and
+  /// scrape together (retransmitted after a third of it, then after two thirds more).
+  long timeout_ms = 5000;
+};
+
+struct scrape_result {
+  std::string url;
+  bool ok = false;
+  std::uint32_t seeders = 0;
+  std::uint32_t leechers = 0;
+  std::uint32_t completed = 0;
+  std::string error; // why not, when !ok (printable: tracker text escaped)
+};
+
+/// Scrapes every tracker at once and blocks until each has answered or failed; one result per
+/// URL, in order.
+std::vector<scrape_result> scrape_trackers(caf::actor_system& sys, const scrape_config& cfg);
 
 } // namespace actorrent

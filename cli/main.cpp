@@ -1,5 +1,6 @@
-// actorrent's command line: `download`, `seed`, `create` and `info`. Thin: parses arguments,
-// builds the actor system, adds the torrents to the session and prints what it reports.
+// actorrent's command line: `download`, `seed`, `create`, `info` and `scrape`. Thin: parses
+// arguments, builds the actor system, adds the torrents to the session and prints what it
+// reports.
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +21,7 @@
 #include "cli/create_command.hpp"
 #include "cli/batch_command.hpp"
 #include "cli/cluster_command.hpp" // [cluster]
+#include "cli/scrape_command.hpp"
 #include "cli/common.hpp"
 #include "actors/peer_connection.hpp"
 #include "actors/rate_limiter.hpp"
@@ -790,6 +792,18 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "Print what a .torrent file or a magnet link describes");
   info->add_option("torrent", info_path, "the .torrent file, or a magnet link")->required();
 
+  scrape_options so;
+  auto* scrape = app.add_subcommand("scrape", "Ask each tracker of a torrent or magnet link for "
+                                              "its seeders, leechers and completed downloads");
+  scrape->add_option("torrent", so.torrent, "the .torrent file, or a magnet link")->required();
+  scrape->add_option("--tracker", so.trackers, "also ask this tracker (http://, https:// or "
+                     "udp://; repeatable)")
+    ->allow_extra_args(false);
+  scrape->add_option("--timeout", so.timeout_s, "seconds to wait for each tracker")
+    ->capture_default_str()
+    ->check(CLI::Range(0.1, 600.0));
+  scrape->add_flag("-q,--quiet", so.quiet, "no \"scraping ...\" line on stderr");
+
   download_options dl;
   auto* download = app.add_subcommand("download", "Download a torrent into a directory");
   download->add_option("torrent", dl.torrents,
@@ -868,6 +882,8 @@ int main(int argc, char** argv) {
   }
   if (*info)
     return cmd_info(info_path);
+  if (*scrape)
+    return run_scrape(so);
   if (*batch)
     return run_batch(bo);
   if (cluster.chosen())

@@ -1,5 +1,7 @@
-// Fuzz target: tracker::parse_announce_response (protocol/tracker.hpp), plus url_encode.
-// Input: the body of an HTTP tracker's announce reply.
+// Fuzz target: tracker::parse_announce_response and parse_scrape_response (protocol/tracker.hpp),
+// plus url_encode and build_scrape_url.
+// Input: the body of an HTTP tracker's announce or scrape reply (and, for the URL functions,
+// its first bytes).
 // Invariants:
 //  - errors are tracker_failure (exactly when the reply has a string "failure reason", whose
 //    text it carries), tracker_response or bencode_*, with any byte offset inside the body;
@@ -7,9 +9,16 @@
 //    addresses; there are never more peers than the reply lists;
 //  - the result depends only on the decoded value: the canonical re-encoding of the body
 //    (sorted keys, canonical integers) parses to the same response or the same error code;
-//  - url_encode output uses only unreserved characters and %XX, and decodes to its input.
+//  - url_encode output uses only unreserved characters and %XX, and decodes to its input;
+//  - a scrape reply (asked for the first 20-byte key of its "files", else a fixed hash) is
+//    accepted exactly when that entry is a dictionary with non-negative integers "complete" and
+//    "incomplete" (and "downloaded", when present) and no "failure reason"; errors have the
+//    announce parser's codes and offsets; the canonical re-encoding gives the same result;
+//  - build_scrape_url accepts only a URL whose last path segment begins with "announce", and
+//    then keeps everything before it and ends with the url-encoded info_hash.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -59,11 +68,85 @@ void check_url_encode(std::string_view bytes) {
   FUZZ_CHECK(dec == bytes, "url_encode does not decode to its input");
 }
 
+/// The codes a reply parser may fail with.
+bool reply_error_code(errc c) {
+  return c == errc::tracker_failure || c == errc::tracker_response || c == errc::bencode_syntax ||
+         c == errc::bencode_limit || c == errc::bencode_noncanonical;
+}
+
+void check_scrape(std::string_view body, const bencode::limits& lim) {
+  info_hash hash{};
+  hash.fill(0x5a);
+  auto decoded = bencode::decode(body, lim, true);
+  const bencode::value* files = decoded.ok() && decoded->is_dict() ? decoded->find("files")
+                                                                    : nullptr;
+  if (files != nullptr && files->is_dict() && !files->as_dict().empty() &&
+      files->as_dict().begin()->first.size() == hash.size())
+    std::copy_n(files->as_dict().begin()->first.begin(), hash.size(), hash.begin());
+  auto r = parse_scrape_response(body, hash);
+  const bencode::value* failure =
+    decoded.ok() && decoded->is_dict() ? decoded->find("failure reason") : nullptr;
+  if (!r.ok()) {
+    const auto& e = r.error();
+    FUZZ_CHECK(reply_error_code(e.code), e.message);
+    FUZZ_CHECK((e.code == errc::tracker_failure) ==
+                 (failure != nullptr && failure->is_string()),
+               "scrape: tracker_failure exactly for a failure reason");
+    const long long at = actorrent_fuzz::byte_offset(e.message);
+    FUZZ_CHECK(at <= static_cast<long long>(body.size()), e.message);
+  } else {
+    FUZZ_CHECK(failure == nullptr, "scrape: failure reason ignored");
+    FUZZ_CHECK(files != nullptr && files->is_dict(), "scrape: accepted without files");
+    const auto* entry = files->find(
+      std::string_view(reinterpret_cast<const char*>(hash.data()), hash.size()));
+    FUZZ_CHECK(entry != nullptr && entry->is_dict(), "scrape: accepted without an entry");
+    for (const char* key : {"complete", "incomplete"}) {
+      const auto* v = entry->find(key);
+      FUZZ_CHECK(v != nullptr && v->is_int() && v->as_int() >= 0, "scrape: bad count accepted");
+    }
+    const auto* c = entry->find("complete");
+    FUZZ_CHECK(c->as_int() > 0xffffffffLL || static_cast<std::uint32_t>(c->as_int()) == r->complete,
+               "scrape: complete differs");
+  }
+  if (decoded.ok()) {
+    auto again = parse_scrape_response(bencode::encode(*decoded), hash);
+    FUZZ_CHECK(again.ok() == r.ok(), "scrape: canonical re-encoding changes acceptance");
+    if (r.ok())
+      FUZZ_CHECK(again->complete == r->complete && again->incomplete == r->incomplete &&
+                   again->downloaded == r->downloaded,
+                 "scrape: canonical re-encoding changes the counts");
+  }
+}
+
+void check_scrape_url(std::string_view url) {
+  info_hash hash{};
+  hash.fill(0xa5);
+  auto r = build_scrape_url(url, hash);
+  const auto query = url.find('?');
+  const auto path_part = url.substr(0, query);
+  const auto slash = path_part.rfind('/');
+  if (!r.ok()) {
+    FUZZ_CHECK(r.error().code == errc::invalid_argument, r.error().message);
+    return;
+  }
+  FUZZ_CHECK(slash != std::string_view::npos &&
+               path_part.substr(slash + 1).rfind("announce", 0) == 0,
+             "scrape URL from a last segment that is not announce*");
+  FUZZ_CHECK(r->compare(0, slash + 1, url.substr(0, slash + 1)) == 0 &&
+               r->compare(slash + 1, 6, "scrape") == 0,
+             "scrape URL does not keep the prefix");
+  const std::string tail = "info_hash=" + url_encode(std::string_view(
+                                            reinterpret_cast<const char*>(hash.data()), 20));
+  FUZZ_CHECK(r->size() >= tail.size() && r->compare(r->size() - tail.size(), tail.size(), tail) == 0,
+             "scrape URL does not end with the info_hash");
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   check_url_encode(body.substr(0, 256));
+  check_scrape_url(body.substr(0, 256));
 
   auto r = parse_announce_response(body);
   // The decoded form, as the parser sees it (lenient, with the parser's limits).
@@ -74,13 +157,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   lim.max_items = 2u << 20;
   auto decoded = bencode::decode(body, lim, true);
   const bencode::value* failure = decoded.ok() ? decoded->find("failure reason") : nullptr;
+  {
+    bencode::limits scrape_lim;
+    scrape_lim.max_total = scrape_lim.max_string = 1u << 20;
+    scrape_lim.max_depth = 8;
+    scrape_lim.max_items = 1u << 19;
+    check_scrape(body, scrape_lim);
+  }
 
   if (!r.ok()) {
     const auto& e = r.error();
-    FUZZ_CHECK(e.code == errc::tracker_failure || e.code == errc::tracker_response ||
-                   e.code == errc::bencode_syntax || e.code == errc::bencode_limit ||
-                   e.code == errc::bencode_noncanonical,
-               e.message);
+    FUZZ_CHECK(reply_error_code(e.code), e.message);
     if (e.code == errc::tracker_failure) {
       FUZZ_CHECK(failure != nullptr && failure->is_string() && failure->as_string() == e.message,
                  "tracker_failure without that failure reason");

@@ -14,6 +14,9 @@ namespace {
 using bencode::value;
 
 constexpr std::size_t max_body = 4u << 20;
+/// A scrape reply for one torrent is ~100 bytes; a tracker answering with every torrent it
+/// knows (a scrape without info_hash) may send megabytes: we never ask for that.
+constexpr std::size_t max_scrape_body = 1u << 20;
 
 bool unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -78,6 +81,33 @@ void read_dict_peers(const value &v, std::vector<peer_endpoint> &out) {
       continue;
     out.push_back(peer_endpoint{ip->as_string(), static_cast<std::uint16_t>(port->as_int())});
   }
+}
+
+/// A tracker's reply body, bounded: decoded (leniently: many trackers emit unsorted keys, and
+/// nothing here is hashed), a dictionary, without a "failure reason" (tracker_failure with the
+/// tracker's text). `what` names the reply in errors.
+result<value> decode_reply(std::string_view body, const std::string &what, std::size_t max,
+                           std::size_t max_depth) {
+  if (body.size() > max)
+    return bad(what + " of " + std::to_string(body.size()) + " bytes exceeds limit of " +
+               std::to_string(max) + " at byte " + std::to_string(max));
+  bencode::limits lim;
+  lim.max_total = max;
+  lim.max_string = max;
+  lim.max_depth = max_depth;
+  lim.max_items = max / 2; // an item takes at least 2 bytes ("0:")
+  auto decoded = bencode::decode(body, lim, true);
+  if (!decoded)
+    return decoded.error();
+  const value &root = *decoded;
+  if (!root.is_dict())
+    return bad(what + " must be a dictionary" + byte_of(root));
+  if (const value *f = root.find("failure reason")) {
+    if (f->is_string())
+      return error{errc::tracker_failure, f->as_string()};
+    return bad("failure reason must be a string" + byte_of(*f));
+  }
+  return decoded;
 }
 
 } // namespace
@@ -159,28 +189,83 @@ std::string build_announce_url(const announce_request &req) {
   return url;
 }
 
-result<announce_response> parse_announce_response(std::string_view body) {
-  if (body.size() > max_body)
-    return bad("response of " + std::to_string(body.size()) + " bytes exceeds limit of " +
-               std::to_string(max_body) + " at byte " + std::to_string(max_body));
-  bencode::limits lim;
-  lim.max_total = max_body;
-  lim.max_string = max_body;
-  lim.max_depth = 16;           // real replies nest 3 deep (dict > peers list > peer dict)
-  lim.max_items = max_body / 2; // an item takes at least 2 bytes ("0:")
-  // Many trackers emit unsorted keys; nothing here is hashed, so canonical form is irrelevant.
-  auto decoded = bencode::decode(body, lim, true);
+result<std::string> build_scrape_url(std::string_view announce_url, const info_hash &hash) {
+  auto refuse = [&](const std::string &why) -> error {
+    return error{errc::invalid_argument, "cannot scrape: " + why};
+  };
+  const auto scheme = announce_url.find("://");
+  if (scheme == std::string_view::npos)
+    return refuse("not a URL");
+  const auto query = announce_url.find('?');
+  std::string_view path_part = announce_url.substr(0, query);
+  const auto slash = path_part.rfind('/');
+  if (slash == std::string_view::npos || slash < scheme + 3)
+    return refuse("it has no path (BEP 48: its last path segment must begin with \"announce\")");
+  std::string_view segment = path_part.substr(slash + 1);
+  if (segment.rfind("announce", 0) != 0)
+    return refuse("its last path segment \"" + std::string(segment) +
+                  "\" does not begin with \"announce\" (BEP 48)");
+  std::string url(announce_url.substr(0, slash + 1));
+  url += "scrape";
+  url += segment.substr(8);
+  if (query == std::string_view::npos) {
+    url += '?';
+  } else {
+    url += announce_url.substr(query);
+    if (url.back() != '?' && url.back() != '&')
+      url += '&';
+  }
+  url += "info_hash=" +
+         url_encode(std::string_view(reinterpret_cast<const char *>(hash.data()), hash.size()));
+  return url;
+}
+
+result<scrape_response> parse_scrape_response(std::string_view body, const info_hash &hash) {
+  // dict > files > hash > counts: 3 deep
+  auto decoded = decode_reply(body, "scrape reply", max_scrape_body, 8);
   if (!decoded)
     return decoded.error();
   const value &root = *decoded;
-  if (!root.is_dict())
-    return bad("response must be a dictionary" + byte_of(root));
+  const value *files = root.find("files");
+  if (files == nullptr)
+    return bad("scrape reply has no \"files\" dictionary" + byte_of(root));
+  if (!files->is_dict())
+    return bad("files must be a dictionary" + byte_of(*files));
+  const value *entry =
+    files->find(std::string_view(reinterpret_cast<const char *>(hash.data()), hash.size()));
+  if (entry == nullptr)
+    return bad("files has no entry for the info-hash (the tracker does not know the torrent)" +
+               byte_of(*files));
+  if (!entry->is_dict())
+    return bad("the info-hash's entry in files must be a dictionary" + byte_of(*entry));
+  scrape_response r;
+  error err;
+  auto count = [&](std::string_view key, std::uint32_t &out, bool required) {
+    const value *v = entry->find(key);
+    if (v == nullptr) {
+      if (required)
+        err = bad("the info-hash's entry has no \"" + std::string(key) + "\"" + byte_of(*entry));
+      return !required;
+    }
+    if (!v->is_int() || v->as_int() < 0) {
+      err = bad(std::string(key) + " must be a non-negative integer" + byte_of(*v));
+      return false;
+    }
+    out = clamp_u32(v->as_int());
+    return true;
+  };
+  if (!count("complete", r.complete, true) || !count("incomplete", r.incomplete, true) ||
+      !count("downloaded", r.downloaded, false))
+    return err;
+  return r;
+}
 
-  if (const value *f = root.find("failure reason")) {
-    if (f->is_string())
-      return error{errc::tracker_failure, f->as_string()};
-    return bad("failure reason must be a string" + byte_of(*f));
-  }
+result<announce_response> parse_announce_response(std::string_view body) {
+  // Real replies nest 3 deep (dict > peers list > peer dict).
+  auto decoded = decode_reply(body, "response", max_body, 16);
+  if (!decoded)
+    return decoded.error();
+  const value &root = *decoded;
 
   announce_response r;
   error err;

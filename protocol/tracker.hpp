@@ -1,5 +1,6 @@
-// HTTP tracker protocol (BEP 3 announce, BEP 23 compact peers, BEP 7 peers6): building the
-// announce URL and parsing the reply. Transport (libcurl) lives in actors/.
+// HTTP tracker protocol (BEP 3 announce, BEP 23 compact peers, BEP 7 peers6, BEP 48 scrape):
+// building the announce and scrape URLs and parsing the replies. Transport (libcurl) lives in
+// actors/.
 #pragma once
 
 #include <cstdint>
@@ -65,5 +66,25 @@ struct announce_response {
 /// byte offset. Peers may be compact (6 bytes each, BEP 23) or a list of dictionaries; "peers6"
 /// (18 bytes each) is appended. Entries with port 0 are dropped. Limits: body <= 4 MiB.
 result<announce_response> parse_announce_response(std::string_view body);
+
+/// BEP 48: the scrape URL of an announce URL. The last path segment must begin with "announce"
+/// ("/announce", "/x/announce.php"); that word becomes "scrape" and "info_hash=" (url-encoded)
+/// is appended to the query. Any other URL cannot be scraped: errc::invalid_argument, "cannot
+/// scrape: " and why.
+result<std::string> build_scrape_url(std::string_view announce_url, const info_hash& hash);
+
+/// One torrent's counts in a scrape reply.
+struct scrape_response {
+  std::uint32_t complete = 0;   // seeders
+  std::uint32_t incomplete = 0; // leechers
+  std::uint32_t downloaded = 0; // completed downloads ever reported
+};
+
+/// Parses a scrape reply body (BEP 48): a dictionary whose "files" maps 20-byte info-hashes to
+/// {complete, incomplete, downloaded}; the entry for `hash` is returned. "failure reason" is
+/// errc::tracker_failure; a missing entry, a missing or negative count, or anything malformed
+/// errc::tracker_response / bencode_* naming the byte offset. "downloaded" may be absent (0).
+/// Limits: body <= 1 MiB, nesting <= 8.
+result<scrape_response> parse_scrape_response(std::string_view body, const info_hash& hash);
 
 } // namespace actorrent::tracker

@@ -57,9 +57,8 @@ std::string encode_connect(std::uint32_t transaction_id);
 /// The 98-byte IPv4 announce request (IP address 0: the sender's).
 std::string encode_announce(std::uint64_t connection_id, std::uint32_t transaction_id,
                             const announce_params& p);
-/// Scrape (encode_scrape, parse_scrape) is not used by the client yet: it is kept, tested and
-/// fuzzed for the planned scrape feature.
-/// A scrape request; at most max_scrape_hashes hashes (more: only the first 74 are sent).
+/// A scrape request (`actorrent scrape`, through actors/tracker_actor's scrape_trackers); at
+/// most max_scrape_hashes hashes (more: only the first 74 are sent).
 std::string encode_scrape(std::uint64_t connection_id, std::uint32_t transaction_id,
                           const std::vector<info_hash>& hashes);
 

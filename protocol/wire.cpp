@@ -67,6 +67,13 @@ void handshake::set_fast(bool on) noexcept {
     reserved[7] &= static_cast<std::uint8_t>(~0x04);
 }
 
+void handshake::set_dht(bool on) noexcept {
+  if (on)
+    reserved[7] |= 0x01;
+  else
+    reserved[7] &= static_cast<std::uint8_t>(~0x01);
+}
+
 void handshake::set_extended(bool on) noexcept {
   if (on)
     reserved[5] |= 0x10;

@@ -50,6 +50,7 @@ struct handshake {
   bool supports_dht() const noexcept { return (reserved[7] & 0x01) != 0; }      // BEP 5
   void set_fast(bool on) noexcept;
   void set_extended(bool on) noexcept;
+  void set_dht(bool on) noexcept;
 };
 
 /// The 68 handshake bytes.

@@ -387,3 +387,39 @@ TEST_F(dht_actor_fixture, an_answer_from_another_address_is_ignored) {
 }
 
 } // namespace
+
+// The TCP listen port's number taken over UDP: the DHT binds another port and warns, naming
+// both (peers learn the DHT's real port from PORT messages).
+TEST_F(dht_actor_fixture, a_taken_udp_port_falls_back_with_a_warning) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::uint16_t taken = ntohs(a.sin_port);
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{cfg};
+    caf::scoped_actor self{sys};
+    dht_config c;
+    c.io = &io;
+    c.host = "127.0.0.1";
+    c.port = taken;
+    std::string err;
+    auto d = spawn_dht(sys, c, err);
+    ASSERT_TRUE(d) << err;
+    auto port = status_of(self, d).port;
+    EXPECT_NE(port, taken);
+    EXPECT_NE(port, 0);
+    EXPECT_NE(log.str().find("cannot bind UDP port " + std::to_string(taken)), std::string::npos)
+      << log.str();
+    EXPECT_NE(log.str().find("using UDP port " + std::to_string(port) + " instead"),
+              std::string::npos)
+      << log.str();
+    self->send(d, stop_request{});
+    self->wait_for(d);
+  }
+  ::close(fd);
+}

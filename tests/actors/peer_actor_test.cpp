@@ -15,12 +15,15 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/dht_actor.hpp"
+#include "actors/extension_messages.hpp"
 #include "actors/messages.hpp"
 #include "tests/actors/deterministic.hpp"
 #include "actors/peer_actor.hpp"
 #include "actors/peer_connection.hpp"
 #include "protocol/extension.hpp"
 #include "protocol/metainfo.hpp"
+#include "protocol/pex.hpp"
 #include "protocol/sha1.hpp"
 #include "protocol/wire.hpp"
 
@@ -58,6 +61,8 @@ struct recorded {
   std::vector<write_blocks> writes;
   std::vector<peer_activity> activity;
   std::vector<peer_closed> closed;
+  std::vector<add_peers> added;        // peers the connection passed on (BEP 11)
+  std::vector<dht_ping_node> pings;    // what it asked the DHT to ping (BEP 5)
   bool connected = false;
 };
 
@@ -67,8 +72,23 @@ caf::behavior torrent_stand_in(caf::event_based_actor*, std::shared_ptr<recorded
     [=](peer_activity& a) { r->activity.push_back(std::move(a)); },
     [=](peer_closed& c) { r->closed.push_back(std::move(c)); },
     [=](availability_delta&) {},
+    [=](add_peers& a) { r->added.push_back(std::move(a)); },
+    [=](pex_capable&) {},
   };
 }
+
+caf::behavior dht_stand_in(caf::event_based_actor*, std::shared_ptr<recorded> r) {
+  return {
+    [=](dht_ping_node& p) { r->pings.push_back(std::move(p)); },
+  };
+}
+
+/// How the fixture's torrent and remote peer are set up beyond fast / extended.
+struct setup {
+  bool dht = false;        // the session runs a DHT (UDP port 7000)
+  bool peer_dht = false;   // the remote peer sets the BEP 5 bit
+  bool is_private = false; // BEP 27
+};
 
 caf::behavior storage_stand_in(caf::event_based_actor*, std::shared_ptr<recorded> r) {
   return {
@@ -88,7 +108,7 @@ struct fixture {
   caf::actor peer;
 
   /// A remote peer that offers the fast extension and/or BEP 10, over a 2-piece torrent.
-  fixture(bool fast, bool extended) {
+  fixture(bool fast, bool extended, setup s = {}) {
     actor_test::route_loggers(std::make_shared<spdlog::sinks::null_sink_mt>(), spdlog::level::off);
     std::mt19937 rng(3);
     data.resize(8 * K);
@@ -98,6 +118,7 @@ struct fixture {
     meta->piece_length = 4 * K;
     meta->total_size = data.size();
     meta->files.push_back(file_entry{{"t.bin"}, data.size(), false});
+    meta->is_private = s.is_private;
     for (std::uint32_t p = 0; p < 2; ++p)
       meta->piece_hashes.push_back(sha1(std::string_view(data).substr(p * 4ull * K, 4 * K)));
     peer_config pc;
@@ -111,6 +132,11 @@ struct fixture {
     pc.accepted_handshake.id[0] = 'x'; // not our own id
     pc.accepted_handshake.set_fast(fast);
     pc.accepted_handshake.set_extended(extended);
+    pc.accepted_handshake.set_dht(s.peer_dht);
+    if (s.dht) {
+      pc.dht = sys.spawn(dht_stand_in, r);
+      pc.dht_port = 7000;
+    }
     peer = spawn_peer(sys, pc);
     sched.run();
   }
@@ -336,4 +362,137 @@ TEST(peer_actor, late_copies_of_cancelled_blocks_never_count_as_abuse) {
   ASSERT_EQ(f.r->closed.size(), 1u);
   EXPECT_TRUE(f.r->closed[0].misbehaved);
   EXPECT_NE(f.r->closed[0].reason.find("did not request"), std::string::npos);
+}
+
+// -- BEP 5: DHT on the peer wire ------------------------------------------------------------
+
+namespace {
+
+/// The handshake the peer actor sent (the first 68 bytes on the wire).
+wire::handshake sent_handshake(fixture& f) {
+  auto hs = wire::parse_handshake(std::string_view(f.conn->sent).substr(0, wire::handshake_size));
+  EXPECT_TRUE(hs.ok());
+  return hs.ok() ? *hs : wire::handshake{};
+}
+
+/// The ports of the PORT messages the peer actor sent.
+std::vector<std::uint16_t> ports_sent(fixture& f) {
+  std::vector<std::uint16_t> out;
+  for (auto& m : f.sent_messages())
+    if (m.id == wire::msg_id::port)
+      out.push_back(m.port);
+  return out;
+}
+
+void announce_pieces(fixture& f) {
+  our_pieces msg;
+  msg.full = true;
+  msg.bits = bitfield(2);
+  msg.bits.set(piece_index{0});
+  caf::anon_send(f.peer, std::move(msg));
+  f.sched.run();
+}
+
+std::string port_frame(std::uint16_t port) {
+  std::string out;
+  wire::append_port(out, port);
+  return out;
+}
+
+} // namespace
+
+TEST(peer_actor, the_dht_bit_and_port_go_out_only_with_the_dht_on) {
+  fixture off(true, true, setup{false, true, false});
+  announce_pieces(off);
+  EXPECT_FALSE(sent_handshake(off).supports_dht());
+  EXPECT_TRUE(ports_sent(off).empty());
+
+  fixture on(true, true, setup{true, true, false});
+  EXPECT_TRUE(sent_handshake(on).supports_dht());
+  announce_pieces(on);
+  EXPECT_EQ(ports_sent(on), std::vector<std::uint16_t>{7000});
+  // After our pieces: a bitfield stays the first message after the handshakes.
+  auto sent = on.sent_messages();
+  auto port_at = std::find_if(sent.begin(), sent.end(),
+                              [](auto& m) { return m.id == wire::msg_id::port; });
+  auto bitfield_at = std::find_if(sent.begin(), sent.end(),
+                                  [](auto& m) { return m.id == wire::msg_id::bitfield; });
+  ASSERT_NE(bitfield_at, sent.end());
+  EXPECT_LT(bitfield_at - sent.begin(), port_at - sent.begin());
+  announce_pieces(on); // a second announcement sends no second PORT
+  EXPECT_EQ(ports_sent(on).size(), 1u);
+}
+
+TEST(peer_actor, no_port_to_a_peer_without_the_dht_bit) {
+  fixture no_bit(true, true, setup{true, false, false});
+  announce_pieces(no_bit);
+  EXPECT_TRUE(sent_handshake(no_bit).supports_dht());
+  EXPECT_TRUE(ports_sent(no_bit).empty());
+}
+
+TEST(peer_actor, a_peers_port_has_the_dht_ping_its_node_once) {
+  fixture f(true, true, setup{true, true, false});
+  f.receive(port_frame(6999));
+  ASSERT_EQ(f.r->pings.size(), 1u);
+  EXPECT_EQ(f.r->pings[0].node.host, "127.0.0.1");
+  EXPECT_EQ(f.r->pings[0].node.port, 6999);
+  f.receive(port_frame(7001) + port_frame(7002)); // repeated: bounded to one ping per peer
+  EXPECT_EQ(f.r->pings.size(), 1u);
+  EXPECT_TRUE(f.r->closed.empty());
+
+  fixture off(true, true, setup{false, true, false});
+  off.receive(port_frame(6999));
+  EXPECT_TRUE(off.r->pings.empty());
+  EXPECT_TRUE(off.r->closed.empty());
+}
+
+// -- BEP 27: no PEX for a private torrent ---------------------------------------------------
+
+namespace {
+
+/// The remote peer's extended handshake names ut_pex (id 1), then a ut_pex message arrives
+/// with the id our handshake assigned (2, as if it were offered) listing two peers.
+void receive_pex(fixture& f) {
+  ext::handshake theirs;
+  theirs.extensions.emplace_back("ut_pex", 1);
+  std::string frames;
+  wire::append_extended(frames, ext::handshake_id, ext::encode_handshake(theirs));
+  pex::message m;
+  m.added.push_back(pex::peer{"10.0.0.1", 6881, 0});
+  m.added.push_back(pex::peer{"10.0.0.2", 6882, 0});
+  wire::append_extended(frames, 2, pex::encode(m));
+  f.receive(frames);
+}
+
+bool offers_ut_pex(fixture& f) {
+  for (auto& m : f.sent_messages())
+    if (m.id == wire::msg_id::extended && m.ext_id == ext::handshake_id) {
+      auto hs = ext::parse_handshake(m.payload);
+      EXPECT_TRUE(hs.ok());
+      return hs.ok() && hs->id_of("ut_pex") != 0;
+    }
+  ADD_FAILURE() << "no extended handshake sent";
+  return false;
+}
+
+std::size_t peers_added(fixture& f) {
+  std::size_t n = 0;
+  for (auto& a : f.r->added)
+    n += a.peers.size();
+  return n;
+}
+
+} // namespace
+
+TEST(peer_actor, a_private_torrent_neither_offers_nor_takes_ut_pex) {
+  fixture pub(true, true);
+  EXPECT_TRUE(offers_ut_pex(pub));
+  receive_pex(pub);
+  EXPECT_EQ(peers_added(pub), 2u) << "a public torrent takes the peers of a ut_pex message";
+
+  fixture priv(true, true, setup{true, true, true});
+  EXPECT_FALSE(offers_ut_pex(priv));
+  receive_pex(priv);
+  EXPECT_EQ(peers_added(priv), 0u) << "BEP 27: a private torrent's peers come from its tracker";
+  EXPECT_TRUE(priv.r->closed.empty());
 }

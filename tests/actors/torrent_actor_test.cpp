@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/extension_messages.hpp"
+#include "actors/dht_actor.hpp"
 #include "actors/messages.hpp"
 #include "tests/actors/deterministic.hpp"
 #include "actors/peer_actor.hpp"
@@ -191,6 +192,8 @@ struct fixture {
     std::shared_ptr<write_fence> fence{};
     std::uint32_t min_request_timeout_ms = 3000;
     std::uint32_t request_timeout_s = 60;
+    bool dht = false;        // the session runs a DHT on UDP port 7777 (BEP 5)
+    bool is_private = false; // BEP 27
   };
 
   /// A torrent of `pieces` pieces of 4 blocks; `peers` scripted peers are known to it.
@@ -206,6 +209,7 @@ struct fixture {
     meta->piece_length = 4 * K;
     meta->total_size = data.size();
     meta->files.push_back(file_entry{{"t.bin"}, data.size(), false});
+    meta->is_private = opt.is_private;
     for (std::uint32_t p = 0; p < pieces; ++p)
       meta->piece_hashes.push_back(sha1(std::string_view(data).substr(p * 4ull * K, 4 * K)));
     char tmpl[] = "/tmp/torrent_actor_test.XXXXXX";
@@ -233,6 +237,12 @@ struct fixture {
     tc.fence = opt.fence;
     tc.min_request_timeout_ms = opt.min_request_timeout_ms;
     tc.request_timeout_s = opt.request_timeout_s;
+    if (opt.dht) {
+      tc.dht = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+        return {[](const dht_ping_node&) {}};
+      });
+      tc.dht_port = 7777;
+    }
     for (std::uint32_t i = 0; i < peers; ++i)
       tc.peers.push_back(endpoint{"127.0.0.1", static_cast<std::uint16_t>(7000 + i)});
     auto wp = w;
@@ -1521,4 +1531,25 @@ TEST(torrent_actor, a_late_copy_from_another_peer_is_dropped_from_a_piece_on_par
   EXPECT_EQ(p.pieces_verified, 1u);
   EXPECT_FALSE(f.banned(honest));
   EXPECT_TRUE(f.banned(liar)) << "smart ban: its block 0 differed";
+}
+
+// BEP 5 and BEP 27: the peers of a public torrent get the session's DHT (they send PORT and
+// hand the peer's PORT to it); a private torrent's peers never do.
+TEST(torrent_actor, peers_of_a_public_torrent_get_the_dht_and_a_private_ones_do_not) {
+  fixture::options pub;
+  pub.dht = true;
+  {
+    fixture f(2, 1, pub);
+    ASSERT_EQ(f.w->peers.size(), 1u);
+    EXPECT_TRUE(f.w->peers.begin()->second.pc.dht);
+    EXPECT_EQ(f.w->peers.begin()->second.pc.dht_port, 7777);
+  }
+  fixture::options priv = pub;
+  priv.is_private = true;
+  {
+    fixture f(2, 1, priv);
+    ASSERT_EQ(f.w->peers.size(), 1u);
+    EXPECT_FALSE(f.w->peers.begin()->second.pc.dht);
+    EXPECT_EQ(f.w->peers.begin()->second.pc.dht_port, 0);
+  }
 }

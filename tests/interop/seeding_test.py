@@ -37,7 +37,10 @@ Cases:
                          a scripted peer dials `actorrent seed`: its handshake sets the BEP 10
                          bit and its extended handshake carries m (a dictionary), v
                          (actorrent/...), reqq 2000, p (its listen port) and yourip (127.0.0.1);
-                         without the bit no extended message is sent; a malformed extended
+                         with the BEP 5 bit set both ways, actorrent sends PORT (its DHT's
+                         UDP port) after its pieces, and a PORT from the peer has actorrent's
+                         DHT ping that UDP port; a peer without the bits gets neither PORT nor
+                         extended messages; a malformed extended
                          handshake (reqq a string) disconnects with a warning naming it.
   scripted.queue_overflow_fast
                          a scripted BEP 6 peer pipelines 4,000 requests at once: at least 2,000
@@ -261,6 +264,7 @@ def resume_spec(total_mib):
 
 # ------------------------------------------------------------------------------------ scripted peer
 CHOKE, UNCHOKE, INTERESTED, NOT_INTERESTED, HAVE, BITFIELD, REQUEST, PIECE, CANCEL = range(9)
+PORT = 9
 HAVE_ALL, HAVE_NONE, REJECT, EXTENDED = 14, 15, 16, 20
 BLOCK = 16 * H.KiB
 
@@ -299,9 +303,11 @@ class WirePeer:
                 raise ConnectionError("closed by actorrent")
             self.buf += chunk
 
-    def handshake(self, info_hash, fast, extended):
+    def handshake(self, info_hash, fast, extended, dht=False):
         """Sends ours, returns the 8 reserved bytes of actorrent's."""
         reserved = bytearray(8)
+        if dht:
+            reserved[7] |= 0x01
         if fast:
             reserved[7] |= 0x04
         if extended:
@@ -971,11 +977,12 @@ class Case:
     @scripted_case
     def run_extended_handshake(self, sess, torrent, path, seed):
         w = WirePeer.dial(seed.port)
-        reserved = w.handshake(torrent.info_hash, fast=True, extended=True)
+        reserved = w.handshake(torrent.info_hash, fast=True, extended=True, dht=True)
         check(reserved[5] & 0x10, "actorrent's handshake does not set the BEP 10 bit: reserved %s" % reserved.hex())
-        before, (_, body) = w.read_until(lambda m, b: m == EXTENDED, 10, "extended message")
-        check(all(m in (HAVE_ALL, BITFIELD, None) for m, _ in before), "before its extended handshake actorrent "
-              "sent ids %s" % [m for m, _ in before])
+        check(reserved[7] & 0x01, "actorrent's handshake does not set the BEP 5 (DHT) bit: reserved %s" % reserved.hex())
+        before_ext, (_, body) = w.read_until(lambda m, b: m == EXTENDED, 10, "extended message")
+        check(all(m in (HAVE_ALL, BITFIELD, None) for m, _ in before_ext), "before its extended handshake "
+              "actorrent sent ids %s" % [m for m, _ in before_ext])
         check(body[0] == 0, "first extended message has extended id %d, expected 0 (the handshake)" % body[0])
         d = H.bdecode(body[1:])
         H.log("actorrent's extended handshake: %r" % d)
@@ -984,6 +991,26 @@ class Case:
         check(isinstance(d.get(b"v"), bytes) and d[b"v"].startswith(b"actorrent/"), "v is %r" % d.get(b"v"))
         check(d.get(b"p") == seed.port, "p is %r, actorrent listens on %d" % (d.get(b"p"), seed.port))
         check(d.get(b"yourip") == socket.inet_aton(H.LOOPBACK), "yourip is %r, expected 127.0.0.1" % d.get(b"yourip"))
+        # BEP 5: PORT after its pieces (the DHT binds the listen port's number over UDP)
+        before, (_, body) = w.read_until(lambda m, b: m == PORT, 10, "PORT")
+        check(any(m == HAVE_ALL for m, _ in before_ext + before),
+              "PORT came before actorrent's HAVE_ALL: %s" % [m for m, _ in before_ext + before])
+        check(len(body) == 2 and struct.unpack(">H", body)[0] == seed.port,
+              "PORT carries %r, actorrent's DHT is on UDP %d" % (body.hex(), seed.port))
+        H.log("actorrent's PORT: %d" % struct.unpack(">H", body)[0])
+        # our PORT: actorrent's DHT pings our UDP port
+        node = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        node.bind((H.LOOPBACK, 0))
+        node.settimeout(5)
+        w.send(frame(PORT, struct.pack(">H", node.getsockname()[1])))
+        try:
+            ping, src = node.recvfrom(2048)
+        except socket.timeout:
+            raise CaseFailed("no DHT query reached our UDP port within 5 s of our PORT message")
+        finally:
+            node.close()
+        check(b"1:q4:ping" in ping, "the datagram after our PORT is no ping: %r" % ping)
+        H.log("actorrent's DHT pinged us from %s:%d: %r" % (src[0], src[1], ping))
         w.close()
         # no extension bit: no extended message
         w = WirePeer.dial(seed.port)
@@ -991,6 +1018,7 @@ class Case:
         w.send(frame(INTERESTED))
         seen, _ = w.read_until(lambda m, b: m == UNCHOKE, 15, "UNCHOKE")
         check(not any(m == EXTENDED for m, _ in seen), "extended message sent to a peer without the BEP 10 bit")
+        check(not any(m == PORT for m, _ in seen), "PORT sent to a peer without the BEP 5 bit")
         w.close()
         # a malformed extended handshake: disconnected, with the reason
         w = WirePeer.dial(seed.port)

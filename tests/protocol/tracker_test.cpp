@@ -195,5 +195,115 @@ TEST(tracker, malformed_bodies) {
   EXPECT_EQ(too_big.error().code, errc::tracker_response);
 }
 
+// -- scrape (BEP 48) ------------------------------------------------------------------------
+
+TEST(tracker, scrape_url_replaces_announce) {
+  auto plain = build_scrape_url("http://t.example:6969/announce", known_hash);
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_EQ(*plain, std::string("http://t.example:6969/scrape?info_hash=") + known_escaped);
+  auto php = build_scrape_url("https://t.example/x/announce.php?passkey=ab", known_hash);
+  ASSERT_TRUE(php.ok()) << php.error().message;
+  EXPECT_EQ(*php,
+            std::string("https://t.example/x/scrape.php?passkey=ab&info_hash=") + known_escaped);
+  auto trailing = build_scrape_url("http://t.example/announce?", known_hash);
+  ASSERT_TRUE(trailing.ok());
+  EXPECT_EQ(*trailing, std::string("http://t.example/scrape?info_hash=") + known_escaped);
+}
+
+TEST(tracker, scrape_url_refuses_other_paths) {
+  auto other = build_scrape_url("http://t.example/a/x?y=announce", known_hash);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, errc::invalid_argument);
+  EXPECT_EQ(other.error().message,
+            "cannot scrape: its last path segment \"x\" does not begin with \"announce\" "
+            "(BEP 48)");
+  // "announce" earlier in the path does not count: only the last segment.
+  EXPECT_FALSE(build_scrape_url("http://t.example/announce/tracker", known_hash).ok());
+  auto no_path = build_scrape_url("http://t.example", known_hash);
+  ASSERT_FALSE(no_path.ok());
+  EXPECT_NE(no_path.error().message.find("it has no path"), std::string::npos);
+  EXPECT_FALSE(build_scrape_url("announce", known_hash).ok());
+}
+
+std::string scrape_body(std::string_view counts) {
+  return "d5:filesd20:" + std::string(bytes_of(known_hash)) + std::string(counts) + "ee";
+}
+
+TEST(tracker, scrape_reply_counts) {
+  auto r = parse_scrape_response(scrape_body("d8:completei5e10:downloadedi7e10:incompletei3ee"),
+                                 known_hash);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->complete, 5u);
+  EXPECT_EQ(r->incomplete, 3u);
+  EXPECT_EQ(r->downloaded, 7u);
+  // Other torrents' entries are ignored; "downloaded" may be missing; counts are clamped.
+  info_hash other = known_hash;
+  other[0] ^= 1;
+  std::string two = "d5:filesd20:" + std::string(bytes_of(other)) +
+                    "d8:completei1e10:incompletei1ee20:" + std::string(bytes_of(known_hash)) +
+                    "d8:completei99999999999e10:incompletei0eeee";
+  auto r2 = parse_scrape_response(two, known_hash);
+  ASSERT_TRUE(r2.ok()) << r2.error().message;
+  EXPECT_EQ(r2->complete, 4294967295u);
+  EXPECT_EQ(r2->incomplete, 0u);
+  EXPECT_EQ(r2->downloaded, 0u);
+}
+
+TEST(tracker, scrape_reply_failures_are_precise) {
+  auto failure = parse_scrape_response("d14:failure reason9:forbiddene", known_hash);
+  ASSERT_FALSE(failure.ok());
+  EXPECT_EQ(failure.error().code, errc::tracker_failure);
+  EXPECT_EQ(failure.error().message, "forbidden");
+
+  auto unknown = parse_scrape_response("d5:filesdee", known_hash);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code, errc::tracker_response);
+  EXPECT_EQ(unknown.error().message,
+            "files has no entry for the info-hash (the tracker does not know the torrent) "
+            "(byte 8)");
+
+  auto no_files = parse_scrape_response("d8:intervali5ee", known_hash);
+  ASSERT_FALSE(no_files.ok());
+  EXPECT_EQ(no_files.error().message, "scrape reply has no \"files\" dictionary (byte 0)");
+  auto files_list = parse_scrape_response("d5:fileslee", known_hash);
+  ASSERT_FALSE(files_list.ok());
+  EXPECT_EQ(files_list.error().message, "files must be a dictionary (byte 8)");
+
+  auto entry_int = parse_scrape_response(scrape_body("i3e"), known_hash);
+  ASSERT_FALSE(entry_int.ok());
+  EXPECT_EQ(entry_int.error().message,
+            "the info-hash's entry in files must be a dictionary (byte 32)");
+  auto missing = parse_scrape_response(scrape_body("d8:completei1ee"), known_hash);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message, "the info-hash's entry has no \"incomplete\" (byte 32)");
+  auto negative = parse_scrape_response(scrape_body("d8:completei-1e10:incompletei0ee"),
+                                        known_hash);
+  ASSERT_FALSE(negative.ok());
+  EXPECT_EQ(negative.error().message, "complete must be a non-negative integer (byte 43)");
+  auto text = parse_scrape_response(scrape_body("d8:completei1e10:incomplete1:xe"), known_hash);
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(text.error().message, "incomplete must be a non-negative integer (byte 59)");
+}
+
+TEST(tracker, scrape_reply_hostile_bodies) {
+  auto html = parse_scrape_response("<html>", known_hash);
+  ASSERT_FALSE(html.ok());
+  EXPECT_NE(html.error().message.find("at byte 0"), std::string::npos) << html.error().message;
+  auto cut = parse_scrape_response(scrape_body("d8:completei1e").substr(0, 40), known_hash);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.error().code, errc::bencode_syntax);
+  auto list = parse_scrape_response("le", known_hash);
+  ASSERT_FALSE(list.ok());
+  EXPECT_EQ(list.error().message, "scrape reply must be a dictionary (byte 0)");
+  // Deep nesting and oversized bodies are refused by the limits, not by exhausting the stack.
+  auto deep = parse_scrape_response(std::string(5000, 'l') + std::string(5000, 'e'), known_hash);
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.error().code, errc::bencode_limit);
+  auto huge = parse_scrape_response(std::string((1u << 20) + 1, 'x'), known_hash);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.error().code, errc::tracker_response);
+  EXPECT_NE(huge.error().message.find("exceeds limit of 1048576"), std::string::npos);
+}
+
 } // namespace
 } // namespace actorrent::tracker
