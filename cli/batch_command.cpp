@@ -411,13 +411,8 @@ int run_batch(const batch_options& opt) {
       std::vector<endpoint> given;
       for (auto& n : settings.dht_bootstrap)
         given.push_back(endpoint{n.host, n.port});
-      dht_config dc;
-      dc.io = &io;
-      dc.host = listen_host == "localhost" ? "127.0.0.1" : listen_host;
-      dc.port = port;
-      dc.bootstrap = dht_bootstrap_for(given, listen_host);
-      dc.state_file = (fs::path(settings.state_dir) / "dht.dat").string();
-      so.dht = std::move(dc);
+      so.dht = session_dht(io, listen_host, port, given,
+                           (fs::path(settings.state_dir) / "dht.dat").string());
     }
     auto session = spawn_session(sys, std::move(listener), so);
     {

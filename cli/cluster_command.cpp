@@ -233,18 +233,11 @@ int run_worker(const cluster_command::options& opt) {
     so.disk = &disk;
     so.id = make_peer_id();
     so.listen_port = port;
-    bool loopback = is_loopback_host(sc.listen_host);
-    if (!opt.no_dht && !loopback) {
-      dht_config dc;
-      dc.io = &io;
-      dc.host = sc.listen_host;
-      dc.port = port;
-      if (!std::getenv("ACTORRENT_DHT_NO_DEFAULT_BOOTSTRAP"))
-        dc.bootstrap = default_dht_bootstrap();
-      // Shared mode: several workers use one directory; each keeps its own DHT table.
-      dc.state_file = opt.out_dir + "/.actorrent/dht-" + std::to_string(port) + ".dat";
-      so.dht = std::move(dc);
-    }
+    // On loopback (every test) a worker's DHT would have nothing to start from: none at all.
+    // Shared mode: several workers use one directory; each keeps its own DHT table.
+    if (!opt.no_dht && !is_loopback_host(sc.listen_host))
+      so.dht = session_dht(io, sc.listen_host, port, {},
+                           opt.out_dir + "/.actorrent/dht-" + std::to_string(port) + ".dat");
     auto session = spawn_session(sys, std::move(listener), so);
     auto coordinator = cluster::connect_to_coordinator(sys, join.host, join.port, join_patience,
                                                        [] { return stop_signal.load() != 0; });

@@ -62,4 +62,16 @@ std::vector<endpoint> dht_bootstrap_for(const std::vector<endpoint>& given,
   return default_dht_bootstrap();
 }
 
+dht_config session_dht(io_runtime& io, const std::string& listen_host, std::uint16_t port,
+                       const std::vector<endpoint>& given, std::string state_file) {
+  dht_config dc;
+  dc.io = &io;
+  // The DHT binds an IPv4 literal: "localhost" is loopback by name only.
+  dc.host = listen_host == "localhost" ? "127.0.0.1" : listen_host;
+  dc.port = port;
+  dc.bootstrap = dht_bootstrap_for(given, listen_host);
+  dc.state_file = std::move(state_file);
+  return dc;
+}
+
 } // namespace actorrent

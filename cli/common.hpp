@@ -13,6 +13,9 @@
 
 namespace actorrent {
 
+class io_runtime;
+struct dht_config;
+
 /// The last SIGINT/SIGTERM received (0: none); set by on_signal, polled by the run loops.
 extern std::atomic<int> stop_signal;
 void on_signal(int sig);
@@ -35,5 +38,11 @@ std::string eta_text(double seconds);
 /// ever resolves a name or sends a datagram off this machine.
 std::vector<endpoint> dht_bootstrap_for(const std::vector<endpoint>& given,
                                         const std::string& listen_host);
+
+/// The DHT node of a command's session: on the listen host ("localhost" as 127.0.0.1) and the
+/// listen port's number over UDP, started from `given` nodes or else as dht_bootstrap_for says,
+/// its node table kept in `state_file`.
+dht_config session_dht(io_runtime& io, const std::string& listen_host, std::uint16_t port,
+                       const std::vector<endpoint>& given, std::string state_file);
 
 } // namespace actorrent

@@ -418,16 +418,8 @@ int cmd_download(const download_options& opt) {
     so.id = make_peer_id();
     so.listen_port = port;
     so.metrics = metrics;
-    if (!opt.no_dht) {
-      dht_config dc;
-      dc.io = &io;
-      // The DHT binds an IPv4 literal: "localhost" is loopback by name only.
-      dc.host = listen_host == "localhost" ? "127.0.0.1" : listen_host;
-      dc.port = port;
-      dc.bootstrap = dht_bootstrap_for(dht_nodes, listen_host);
-      dc.state_file = opt.out_dir + "/.actorrent/dht.dat";
-      so.dht = std::move(dc);
-    }
+    if (!opt.no_dht)
+      so.dht = session_dht(io, listen_host, port, dht_nodes, opt.out_dir + "/.actorrent/dht.dat");
     auto session = spawn_session(sys, std::move(listener), so);
     {
       // The scoped actor counts as running: it must be gone before the wait below.
