@@ -41,6 +41,13 @@ int on_progress(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return cancel && static_cast<std::atomic<bool>*>(cancel)->load() ? 1 : 0; // non-zero aborts
 }
 
+/// libcurl's global setup, once per process, before the first transfer (not thread-safe
+/// itself, so done here on the caller's thread rather than on a pool thread).
+void init_curl_once() {
+  static const bool ready = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  (void)ready;
+}
+
 /// One HTTP GET; returns the body or sets `err`.
 std::string http_get(const std::string& url, long timeout_ms, void* cancel, std::string& err) {
   std::string body;
@@ -822,8 +829,7 @@ void start_next(caf::event_based_actor* self, announcer& st) {
 } // namespace
 
 caf::actor spawn_tracker(caf::actor_system& sys, tracker_config cfg, const caf::actor& torrent) {
-  static const bool curl_ready = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
-  (void)curl_ready;
+  init_curl_once();
   return sys.spawn([cfg = std::move(cfg), torrent](caf::event_based_actor* self) -> caf::behavior {
     self->set_default_handler(caf::drop);
     auto st = std::make_shared<announcer>(cfg, torrent);
@@ -1053,8 +1059,7 @@ void on_scrape_deadline(caf::event_based_actor* self, scraper& sc, const scrape_
 } // namespace
 
 std::vector<scrape_result> scrape_trackers(caf::actor_system& sys, const scrape_config& cfg) {
-  static const bool curl_ready = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
-  (void)curl_ready;
+  init_curl_once();
   if (cfg.urls.empty())
     return {};
   caf::scoped_actor requester{sys};
