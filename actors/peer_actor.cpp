@@ -734,20 +734,23 @@ const info_hash& torrent_hash(const peer_config& cfg) {
   return cfg.meta ? cfg.meta->hash : cfg.hash;
 }
 
+/// BEP 5: the session runs a DHT node this torrent may use (never a private one's peers).
+bool offers_dht(const peer_config& cfg) { return cfg.dht && cfg.dht_port != 0; }
+
 wire::handshake our_handshake(const peer_config& cfg) {
   wire::handshake hs;
   hs.hash = torrent_hash(cfg);
   hs.id = cfg.our_id;
   hs.set_fast(true);
   hs.set_extended(true);
-  hs.set_dht(cfg.dht_port != 0 && cfg.dht); // BEP 5
+  hs.set_dht(offers_dht(cfg)); // BEP 5
   return hs;
 }
 
 /// BEP 5: our DHT node's port, to a peer that runs one too; once, after our pieces (a
 /// bitfield must be the first message after the handshakes).
 void send_dht_port(peer_state& st) {
-  if (st.port_sent || !st.peer_dht || st.cfg.dht_port == 0 || !st.cfg.dht)
+  if (st.port_sent || !st.peer_dht || !offers_dht(st.cfg))
     return;
   st.port_sent = true;
   wire::append_port(st.out, st.cfg.dht_port);
