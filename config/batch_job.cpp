@@ -255,8 +255,10 @@ std::string system_folder_reason(const fs::path& folder) {
                                        "libx32", "proc", "run", "sbin", "sys", "usr"};
   // Places in those trees where users do keep data: shared memory, removable media.
   static const char* const allowed[] = {"/dev/shm/", "/run/media/", "/run/user/"};
+  if (!folder.is_absolute())
+    return {};
   auto first = std::next(folder.begin()); // after "/"
-  if (folder.is_absolute() && first != folder.end()) {
+  if (first != folder.end()) {
     const auto text = folder.string() + "/";
     for (auto* place : allowed)
       if (text.rfind(place, 0) == 0 && text.size() > std::strlen(place))
