@@ -17,6 +17,8 @@ Cases:
                               payload single: one file of 4 MiB + 1234 B (short last piece)
                                       multi:  nested folders, 0/1-byte files, a one-piece file,
                                               files spanning pieces, total not piece-aligned
+  <seeder>.direct.volume      one file of 256 MiB + 1234 B, 256 KiB pieces, direct mode: a real
+                              client's deep pipeline at volume (the rate is logged)
   hostile                     honest libtorrent seeder (rate-limited) + hostile_seeder.py
                               corrupting every third piece, direct mode: the download must be
                               byte-exact and actorrent must log "hash check failed"
@@ -48,14 +50,28 @@ ACTORRENT_TIMEOUT = 60        # passed as --timeout
 DOWNLOAD_GRACE = 15           # outer kill = ACTORRENT_TIMEOUT + grace
 EXIT_GRACE = 10               # after printing "complete:" the process must exit within this
 CASE_BUDGET = 112             # whole case incl. cleanup; ctest's TIMEOUT is 120
+VOLUME_SIZE = 256 * 1024 * 1024 + 1234  # <seeder>.direct.volume
+VOLUME_TIMEOUT = 200          # --timeout of a volume case (transmission uploads ~30 MB/s here)
+VOLUME_BUDGET = 290           # ctest's TIMEOUT for the volume cases is 300
 
 
 def all_cases():
-    return ["%s.%s.%s" % (s, m, p) for s in SEEDER_NAMES for m in MODES for p in PAYLOADS] + ["hostile"]
+    return (["%s.%s.%s" % (s, m, p) for s in SEEDER_NAMES for m in MODES for p in PAYLOADS] + ["hostile"]
+            + ["%s.direct.volume" % s for s in SEEDER_NAMES])
+
+
+def case_budget(name):
+    return VOLUME_BUDGET if name.endswith(".volume") else CASE_BUDGET
+
+
+def download_timeout(name):
+    return VOLUME_TIMEOUT if name.endswith(".volume") else ACTORRENT_TIMEOUT
 
 
 def piece_length_for(seeder, mode, payload):
-    """Alternate 64 KiB / 256 KiB so each seeder sees both sizes for both payloads."""
+    """Alternate 64 KiB / 256 KiB so each seeder sees both sizes for both payloads (volume: 256 KiB)."""
+    if payload == "volume":
+        return 256 * H.KiB
     k = SEEDER_NAMES.index(seeder) + MODES.index(mode) + PAYLOADS.index(payload)
     return 64 * H.KiB if k % 2 == 0 else 256 * H.KiB
 
@@ -69,7 +85,7 @@ class Budget(Exception):
 
 
 def _on_alarm(*_):
-    raise Budget("case exceeded its %ds budget" % CASE_BUDGET)
+    raise Budget("case exceeded its budget (%ds, or %ds for a volume case)" % (CASE_BUDGET, VOLUME_BUDGET))
 
 
 def _on_term(signum, _):
@@ -106,7 +122,7 @@ class Case:
             argv += ["--peer", p]
         if no_tracker:
             argv.append("--no-tracker")
-        return argv + ["--timeout", str(ACTORRENT_TIMEOUT)]
+        return argv + ["--timeout", str(download_timeout(self.name))]
 
     def download(self, sess, torrent, payload, peers, no_tracker):
         out = sess.mkdir("download")
@@ -118,7 +134,8 @@ class Case:
         self.diag.insert(0, ("%s stderr (tail)" % self.args.downloader, lambda: H.tail(self.dl.stderr_text(), 40)))
         self.diag.insert(1, ("%s stdout (tail)" % self.args.downloader, lambda: H.tail(self.dl.output(), 10)))
         t0 = time.monotonic()
-        deadline = t0 + ACTORRENT_TIMEOUT + DOWNLOAD_GRACE
+        timeout = download_timeout(self.name)
+        deadline = t0 + timeout + DOWNLOAD_GRACE
         t_complete = None
         rc = None
         while rc is None and time.monotonic() < deadline:
@@ -134,7 +151,7 @@ class Case:
                 raise CaseFailed("%s printed 'complete:' after %.1fs but did not exit within %ds; killed; %s"
                                  % (self.args.downloader, t_complete - t0, EXIT_GRACE, self.data_state(payload, out)))
             raise CaseFailed("%s did not exit within %ds (passed --timeout %d); killed; no 'complete:' line; %s"
-                             % (self.args.downloader, ACTORRENT_TIMEOUT + DOWNLOAD_GRACE, ACTORRENT_TIMEOUT,
+                             % (self.args.downloader, timeout + DOWNLOAD_GRACE, timeout,
                                 self.data_state(payload, out)))
         H.log("%s exited %d after %.2fs" % (self.args.downloader, rc, elapsed))
         if rc != 0:
@@ -182,7 +199,11 @@ class Case:
             H.log("case %s: %s seeder, %s mode, %s payload, piece length %d KiB, dir %s"
                   % (self.name, seeder_name, mode, pl, P // H.KiB, sess.dir))
             seed_root = sess.mkdir("seed", mode=0o755)
-            if pl == "single":
+            if pl == "volume":
+                t0 = time.monotonic()
+                payload = H.make_payload(seed_root, "volume_payload.bin", size=VOLUME_SIZE, seed=self.name)
+                H.log("payload: %d bytes written in %.1fs" % (VOLUME_SIZE, time.monotonic() - t0))
+            elif pl == "single":
                 payload = H.make_payload(seed_root, "single_payload.bin", size=H.single_file_spec(P), seed=self.name)
             else:
                 payload = H.make_payload(seed_root, "multi_payload", files=H.multi_file_spec(P), seed=self.name)
@@ -415,7 +436,7 @@ def main():
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGHUP, _on_term)
     signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(CASE_BUDGET)
+    signal.alarm(case_budget(a.case))
     case = Case(a.case, a)
     t0 = time.monotonic()
     try:

@@ -33,6 +33,8 @@ Cases:
         transmission  256 MiB; actorrent dials it.  It sizes its pipeline from the rate
                       (thousands of requests) capped only by the seeder's BEP 10 reqq; it was
                       banned for a "request flood"; it must finish byte-exact.
+        libtorrent    256 MiB; it dials actorrent.
+        aria2         256 MiB; actorrent dials it.
   scripted.extended_handshake
                          a scripted peer dials `actorrent seed`: its handshake sets the BEP 10
                          bit and its extended handshake carries m (a dictionary), v
@@ -101,7 +103,8 @@ CLIENTS = ["libtorrent", "aria2", "transmission"]
 MODES = ["tracker", "direct"]
 CASE_BUDGET = 112             # whole case incl. cleanup; ctest's TIMEOUT is 120
 LEECH_TIMEOUT = 70            # a real client's download (transmission alone idles ~10 s)
-VOLUME = {"rtorrent": 1024 * 1024 * 1024, "transmission": 256 * 1024 * 1024}  # seed.<client>.volume
+VOLUME = {"rtorrent": 1024 * 1024 * 1024, "transmission": 256 * 1024 * 1024,  # seed.<client>.volume
+          "libtorrent": 256 * 1024 * 1024, "aria2": 256 * 1024 * 1024}
 VOLUME_BUDGET = 290           # ctest's TIMEOUT for the volume cases is 300
 VOLUME_LEECH_TIMEOUT = 220    # transmission is capped near 32 MB/s here; 2 cores are shared
 VOLUME_STALL_LIMIT = 30       # the leecher verifies pieces while it writes; be patient
