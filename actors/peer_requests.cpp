@@ -70,7 +70,37 @@ bool peer_requests::on_received(block_ref b, clock::time_point now) {
   ++samples_;
   if (pipeline_ < max_pipeline_)
     ++pipeline_;
+  sample_rate(now);
   return true;
+}
+
+void peer_requests::sample_rate(clock::time_point now) {
+  if (rate_blocks_ == 0) {
+    rate_start_ = now; // the first block of a window only starts its clock
+    rate_blocks_ = 1;
+    return;
+  }
+  auto elapsed = std::chrono::duration<double>(now - rate_start_).count();
+  if (elapsed > rate_gap_s) { // the peer was idle (choked, or it stalled): a fresh window
+    rate_start_ = now;
+    rate_blocks_ = 1;
+    return;
+  }
+  ++rate_blocks_;
+  if (elapsed < rate_window_s)
+    return;
+  double sample = static_cast<double>(rate_blocks_ - 1) / elapsed;
+  blocks_per_s_ = blocks_per_s_ == 0 ? sample : (blocks_per_s_ + sample) / 2;
+  rate_start_ = now;
+  rate_blocks_ = 1;
+}
+
+std::uint32_t peer_requests::paced_pipeline(std::chrono::duration<double> queue_time) const {
+  if (blocks_per_s_ == 0)
+    return std::min(pipeline_, initial_pipeline); // not measured yet: a slow start
+  auto want = static_cast<std::uint32_t>(
+    std::min<double>(pipeline_, std::ceil(blocks_per_s_ * queue_time.count())));
+  return std::min(pipeline_, std::max(min_paced_pipeline, want));
 }
 
 bool peer_requests::remove(block_ref b) { return erase(b, nullptr); }
@@ -121,8 +151,11 @@ std::vector<block_ref> peer_requests::take_timed_out(clock::time_point now) {
 }
 
 void peer_requests::set_max_pipeline(std::uint32_t n) {
+  // A pipeline at its bound follows a new bound up at once; one halved by timeouts grows back
+  // block by block.
+  const bool at_max = pipeline_ == max_pipeline_;
   max_pipeline_ = std::max<std::uint32_t>(1, n);
-  pipeline_ = std::min(pipeline_, max_pipeline_);
+  pipeline_ = at_max ? max_pipeline_ : std::min(pipeline_, max_pipeline_);
 }
 
 } // namespace actorrent

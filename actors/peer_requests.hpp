@@ -21,6 +21,10 @@
 
 namespace actorrent {
 
+/// The requests a peer is assumed to queue when its BEP 10 handshake names no reqq (or it has
+/// none): libtorrent's default, which BEP 10 cites.
+constexpr std::uint32_t unannounced_reqq = 250;
+
 class peer_requests {
 public:
   using clock = std::chrono::steady_clock;
@@ -54,6 +58,8 @@ public:
     min_timeout_ = min_timeout;
     max_timeout_ = max_timeout;
   }
+  /// A new bound (the peer's reqq): a pipeline at the old bound moves to the new one, a
+  /// smaller one (halved by timeouts) only shrinks to fit.
   void set_max_pipeline(std::uint32_t n);
 
   std::size_t size() const noexcept { return live_.size(); }
@@ -69,6 +75,18 @@ public:
   /// within a small multiple of the requests in flight).
   std::size_t entries_held() const noexcept { return queue_.size(); }
   std::uint32_t pipeline() const noexcept { return pipeline_; }
+  /// The requests to keep in flight: what the peer delivers in `queue_time` at its measured
+  /// rate (as libtorrent's request_queue_time), at least min_paced_pipeline, at most
+  /// pipeline(). A slow peer is not handed blocks it would sit on for many seconds (end-game
+  /// copies, timeouts), and a peer whose rate grows with the requests queued at it (one that
+  /// serves in batches) gets more as it speeds up. Until the first second of blocks is
+  /// measured: at most initial_pipeline (a slow peer is not handed a large share of the
+  /// torrent before anyone knows it is slow).
+  std::uint32_t paced_pipeline(std::chrono::duration<double> queue_time) const;
+  /// Blocks a second over the last measurement windows (0: not measured yet).
+  double blocks_per_s() const noexcept { return blocks_per_s_; }
+  static constexpr std::uint32_t min_paced_pipeline = 16;
+  static constexpr std::uint32_t initial_pipeline = 64;
   std::uint32_t max_pipeline() const noexcept { return max_pipeline_; }
   std::uint32_t samples() const noexcept { return samples_; }
   std::uint64_t timeouts() const noexcept { return timeouts_; }
@@ -111,6 +129,14 @@ private:
   double dev_ms_ = 0;
   std::uint32_t samples_ = 0;
   std::uint64_t timeouts_ = 0;
+  // The peer's rate: blocks answered over windows of at least rate_window_s, each window
+  // averaged with the estimate so far; a gap of over rate_gap_s starts a new window.
+  static constexpr double rate_window_s = 1.0;
+  static constexpr double rate_gap_s = 3.0;
+  void sample_rate(clock::time_point now);
+  clock::time_point rate_start_{};
+  std::uint64_t rate_blocks_ = 0;
+  double blocks_per_s_ = 0;
 };
 
 } // namespace actorrent

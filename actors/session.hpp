@@ -71,7 +71,7 @@ struct torrent_options {
   bool sequential = false;              // pieces in order (streaming)
   std::uint32_t max_peers = 50;
   std::uint32_t max_peers_per_ip = 8;
-  std::uint32_t pipeline = 256;
+  std::uint32_t pipeline = 512; // at most the peer's reqq (torrent_config::max_outstanding)
   std::uint32_t upload_slots = 4;
   std::uint32_t peer_timeout_s = 150;
   std::uint32_t handshake_timeout_ms = 10000;

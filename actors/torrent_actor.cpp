@@ -355,7 +355,8 @@ void refill(self_ptr self, peer_slot slot, peer_entry& e) {
   if (st.state != phase::downloading || st.finishing || e.choked_us || !e.has_bits ||
       !e.active || e.banned || e.closing || st.fence_hold)
     return;
-  auto cap = std::size_t{e.requests->pipeline()}; // within the peer's BEP 10 reqq
+  // What the peer delivers in request_queue_s at its rate, within its BEP 10 reqq.
+  auto cap = std::size_t{e.requests->paced_pipeline(seconds(st.cfg.request_queue_s))};
   // Refill before the pipeline drains, in batches of at least a quarter of it.
   auto in_flight = e.requests->size();
   if (in_flight > cap - cap / 4)
@@ -496,7 +497,7 @@ peer_slot spawn_peer_for(self_ptr self, const endpoint& ep, std::size_t known_in
   self->monitor(handle);
   peer_entry e;
   e.handle = handle;
-  e.requests = &st.requests.add_peer(pc.slot, st.cfg.max_outstanding);
+  e.requests = &st.requests.add_peer(pc.slot, std::min(st.cfg.max_outstanding, unannounced_reqq));
   e.requests->set_timeout_bounds(std::chrono::milliseconds(st.cfg.min_request_timeout_ms),
                                  seconds(st.cfg.request_timeout_s));
   e.ep = ep;

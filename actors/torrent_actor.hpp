@@ -60,7 +60,14 @@ struct torrent_config {
   bool use_trackers = true;
   caf::actor observer;               // receives torrent_progress / finished / failed
   std::uint32_t max_peers = 50;
-  std::uint32_t max_outstanding = 256; // requests in flight per peer (pipeline depth)
+  // Requests in flight per peer (pipeline depth): at most this, and at most the peer's BEP 10
+  // reqq, or unannounced_reqq (peer_requests.hpp) when it names none; within that, what the
+  // peer delivers in request_queue_s (slow start at 64). A deep queue matters to a seeder that
+  // serves requests in batches (Transmission 3.00, reqq 512).
+  std::uint32_t max_outstanding = 512;
+  // A peer is kept this many seconds of its measured rate in requests (peer_requests::
+  // paced_pipeline; libtorrent's request_queue_time is 3 s).
+  std::uint32_t request_queue_s = 3;
   std::uint32_t upload_slots = 4;      // peers unchoked by rate, plus one optimistic slot
   // From the resume data: pieces to trust as verified, and pieces to hash before trusting.
   std::vector<std::uint32_t> trusted_pieces;

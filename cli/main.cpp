@@ -178,7 +178,7 @@ struct download_options {
   bool no_tracker = false;
   unsigned max_peers = 50;
   unsigned max_peers_per_ip = 8;
-  unsigned pipeline = 256;
+  unsigned pipeline = 512;
   unsigned upload_slots = 4;
   unsigned peer_timeout_s = 150;   // silent peers are closed after this
   double handshake_timeout_s = 10; // connect + handshake must finish by then
@@ -806,7 +806,8 @@ int main(int argc, char** argv) {
   add_peer_options(download, dl);
   download->add_option("--timeout", dl.timeout, "give up after this many seconds (0: never)")
     ->capture_default_str();
-  download->add_option("--pipeline", dl.pipeline, "requests in flight per peer")
+  download->add_option("--pipeline", dl.pipeline,
+                       "requests in flight per peer (at most its reqq, 250 if it names none)")
     ->capture_default_str()
     ->check(CLI::Range(1u, 2000u));
   download->add_flag("--seed", dl.seed, "keep seeding after the download completes");

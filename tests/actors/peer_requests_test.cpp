@@ -56,6 +56,50 @@ TEST(peer_requests, the_timeout_adapts_to_the_measured_request_time) {
   EXPECT_LE(slow.timeout(), 60s);
 }
 
+TEST(peer_requests, a_new_bound_moves_a_full_pipeline_and_only_shrinks_a_halved_one) {
+  peer_requests full(unannounced_reqq); // a peer that names no reqq
+  full.set_max_pipeline(512); // the peer's reqq arrives: the pipeline follows at once
+  EXPECT_EQ(full.pipeline(), 512u);
+  full.set_max_pipeline(100);
+  EXPECT_EQ(full.pipeline(), 100u);
+
+  peer_requests halved(16);
+  halved.set_timeout_bounds(1s, 2s);
+  halved.add(blk(0, 0), t0);
+  ASSERT_EQ(halved.take_timed_out(t0 + 3s).size(), 1u);
+  ASSERT_EQ(halved.pipeline(), 8u);
+  halved.set_max_pipeline(64); // a slow peer's halved pipeline still grows back block by block
+  EXPECT_EQ(halved.pipeline(), 8u);
+  EXPECT_EQ(halved.max_pipeline(), 64u);
+  halved.set_max_pipeline(4);
+  EXPECT_EQ(halved.pipeline(), 4u);
+}
+
+TEST(peer_requests, the_paced_pipeline_is_the_measured_rate_times_the_queue_time) {
+  peer_requests r(512);
+  EXPECT_EQ(r.paced_pipeline(3s), peer_requests::initial_pipeline) << "no rate yet: a slow start";
+  // 64 blocks a second (1 MiB/s) for two seconds.
+  std::uint32_t i = 0;
+  for (; i < 129; ++i) {
+    r.add(blk(i / 16, i % 16), t0);
+    ASSERT_TRUE(r.on_received(blk(i / 16, i % 16), t0 + std::chrono::microseconds(i * 15625)));
+  }
+  EXPECT_NEAR(r.blocks_per_s(), 64.0, 1.0);
+  EXPECT_EQ(r.paced_pipeline(3s), 192u); // 3 s of it
+  // A very slow peer still gets the floor; a fast one no more than the pipeline.
+  EXPECT_EQ(r.paced_pipeline(std::chrono::milliseconds(10)), peer_requests::min_paced_pipeline);
+  EXPECT_EQ(r.paced_pipeline(std::chrono::seconds(60)), 512u);
+  // After an idle gap (choked) the next blocks start a fresh window: the old estimate stays
+  // until a new window completes, and that window measures the new rate.
+  auto t1 = t0 + 30s;
+  for (std::uint32_t k = 0; k < 300; ++k, ++i) { // 256 a second for 1.17 s
+    r.add(blk(i / 16, i % 16), t1);
+    ASSERT_TRUE(r.on_received(blk(i / 16, i % 16), t1 + std::chrono::microseconds(k * 3906)));
+  }
+  EXPECT_NEAR(r.blocks_per_s(), (64.0 + 256.0) / 2, 2.0) << "the new window averaged in";
+  EXPECT_NEAR(r.paced_pipeline(3s), 480u, 6u);
+}
+
 TEST(peer_requests, a_timeout_halves_the_pipeline_and_blocks_grow_it_back) {
   peer_requests r(16);
   r.set_timeout_bounds(1s, 2s);

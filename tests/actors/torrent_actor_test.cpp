@@ -430,8 +430,16 @@ TEST(torrent_actor, dials_the_known_peers_after_the_check) {
   fixture f(2, 3);
   EXPECT_EQ(f.w->peers.size(), 3u);
   f.connect_and_unchoke(0);
-  // One peer has everything: it gets every block of both pieces (pipeline 256).
+  // One peer has everything: it gets every block of both pieces (8 blocks, within its pipeline).
   EXPECT_EQ(f.w->peers.at(0).requested.size(), 8u);
+}
+
+TEST(torrent_actor, a_new_peer_gets_a_slow_start_pipeline_within_its_reqq) {
+  fixture f(400, 2); // 1,600 blocks: more than both pipelines together
+  f.connect_and_unchoke(0); // names no reqq; its rate is not measured yet
+  EXPECT_EQ(f.w->peers.at(0).requested.size(), peer_requests::initial_pipeline);
+  f.connect_and_unchoke(1, 20); // queues at most 20
+  EXPECT_EQ(f.w->peers.at(1).requested.size(), 20u);
 }
 
 TEST(torrent_actor, the_later_of_two_copies_in_one_read_decides_the_verdict) {
