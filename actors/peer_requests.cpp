@@ -75,13 +75,10 @@ bool peer_requests::on_received(block_ref b, clock::time_point now) {
 }
 
 void peer_requests::sample_rate(clock::time_point now) {
-  if (rate_blocks_ == 0) {
-    rate_start_ = now; // the first block of a window only starts its clock
-    rate_blocks_ = 1;
-    return;
-  }
   auto elapsed = std::chrono::duration<double>(now - rate_start_).count();
-  if (elapsed > rate_gap_s) { // the peer was idle (choked, or it stalled): a fresh window
+  if (rate_blocks_ == 0 || elapsed > rate_gap_s) {
+    // The first block, or the first after the peer was idle (choked, or it stalled): it only
+    // starts a window's clock.
     rate_start_ = now;
     rate_blocks_ = 1;
     return;
